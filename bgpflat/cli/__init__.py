@@ -1,0 +1,61 @@
+"""bgpflat's command line: argparse and the composition root.
+
+``main(argv) -> int`` never lets a traceback reach the user unless ``--debug`` is given: errors that
+bgpflat raises on purpose print their message and exit 2 (exit codes: ux-conventions §1). Each
+command group lives in its own module and registers its sub-commands; imports of heavy libraries
+(kubernetes, rich) happen inside the handlers so that ``bgpflat --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bgpflat import __version__
+from bgpflat.cli import lab_commands, peer_commands, plan_commands, routes_commands
+from bgpflat.cli.output import EXIT_ERROR, configure_output, error_line
+from bgpflat.errors import BgpflatError
+
+COMMAND_GROUPS = (plan_commands, routes_commands, peer_commands, lab_commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bgpflat",
+        description="Flatten the network between an office and a Calico cluster over BGP, and prove it.",
+    )
+    parser.add_argument("--version", action="version", version=f"bgpflat {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour on a terminal (auto, honours NO_COLOR/FORCE_COLOR), always or never",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    configure_output(color=args.color)
+    try:
+        code: int = args.func(args)
+        return code
+    except BgpflatError as exc:
+        if args.debug:
+            raise
+        error_line(str(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m bgpflat.cli
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Where the CLI writes: data on stdout, messages and progress on stderr; colour only on a terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+EXIT_OK = 0
+EXIT_DIFFERENCES = 1
+EXIT_ERROR = 2
+
+_color = "auto"
+
+
+def configure_output(*, color: str) -> None:
+    global _color
+    _color = color
+
+
+def _want_color(stream: object) -> bool | None:
+    """True/False to force, None to let rich decide (it honours NO_COLOR, FORCE_COLOR, TERM=dumb)."""
+    if _color == "never" or os.environ.get("NO_COLOR"):
+        return False
+    if _color == "always":
+        return True
+    return None
+
+
+def console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    wanted = _want_color(stream)
+    if wanted is False:
+        return Console(file=stream, no_color=True, highlight=False, force_terminal=False, soft_wrap=True)
+    if wanted is True:
+        return Console(file=stream, force_terminal=True, highlight=False)
+    return Console(file=stream, highlight=False)
+
+
+def error_line(message: str) -> None:
+    """One line on stderr, prefixed so that it stands out in CI logs."""
+    print(f"bgpflat: error: {message}", file=sys.stderr)
+
+
+def info(message: str) -> None:
+    print(message, file=sys.stderr)

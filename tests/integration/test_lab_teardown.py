@@ -1,0 +1,127 @@
+"""Tearing the lab down leaves nothing behind: no namespace, no process, no file.
+
+Checked for a lab that came up completely, for a second ``down`` (idempotent), and for a lab
+whose ``up`` failed half-way (it must clean up after itself).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from test_lab_flat import SCENARIO, skip_unless_lab_can_run
+
+from bgpflat.errors import LabError, SpecError
+from bgpflat.lab.netns import NETNS_ETC, NetnsLab, netns_exists, process_start_time, sweep
+from bgpflat.lab.topology import FlatLab, file_source, load_topology
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
+
+
+def _namespaces_with_prefix(prefix: str) -> list[str]:
+    run_netns = Path("/run/netns")
+    return sorted(p.name for p in run_netns.iterdir() if p.name.startswith(prefix)) if run_netns.is_dir() else []
+
+
+def test_down_removes_every_namespace_process_and_file(tmp_path: Path) -> None:
+    skip_unless_lab_can_run()
+    topology = load_topology(SCENARIO)
+    state_dir = tmp_path / "state"
+    lab = FlatLab.up(topology, file_source(SCENARIO, service_range=topology.service_range), state_dir=state_dir)
+    try:
+        state = lab.netns.state
+        prefix = lab.netns.prefix
+        namespaces = list(state.namespaces)
+        processes = [(p.name, p.pid, p.start_time) for p in state.processes]
+        outside = list(state.paths)
+        print(f"\nlab up in {lab.info['up_seconds']:.2f} s: {len(namespaces)} namespaces, {len(processes)} processes")
+        assert len(namespaces) >= 9 and all(netns_exists(n) for n in namespaces)
+        assert {"zebra", "bgpd", "bird:node-1", "bird:node-2", "bird:node-3", "dns:office"} <= {p[0] for p in processes}
+        assert any(Path(p).is_relative_to(NETNS_ETC) for p in outside), "the developer's resolv.conf is recorded"
+        # Traffic stays inside the lab: every daemon runs in one of the lab's own namespaces.
+        root_netns = os.stat("/proc/self/ns/net").st_ino  # the namespace the tests run in
+        for record in state.processes:
+            inode = os.stat(f"/proc/{record.pid}/ns/net").st_ino
+            assert inode == os.stat(f"/run/netns/{record.namespace}").st_ino != root_netns, record.name
+    finally:
+        if state_dir.exists():
+            FlatLab.attach(state_dir).down()  # as `bgpflat lab down` does, from the state file alone
+
+    assert _namespaces_with_prefix(prefix) == []
+    alive = [(name, pid) for name, pid, start in processes if process_start_time(pid) == start]
+    assert alive == []
+    assert [p for p in outside if Path(p).exists()] == []
+    assert not state_dir.exists()
+    with pytest.raises(LabError, match="no lab recorded"):
+        FlatLab.attach(state_dir)
+
+
+def test_down_is_idempotent_and_survives_missing_pieces(tmp_path: Path) -> None:
+    skip_unless_lab_can_run()
+    lab = NetnsLab.create(tmp_path / "state", lab="teardown")
+    a = lab.add_netns("a")
+    b = lab.add_netns("b")
+    lab.veth(a, "eth0", b, "eth0")
+    sleeper = lab.start("sleeper", a, ["sleep", "600"], log=tmp_path / "state" / "sleeper.log")
+    os.system(f"ip netns delete {b}")  # something removed a piece behind the lab's back
+    lab.teardown()
+    assert not netns_exists(a) and not netns_exists(b)
+    assert process_start_time(sleeper.pid) is None
+    assert not (tmp_path / "state").exists()
+    lab.teardown()  # nothing left to do, and no error
+
+
+def test_sweep_recovers_a_lab_whose_state_file_is_gone(tmp_path: Path) -> None:
+    skip_unless_lab_can_run()
+    lab = NetnsLab.create(tmp_path / "state", lab="sweep")
+    a = lab.add_netns("a")
+    b = lab.add_netns("b")
+    lab.veth(a, "eth0", b, "eth0")
+    sleeper = lab.start("sleeper", b, ["sleep", "600"], log=tmp_path / "sleeper.log")
+    resolv = lab.write_resolv_conf(a, "nameserver 192.0.2.53\n")
+    shutil.rmtree(tmp_path / "state")  # e.g. a temporary directory cleaned up under a running lab
+
+    removed = sweep(lab.prefix)
+
+    assert f"netns {a}" in removed and f"netns {b}" in removed
+    assert _namespaces_with_prefix(f"{lab.prefix}-") == []
+    assert process_start_time(sleeper.pid) is None
+    assert not resolv.parent.exists()
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(f"{proc.name}: {cmdline}")
+    return found
+
+
+def test_a_failed_up_cleans_up_after_itself(tmp_path: Path) -> None:
+    skip_unless_lab_can_run()
+    topology = load_topology(SCENARIO)
+    objects = list(file_source(SCENARIO, service_range=topology.service_range)())
+    # A BGPFilter confd could not render either: the failure comes late, once namespaces, pods and
+    # their HTTP servers exist, right when the nodes' BIRD configs are rendered.
+    broken = [
+        *objects,
+        {
+            "apiVersion": "projectcalico.org/v3",
+            "kind": "BGPFilter",
+            "metadata": {"name": "broken"},
+            "spec": {"exportV4": [{"action": "Drop", "cidr": "10.0.0.0/8", "matchOperator": "In"}]},
+        },
+    ]
+    state_dir = tmp_path / "state"
+    with pytest.raises(SpecError, match="action 'Drop'"):
+        FlatLab.up(topology, lambda: broken, state_dir=state_dir, lab_id="fail")
+    assert _namespaces_with_prefix(f"{topology.name}-fail-") == []
+    assert _processes_mentioning(str(state_dir)) == []
+    assert not state_dir.exists()

@@ -1,0 +1,3 @@
+module bgpflat.local/confd-build
+
+go 1.25.0

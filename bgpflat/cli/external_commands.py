@@ -1,0 +1,138 @@
+"""``bgpflat external render|plan|apply``: outside services as in-cluster Services (scenario E).
+
+``render`` prints the manifests (no cluster needed); ``plan`` shows what ``apply`` would create or
+change; ``apply`` writes Services, then their EndpointSlices (Endpoints before Kubernetes 1.21).
+Exit codes: 0 done, 2 error; ``plan --detailed-exitcode`` 0 no changes, 1 error, 2 changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from bgpflat.cli.output import EXIT_OK, error_line, info
+from bgpflat.errors import BgpflatError, PlanError, SpecError
+
+if TYPE_CHECKING:
+    from bgpflat.core.external import ExternalService
+
+
+def _common(parser: argparse.ArgumentParser, *, cluster: bool) -> None:
+    parser.add_argument("-f", "--filename", dest="file", required=True, metavar="FILE", help="external services file")
+    parser.add_argument(
+        "--endpoints",
+        choices=("auto", "slices", "endpoints"),
+        default="auto" if cluster else "slices",
+        help="EndpointSlices (Kubernetes 1.21+) or Endpoints (older); auto asks the server",
+    )
+    if cluster:
+        group = parser.add_argument_group("cluster")
+        group.add_argument("--kubeconfig", metavar="FILE")
+        group.add_argument("--context", metavar="NAME")
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``external render|plan|apply``."""
+    external = sub.add_parser(
+        "external",
+        help="give outside hosts stable in-cluster names (selectorless Services, ExternalName)",
+        description="Describe outside services in a file and manage selectorless Services with "
+        "EndpointSlices, or ExternalName Services, for them.",
+    )
+    verbs = external.add_subparsers(dest="external_verb", metavar="VERB")
+    verbs.required = True
+    render = verbs.add_parser("render", help="print the Service/EndpointSlice manifests")
+    _common(render, cluster=False)
+    render.set_defaults(func=_cmd_render)
+    plan = verbs.add_parser("plan", help="show what apply would create or change")
+    _common(plan, cluster=True)
+    plan.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    plan.add_argument("--detailed-exitcode", action="store_true", help="0 no changes, 1 error, 2 changes")
+    plan.set_defaults(func=_cmd_plan)
+    apply = verbs.add_parser("apply", help="create or update the Services and their endpoints")
+    _common(apply, cluster=True)
+    apply.add_argument("--yes", "--auto-approve", dest="yes", action="store_true", help="do not ask")
+    apply.add_argument("--dry-run", choices=("none", "server"), default="none")
+    apply.set_defaults(func=_cmd_apply)
+
+
+def load_services(path: str) -> tuple[ExternalService, ...]:
+    from bgpflat.adapters.files import load_documents
+    from bgpflat.core.external import parse_external
+
+    documents = load_documents(path)
+    if len(documents) != 1:
+        raise SpecError(
+            f"expected one YAML document, found {len(documents)}",
+            file=path,
+            fix="put every service under one 'services:' list",
+        )
+    return parse_external(documents[0])
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from bgpflat.adapters.files import dump_yaml_documents
+    from bgpflat.core.external import desired_manifests
+
+    services = load_services(args.file)
+    sys.stdout.write(dump_yaml_documents(desired_manifests(services, legacy_endpoints=args.endpoints == "endpoints")))
+    return EXIT_OK
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from bgpflat.adapters.kube import KubeClient
+
+    client = KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context)
+    info(f"Target: context {client.target.context!r} at {client.target.server}")
+    return client
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from bgpflat import workflows_external as wf
+
+    try:
+        services = load_services(args.file)
+        client = _connect(args)
+        try:
+            legacy = wf.wants_legacy_endpoints(client, mode=args.endpoints)
+            plan = wf.plan_external(client, services, legacy_endpoints=legacy)
+        finally:
+            client.close()
+    except BgpflatError as exc:
+        if args.detailed_exitcode and not args.debug:
+            error_line(str(exc))
+            return 1
+        raise
+    sys.stdout.write(plan.to_json() if args.output == "json" else plan.text())
+    if args.detailed_exitcode:
+        return 2 if plan.has_changes else 0
+    return EXIT_OK
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from bgpflat import workflows_external as wf
+
+    services = load_services(args.file)
+    client = _connect(args)
+    try:
+        legacy = wf.wants_legacy_endpoints(client, mode=args.endpoints)
+        plan = wf.plan_external(client, services, legacy_endpoints=legacy)
+        sys.stdout.write(plan.text())
+        if not plan.has_changes:
+            return EXIT_OK
+        dry_run = args.dry_run == "server"
+        if not args.yes and not dry_run:
+            if not sys.stdin.isatty():
+                raise PlanError("stdin is not a terminal, so bgpflat cannot ask for confirmation; pass --yes to apply")
+            info("Apply these changes?")
+            if input("  Enter 'yes' to continue: ").strip().lower() != "yes":
+                info("Apply cancelled.")
+                return EXIT_OK
+        results = wf.apply_external(client, plan, dry_run=dry_run)
+    finally:
+        client.close()
+    verb = "Would apply" if dry_run else "Applied"
+    for result in results:
+        sys.stdout.write(f"{verb}: {result.action} {result.key}\n")
+    return EXIT_OK

@@ -1,0 +1,160 @@
+"""Office DNS for cluster names: ``cluster.local`` forwarding (scenarios A, C and D).
+
+Two shapes:
+
+* the office resolver (dnsmasq, BIND, Unbound) forwards only ``cluster.local`` to ``target`` — the
+  cluster DNS itself when service IPs are reachable (BGP, scenario D), or the DNS on an edge or
+  forwarding node (scenarios A and C) — and resolves everything else as before. That is also the
+  "second-level" refinement of scenario A: public names keep resolving from the office's own
+  vantage point;
+* a CoreDNS on the edge node (``--coredns``) answers ``cluster.local`` from the cluster DNS and,
+  unless ``second_level`` (the office resolver already handles the rest), forwards other names
+  to the normal upstream.
+
+``cluster.local`` is not delegated from the root, so a validating resolver would call every answer
+bogus; each form switches DNSSEC validation off for that zone only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bgpflat.core.office.intent import OfficeIntent, require
+
+DNS_FORMATS = ("coredns", "dnsmasq", "bind", "unbound")
+DEFAULT_SEARCH = "default.svc.cluster.local"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnsOptions:
+    target: tuple[str, ...] = ()  # where cluster.local goes; default: the cluster DNS
+    port: int = 53
+    search_domain: str = DEFAULT_SEARCH
+    listen: str | None = None  # the address this resolver answers on (DHCP hint)
+    upstream: tuple[str, ...] = ()  # CoreDNS: where other names go (default /etc/resolv.conf)
+    second_level: bool = False
+
+
+def _targets(intent: OfficeIntent, options: DnsOptions) -> tuple[str, ...]:
+    targets = options.target or intent.cluster_dns
+    require(
+        bool(targets),
+        "no DNS server to forward cluster.local to",
+        path="--to",
+        fix="pass --to IP (the cluster DNS, or the edge node's DNS), or use --snapshot/--kubeconfig "
+        "so that the kube-system/kube-dns Service is found",
+    )
+    return targets
+
+
+def _search_list(options: DnsOptions, domain: str) -> list[str]:
+    """``default.svc.cluster.local`` then its parents down to the cluster domain."""
+    names = [options.search_domain]
+    labels = options.search_domain.split(".")
+    for index in range(1, len(labels)):
+        parent = ".".join(labels[index:])
+        if parent.endswith(domain) and parent not in names:
+            names.append(parent)
+    return names
+
+
+def _hints(intent: OfficeIntent, options: DnsOptions, comment: str) -> list[str]:
+    """DHCP and resolver hints so that ``curl http://whoami`` works on office machines."""
+    search = _search_list(options, intent.cluster_domain)
+    server = options.listen or "<this-dns-server>"
+    quoted = ", ".join(f'"{s}"' for s in search)
+    lines = [
+        "Office machines: use this server for DNS with search domain(s) " + " ".join(search) + ".",
+        "DHCP hints:",
+        f"  dnsmasq:   dhcp-option=option:dns-server,{server}",
+        f"             dhcp-option=option:domain-search,{','.join(search)}",
+        f"  ISC dhcpd: option domain-name-servers {server};",
+        f"             option domain-search {quoted};",
+        f"  resolv.conf: nameserver {server} / search {' '.join(search)}",
+    ]
+    return [f"{comment} {line}".rstrip() for line in lines]
+
+
+def render_dns(intent: OfficeIntent, *, fmt: str, options: DnsOptions = DnsOptions()) -> str:
+    if fmt == "coredns":
+        return _coredns(intent, options)
+    targets = _targets(intent, options)
+    if fmt == "dnsmasq":
+        return _dnsmasq(intent, options, targets)
+    if fmt == "bind":
+        return _bind(intent, options, targets)
+    if fmt == "unbound":
+        return _unbound(intent, options, targets)
+    raise ValueError(fmt)
+
+
+def _with_port(address: str, port: int, sep: str) -> str:
+    if port == 53:
+        return address
+    return f"{address}{sep}{port}"
+
+
+def _dnsmasq(intent: OfficeIntent, options: DnsOptions, targets: Sequence[str]) -> str:
+    domain = intent.cluster_domain
+    out = [f"# bgpflat render dns --dnsmasq: forward {domain} to {', '.join(targets)}; other names as before"]
+    out += _hints(intent, options, "#")
+    out += [f"server=/{domain}/{_with_port(t, options.port, '#')}" for t in targets]
+    # Cluster answers are private addresses; dnsmasq's rebind protection (stop-dns-rebind) would drop them.
+    out.append(f"rebind-domain-ok=/{domain}/")
+    return "\n".join(out) + "\n"
+
+
+def _bind(intent: OfficeIntent, options: DnsOptions, targets: Sequence[str]) -> str:
+    domain = intent.cluster_domain
+    port = f" port {options.port}" if options.port != 53 else ""
+    out = [f"// bgpflat render dns --bind: forward {domain} to {', '.join(targets)}; other names as before"]
+    out += _hints(intent, options, "//")
+    out += [
+        f'// {domain} is not delegated from the root: add validate-except {{ "{domain}"; }}; to your',
+        "// options { } block, or validating BIND will answer SERVFAIL for cluster names.",
+        f'zone "{domain}" {{',
+        "\ttype forward;",
+        "\tforward only;",
+        f"\tforwarders{port} {{ {' '.join(t + ';' for t in targets)} }};",
+        "};",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _unbound(intent: OfficeIntent, options: DnsOptions, targets: Sequence[str]) -> str:
+    domain = intent.cluster_domain
+    out = [f"# bgpflat render dns --unbound: forward {domain} to {', '.join(targets)}; other names as before"]
+    out += _hints(intent, options, "#")
+    out += [
+        "server:",
+        f'\tdomain-insecure: "{domain}"',
+        f'\tprivate-domain: "{domain}"',
+    ]
+    if any(t.startswith("127.") or t == "::1" for t in targets):
+        out.append("\tdo-not-query-localhost: no")
+    out += ["", "forward-zone:", f'\tname: "{domain}"']
+    out += [f"\tforward-addr: {_with_port(t, options.port, '@')}" for t in targets]
+    return "\n".join(out) + "\n"
+
+
+def _coredns(intent: OfficeIntent, options: DnsOptions) -> str:
+    domain = intent.cluster_domain
+    targets = _targets(intent, options)
+    bind = f"\tbind {options.listen}" if options.listen else None
+    forward = " ".join(_with_port(t, options.port, ":") for t in targets)
+    out = [f"# bgpflat render dns --coredns: the edge node answers {domain} from the cluster DNS"]
+    if options.second_level:
+        out.append("# Second-level variant: only cluster names; the office resolver keeps the rest.")
+    out += _hints(intent, options, "#")
+    out.append(f"{domain}:53 {{")
+    if bind:
+        out.append(bind)
+    out += [f"\tforward . {forward}", "\tcache 30", "\terrors", "}"]
+    if not options.second_level:
+        upstream = " ".join(options.upstream) or "/etc/resolv.conf"
+        out += ["", ".:53 {"]
+        if bind:
+            out.append(bind)
+        out += [f"\tforward . {upstream}", "\tcache 30", "\terrors", "}"]
+    return "\n".join(out) + "\n"

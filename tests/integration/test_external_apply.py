@@ -1,0 +1,142 @@
+"""``bgpflat external`` against a real kube-apiserver: the Service and its EndpointSlice as stored.
+
+The CLI runs in-process with stdin not a terminal (so ``--yes`` is required, as in CI); an
+independent stdlib client (``ControlPlane.rest()``) reads what the API server stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bgpflat.cli import main
+from bgpflat.lab.controlplane import ControlPlane
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ROOT / "labs" / "external" / "services.yaml"
+
+
+def _get(kube: ControlPlane, path: str) -> dict[str, Any]:
+    response = kube.rest().request("GET", path)
+    assert response.ok, (path, response.status, response.body)
+    return dict(response.body)
+
+
+def _run(kube: ControlPlane, *args: str | Path) -> int:
+    return main(["external", *map(str, args), "--kubeconfig", str(kube.kubeconfig)])
+
+
+def test_apply_creates_selectorless_service_and_endpointslice(
+    kube_v1: ControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(kube_v1, "apply", "-f", SERVICES, "--yes") == 0
+    out = capsys.readouterr().out
+    assert "+ Service/default/external-service" in out
+    assert "+ EndpointSlice/default/external-service-ipv4" in out
+
+    service = _get(kube_v1, "/api/v1/namespaces/default/services/external-service")
+    assert "selector" not in service["spec"]
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    assert service["spec"]["ports"] == [
+        {"name": "mysql", "protocol": "TCP", "port": 30056, "targetPort": 3306, "appProtocol": "http"}
+    ]
+    assert service["spec"]["clusterIP"]  # a real cluster IP from the server's service range
+
+    slice_ = _get(kube_v1, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/external-service-ipv4")
+    assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == "external-service"
+    assert slice_["addressType"] == "IPv4"
+    assert [e["addresses"] for e in slice_["endpoints"]] == [["192.168.26.81"], ["192.168.26.82"]]
+    assert slice_["ports"] == [{"name": "mysql", "protocol": "TCP", "port": 3306, "appProtocol": "http"}]
+
+    wiki = _get(kube_v1, "/api/v1/namespaces/default/services/office-wiki")
+    assert wiki["spec"]["type"] == "ExternalName"
+    assert wiki["spec"]["externalName"] == "wiki.office.example.com"
+    assert "clusterIP" not in wiki["spec"] or wiki["spec"]["clusterIP"] in ("", None)
+
+    # A second plan finds nothing to do: the server's defaults are not differences.
+    assert _run(kube_v1, "plan", "-f", SERVICES, "--detailed-exitcode") == 0
+    assert "Plan: 0 to add, 0 to change, 0 to delete." in capsys.readouterr().out
+
+
+def test_apply_updates_addresses_with_resource_version(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(kube_v1, "apply", "-f", SERVICES, "--yes") == 0
+    changed = tmp_path / "services.yaml"
+    changed.write_text(SERVICES.read_text().replace("192.168.26.82", "192.168.26.83"))
+    capsys.readouterr()
+    assert _run(kube_v1, "plan", "-f", changed, "--detailed-exitcode") == 2
+    assert "~ EndpointSlice/default/external-service-ipv4 (endpoints)" in capsys.readouterr().out
+    assert _run(kube_v1, "apply", "-f", changed, "--yes") == 0
+    slice_ = _get(kube_v1, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/external-service-ipv4")
+    assert [e["addresses"] for e in slice_["endpoints"]] == [["192.168.26.81"], ["192.168.26.83"]]
+
+
+def test_legacy_endpoints_form_is_accepted_by_the_server(kube_v1: ControlPlane) -> None:
+    assert _run(kube_v1, "apply", "-f", SERVICES, "--yes", "--endpoints", "endpoints") == 0
+    endpoints = _get(kube_v1, "/api/v1/namespaces/default/endpoints/external-service")
+    assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == ["192.168.26.81", "192.168.26.82"]
+    assert endpoints["subsets"][0]["ports"][0]["port"] == 3306
+
+
+def test_refuses_to_take_over_a_service_it_does_not_manage(
+    kube_v1: ControlPlane, capsys: pytest.CaptureFixture[str]
+) -> None:
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "external-service", "namespace": "default"},
+        "spec": {"selector": {"app": "mysql"}, "ports": [{"port": 3306}]},
+    }
+    assert kube_v1.rest().request("POST", "/api/v1/namespaces/default/services", theirs).ok
+    assert _run(kube_v1, "apply", "-f", SERVICES, "--yes") == 2
+    err = capsys.readouterr().err
+    assert "Service/default/external-service exists and is not managed by bgpflat" in err
+    service = _get(kube_v1, "/api/v1/namespaces/default/services/external-service")
+    assert service["spec"]["selector"] == {"app": "mysql"}
+
+
+def test_server_dry_run_stores_nothing(kube_v1: ControlPlane) -> None:
+    assert _run(kube_v1, "apply", "-f", SERVICES, "--dry-run", "server") == 0
+    response = kube_v1.rest().request("GET", "/api/v1/namespaces/default/services/external-service")
+    assert response.status == 404
+
+
+def test_switching_between_addresses_and_external_name(kube_v1: ControlPlane, tmp_path: Path) -> None:
+    spec = tmp_path / "services.yaml"
+    spec.write_text("services:\n  - name: db\n    ports: [{port: 5432}]\n    addresses: [10.1.2.3]\n")
+    assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
+    assert _get(kube_v1, "/api/v1/namespaces/default/services/db")["spec"]["clusterIP"]
+    spec.write_text("services:\n  - name: db\n    ports: [{port: 5432}]\n    externalName: db.example.com\n")
+    assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
+    service = _get(kube_v1, "/api/v1/namespaces/default/services/db")
+    assert service["spec"]["type"] == "ExternalName"
+    assert service["spec"]["externalName"] == "db.example.com"
+    assert not service["spec"].get("clusterIP")
+    spec.write_text("services:\n  - name: db\n    ports: [{port: 5432}]\n    addresses: [10.1.2.3]\n")
+    assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
+    service = _get(kube_v1, "/api/v1/namespaces/default/services/db")
+    assert service["spec"]["type"] == "ClusterIP" and "externalName" not in service["spec"]
+
+
+def test_stale_endpoint_slice_is_deleted_when_a_service_turns_external_name(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "services.yaml"
+    spec.write_text("services:\n  - name: db\n    ports: [{port: 5432}]\n    addresses: [10.1.2.3, 'fd00::3']\n")
+    assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
+    assert _get(kube_v1, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-ipv6")["addressType"] == "IPv6"
+    spec.write_text("services:\n  - name: db\n    ports: [{port: 5432}]\n    addresses: [10.1.2.3]\n")
+    capsys.readouterr()
+    assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
+    assert "- EndpointSlice/default/db-ipv6" in capsys.readouterr().out
+    slices = kube_v1.rest().request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-ipv6")
+    assert slices.status == 404
+    spec.write_text("services:\n  - name: db\n    externalName: db.example.com\n")
+    assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
+    gone = kube_v1.rest().request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-ipv4")
+    assert gone.status == 404

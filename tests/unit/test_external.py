@@ -1,0 +1,193 @@
+"""External services (scenario E): validation with file/line/path/fix, manifests, and the plan."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from bgpflat.adapters.files import parse_documents
+from bgpflat.core.external import (
+    ExternalService,
+    desired_manifests,
+    endpoint_slice_manifests,
+    make_external_plan,
+    object_key,
+    parse_external,
+    service_manifest,
+)
+from bgpflat.errors import PlanError, SpecError
+
+GOOD = """\
+version: 1
+services:
+  - name: external-service
+    namespace: default
+    ports:
+      - {name: mysql, port: 30056, targetPort: 3306, protocol: TCP, appProtocol: http}
+    addresses: [192.168.26.81, 192.168.26.82]
+"""
+
+
+def parse(text: str) -> tuple[ExternalService, ...]:
+    (document,) = parse_documents(text, file="services.yaml")
+    return parse_external(document)
+
+
+def error(text: str) -> SpecError:
+    with pytest.raises(SpecError) as caught:
+        parse(text)
+    return caught.value
+
+
+def test_scenario_e_service_and_slice() -> None:
+    (service,) = parse(GOOD)
+    manifest = service_manifest(service)
+    assert manifest["spec"] == {
+        "type": "ClusterIP",
+        "ports": [{"name": "mysql", "protocol": "TCP", "port": 30056, "targetPort": 3306, "appProtocol": "http"}],
+        "sessionAffinity": "None",
+    }
+    assert "selector" not in manifest["spec"]
+    (slice_,) = endpoint_slice_manifests(service)
+    assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == "external-service"
+    assert slice_["addressType"] == "IPv4"
+    assert [e["addresses"] for e in slice_["endpoints"]] == [["192.168.26.81"], ["192.168.26.82"]]
+    assert slice_["ports"] == [{"name": "mysql", "protocol": "TCP", "port": 3306, "appProtocol": "http"}]
+
+
+def test_dual_stack_gets_a_slice_per_family() -> None:
+    (service,) = parse(GOOD.replace("192.168.26.82]", "192.168.26.82, 'fd00::5']"))
+    assert [s["addressType"] for s in endpoint_slice_manifests(service)] == ["IPv4", "IPv6"]
+    assert service_manifest(service)["spec"]["ipFamilyPolicy"] == "PreferDualStack"
+
+
+def test_legacy_endpoints_for_old_clusters() -> None:
+    manifests = desired_manifests(parse(GOOD), legacy_endpoints=True)
+    assert [m["kind"] for m in manifests] == ["Service", "Endpoints"]
+    assert manifests[1]["subsets"][0]["addresses"] == [{"ip": "192.168.26.81"}, {"ip": "192.168.26.82"}]
+
+
+def test_external_name_is_dns_only() -> None:
+    (service,) = parse("services:\n  - name: wiki\n    externalName: wiki.example.com.\n")
+    assert service_manifest(service)["spec"] == {"type": "ExternalName", "externalName": "wiki.example.com"}
+    assert desired_manifests([service]) == [service_manifest(service)]
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "line", "needle"),
+    [
+        (GOOD.replace("name: external-service", "name: External_Service"), "services[0].name", 3, "DNS-1035"),
+        (GOOD.replace("192.168.26.82", "127.0.0.1"), "services[0].addresses[1]", 7, "127.0.0.0/8"),
+        (GOOD.replace("192.168.26.82", "192.168.26.300"), "services[0].addresses[1]", 7, "not an IP address"),
+        (GOOD.replace("targetPort: 3306", "targetPort: mysql"), "services[0].ports[0].targetPort", 6, "a name"),
+        (GOOD.replace("port: 30056", "port: 70000"), "services[0].ports[0].port", 6, "1 to 65535"),
+        (GOOD.replace("protocol: TCP", "protocol: tcp"), "services[0].ports[0].protocol", 6, "unknown protocol"),
+        (GOOD.replace("namespace: default", "namespce: default"), "services[0].namespce", 4, "unknown field"),
+        (GOOD + "    externalName: db.example.com\n", "services[0]", 3, "not both"),
+        (GOOD.replace("{name: mysql, ", "{"), None, None, None),  # one unnamed port is fine
+        (
+            GOOD.replace("appProtocol: http}", "appProtocol: http}\n      - {port: 1, targetPort: 1}"),
+            "services[0].ports[1].name",
+            7,
+            "needs a name",
+        ),
+        (GOOD + GOOD.split("services:\n")[1], "services[1].name", 8, "listed twice"),
+        (GOOD.replace("version: 1", "version: 2"), "version", 1, "unsupported version"),
+    ],
+)
+def test_bad_input_names_file_line_path_and_fix(
+    text: str, path: str | None, line: int | None, needle: str | None
+) -> None:
+    if path is None:
+        assert parse(text)
+        return
+    exc = error(text)
+    assert (exc.file, exc.path, exc.line) == ("services.yaml", path, line)
+    assert needle is not None and needle in exc.message
+    assert exc.fix
+
+
+def test_external_name_must_be_a_name_not_an_ip() -> None:
+    exc = error("services:\n  - name: db\n    externalName: 192.168.26.81\n")
+    assert exc.path == "services[0].externalName" and "addresses" in (exc.fix or "")
+
+
+def test_external_name_cannot_map_ports() -> None:
+    exc = error(
+        "services:\n  - name: db\n    externalName: db.example.com\n    ports: [{port: 80, targetPort: 8080}]\n"
+    )
+    assert exc.path == "services[0].ports[0].targetPort"
+
+
+# --- plan --------------------------------------------------------------------------------------------
+
+
+def served(manifest: dict[str, Any], rv: str = "7") -> dict[str, Any]:
+    """The object as the API server returns it: defaults filled in, metadata added."""
+    obj = copy.deepcopy(manifest)
+    obj["metadata"].update(resourceVersion=rv, uid="u-1")
+    if obj["kind"] == "Service" and obj["spec"]["type"] == "ClusterIP":
+        obj["spec"].update(clusterIP="10.233.12.4", clusterIPs=["10.233.12.4"], ipFamilies=["IPv4"])
+        obj["spec"].setdefault("sessionAffinity", "None")
+    if obj["kind"] == "EndpointSlice":
+        obj["endpoints"] = list(reversed(obj["endpoints"]))  # order is not meaning
+    return obj
+
+
+def test_plan_creates_then_finds_nothing_to_do() -> None:
+    desired = desired_manifests(parse(GOOD))
+    first = make_external_plan(desired=desired, observed={})
+    assert [(c.action, c.key) for c in first.changes] == [
+        ("create", "Service/default/external-service"),
+        ("create", "EndpointSlice/default/external-service-ipv4"),
+    ]
+    observed = {object_key(m): served(m) for m in desired}
+    again = make_external_plan(desired=desired, observed=observed)
+    assert not again.has_changes
+    assert again.summary() == "Plan: 0 to add, 0 to change, 0 to delete."
+
+
+def test_plan_updates_only_owned_fields_with_the_resource_version() -> None:
+    desired = desired_manifests(parse(GOOD))
+    observed = {object_key(m): served(m) for m in desired}
+    moved = desired_manifests(parse(GOOD.replace("192.168.26.82", "192.168.26.83")))
+    plan = make_external_plan(desired=moved, observed=observed)
+    (change,) = [c for c in plan.changes if c.action == "update"]
+    assert change.key == "EndpointSlice/default/external-service-ipv4"
+    assert change.fields == ("endpoints",)
+    assert change.resource_version == "7"
+    assert [e["addresses"] for e in change.manifest["endpoints"]] == [["192.168.26.81"], ["192.168.26.83"]]
+    assert "~ EndpointSlice/default/external-service-ipv4 (endpoints)" in plan.text()
+
+
+def test_plan_refuses_objects_it_does_not_manage() -> None:
+    desired = desired_manifests(parse(GOOD))
+    theirs = served(desired[0])
+    theirs["metadata"]["labels"] = {"app": "mysql"}
+    with pytest.raises(PlanError, match="not managed by bgpflat"):
+        make_external_plan(desired=desired, observed={object_key(desired[0]): theirs})
+
+
+def test_switching_to_external_name_releases_the_cluster_ip() -> None:
+    (service,) = parse("services:\n  - name: db\n    ports: [{port: 5432}]\n    addresses: [10.1.2.3]\n")
+    before = served(service_manifest(service))
+    (renamed,) = parse("services:\n  - name: db\n    externalName: db.example.com\n    ports: [{port: 5432}]\n")
+    plan = make_external_plan(desired=[service_manifest(renamed)], observed={object_key(before): before})
+    (change,) = plan.changes
+    assert change.action == "update"
+    assert change.manifest["spec"]["clusterIP"] is None and change.manifest["spec"]["type"] == "ExternalName"
+
+
+def test_plan_deletes_managed_endpoints_the_file_no_longer_needs() -> None:
+    (service,) = parse(GOOD)
+    desired = desired_manifests([service])
+    observed = {object_key(m): served(m) for m in desired}
+    leftover = served(endpoint_slice_manifests(parse(GOOD.replace("192.168.26.82", "'fd00::5'"))[0])[1], rv="9")
+    foreign = {**leftover, "metadata": {**leftover["metadata"], "name": "theirs", "labels": {}}}
+    plan = make_external_plan(desired=desired, observed=observed, related=[leftover, foreign])
+    assert [(c.action, c.key, c.resource_version) for c in plan.changes if c.action != "no-op"] == [
+        ("delete", "EndpointSlice/default/external-service-ipv6", "9")
+    ]
+    assert plan.summary() == "Plan: 0 to add, 0 to change, 1 to delete."

@@ -13,11 +13,25 @@ import sys
 from collections.abc import Sequence
 
 from bgpflat import __version__
-from bgpflat.cli import lab_commands, peer_commands, plan_commands, routes_commands
+from bgpflat.cli import (
+    external_commands,
+    lab_commands,
+    peer_commands,
+    plan_commands,
+    render_commands,
+    routes_commands,
+)
 from bgpflat.cli.output import EXIT_ERROR, configure_output, error_line
 from bgpflat.errors import BgpflatError
 
-COMMAND_GROUPS = (plan_commands, routes_commands, peer_commands, lab_commands)
+COMMAND_GROUPS = (
+    plan_commands,
+    routes_commands,
+    peer_commands,
+    render_commands,
+    external_commands,
+    lab_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

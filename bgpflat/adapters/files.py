@@ -1,0 +1,351 @@
+"""Reading and writing bgpflat's files: manifests, flat specs, snapshots, plans and backups.
+
+Everything here turns YAML/JSON/OS errors into ``SpecError``/``PlanError`` that name the file and,
+when the parser knows it, the line. Writes are atomic (temporary file in the same directory, fsync,
+rename): a crash or a full disk never leaves half a plan or half a backup behind, which matters
+because a backup is what ``rollback`` trusts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bgpflat.errors import PlanError, SpecError
+
+# The C loader/dumper are an order of magnitude faster on snapshots of thousands of objects.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+NodePath = tuple[str | int, ...]
+SNAPSHOT_HEADER_KEY = "bgpflat"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Document:
+    """One YAML/JSON document (or one item of a ``kind: List``) and where it came from.
+
+    ``lines`` maps a path inside ``data`` (``("spec", "peers", 2, "asNumber")``) to its 1-based
+    line, so that an error found later, far from the parser, can still point at the line.
+    """
+
+    data: Any
+    file: str
+    line: int | None = None
+    lines: Mapping[NodePath, int] = field(default_factory=dict)
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """The line of ``path`` or of its nearest ancestor that has one."""
+        key = tuple(path)
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = key[:-1]
+        return self.line
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """A cluster snapshot: the objects as the API serves them, and the ``bgpflat:`` header."""
+
+    header: Mapping[str, Any]
+    objects: tuple[dict[str, Any], ...]
+    file: str
+
+
+def _read_text(path: str | Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", file=str(path), fix="check the path") from None
+    except IsADirectoryError:
+        raise SpecError("is a directory, not a file", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None
+
+
+def _yaml_error(exc: yaml.YAMLError, file: str) -> SpecError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    return SpecError(
+        message,
+        file=file,
+        line=mark.line + 1 if mark is not None else None,
+        fix="check indentation, colons and quoting on that line",
+    )
+
+
+def _line_map(node: yaml.Node, prefix: NodePath, out: dict[NodePath, int], depth: int | None) -> None:
+    if depth is not None and len(prefix) >= depth:
+        return
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                # The key's line, not the value's: for a block mapping the value starts one line
+                # below "spec:", and "spec:" is where a person looks.
+                out[(*prefix, key_node.value)] = key_node.start_mark.line + 1
+                _line_map(value_node, (*prefix, key_node.value), out, depth)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            out[(*prefix, index)] = item.start_mark.line + 1
+            _line_map(item, (*prefix, index), out, depth)
+
+
+def _looks_like_json(text: str, path: str) -> bool:
+    return path.endswith(".json") or text.lstrip()[:1] in ("{", "[")
+
+
+def parse_documents(text: str, *, file: str, line_depth: int | None = None) -> tuple[Document, ...]:
+    """Parse YAML (multi-document) or JSON text into documents; empty documents are dropped.
+
+    ``line_depth`` limits how deep line numbers are recorded (None: everywhere); snapshots of
+    thousands of objects only need the line of each object.
+    """
+    if _looks_like_json(text, file):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if file.endswith(".json"):
+                raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno) from None
+            # A YAML flow mapping also starts with "{"; let the YAML parser have its say.
+        else:
+            return (Document(data=data, file=file, line=1),)
+    documents: list[Document] = []
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            lines: dict[NodePath, int] = {}
+            _line_map(node, (), lines, line_depth)
+            data = loader.construct_document(node)
+            if data is None:
+                continue
+            documents.append(Document(data=data, file=file, line=node.start_mark.line + 1, lines=lines))
+    except yaml.YAMLError as exc:
+        raise _yaml_error(exc, file) from None
+    finally:
+        loader.dispose()
+    return tuple(documents)
+
+
+def load_documents(path: str | Path, *, line_depth: int | None = None) -> tuple[Document, ...]:
+    """Read a YAML/JSON file into its documents; bad YAML is a ``SpecError`` with file and line."""
+    return parse_documents(_read_text(path), file=str(path), line_depth=line_depth)
+
+
+def _rebase(lines: Mapping[NodePath, int], prefix: NodePath) -> dict[NodePath, int]:
+    size = len(prefix)
+    return {key[size:]: line for key, line in lines.items() if key[:size] == prefix}
+
+
+def split_objects(documents: Iterable[Document]) -> tuple[Document, ...]:
+    """Flatten documents into one Document per Kubernetes object, expanding ``kind: List``.
+
+    Each object keeps its own line numbers; a top-level ``bgpflat:`` snapshot header is skipped.
+    """
+    objects: list[Document] = []
+    for doc in documents:
+        data = doc.data
+        if isinstance(data, Mapping) and data.get("kind") == "List" and "items" in data:
+            items = data.get("items") or []
+            if not isinstance(items, list):
+                raise SpecError(
+                    "'items' of a kind: List must be a list",
+                    file=doc.file,
+                    line=doc.line_of(("items",)),
+                    path="items",
+                )
+            for index, item in enumerate(items):
+                lines = _rebase(doc.lines, ("items", index))
+                objects.append(Document(data=item, file=doc.file, line=doc.line_of(("items", index)), lines=lines))
+        else:
+            objects.append(doc)
+    for obj in objects:
+        if not isinstance(obj.data, Mapping):
+            raise SpecError(
+                f"expected a Kubernetes object (a mapping), got {type(obj.data).__name__}",
+                file=obj.file,
+                line=obj.line,
+            )
+    return tuple(objects)
+
+
+def load_objects(path: str | Path) -> tuple[Document, ...]:
+    """Read Kubernetes objects from a manifest file (multi-document YAML, JSON, or ``kind: List``)."""
+    return split_objects(load_documents(path))
+
+
+def load_snapshot(path: str | Path) -> Snapshot:
+    """Read a cluster snapshot: object dicts as the API serves them, and its ``bgpflat:`` header."""
+    file = str(path)
+    documents = load_documents(path, line_depth=2)
+    header: Mapping[str, Any] = {}
+    for doc in documents:
+        if isinstance(doc.data, Mapping) and isinstance(doc.data.get(SNAPSHOT_HEADER_KEY), Mapping):
+            header = doc.data[SNAPSHOT_HEADER_KEY]
+            break
+    objects: list[dict[str, Any]] = []
+    for index, obj in enumerate(split_objects(documents)):
+        data = obj.data
+        if not data.get("kind") or not data.get("apiVersion"):
+            raise SpecError(
+                f"object #{index + 1} has no apiVersion/kind",
+                file=file,
+                line=obj.line,
+                fix="a snapshot holds Kubernetes objects as `kubectl get -o yaml` prints them",
+            )
+        objects.append(dict(data))
+    return Snapshot(header=dict(header), objects=tuple(objects), file=file)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text that keeps key order (apiVersion, kind, metadata, spec reads like kubectl)."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def dump_yaml_documents(documents: Iterable[Any]) -> str:
+    return yaml.dump_all(list(documents), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def write_text_atomic(path: str | Path, text: str, *, mode: int = 0o644) -> Path:
+    """Write ``text`` so that readers see either the old file or the whole new one, never a part."""
+    return write_chunks_atomic(path, (text,), mode=mode)
+
+
+def write_chunks_atomic(path: str | Path, chunks: Iterable[str], *, mode: int = 0o644) -> Path:
+    """Like ``write_text_atomic`` for text produced piece by piece (a snapshot of 50,000 objects
+    is streamed, never held whole in memory)."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise SpecError(f"cannot write: {exc.strerror}", file=str(target)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise SpecError(f"cannot write: {exc.strerror}", file=str(target)) from None
+    except BaseException:
+        # Whatever stopped the producer (a KubeError mid-read, Ctrl-C): no partial file remains.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return target
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Deterministic, human-diffable JSON (sorted keys, two-space indent), written atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+
+
+def snapshot_chunks(*, header: Mapping[str, Any], objects: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    """A snapshot as YAML text, piece by piece: ``kind: List`` with the ``bgpflat:`` header first."""
+    yield dump_yaml({SNAPSHOT_HEADER_KEY: dict(header), "apiVersion": "v1", "kind": "List"})
+    empty = True
+    for obj in objects:
+        if empty:
+            yield "items:\n"
+            empty = False
+        yield dump_yaml([_without_managed_fields(obj)])
+    if empty:
+        yield "items: []\n"
+
+
+def snapshot_text(*, header: Mapping[str, Any], objects: Iterable[Mapping[str, Any]]) -> str:
+    """A snapshot as YAML: ``kind: List`` with the ``bgpflat:`` header first."""
+    return "".join(snapshot_chunks(header=header, objects=objects))
+
+
+def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    # managedFields are bulky, churn on every write and tell plan nothing.
+    out = dict(obj)
+    metadata = out.get("metadata")
+    if isinstance(metadata, Mapping) and "managedFields" in metadata:
+        out["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
+    return out
+
+
+def write_snapshot(path: str | Path, *, header: Mapping[str, Any], objects: Iterable[Mapping[str, Any]]) -> Path:
+    """Stream a snapshot to ``path`` atomically; ``objects`` may be a generator reading the cluster."""
+    return write_chunks_atomic(path, snapshot_chunks(header=header, objects=objects))
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def backup_path(directory: str | Path, *, context: str, taken_at: dt.datetime) -> Path:
+    """``<dir>/<UTC timestamp>-<context>.yaml``, unique even for two applies in the same second."""
+    stamp = taken_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = _UNSAFE.sub("_", context).strip("_") or "cluster"
+    base = Path(directory)
+    candidate = base / f"{stamp}-{name}.yaml"
+    counter = 1
+    while candidate.exists():
+        counter += 1
+        candidate = base / f"{stamp}-{name}-{counter}.yaml"
+    return candidate
+
+
+def write_backup(
+    directory: str | Path,
+    *,
+    context: str,
+    taken_at: dt.datetime,
+    header: Mapping[str, Any],
+    objects: Iterable[Mapping[str, Any]],
+) -> Path:
+    """Write the objects an apply is about to change; the returned path is what ``rollback`` takes."""
+    path = backup_path(directory, context=context, taken_at=taken_at)
+    return write_text_atomic(path, snapshot_text(header=header, objects=objects), mode=0o600)
+
+
+def load_backup(path: str | Path) -> Snapshot:
+    snapshot = load_snapshot(path)
+    if not snapshot.header.get("backup"):
+        raise PlanError(
+            f"{path}: not a bgpflat backup (no 'bgpflat.backup' header); "
+            "rollback only takes files that `bgpflat apply` wrote"
+        )
+    return snapshot
+
+
+def iter_paths(paths: Sequence[str | Path]) -> Iterator[Path]:
+    """Files named directly, and the *.yaml/*.yml/*.json files of named directories, sorted."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+        else:
+            yield path

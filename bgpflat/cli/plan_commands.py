@@ -1,0 +1,379 @@
+"""``bgpflat plan | apply | rollback | snapshot``: change Calico's BGP objects like terraform does.
+
+Exit codes (ux-conventions §1): ``plan`` 0 ok, 2 error; with ``--detailed-exitcode`` 0 no changes,
+1 error, 2 changes. ``apply``/``rollback``/``snapshot`` 0 done (or nothing to do), 2 refused,
+stopped or failed; a stopped apply still prints what it wrote and the backup that undoes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
+from bgpflat.errors import BgpflatError, PlanError
+
+if TYPE_CHECKING:
+    from bgpflat.adapters.kube import CalicoApi
+    from bgpflat.core.plan import Plan
+    from bgpflat.core.state import DesiredState
+    from bgpflat.workflows import ApplyReport
+
+DEFAULT_BACKUP_DIR = Path(".bgpflat") / "backups"
+PLAN_EXIT_NO_CHANGES = 0
+PLAN_EXIT_ERROR_DETAILED = 1
+PLAN_EXIT_CHANGES = 2
+
+
+def _targeting(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cluster")
+    group.add_argument(
+        "--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG merged, ~/.kube/config)"
+    )
+    group.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current context)")
+    group.add_argument(
+        "--calico-api",
+        choices=("auto", "v3", "v1"),
+        default="auto",
+        help="which API to use for Calico objects: auto-detect (default), projectcalico.org/v3 "
+        "(Calico API server or native v3 CRDs) or crd.projectcalico.org/v1",
+    )
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add plan, apply, rollback and snapshot."""
+    plan = sub.add_parser(
+        "plan",
+        help="show what apply would change (field by field) and the risks",
+        description="Compare a flat spec or Calico manifests with the cluster (or a snapshot) over the "
+        "fields bgpflat owns, and show the staged changes and risk findings.",
+    )
+    plan.add_argument(
+        "-f",
+        "--filename",
+        dest="files",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="bgpflat.yaml (flat spec) or Calico manifests; repeatable",
+    )
+    plan.add_argument("--snapshot", metavar="FILE", help="compare with a snapshot file instead of a live cluster")
+    plan.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    plan.add_argument("--out", metavar="PLAN.json", help="save the plan for `bgpflat apply PLAN.json`")
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 for no changes, 1 for an error, 2 for changes (like terraform)",
+    )
+    plan.add_argument(
+        "--prune",
+        action="store_true",
+        help="also delete objects labelled managed-by bgpflat that the spec no longer has",
+    )
+    _targeting(plan)
+    plan.set_defaults(func=_cmd_plan)
+
+    apply = sub.add_parser(
+        "apply",
+        help="apply a saved plan, or plan and apply -f FILE after confirmation",
+        description="Apply changes stage by stage with resourceVersion preconditions, after backing up "
+        "every object it changes. A saved plan is refused if the cluster changed since it was made.",
+    )
+    apply.add_argument("plan_file", nargs="?", metavar="PLAN.json", help="a plan saved by `bgpflat plan --out`")
+    apply.add_argument(
+        "-f",
+        "--filename",
+        dest="files",
+        action="append",
+        metavar="FILE",
+        help="plan from this spec now and apply it (asks first unless --yes)",
+    )
+    apply.add_argument("--yes", "--auto-approve", dest="yes", action="store_true", help="do not ask for confirmation")
+    apply.add_argument(
+        "--dry-run",
+        choices=("none", "server"),
+        default="none",
+        help="server: send every write as a Kubernetes server-side dry run (nothing is stored)",
+    )
+    apply.add_argument("--prune", action="store_true", help="with -f: delete bgpflat-managed objects not in the spec")
+    apply.add_argument(
+        "--allow-crd-v1",
+        action="store_true",
+        help="allow writing crd.projectcalico.org/v1 when the cluster serves nothing else",
+    )
+    apply.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        default=str(DEFAULT_BACKUP_DIR),
+        help=f"where backups go (default: {DEFAULT_BACKUP_DIR})",
+    )
+    apply.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    _targeting(apply)
+    apply.set_defaults(func=_cmd_apply)
+
+    rollback = sub.add_parser(
+        "rollback",
+        help="restore the objects of an apply's backup, and delete what it created",
+        description="Put back the specs saved in BACKUP and delete the objects that apply created. "
+        "Refused for any object edited since that apply, unless --force.",
+    )
+    rollback.add_argument("backup", metavar="BACKUP", help="a backup file written by `bgpflat apply`")
+    rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rollback.add_argument("--dry-run", choices=("none", "server"), default="none")
+    rollback.add_argument("--force", action="store_true", help="roll back objects edited after the apply, too")
+    _targeting(rollback)
+    rollback.set_defaults(func=_cmd_rollback)
+
+    snapshot = sub.add_parser(
+        "snapshot",
+        help="save the cluster state plan and expected routes need, for use without a cluster",
+        description="Export Calico objects, Nodes (labels and annotations), IPAM blocks and affinities, "
+        "Services and EndpointSlices into one YAML file (`plan --snapshot`, `routes --snapshot`).",
+    )
+    snapshot.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the snapshot")
+    _targeting(snapshot)
+    snapshot.set_defaults(func=_cmd_snapshot)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _connect(args: argparse.Namespace) -> CalicoApi:
+    from bgpflat.adapters.kube import CalicoApi
+
+    return CalicoApi.connect(kubeconfig=args.kubeconfig, context=args.context, calico_api=args.calico_api)
+
+
+def _announce(api: CalicoApi, verb: str) -> None:
+    """The target, always on stderr before anything else: the one line that prevents the wrong cluster."""
+    info(f"{verb} context {api.target.context!r} at {api.target.server} (Calico API {api.flavour.api_version})")
+
+
+def load_desired_files(paths: Sequence[str]) -> DesiredState:
+    from bgpflat.adapters import files
+    from bgpflat.core.spec import load_desired
+
+    documents = [doc for path in paths for doc in files.load_documents(path)]
+    return load_desired(documents)
+
+
+def _print_plan(plan: Plan, output: str, *, stderr: bool = False) -> None:
+    from bgpflat.render_plan import plan_renderable
+
+    if output == "json":
+        sys.stdout.write(plan.to_json())
+    elif output == "yaml":
+        from bgpflat.adapters.files import dump_yaml
+
+        sys.stdout.write(dump_yaml(json.loads(plan.to_json())))
+    else:
+        console(stderr=stderr).print(plan_renderable(plan), end="", soft_wrap=True)
+
+
+def _print_report(report: ApplyReport, output: str, *, verb: str) -> None:
+    from bgpflat.render_plan import report_text
+
+    if output == "json":
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+    else:
+        console().print(report_text(report, verb=verb), end="", markup=False, highlight=False, soft_wrap=True)
+
+
+def _confirm(question: str) -> bool:
+    info(question)
+    try:
+        answer = input("  Enter 'yes' to continue: ")
+    except EOFError:
+        return False
+    return answer.strip().lower() == "yes"
+
+
+def _require_terminal(args: argparse.Namespace) -> None:
+    if not args.yes and args.dry_run == "none" and not sys.stdin.isatty():
+        raise PlanError("stdin is not a terminal, so bgpflat cannot ask for confirmation; pass --yes to apply")
+
+
+# --- plan ----------------------------------------------------------------------------------------
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    try:
+        plan = _make_plan(args)
+        if args.out:
+            from bgpflat.adapters.files import write_text_atomic
+
+            write_text_atomic(args.out, plan.to_json())
+            info(f"Plan saved to {args.out}; apply it with: bgpflat apply {args.out}")
+        _print_plan(plan, args.output)
+    except BgpflatError as exc:
+        if args.detailed_exitcode and not args.debug:
+            error_line(str(exc))
+            return PLAN_EXIT_ERROR_DETAILED
+        raise
+    if args.detailed_exitcode:
+        return PLAN_EXIT_CHANGES if plan.has_changes else PLAN_EXIT_NO_CHANGES
+    return EXIT_OK
+
+
+def _make_plan(args: argparse.Namespace) -> Plan:
+    from bgpflat import workflows
+
+    desired = load_desired_files(args.files)
+    if args.snapshot:
+        from bgpflat.adapters.files import load_snapshot
+
+        snapshot = load_snapshot(args.snapshot)
+        return workflows.plan_snapshot(
+            snapshot.objects, desired, header=snapshot.header, file=snapshot.file, prune=args.prune
+        )
+    api = _connect(args)
+    try:
+        _announce(api, "Planning against")
+        return workflows.plan_cluster(api, desired, prune=args.prune)
+    finally:
+        api.close()
+
+
+# --- apply ---------------------------------------------------------------------------------------
+
+
+def _backup_writer(directory: str, context: str) -> Any:
+    from bgpflat.adapters import files
+
+    def write(*, header: Mapping[str, Any], objects: Sequence[Mapping[str, Any]], path: str | None) -> str:
+        if path is None:
+            return str(
+                files.write_backup(
+                    directory, context=context, taken_at=dt.datetime.now(dt.UTC), header=header, objects=objects
+                )
+            )
+        return str(files.write_text_atomic(path, files.snapshot_text(header=header, objects=objects), mode=0o600))
+
+    return write
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from bgpflat import workflows
+    from bgpflat.core.plan import Plan
+
+    if bool(args.plan_file) == bool(args.files):
+        raise PlanError("give either a saved plan (bgpflat apply PLAN.json) or -f FILE, not both or neither")
+    saved: Plan | None = None
+    if args.plan_file:
+        from bgpflat.adapters.files import read_json
+
+        saved = Plan.from_dict(read_json(args.plan_file))
+    else:
+        _require_terminal(args)
+        desired = load_desired_files(args.files)
+    api = _connect(args)
+    try:
+        _announce(api, "Applying to")
+        workflows.check_writable(api.identity(), allow_crd_v1=args.allow_crd_v1)
+        if saved is None:
+            plan = workflows.plan_cluster(api, desired, prune=args.prune)
+            # With -o json stdout carries only the report; the plan a person confirms goes to stderr.
+            _print_plan(plan, "table", stderr=args.output == "json")
+            if not plan.has_changes:
+                return EXIT_OK
+            plan.ensure_applicable()
+            if (
+                not args.yes
+                and args.dry_run == "none"
+                and not _confirm(f"Apply these changes to context {api.target.context!r} ({api.target.server})?")
+            ):
+                info("Apply cancelled; nothing was changed.")
+                return EXIT_ERROR
+        else:
+            plan = saved
+        dry_run = args.dry_run == "server"
+        if args.allow_crd_v1 and api.flavour.api_version.startswith("crd."):
+            info(
+                "warning: writing crd.projectcalico.org/v1 directly: the API server runs none of Calico's "
+                "validation or defaulting; bgpflat validated the objects client-side"
+            )
+        report = workflows.apply_plan(
+            plan,
+            api,
+            backup=None if dry_run else _backup_writer(args.backup_dir, api.target.context),
+            dry_run=dry_run,
+            progress=info,
+            allow_crd_v1=args.allow_crd_v1,
+        )
+    finally:
+        api.close()
+    _print_report(report, args.output, verb="Apply")
+    if report.error is not None:
+        error_line(f"apply stopped: {report.error}")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+# --- rollback ------------------------------------------------------------------------------------
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from bgpflat import workflows
+    from bgpflat.adapters.files import load_backup
+
+    backup = load_backup(args.backup)
+    if not args.yes and args.dry_run == "none" and not sys.stdin.isatty():
+        raise PlanError("stdin is not a terminal, so bgpflat cannot ask for confirmation; pass --yes to roll back")
+    api = _connect(args)
+    try:
+        _announce(api, "Rolling back on")
+        created = list(backup.header.get("created") or ())
+        info(
+            f"Backup {backup.file}: {len(backup.objects)} object(s) to restore, {len(created)} to delete "
+            f"({', '.join(created) or 'none'})"
+        )
+        if not args.yes and args.dry_run == "none" and not _confirm("Roll back these objects?"):
+            info("Rollback cancelled; nothing was changed.")
+            return EXIT_ERROR
+        report = workflows.rollback(
+            api,
+            header=backup.header,
+            objects=backup.objects,
+            dry_run=args.dry_run == "server",
+            force=args.force,
+            progress=info,
+        )
+    finally:
+        api.close()
+    _print_report(report, "table", verb="Rollback")
+    if report.error is not None:
+        error_line(f"rollback stopped: {report.error}")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+# --- snapshot ------------------------------------------------------------------------------------
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    from bgpflat import workflows
+    from bgpflat.adapters.files import write_snapshot
+
+    counts: dict[str, int] = {}
+
+    def counted(objects: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for obj in objects:
+            counts[str(obj.get("kind"))] = counts.get(str(obj.get("kind")), 0) + 1
+            yield obj
+
+    api = _connect(args)
+    try:
+        _announce(api, "Snapshot of")
+        header, objects = workflows.take_snapshot(api, taken_at=dt.datetime.now(dt.UTC))
+        # Written while it is read: a failed read leaves no file behind (atomic write).
+        path = write_snapshot(args.output, header=header, objects=counted(objects))
+    finally:
+        api.close()
+    total = sum(counts.values())
+    info(f"Wrote {total} objects to {path}: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    return EXIT_OK

@@ -1,0 +1,72 @@
+"""Use cases: plan, apply, rollback and snapshot, over adapters passed in as Protocol-typed values.
+
+* ``planning``: ``plan_cluster`` / ``plan_snapshot`` (a ``Plan`` from the core's ``make_plan``)
+  and ``take_snapshot``;
+* ``guards``: what is refused before any write (wrong cluster, v1-only API without
+  ``--allow-crd-v1``, a stale plan, with what moved);
+* ``apply``: ``apply_plan``, stage by stage with resourceVersion preconditions, re-plan on 409,
+  backup first, read-back and a verifier hook after each stage, an ``ApplyReport`` at the end;
+* ``restore``: ``rollback``, putting a backup back, refusing objects edited since the apply;
+* ``ports``: the Protocols the adapters fill (``ClusterApi``, ``BackupWriter``, ``StageVerifier``).
+
+Nothing here imports an adapter: the CLI passes ``bgpflat.adapters.kube.CalicoApi`` and a backup
+writer built on ``bgpflat.adapters.files``.
+"""
+
+from __future__ import annotations
+
+from bgpflat.workflows.apply import (
+    ALREADY,
+    APPLIED,
+    DRY_RUN,
+    FAILED,
+    NOT_ATTEMPTED,
+    UNKNOWN,
+    ApplyReport,
+    ChangeResult,
+    apply_plan,
+    backup_objects,
+    merge_patch,
+)
+from bgpflat.workflows.guards import Moved, check_plan_target, check_writable, ensure_fresh, find_moved
+from bgpflat.workflows.planning import (
+    SNAPSHOT_FORMAT,
+    check_spec_target,
+    plan_cluster,
+    plan_snapshot,
+    snapshot_identity,
+    take_snapshot,
+)
+from bgpflat.workflows.ports import BackupWriter, ClusterApi, Progress, StageVerifier, no_verification
+from bgpflat.workflows.restore import rollback
+
+__all__ = [
+    "ALREADY",
+    "APPLIED",
+    "DRY_RUN",
+    "FAILED",
+    "NOT_ATTEMPTED",
+    "SNAPSHOT_FORMAT",
+    "UNKNOWN",
+    "ApplyReport",
+    "BackupWriter",
+    "ChangeResult",
+    "ClusterApi",
+    "Moved",
+    "Progress",
+    "StageVerifier",
+    "apply_plan",
+    "backup_objects",
+    "check_plan_target",
+    "check_spec_target",
+    "check_writable",
+    "ensure_fresh",
+    "find_moved",
+    "merge_patch",
+    "no_verification",
+    "plan_cluster",
+    "plan_snapshot",
+    "rollback",
+    "snapshot_identity",
+    "take_snapshot",
+]

@@ -1,0 +1,459 @@
+"""Applying a plan to a cluster, stage by stage.
+
+The rules ``apply_plan`` keeps, whatever happens on the wire:
+
+* A saved plan is applied only to the cluster it was made for (kube-system UID, else server URL)
+  and only if no object it observed has changed since (``StalePlanError`` names what moved).
+* Every write is guarded: merge patches and deletes carry the resourceVersion the plan saw (or the
+  one this apply's previous write returned); a create fails if the object appeared meanwhile.
+* On a 409 the object is re-read and the change re-planned against it: if the fields this change
+  owns still hold the values the plan started from, the write is retried (bounded); if they
+  already hold the planned values, the change is counted as done; otherwise apply stops and
+  reports, because someone else's edit must never be overwritten.
+* Everything about to change is written to a backup file before the first write, and the file is
+  completed with the resourceVersions apply left behind, so that ``rollback`` can refuse to undo
+  over somebody's later edit.
+* After each stage the written objects are read back and checked, and a verifier hook runs (the
+  BGP peer waits there once it exists). A stop at any point returns an ``ApplyReport`` saying what
+  was written, what was not, and which backup restores it: nothing is left half-applied unreported.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bgpflat.core.calico import parse_path, parse_resource, validate
+from bgpflat.core.plan import Plan, ResourceChange, Stage
+from bgpflat.errors import (
+    BgpflatError,
+    KubeConflict,
+    KubeError,
+    KubeNotFound,
+    KubeUnavailable,
+    PlanError,
+    SpecError,
+    VerifyError,
+)
+from bgpflat.workflows.guards import (
+    check_plan_target,
+    check_writable,
+    ensure_fresh,
+    rv_of,
+    same_value,
+    show_value,
+    value_at,
+)
+from bgpflat.workflows.ports import BackupWriter, ClusterApi, Progress, StageVerifier, no_verification, quiet
+
+MAX_CONFLICT_RETRIES = 3
+
+APPLIED = "applied"
+ALREADY = "already-done"
+FAILED = "failed"
+UNKNOWN = "unknown"
+NOT_ATTEMPTED = "not-attempted"
+DRY_RUN = "dry-run"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeResult:
+    stage: str
+    action: str
+    key: str
+    outcome: str
+    resource_version: str | None = None
+    retries: int = 0
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "action": self.action,
+            "object": self.key,
+            "outcome": self.outcome,
+            "resource_version": self.resource_version,
+            "retries": self.retries,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyReport:
+    results: tuple[ChangeResult, ...]
+    dry_run: bool
+    backup: str | None = None
+    error: str | None = None  # why apply stopped early; None when every stage went through
+    identity: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def completed(self) -> bool:
+        return self.error is None
+
+    @property
+    def written(self) -> tuple[ChangeResult, ...]:
+        return tuple(r for r in self.results if r.outcome == APPLIED)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": 1,
+            "completed": self.completed,
+            "dry_run": self.dry_run,
+            "backup": self.backup,
+            "error": self.error,
+            "identity": dict(self.identity),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+class _Stop(BgpflatError):
+    """Internal: ends the apply loop with a result for the change that could not be made."""
+
+    def __init__(self, result: ChangeResult) -> None:
+        super().__init__(result.message or result.outcome)
+        self.result = result
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies it."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _validate_write(change: ResourceChange, current: Mapping[str, Any] | None) -> None:
+    """Calico's rules on the object as it will be after this write (the server may not check them)."""
+    if change.kind not in ("IPPool", "BGPPeer", "BGPConfiguration"):
+        return
+    if change.action == "create" and change.manifest is not None:
+        validate(parse_resource(change.manifest, path=change.key))
+    elif change.action == "update" and current is not None and change.patch is not None:
+        merged = merge_patch(current, change.patch)
+        merged["apiVersion"] = "projectcalico.org/v3"
+        old = parse_resource(current, path=change.key)
+        validate(parse_resource(merged, path=change.key), old=old)
+
+
+def _conflict_verdict(change: ResourceChange, current: Mapping[str, Any]) -> str:
+    """After a 409: 'done' (fields already as planned), 'retry' (owned fields untouched) or 'moved'."""
+    spec = current.get("spec") if isinstance(current.get("spec"), Mapping) else None
+    if change.kind == "Installation":
+        # The ipPools list is patched whole: retry only if applying our field changes to what is
+        # there now gives exactly the list we would send, i.e. nobody touched any other entry.
+        rebuilt = copy.deepcopy(dict(current))
+        for fc in change.fields:
+            parts = parse_path(fc.path)
+            node: Any = rebuilt
+            for part in parts[:-1]:
+                node = node[part] if isinstance(part, int) else node.setdefault(part, {})
+            node[parts[-1]] = copy.deepcopy(fc.after)
+        wanted = value_at(change.patch, "spec.calicoNetwork.ipPools")
+        if value_at(current, "spec.calicoNetwork.ipPools") == wanted:
+            return "done"
+        return "retry" if value_at(rebuilt, "spec.calicoNetwork.ipPools") == wanted else "moved"
+    values = [(fc, value_at(current, fc.path)) for fc in change.fields]
+    if all(same_value(change.kind, fc.path, value, fc.after, spec=spec) for fc, value in values):
+        return "done"
+    if all(same_value(change.kind, fc.path, value, fc.before, spec=spec) for fc, value in values):
+        return "retry"
+    return "moved"
+
+
+@dataclass(slots=True)
+class _Run:
+    api: ClusterApi
+    dry_run: bool
+    progress: Progress
+    versions: dict[str, str] = field(default_factory=dict)  # resourceVersion our last write left
+    created: set[str] = field(default_factory=set)
+    results: list[ChangeResult] = field(default_factory=list)
+
+    def result(
+        self,
+        change: ResourceChange,
+        outcome: str,
+        *,
+        rv: str | None = None,
+        retries: int = 0,
+        message: str | None = None,
+    ) -> ChangeResult:
+        return ChangeResult(
+            stage=change.stage,
+            action=change.action,
+            key=change.key,
+            outcome=outcome,
+            resource_version=rv,
+            retries=retries,
+            message=message,
+        )
+
+    def write(self, change: ResourceChange) -> ChangeResult:
+        api, key = self.api, change.key
+        if self.dry_run and change.chained and key in self.created:
+            return self.result(change, DRY_RUN, message="follows a create that a dry run does not store")
+        rv = self.versions.get(key) if change.chained else change.resource_version
+        if rv is None and change.action != "create":
+            rv = self.versions.get(key) or change.resource_version
+        retries = 0
+        while True:
+            current = None
+            if change.action == "update":
+                current = api.get(change.kind, change.name)
+                if current is None:
+                    raise _Stop(
+                        self.result(
+                            change,
+                            FAILED,
+                            message=f"{key} was deleted by someone else; nothing of this change was written",
+                        )
+                    )
+            try:
+                _validate_write(change, current)
+            except SpecError as exc:
+                raise _Stop(self.result(change, FAILED, message=f"client-side validation refused it: {exc}")) from None
+            try:
+                written = self._send(change, rv)
+            except KubeConflict as exc:
+                outcome = self._after_conflict(change, exc, retries)
+                if outcome is None:
+                    retries += 1
+                    rv = rv_of(api.get(change.kind, change.name))
+                    continue
+                return outcome
+            except KubeUnavailable as exc:
+                raise _Stop(self._after_failure(change, exc)) from None
+            except KubeNotFound:
+                if change.action != "delete":
+                    raise _Stop(self.result(change, FAILED, message=f"{key} no longer exists")) from None
+                # A retried DELETE whose first attempt landed: the object is gone, as planned.
+                return self.result(change, ALREADY, message="already deleted")
+            except KubeError as exc:
+                raise _Stop(self.result(change, FAILED, message=str(exc))) from None
+            new_rv = rv_of(written)
+            if new_rv:
+                self.versions[key] = new_rv
+            if change.action == "create":
+                self.created.add(key)
+            return self.result(change, DRY_RUN if self.dry_run else APPLIED, rv=new_rv, retries=retries)
+
+    def _send(self, change: ResourceChange, rv: str | None) -> dict[str, Any] | None:
+        api = self.api
+        if change.action == "create":
+            assert change.manifest is not None
+            return api.create(change.manifest, dry_run=self.dry_run)
+        if rv is None:
+            raise KubeError(f"{change.key}: no resourceVersion to guard the write with; make the plan again")
+        if change.action == "update":
+            assert change.patch is not None
+            return api.patch(change.kind, change.name, change.patch, resource_version=rv, dry_run=self.dry_run)
+        if change.action == "delete":
+            api.delete(change.kind, change.name, resource_version=rv, dry_run=self.dry_run)
+            return None
+        raise PlanError(f"{change.key}: unknown action {change.action!r}")
+
+    def _after_conflict(self, change: ResourceChange, exc: KubeConflict, retries: int) -> ChangeResult | None:
+        """None to retry with the new resourceVersion; a result when done; raises ``_Stop`` otherwise."""
+        key = change.key
+        current = self.api.get(change.kind, change.name)
+        if change.action == "create":
+            raise _Stop(
+                self.result(
+                    change,
+                    FAILED,
+                    message=f"{key} was created by someone else while applying; "
+                    "not overwritten. Run `bgpflat plan` again",
+                )
+            )
+        if current is None:
+            raise _Stop(self.result(change, FAILED, message=f"{key} was deleted by someone else while applying"))
+        if change.action == "delete":
+            raise _Stop(
+                self.result(
+                    change, FAILED, message=f"{key} was changed by someone else; not deleted. Run `bgpflat plan` again"
+                )
+            )
+        verdict = _conflict_verdict(change, current)
+        if verdict == "done":
+            rv = rv_of(current)
+            if rv:
+                self.versions[key] = rv
+            return self.result(
+                change, ALREADY, rv=rv, retries=retries, message="someone else made the same change meanwhile"
+            )
+        if verdict == "retry" and retries < MAX_CONFLICT_RETRIES:
+            self.progress(f"  {key} changed meanwhile (fields bgpflat owns did not); retrying")
+            return None
+        moved = [
+            f"{fc.path} is now {show_value(value_at(current, fc.path))} (planned from {show_value(fc.before)})"
+            for fc in change.fields
+            if not same_value(change.kind, fc.path, value_at(current, fc.path), fc.before)
+        ]
+        why = "; ".join(moved) if moved else f"still conflicting after {retries} retries"
+        raise _Stop(
+            self.result(
+                change,
+                FAILED,
+                retries=retries,
+                message=f"{key} was edited by someone else while applying ({why}); "
+                "their edit was kept and this change was not written. Run `bgpflat plan` again",
+            )
+        )
+
+    def _after_failure(self, change: ResourceChange, exc: KubeUnavailable) -> ChangeResult:
+        """The connection failed mid-write: find out by reading whether the write landed."""
+        try:
+            current = self.api.get(change.kind, change.name)
+        except KubeError:
+            return self.result(
+                change,
+                UNKNOWN,
+                message=f"{exc}; whether this write landed is unknown (the API server could not be read back)",
+            )
+        landed = False
+        if change.action == "create":
+            landed = current is not None
+        elif change.action == "delete":
+            landed = current is None
+        elif current is not None:
+            spec = current.get("spec") if isinstance(current.get("spec"), Mapping) else None
+            landed = all(
+                same_value(change.kind, fc.path, value_at(current, fc.path), fc.after, spec=spec)
+                for fc in change.fields
+            )
+        if landed:
+            rv = rv_of(current)
+            if rv:
+                self.versions[change.key] = rv
+            return self.result(change, APPLIED, rv=rv, message=f"{exc}; read back afterwards: this write did land")
+        return self.result(change, FAILED, message=f"{exc}; read back afterwards: this write did not land")
+
+
+def _check_stage(run: _Run, stage: Stage) -> None:
+    """Read back what the stage wrote; raise ``VerifyError`` if the cluster does not show it."""
+    problems: list[str] = []
+    for change in stage.changes:
+        current = run.api.get(change.kind, change.name)
+        if change.action == "delete":
+            if current is not None:
+                problems.append(f"{change.key} still exists")
+            continue
+        if current is None:
+            problems.append(f"{change.key} is missing")
+            continue
+        spec = current.get("spec") if isinstance(current.get("spec"), Mapping) else None
+        for fc in change.fields:
+            value = value_at(current, fc.path)
+            if not same_value(change.kind, fc.path, value, fc.after, spec=spec):
+                problems.append(f"{change.key} {fc.path} is {show_value(value)}, expected {show_value(fc.after)}")
+    if problems:
+        raise VerifyError(f"stage {stage.name} did not take effect: {'; '.join(problems)}")
+
+
+def backup_objects(plan: Plan, api: ClusterApi) -> tuple[list[dict[str, Any]], list[str]]:
+    """The current objects every change will touch, and the keys the plan creates."""
+    objects: list[dict[str, Any]] = []
+    created: list[str] = []
+    seen: set[str] = set()
+    for change in plan.changes:
+        if change.key in seen:
+            continue
+        seen.add(change.key)
+        if change.action == "create":
+            created.append(change.key)
+            continue
+        current = api.get(change.kind, change.name)
+        if current is not None:
+            objects.append(current)
+    return objects, created
+
+
+def apply_plan(
+    plan: Plan,
+    api: ClusterApi,
+    *,
+    backup: BackupWriter | None,
+    dry_run: bool = False,
+    verify: StageVerifier = no_verification,
+    progress: Progress = quiet,
+    allow_crd_v1: bool = False,
+    taken_at: dt.datetime | None = None,
+) -> ApplyReport:
+    """Apply ``plan`` stage by stage; see the module docstring for the guarantees.
+
+    Refusals before any write (wrong cluster, stale plan, blocking findings, v1-only cluster) raise;
+    anything that stops the apply after that returns a report with ``error`` set.
+    """
+    plan.ensure_applicable()
+    identity = api.identity()
+    check_plan_target(plan, identity)
+    check_writable(identity, allow_crd_v1=allow_crd_v1)
+    ensure_fresh(plan, api)
+    run = _Run(api=api, dry_run=dry_run, progress=progress)
+    if not plan.has_changes:
+        return ApplyReport(results=(), dry_run=dry_run, identity=identity)
+
+    backup_path: str | None = None
+    header: dict[str, Any] = {}
+    backed_up: list[dict[str, Any]] = []
+    if not dry_run and backup is not None:
+        backed_up, created = backup_objects(plan, api)
+        header = {
+            "backup": True,
+            "context": identity.get("context", ""),
+            "server": identity.get("server", ""),
+            "clusterUID": identity.get("clusterID", ""),
+            "apiGroup": identity.get("apiGroup", ""),
+            "apiFlavour": identity.get("apiFlavour", ""),
+            "calicoVersion": identity.get("calicoVersion", ""),
+            "takenAt": (taken_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "created": created,
+            "appliedVersions": {},
+            "complete": False,
+        }
+        backup_path = backup(header=header, objects=backed_up, path=None)
+        progress(f"Backup of {len(backed_up)} object(s) (rollback with `bgpflat rollback {backup_path}`)")
+
+    error: str | None = None
+    stages = plan.stages
+    for number, stage in enumerate(stages, start=1):
+        progress(f"Stage {number}/{len(stages)}: {stage.name} — {stage.title}")
+        try:
+            for change in stage.changes:
+                result = run.write(change)
+                run.results.append(result)
+                progress(
+                    f"  {change.action} {change.key}: {result.outcome}"
+                    + (f" ({result.message})" if result.message else "")
+                )
+            if not dry_run:
+                _check_stage(run, stage)
+                verify(stage, api=api)
+        except _Stop as stop:
+            run.results.append(stop.result)
+            error = stop.result.message or stop.result.outcome
+        except (VerifyError, KubeError) as exc:
+            error = str(exc)
+        if error is not None:
+            attempted = {(r.stage, r.key) for r in run.results}
+            for later in stages[number - 1 :]:
+                for change in later.changes:
+                    if (later.name, change.key) not in attempted:
+                        run.results.append(run.result(change, NOT_ATTEMPTED))
+            break
+
+    if backup_path is not None and backup is not None:
+        # Completed with what apply left behind, so that rollback can tell our writes from later edits.
+        header["appliedVersions"] = dict(sorted(run.versions.items()))
+        header["created"] = sorted(run.created)
+        header["complete"] = error is None
+        backup(header=header, objects=backed_up, path=backup_path)
+    return ApplyReport(results=tuple(run.results), dry_run=dry_run, backup=backup_path, error=error, identity=identity)

@@ -1,0 +1,97 @@
+"""Making plans (from a cluster or a snapshot file) and taking snapshots."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from bgpflat.core.plan import Plan, make_plan
+from bgpflat.core.state import DesiredState, ObservedState
+from bgpflat.errors import PlanError
+from bgpflat.workflows.ports import ClusterApi
+
+SNAPSHOT_FORMAT = 1
+V1_API_GROUP = "crd.projectcalico.org/v1"
+
+
+def check_spec_target(desired: DesiredState, identity: Mapping[str, str]) -> None:
+    """Refuse a spec that names another kube context than the one targeted."""
+    wanted = desired.cluster.context if desired.cluster is not None else None
+    current = identity.get("context")
+    if wanted and current and wanted != current and not identity.get("snapshot"):
+        raise PlanError(
+            f"the spec is for context {wanted!r} but the target is {current!r} ({identity.get('server', '')}); "
+            f"pass --context {wanted} or change cluster.context in the spec"
+        )
+
+
+def plan_cluster(api: ClusterApi, desired: DesiredState, *, prune: bool = False) -> Plan:
+    """Read the cluster and compare it with ``desired``."""
+    identity = api.identity()
+    check_spec_target(desired, identity)
+    objects: list[Mapping[str, Any]] = list(api.read_state())
+    observed = ObservedState.from_objects(objects, identity=identity)
+    return make_plan(desired=desired, observed=observed, prune=prune)
+
+
+def snapshot_identity(header: Mapping[str, Any], *, file: str) -> dict[str, str]:
+    """The identity a plan made from a snapshot carries: marked so that it can never be applied."""
+    return {
+        "context": str(header.get("context") or ""),
+        "server": str(header.get("server") or ""),
+        "clusterID": str(header.get("clusterUID") or ""),
+        "apiGroup": str(header.get("apiGroup") or ""),
+        "apiFlavour": str(header.get("apiFlavour") or ""),
+        "calicoVersion": str(header.get("calicoVersion") or _calico_version(header) or ""),
+        "snapshot": file,
+    }
+
+
+def _calico_version(header: Mapping[str, Any]) -> str:
+    return str(header.get("calicoVersion") or "")
+
+
+def plan_snapshot(
+    objects: Sequence[Mapping[str, Any]],
+    desired: DesiredState,
+    *,
+    header: Mapping[str, Any],
+    file: str,
+    prune: bool = False,
+) -> Plan:
+    """Compare ``desired`` with a snapshot file instead of a live cluster."""
+    identity = snapshot_identity(header, file=file)
+    if not identity["calicoVersion"]:
+        for obj in objects:
+            if obj.get("kind") == "ClusterInformation":
+                identity["calicoVersion"] = str((obj.get("spec") or {}).get("calicoVersion") or "")
+    if not identity["apiGroup"]:
+        groups = {str(o.get("apiVersion")) for o in objects if o.get("kind") in ("IPPool", "BGPPeer")}
+        identity["apiGroup"] = "projectcalico.org/v3" if "projectcalico.org/v3" in groups else V1_API_GROUP
+    observed = ObservedState.from_objects(list(objects), identity=identity)
+    return make_plan(desired=desired, observed=observed, prune=prune)
+
+
+# --- snapshot -------------------------------------------------------------------------------------
+
+
+def take_snapshot(api: ClusterApi, *, taken_at: dt.datetime) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """Everything plan and expected routes need, as ``(header, objects)``.
+
+    ``objects`` is a generator that reads the cluster as it is consumed, so a snapshot of a big
+    cluster streams to its file page by page. Its order is deterministic without sorting: kinds in
+    a fixed order, and within a kind the API server's own order (by namespace and name).
+    """
+    identity = api.identity()
+    header = {
+        "snapshotFormat": SNAPSHOT_FORMAT,
+        "context": identity.get("context", ""),
+        "server": identity.get("server", ""),
+        "clusterUID": identity.get("clusterID", ""),
+        "calicoVersion": identity.get("calicoVersion", ""),
+        "apiFlavour": identity.get("apiFlavour", ""),
+        "apiGroup": identity.get("apiGroup", ""),
+        "takenAt": taken_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    return header, iter(api.read_everything())

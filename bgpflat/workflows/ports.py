@@ -1,0 +1,52 @@
+"""The ports the workflows take: the cluster, the backup store, the verifier, progress output."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from bgpflat.core.plan import Stage
+
+
+class ClusterApi(Protocol):
+    """A cluster with its Calico API chosen; ``bgpflat.adapters.kube.CalicoApi`` is the real one."""
+
+    def identity(self) -> dict[str, str]: ...
+
+    def read_state(self) -> list[dict[str, Any]]: ...
+
+    def read_everything(self) -> Iterable[dict[str, Any]]: ...
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None: ...
+
+    def create(self, manifest: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]: ...
+
+    def patch(
+        self, kind: str, name: str, patch: Mapping[str, Any], *, resource_version: str, dry_run: bool
+    ) -> dict[str, Any]: ...
+
+    def delete(self, kind: str, name: str, *, resource_version: str, dry_run: bool) -> None: ...
+
+
+class StageVerifier(Protocol):
+    """Runs after a stage is written and read back; raises ``VerifyError`` to stop the apply."""
+
+    def __call__(self, stage: Stage, *, api: ClusterApi) -> None: ...
+
+
+class BackupWriter(Protocol):
+    """Writes a backup file (``path=None``: a new one) and returns its path."""
+
+    def __call__(self, *, header: Mapping[str, Any], objects: Sequence[Mapping[str, Any]], path: str | None) -> str: ...
+
+
+class Progress(Protocol):
+    def __call__(self, message: str) -> None: ...
+
+
+def no_verification(stage: Stage, *, api: ClusterApi) -> None:
+    """The default verifier: the read-back check of each stage is all there is."""
+
+
+def quiet(message: str) -> None:
+    pass

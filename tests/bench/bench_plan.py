@@ -1,0 +1,330 @@
+"""Benchmark: `bgpflat plan` and `bgpflat snapshot` on a big cluster, next to `kubectl get` of the same objects.
+
+Starts a real kube-apiserver + etcd (the lab control plane, Calico v1 CRDs), loads 5,000 Nodes
+(with a kubelet-like status), 20,000 IPAMBlocks and 20,000 BlockAffinities, 2,000 Services and the
+scenario's Calico objects, then times, in the same run and on the same server:
+
+* ``bgpflat plan -f labs/calico-bgp/bgpflat.yaml`` against ``kubectl get nodes,ippools,bgppeers,
+  bgpconfigurations,bgpfilters -o json`` (the objects plan reads);
+* ``bgpflat snapshot`` against ``kubectl get`` of everything the snapshot holds.
+
+Wall time and peak RSS of each process (``wait4``); the goal is bgpflat ≤ 1.5× kubectl. Prints
+figures only; nothing here asserts a time.
+
+    python tests/bench/bench_plan.py [--nodes 5000] [--blocks 20000] [--services 2000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "labs" / "calico-bgp" / "bgpflat.yaml"
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+TIME = shutil.which("time", path="/usr/bin:/bin") or "/usr/bin/time"
+BGPFLAT = [sys.executable, "-c", "import sys; from bgpflat.cli import main; sys.exit(main())"]
+V1 = "/apis/crd.projectcalico.org/v1"
+
+
+class Loader:
+    """Creates objects over keep-alive TLS connections, one per thread."""
+
+    def __init__(self, port: int, ca: str, cert: str, key: str) -> None:
+        self.port = port
+        self.context = ssl.create_default_context(cafile=ca)
+        self.context.load_cert_chain(cert, key)
+        self.local = threading.local()
+
+    def _conn(self) -> http.client.HTTPSConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.context, timeout=60)
+            self.local.conn = conn
+        return conn
+
+    def post(self, path: str, body: dict[str, Any]) -> None:
+        for attempt in range(3):
+            conn = self._conn()
+            try:
+                conn.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+                continue
+            if response.status not in (200, 201, 409):
+                raise RuntimeError(f"POST {path}: {response.status} {data[:300]!r}")
+            return
+
+
+def node(i: int) -> dict[str, Any]:
+    name = f"node-{i:05d}"
+    ip = f"10.{200 + i // 65000}.{(i // 250) % 256}.{i % 250 + 1}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "topology.kubernetes.io/zone": f"zone-{i % 3}",
+                **({"node-role.kubernetes.io/ingress": "ingress"} if i % 50 == 0 else {}),
+            },
+            "annotations": {
+                "projectcalico.org/IPv4Address": f"{ip}/16",
+                "projectcalico.org/IPv4IPIPTunnelAddr": f"10.{64 + i // 4096}.{(i // 16) % 256}.{(i % 16) * 16}",
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            },
+        },
+        "spec": {"podCIDR": f"10.244.{i % 256}.0/24"},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"},
+            "allocatable": {"cpu": "8", "memory": "31Gi", "pods": "110", "ephemeral-storage": "95Gi"},
+            "conditions": [
+                {
+                    "type": t,
+                    "status": "False" if t != "Ready" else "True",
+                    "reason": f"Kubelet{t}",
+                    "message": f"kubelet reports {t}",
+                    "lastHeartbeatTime": "2026-11-21T06:00:00Z",
+                    "lastTransitionTime": "2026-11-01T06:00:00Z",
+                }
+                for t in ("MemoryPressure", "DiskPressure", "PIDPressure", "Ready")
+            ],
+            "nodeInfo": {
+                "machineID": f"{i:032x}",
+                "systemUUID": f"{i:032x}",
+                "bootID": f"{i:032x}",
+                "kernelVersion": "6.1.0-27-amd64",
+                "osImage": "Debian GNU/Linux 12 (bookworm)",
+                "containerRuntimeVersion": "containerd://1.7.24",
+                "kubeletVersion": "v1.35.4",
+                "kubeProxyVersion": "v1.35.4",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+            "images": [
+                {
+                    "names": [
+                        f"registry.example.com/team/app-{j}@sha256:{j:064x}",
+                        f"registry.example.com/team/app-{j}:v{j}",
+                    ],
+                    "sizeBytes": 10_000_000 + j,
+                }
+                for j in range(20)
+            ],
+        },
+    }
+
+
+def block(i: int, nodes: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    a, b = 64 + i // 1024, (i // 4) % 256
+    c = (i % 4) * 64
+    cidr = f"10.{a}.{b}.{c}/26"
+    name = f"10-{a}-{b}-{c}-26"
+    host = f"node-{i % nodes:05d}"
+    used = 1 + i % 20
+    ipam = {
+        "apiVersion": "crd.projectcalico.org/v1",
+        "kind": "IPAMBlock",
+        "metadata": {"name": name},
+        "spec": {
+            "cidr": cidr,
+            "affinity": f"host:{host}",
+            "allocations": [k if k < used else None for k in range(64)],
+            "unallocated": list(range(used, 64)),
+            "attributes": [
+                {
+                    "handle_id": f"k8s-pod-network.{i:08x}{k:04x}",
+                    "secondary": {
+                        "namespace": "default",
+                        "node": host,
+                        "pod": f"app-{i}-{k}",
+                        "timestamp": "2026-11-21",
+                    },
+                }
+                for k in range(used)
+            ],
+            "sequenceNumber": 1,
+            "sequenceNumberForAllocation": {str(k): 0 for k in range(used)},
+            "strictAffinity": False,
+        },
+    }
+    affinity = {
+        "apiVersion": "crd.projectcalico.org/v1",
+        "kind": "BlockAffinity",
+        "metadata": {"name": f"{host}-{name}"},
+        "spec": {"cidr": cidr, "node": host, "state": "confirmed", "deleted": "false", "type": "host"},
+    }
+    return ipam, affinity
+
+
+def service(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"svc-{i:05d}", "namespace": "default", "labels": {"app": f"app-{i}"}},
+        "spec": {"selector": {"app": f"app-{i}"}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+    }
+
+
+def load(loader: Loader, *, nodes: int, blocks: int, services: int) -> float:
+    started = time.monotonic()
+    jobs: list[tuple[str, dict[str, Any]]] = []
+    jobs += [("/api/v1/nodes", node(i)) for i in range(nodes)]
+    for i in range(blocks):
+        ipam, affinity = block(i, nodes)
+        jobs.append((f"{V1}/ipamblocks", ipam))
+        jobs.append((f"{V1}/blockaffinities", affinity))
+    jobs += [("/api/v1/namespaces/default/services", service(i)) for i in range(services)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in pool.map(lambda job: loader.post(*job), jobs, chunksize=64):
+            pass
+    return time.monotonic() - started
+
+
+def measure(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in MiB, bytes of stdout) of one process.
+
+    Peak RSS comes from GNU time, which forks from a small process: measured from this benchmark's
+    own process, the child's maximum RSS would include the parent's pages between fork and exec.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "time.txt"
+        started = time.monotonic()
+        with open(Path(tmp) / "out", "wb") as out:
+            proc = subprocess.run(
+                [TIME, "-f", "%M", "-o", str(report), *argv],
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+        wall = time.monotonic() - started
+        size = (Path(tmp) / "out").stat().st_size
+        peak_kib = int(report.read_text().split()[-1])
+    if proc.returncode not in (0, 2):
+        raise RuntimeError(f"{' '.join(argv[:6])}… exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+    return wall, peak_kib // 1024, size
+
+
+def best(runs: list[tuple[float, int, int]]) -> tuple[float, int, int]:
+    return min(runs, key=lambda r: r[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--blocks", type=int, default=20000)
+    parser.add_argument("--services", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--kubeconfig", help="measure against this already loaded server instead of starting one")
+    args = parser.parse_args()
+    if not Path(TIME).exists():
+        print("GNU time (/usr/bin/time) is needed to measure peak memory", file=sys.stderr)
+        return 2
+
+    sys.path.insert(0, str(ROOT))
+    from bgpflat.lab.controlplane import ControlPlane
+
+    state = Path(tempfile.mkdtemp(prefix="bgpflat-bench-"))
+    plane = None
+    try:
+        if args.kubeconfig:
+            kubeconfig = Path(args.kubeconfig)
+        else:
+            plane = ControlPlane.start(
+                state_dir=state / "cp",
+                flavour="v1",
+                service_cluster_ip_range="10.233.0.0/18",
+                progress=lambda line: print(f"  {line}", file=sys.stderr),
+            )
+            plane.seed_scenario("calico-bgp")
+            creds = plane.credentials
+            loader = Loader(plane.state.api_port, str(creds.ca_cert), str(creds.admin_cert), str(creds.admin_key))
+            seconds = load(loader, nodes=args.nodes, blocks=args.blocks, services=args.services)
+            print(
+                f"loaded {args.nodes} Nodes, {args.blocks} IPAMBlocks + {args.blocks} BlockAffinities, "
+                f"{args.services} Services in {seconds:.0f} s"
+            )
+            kubeconfig = plane.kubeconfig
+        run_cases(kubeconfig, work=state, repeat=args.repeat)
+    finally:
+        if plane is not None:
+            plane.stop()
+        shutil.rmtree(state, ignore_errors=True)
+    return 0
+
+
+def run_cases(kubeconfig: Path, *, work: Path, repeat: int) -> None:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1"}
+    group = "crd.projectcalico.org"
+    cases = {
+        "plan": (
+            [*BGPFLAT, "plan", "-f", str(SPEC), "-o", "json"],
+            [
+                KUBECTL,
+                "get",
+                f"nodes,ippools.{group},bgppeers.{group},bgpconfigurations.{group},bgpfilters.{group}",
+                "-o",
+                "json",
+            ],
+        ),
+        "snapshot": (
+            [*BGPFLAT, "snapshot", "-o", str(work / "snap.yaml")],
+            [
+                KUBECTL,
+                "get",
+                f"nodes,services,endpointslices,ippools.{group},bgppeers.{group},"
+                f"bgpconfigurations.{group},bgpfilters.{group},clusterinformations.{group},ipamblocks.{group},"
+                f"blockaffinities.{group},ipamconfigs.{group}",
+                "-A",
+                "-o",
+                "json",
+            ],
+        ),
+    }
+    print(f"\n{'case':<10} {'tool':<8} {'wall s':>8} {'peak MiB':>9} {'output MiB':>11}   ratio (bgpflat/kubectl)")
+    for name, (ours, theirs) in cases.items():
+        runs: dict[str, list[tuple[float, int, int]]] = {"kubectl": [], "bgpflat": []}
+        for _ in range(repeat):  # interleaved so that both see the same server and machine load
+            runs["kubectl"].append(measure(theirs, cwd=work, env=env))
+            runs["bgpflat"].append(measure(ours, cwd=work, env=env))
+        results = {tool: best(r) for tool, r in runs.items()}
+        if name == "snapshot":
+            size = (work / "snap.yaml").stat().st_size
+            results["bgpflat"] = (*results["bgpflat"][:2], size)
+        for tool in ("kubectl", "bgpflat"):
+            wall, rss, size = results[tool]
+            line = f"{name:<10} {tool:<8} {wall:>8.2f} {rss:>9d} {size / 2**20:>11.1f}"
+            if tool == "bgpflat":
+                ref = results["kubectl"]
+                line += f"   time {wall / ref[0]:.2f}x, memory {rss / ref[1]:.2f}x"
+            print(line)
+    print(f"\n(best of {repeat} runs each; bgpflat reads Nodes as metadata only, kubectl reads them whole;")
+    print(" output: kubectl's JSON on stdout, bgpflat's plan JSON or snapshot YAML file)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

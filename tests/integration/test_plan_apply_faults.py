@@ -1,0 +1,140 @@
+"""apply when things go wrong: concurrent edits, server errors, dropped connections.
+
+bgpflat talks to the real API server through ``faultproxy`` (a plain HTTP proxy on loopback); the
+faults are injected there, and a concurrent edit is made by kubectl straight to the server at the
+moment bgpflat's write is in flight. What the user must see: their colleague's edit is never lost,
+and a stopped apply says what it wrote and how to undo it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from faultproxy import FaultProxy, Rule, proxy_for
+from test_plan_apply import SPEC, bgpflat, calico, kubectl
+
+from bgpflat.lab.controlplane import ControlPlane
+
+pytestmark = pytest.mark.integration
+
+POOL_PATCH = "/ippools/default-pool"
+
+
+@pytest.fixture
+def proxy(kube_v1: ControlPlane) -> Iterator[FaultProxy]:
+    creds = kube_v1.credentials
+    fault_proxy = proxy_for(
+        server=kube_v1.server, ca_cert=creds.ca_cert, client_cert=creds.admin_cert, client_key=creds.admin_key
+    )
+    yield fault_proxy
+    fault_proxy.stop()
+
+
+def _apply(proxy: FaultProxy, tmp_path: Path) -> tuple[int, str, str]:
+    config = proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig")
+    run = bgpflat("apply", "-f", SPEC, "--yes", "--allow-crd-v1", cwd=tmp_path, kubeconfig=config)
+    return run.code, run.out, run.err
+
+
+def _backup(tmp_path: Path) -> Path:
+    backups = sorted((tmp_path / ".bgpflat" / "backups").glob("*.yaml"))
+    assert len(backups) == 1
+    return backups[0]
+
+
+def test_concurrent_edit_of_a_field_bgpflat_changes_is_kept(
+    kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    kube_v1.seed_scenario("calico-bgp")
+    group = "ippools.crd.projectcalico.org"
+
+    def colleague() -> None:
+        kubectl(kube_v1, "patch", group, "default-pool", "--type=merge", "-p", '{"spec":{"ipipMode":"CrossSubnet"}}')
+
+    proxy.add(Rule(method="PATCH", path_contains=POOL_PATCH, before=colleague))
+    code, out, err = _apply(proxy, tmp_path)
+    assert code == 2
+    assert "edited by someone else" in err and 'spec.ipipMode is now "CrossSubnet"' in err
+    assert "their edit was kept" in err
+    assert calico(kube_v1, "ippools", "default-pool")["spec"]["ipipMode"] == "CrossSubnet"
+    # The earlier stages went through and the report says so, with the way back.
+    assert calico(kube_v1, "bgppeers", "peer-switch") is not None
+    assert "create   BGPPeer/peer-switch" in out and "written" in out
+    assert f"bgpflat rollback {_backup(tmp_path).relative_to(tmp_path)}" in out
+
+
+def test_concurrent_edit_elsewhere_is_kept_and_the_write_retried(
+    kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    kube_v1.seed_scenario("calico-bgp")
+
+    def colleague() -> None:
+        kubectl(kube_v1, "label", "ippools.crd.projectcalico.org", "default-pool", "team=netops")
+
+    proxy.add(Rule(method="PATCH", path_contains=POOL_PATCH, before=colleague))
+    code, out, err = _apply(proxy, tmp_path)
+    assert code == 0, err
+    assert "after 1 conflict retry" in out
+    pool = calico(kube_v1, "ippools", "default-pool")
+    assert pool["spec"]["ipipMode"] == "Never"
+    assert pool["metadata"]["labels"]["team"] == "netops"
+    statuses = [status for method, path, status in proxy.log if method == "PATCH" and POOL_PATCH in path]
+    assert statuses == [409, 200]  # the first write really hit the server's precondition
+
+
+def test_server_error_stops_apply_and_rollback_undoes_the_rest(
+    kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    kube_v1.seed_scenario("calico-bgp")
+    proxy.add(Rule(method="PATCH", path_contains=POOL_PATCH, status=500))
+    code, out, err = _apply(proxy, tmp_path)
+    assert code == 2
+    assert "Traceback" not in err
+    assert "the API server failed (500" in err
+    assert "read back afterwards: this write did not land" in out
+    assert "Apply stopped: 3 write(s) made before it stopped." in out
+    assert calico(kube_v1, "ippools", "default-pool")["spec"]["ipipMode"] == "Always"
+
+    backup = _backup(tmp_path)
+    header = yaml.safe_load(backup.read_text())["bgpflat"]
+    assert header["complete"] is False
+    assert sorted(header["created"]) == ["BGPConfiguration/default", "BGPPeer/peer-switch"]
+    undone = bgpflat("rollback", backup, "--yes", cwd=tmp_path, kubeconfig=kube_v1.kubeconfig)
+    assert undone.code == 0, undone.err
+    assert calico(kube_v1, "bgppeers", "peer-switch") is None
+    assert calico(kube_v1, "bgpconfigurations", "default") is None
+
+
+def test_connection_dropped_after_the_write_is_found_out_by_reading_back(
+    kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    kube_v1.seed_scenario("calico-bgp")
+    proxy.add(Rule(method="PATCH", path_contains=POOL_PATCH, drop_after=True))
+    code, out, err = _apply(proxy, tmp_path)
+    assert code == 2
+    assert "cannot reach the API server" in err
+    assert "read back afterwards: this write did land" in out
+    assert calico(kube_v1, "ippools", "default-pool")["spec"]["ipipMode"] == "Never"
+
+
+def test_rollback_refuses_to_overwrite_a_later_edit(kube_v1: ControlPlane, tmp_path: Path) -> None:
+    kube_v1.seed_scenario("calico-bgp")
+    run = bgpflat("apply", "-f", SPEC, "--yes", "--allow-crd-v1", cwd=tmp_path, kubeconfig=kube_v1.kubeconfig)
+    assert run.code == 0, run.err
+    kubectl(
+        kube_v1,
+        "patch",
+        "ippools.crd.projectcalico.org",
+        "default-pool",
+        "--type=merge",
+        "-p",
+        '{"spec":{"natOutgoing":false}}',
+    )
+    refused = bgpflat("rollback", _backup(tmp_path), "--yes", cwd=tmp_path, kubeconfig=kube_v1.kubeconfig)
+    assert refused.code == 2
+    assert "IPPool/default-pool changed after the apply" in refused.err and "nothing was changed" in refused.err
+    assert calico(kube_v1, "bgppeers", "peer-switch") is not None
+    assert calico(kube_v1, "ippools", "default-pool")["spec"]["natOutgoing"] is False

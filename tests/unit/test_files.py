@@ -1,0 +1,158 @@
+"""Reading manifests/snapshots and writing plans/backups: what a user sees when a file is wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+
+from bgpflat.adapters import files
+from bgpflat.errors import PlanError, SpecError
+
+LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"
+
+
+def test_bad_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "pools.yaml"
+    path.write_text("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: [unclosed\nspec: {}\n")
+    with pytest.raises(SpecError) as err:
+        files.load_objects(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}:")
+    assert err.value.line in (4, 5)
+    assert "invalid YAML" in text
+
+
+def test_multi_document_keeps_each_objects_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "# leading comment\n"
+        "apiVersion: projectcalico.org/v3\n"
+        "kind: IPPool\n"
+        "metadata: {name: a}\n"
+        "---\n"
+        "---\n"
+        "apiVersion: projectcalico.org/v3\n"
+        "kind: BGPPeer\n"
+        "metadata:\n"
+        "  name: b\n"
+        "spec:\n"
+        "  asNumber: 65200\n"
+    )
+    docs = files.load_objects(path)
+    assert [d.data["kind"] for d in docs] == ["IPPool", "BGPPeer"]  # the empty document is dropped
+    assert docs[0].line == 2
+    assert docs[1].line == 7
+    assert docs[1].line_of(("spec", "asNumber")) == 12
+    # A field that does not exist points at its nearest parent.
+    assert docs[1].line_of(("spec", "peerIP")) == 11
+
+
+def test_kind_list_is_expanded_with_lines_relative_to_each_item(tmp_path: Path) -> None:
+    path = tmp_path / "list.yaml"
+    path.write_text(
+        "apiVersion: v1\n"
+        "kind: List\n"
+        "items:\n"
+        "- apiVersion: projectcalico.org/v3\n"
+        "  kind: IPPool\n"
+        "  metadata: {name: a}\n"
+        "- apiVersion: projectcalico.org/v3\n"
+        "  kind: IPPool\n"
+        "  metadata: {name: b}\n"
+        "  spec:\n"
+        "    cidr: 10.0.0.0/8\n"
+    )
+    docs = files.load_objects(path)
+    assert [d.data["metadata"]["name"] for d in docs] == ["a", "b"]
+    assert docs[1].line == 7
+    assert docs[1].line_of(("spec", "cidr")) == 11
+
+
+def test_json_manifest_error_has_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text('{\n  "kind": "IPPool",\n  "apiVersion": \n}\n')
+    with pytest.raises(SpecError) as err:
+        files.load_objects(path)
+    assert err.value.line == 4
+    assert "invalid JSON" in str(err.value)
+
+
+def test_a_scalar_document_is_not_an_object(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("just a string\n")
+    with pytest.raises(SpecError, match="expected a Kubernetes object"):
+        files.load_objects(path)
+
+
+def test_missing_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such file"):
+        files.load_objects(tmp_path / "nope.yaml")
+
+
+def test_lab_snapshot_loads() -> None:
+    snap = files.load_snapshot(LAB / "cluster.yaml")
+    kinds = {o["kind"] for o in snap.objects}
+    assert {"IPPool", "Node", "BlockAffinity", "IPAMBlock", "Service", "EndpointSlice"} <= kinds
+
+
+def test_snapshot_round_trip_keeps_header_and_drops_managed_fields(tmp_path: Path) -> None:
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "n1", "managedFields": [{"manager": "kubelet"}], "labels": {"a": "b"}},
+    }
+    path = files.write_snapshot(
+        tmp_path / "s.yaml", header={"context": "lab", "calicoVersion": "v3.30.7"}, objects=[node]
+    )
+    snap = files.load_snapshot(path)
+    assert snap.header["context"] == "lab"
+    assert snap.objects[0]["metadata"] == {"name": "n1", "labels": {"a": "b"}}
+    assert "managedFields" not in path.read_text()
+
+
+def test_snapshot_object_without_kind_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("apiVersion: v1\nkind: List\nitems:\n- metadata: {name: x}\n")
+    with pytest.raises(SpecError) as err:
+        files.load_snapshot(path)
+    assert "object #1 has no apiVersion/kind" in str(err.value)
+    assert err.value.line == 4
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    files.write_json(path, {"b": 1, "a": [1, 2]})
+    files.write_json(path, {"c": 3})
+    assert files.read_json(path) == {"c": 3}
+    assert sorted(os.listdir(tmp_path)) == ["plan.json"]
+
+
+def test_json_is_deterministic(tmp_path: Path) -> None:
+    one = files.write_json(tmp_path / "1.json", {"b": 1, "a": {"y": 2, "x": 1}}).read_text()
+    two = files.write_json(tmp_path / "2.json", {"a": {"x": 1, "y": 2}, "b": 1}).read_text()
+    assert one == two
+
+
+def test_write_into_unwritable_place_is_a_spec_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SpecError, match="cannot write"):
+        files.write_json(blocker / "sub" / "plan.json", {})
+
+
+def test_backup_paths_are_unique_and_named_after_context(tmp_path: Path) -> None:
+    when = dt.datetime(2026, 11, 21, 6, 40, 0, tzinfo=dt.UTC)
+    obj = {"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": "p"}}
+    first = files.write_backup(tmp_path, context="kind/lab:1", taken_at=when, header={"backup": True}, objects=[obj])
+    second = files.write_backup(tmp_path, context="kind/lab:1", taken_at=when, header={"backup": True}, objects=[obj])
+    assert first.name == "20261121T064000Z-kind_lab_1.yaml"
+    assert second != first
+    assert files.load_backup(second).objects[0]["metadata"]["name"] == "p"
+
+
+def test_rollback_refuses_a_file_that_is_not_a_backup() -> None:
+    with pytest.raises(PlanError, match="not a bgpflat backup"):
+        files.load_backup(LAB / "cluster.yaml")

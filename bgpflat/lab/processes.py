@@ -1,0 +1,91 @@
+"""Processes and ports of the local control plane, identified by PID and start time only.
+
+A PID alone is not an identity: after a process exits the kernel may hand its number to another
+one. Every record therefore keeps the start time from ``/proc/<pid>/stat`` as well, and a process
+counts as ours only while both match. Nothing here looks processes up by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def process_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None when the PID does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses; fields restart after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
+        return None
+    return int(fields[19])
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of ``pid`` from /proc, None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def default_route_exists() -> bool:
+    """Whether the host has an IPv4 default route (kube-apiserver derives its advertise address from it)."""
+    try:
+        lines = Path("/proc/net/route").read_text().splitlines()[1:]
+    except OSError:
+        return True
+    return any(line.split()[1] == "00000000" for line in lines if len(line.split()) > 1)
+
+
+@dataclass(slots=True, kw_only=True)
+class ProcessRecord:
+    """One started process as recorded in the state file."""
+
+    name: str
+    pid: int
+    start_time: int
+    binary: str
+    log: str
+
+    def alive(self) -> bool:
+        return process_start_time(self.pid) == self.start_time
+
+
+def stop_process(record: ProcessRecord, child: subprocess.Popen[bytes] | None, *, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``; only while PID and start time still match."""
+    if record.alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while record.alive() and time.monotonic() < deadline:
+            if child is not None and child.poll() is not None:
+                break
+            time.sleep(0.05)
+        if record.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGKILL)
+    if child is not None:
+        # Only the starting process holds a Popen; reaping it leaves no zombie behind.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=timeout)

@@ -1,0 +1,3 @@
+module bgpflat.local/etcd-build
+
+go 1.25.0

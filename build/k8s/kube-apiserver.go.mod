@@ -1,0 +1,3 @@
+module bgpflat.local/kube-apiserver-build
+
+go 1.25.0

@@ -167,6 +167,12 @@ class ControlPlane:
             )
         # Fetch the CRDs before starting anything: a missing module is the likeliest failure.
         manifests = crd_sources.crd_manifests(flavour)
+        if any(crd_sources.DERIVED_ANNOTATION in m["metadata"].get("annotations", {}) for m in manifests):
+            say(
+                "warning: the native projectcalico.org/v3 CRDs of "
+                f"{versions.V3_CRDS_SOURCE.path}@{versions.V3_CRDS_SOURCE.version} cannot be fetched; serving "
+                "projectcalico.org/v3 with CRDs derived from the v1 schemas (no CEL rules or admission policies)"
+            )
         bins = binaries or ensure_binaries(progress=say)
         try:
             state_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,13 @@ Two flavours, matching what a Calico cluster serves (calico-facts §2.5):
 * ``v3``: the native ``projectcalico.org/v3`` CRDs (Calico v3.32+); ``crd.projectcalico.org`` is
   then not installed, as Calico's docs require.
 
+When the pinned release with native v3 CRDs cannot be fetched (the module proxy may refuse it), the
+``v3`` flavour falls back to CRDs *derived* from the pinned release's v1 CRDs: the same schemas,
+served as group ``projectcalico.org`` version ``v3``. That is sound because the v1 resources reuse the
+v3 spec types byte for byte (calico-facts §2.1); what the derived set lacks is the CEL rules and
+admission policies that v3.32 adds. Derived CRDs carry the annotation ``bgpflat.dev/derived-from`` and
+``v3_crds_origin()`` says which set is in use, so nothing passes one off as the other.
+
 Both get the operator's ``installations.operator.tigera.io`` CRD.
 """
 
@@ -125,14 +132,60 @@ def crd_manifests(flavour: Flavour) -> list[dict[str, Any]]:
         for path in sorted(directory.glob("crd.projectcalico.org_*.yaml")):
             crds.extend(_documents(path))
     elif flavour == "v3":
-        path = _cached_copy(versions.V3_CRDS_SOURCE, versions.V3_CRDS_FILE)
-        crds.extend(d for d in _documents(path) if d["spec"]["group"] == CALICO_GROUPS["v3"])
+        try:
+            path = _cached_copy(versions.V3_CRDS_SOURCE, versions.V3_CRDS_FILE)
+        except LabError:
+            crds.extend(derive_v3_crd(crd) for crd in crd_manifests_v1_only())
+        else:
+            crds.extend(d for d in _documents(path) if d["spec"]["group"] == CALICO_GROUPS["v3"])
     else:
         raise LabError(f"unknown Calico API flavour {flavour!r}; use one of {', '.join(FLAVOURS)}")
     if not crds:
         raise LabError(f"no Calico CRDs found for flavour {flavour}")
     crds.extend(_documents(_cached_copy(versions.INSTALLATION_CRD_SOURCE, versions.INSTALLATION_CRD_FILE)))
     return crds
+
+
+def crd_manifests_v1_only() -> list[dict[str, Any]]:
+    """Calico's ``crd.projectcalico.org/v1`` CRDs of the pinned release, without the Installation CRD."""
+    directory = _cached_copy(versions.V1_CRDS_SOURCE, versions.V1_CRDS_DIR)
+    return [doc for path in sorted(directory.glob("crd.projectcalico.org_*.yaml")) for doc in _documents(path)]
+
+
+DERIVED_ANNOTATION = "bgpflat.dev/derived-from"
+
+
+def derive_v3_crd(crd: dict[str, Any]) -> dict[str, Any]:
+    """A ``projectcalico.org/v3`` CRD with the schema of a ``crd.projectcalico.org/v1`` one."""
+    derived: dict[str, Any] = json.loads(json.dumps(crd))
+    plural = derived["spec"]["names"]["plural"]
+    derived["metadata"] = {
+        "name": f"{plural}.{CALICO_GROUPS['v3']}",
+        "annotations": {
+            DERIVED_ANNOTATION: f"{crd['metadata']['name']} of {versions.V1_CRDS_SOURCE.path}@"
+            f"{versions.V1_CRDS_SOURCE.version}"
+        },
+    }
+    derived["spec"]["group"] = CALICO_GROUPS["v3"]
+    for version in derived["spec"]["versions"]:
+        version["name"] = CALICO_VERSIONS["v3"]
+        if plural == "blockaffinities":
+            # The one documented v1/v3 difference in these schemas (calico-facts §2.3): v1 keeps
+            # BlockAffinity spec.deleted as a string for compatibility, v3 serves it as a boolean.
+            spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            if "deleted" in spec:
+                spec["deleted"] = {"type": "boolean"}
+    derived.pop("status", None)
+    return derived
+
+
+def v3_crds_origin() -> str:
+    """``native`` when the pinned release's own v3 CRDs can be had, else ``derived`` (see module doc)."""
+    try:
+        _cached_copy(versions.V3_CRDS_SOURCE, versions.V3_CRDS_FILE)
+    except LabError:
+        return "derived"
+    return "native"
 
 
 def crds_available(flavour: Flavour) -> str | None:

@@ -8,8 +8,9 @@ for the whole session (about 5 s each to start).
 Fixtures
 --------
 ``kube_v1`` / ``kube_v3`` (function scope)
-    A ``ControlPlane`` serving ``crd.projectcalico.org/v1`` (resp. native ``projectcalico.org/v3``)
-    CRDs plus the operator's ``Installation`` CRD. Useful members:
+    A ``ControlPlane`` serving ``crd.projectcalico.org/v1`` (resp. ``projectcalico.org/v3``: native
+    CRDs when the pinned release can be fetched, else CRDs derived from the v1 schemas, see
+    ``bgpflat.lab.crds``) plus the operator's ``Installation`` CRD. Useful members:
 
     - ``.kubeconfig``: path of an admin kubeconfig (for ``kubernetes.config``, kubectl, the CLI);
     - ``.api_client()``: a new ``kubernetes.client.ApiClient`` for that kubeconfig;

@@ -37,9 +37,10 @@ def console(*, stderr: bool = False) -> Console:
     wanted = _want_color(stream)
     if wanted is False:
         return Console(file=stream, no_color=True, highlight=False, force_terminal=False, soft_wrap=True)
+    # soft_wrap: long lines are never broken by rich, so piped output stays one record per line.
     if wanted is True:
-        return Console(file=stream, force_terminal=True, highlight=False)
-    return Console(file=stream, highlight=False)
+        return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
+    return Console(file=stream, highlight=False, soft_wrap=True)
 
 
 def error_line(message: str) -> None:

@@ -1,0 +1,280 @@
+"""``bgpflat routes expected`` and ``bgpflat verify``: the expected table and the learned-vs-expected check.
+
+Exit codes of ``verify`` (ux-conventions §1): 0 the routes match, 1 they do not, 2 the check could
+not be made (no session, nothing learned, bad input) — each said in words on stderr and in JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, info
+from bgpflat.errors import BgpflatError, SpecError
+
+if TYPE_CHECKING:
+    from bgpflat.core.cluster import ClusterState
+    from bgpflat.core.expected import ExpectedRoutes
+    from bgpflat.verify import LearnedState
+
+FORMAT_VERSION = 1
+DEFAULT_STATE_DIR = "bgpflat-peer"
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add this group's sub-commands to the CLI."""
+    routes = sub.add_parser(
+        "routes",
+        help="expected BGP routes computed from the cluster",
+        description="Routes computed from the cluster's Calico state.",
+    )
+    routes_sub = routes.add_subparsers(dest="routes_command", metavar="SUBCOMMAND")
+    routes_sub.required = True
+    expected = routes_sub.add_parser(
+        "expected",
+        help="the routes an outside BGP peer should learn from the Calico nodes, and why",
+        description="Compute which routes each Calico node advertises to the outside peer --peer, "
+        "with next hop, AS path and communities, and the reason for each route.",
+    )
+    _cluster_arguments(expected)
+    expected.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    expected.set_defaults(func=expected_command)
+
+    verify = sub.add_parser(
+        "verify",
+        help="compare what a BGP peer learned with what the cluster should advertise",
+        description="Diff the routes learned by the verification peer (or a JSON file) against the "
+        "expected routes. Exit 0 match, 1 mismatch, 2 could not verify.",
+    )
+    _cluster_arguments(verify)
+    learned = verify.add_mutually_exclusive_group()
+    learned.add_argument(
+        "--learned",
+        metavar="FILE",
+        help='learned routes: JSON {"routes": [...]} (as `bgpflat peer routes -o json`) or a list',
+    )
+    learned.add_argument(
+        "--state-dir", metavar="DIR", help=f"the verification peer's state directory (default ./{DEFAULT_STATE_DIR})"
+    )
+    verify.add_argument("--endpoint", metavar="HOST:PORT", help="the running peer's TCP endpoint, if it has one")
+    verify.add_argument(
+        "--wait", action="store_true", help="poll until converged: End-of-RIB seen and the same diff twice in a row"
+    )
+    verify.add_argument(
+        "--timeout", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)"
+    )
+    verify.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="poll interval (default 2)")
+    verify.add_argument("--settle", type=float, default=10.0, metavar="SECONDS",
+                        help="with --wait, a mismatch is final once unchanged this long after End-of-RIB (default 10)")
+    verify.add_argument("--strict", action="store_true", help="unexpected routes fail too")
+    verify.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report (one test case per session)")
+    verify.add_argument(
+        "--no-github-summary",
+        dest="github_summary",
+        action="store_false",
+        help="do not append the Markdown summary to $GITHUB_STEP_SUMMARY",
+    )
+    verify.set_defaults(func=verify_command)
+
+
+def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--peer", required=True, metavar="IP", help="the outside peer's address (a BGPPeer peerIP)")
+    parser.add_argument(
+        "--peer-as",
+        type=int,
+        metavar="ASN",
+        help="the outside peer's AS (default: the BGPPeer's asNumber; needed if no BGPPeer exists)",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--snapshot", metavar="FILE", help="cluster state from a snapshot file instead of the API")
+    source.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config)")
+    parser.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    parser.add_argument(
+        "--calico-version",
+        metavar="VERSION",
+        help="model this Calico release (default: ClusterInformation's calicoVersion)",
+    )
+    parser.add_argument(
+        "--no-add-path",
+        dest="add_path",
+        action="store_false",
+        help="the peer does not negotiate ADD-PATH: expect only each node's best path",
+    )
+
+
+# --- inputs ----------------------------------------------------------------------------------------
+
+
+def load_cluster(args: argparse.Namespace) -> ClusterState:
+    from bgpflat.core.cluster import ClusterState
+
+    if args.snapshot:
+        from bgpflat.adapters.files import load_snapshot
+
+        snapshot = load_snapshot(args.snapshot)
+        try:
+            return ClusterState.from_objects(snapshot.objects)
+        except SpecError as exc:
+            raise SpecError(exc.message, file=snapshot.file, path=exc.path, fix=exc.fix) from None
+    return ClusterState.from_objects(read_live_objects(kubeconfig=args.kubeconfig, context=args.context))
+
+
+def read_live_objects(*, kubeconfig: str | None, context: str | None) -> list[dict[str, Any]]:
+    """Everything the model reads, from the live API (Calico objects as v3 manifests)."""
+    from bgpflat.adapters.kube import KubeClient
+
+    client = KubeClient.connect(kubeconfig=kubeconfig, context=context)
+    try:
+        info(f"reading cluster state from context {client.target.context!r} ({client.target.server})")
+        flavour = client.detect_flavour()
+        objects: list[dict[str, Any]] = list(client.list_core())
+        for kind in ("IPPool", "BGPPeer", "BGPConfiguration", "BGPFilter", "ClusterInformation"):
+            objects.extend(client.list_calico(flavour, kind))
+        objects.extend(client.list_ipam(flavour))
+        return objects
+    finally:
+        client.close()
+
+
+def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
+    from bgpflat.core.advertise import expected_routes
+    from bgpflat.core.expected import ModelOptions, OutsidePeer
+    from bgpflat.core.prefixes import canonical_address
+
+    try:
+        address = canonical_address(args.peer)
+    except SpecError as exc:
+        raise SpecError(exc.message, path="--peer") from None
+    cluster = load_cluster(args)
+    # The loaded state is hundreds of thousands of long-lived objects on a big cluster; keeping
+    # them out of the cyclic collector's walks halves the time of the route computation.
+    gc.freeze()
+    return expected_routes(
+        cluster=cluster,
+        peer=OutsidePeer(address=address, as_number=args.peer_as),
+        options=ModelOptions(calico_version=args.calico_version, add_path=args.add_path),
+    )
+
+
+class FileSource:
+    """Learned routes from a JSON file, re-read on every poll (a peer may be rewriting it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def read(self) -> LearnedState:
+        from bgpflat.adapters.files import read_json
+        from bgpflat.verify import learned_from_json
+
+        return learned_from_json(read_json(self.path), source=self.path)
+
+
+class PeerSource:
+    """The running verification peer's endpoint, or else its last snapshot in the state directory."""
+
+    def __init__(self, state_dir: str, endpoint: str | None) -> None:
+        self.state_dir = state_dir
+        self.endpoint = endpoint
+
+    def read(self) -> LearnedState:
+        from bgpflat.peer.endpoint import EndpointUnavailable, fetch
+        from bgpflat.peer.state import StateDir
+        from bgpflat.verify import learned_from_json
+
+        state = StateDir(Path(self.state_dir))
+        address = self.endpoint or f"unix:{state.endpoint_sock}"
+        if self.endpoint or state.endpoint_sock.exists():
+            try:
+                return learned_from_json(fetch(address, "/snapshot"), source=f"peer {address}")
+            except EndpointUnavailable:
+                if self.endpoint:
+                    raise
+        return learned_from_json(state.read_snapshot(), source=str(state.snapshot))
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+def expected_command(args: argparse.Namespace) -> int:
+    result = compute_expected(args)
+    if args.output == "json":
+        data = {"format_version": FORMAT_VERSION, **result.to_dict()}
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        for note in result.notes:  # in the JSON too; repeated where a person watching will see it
+            info(f"note: {note}")
+    else:
+        from bgpflat.render_routes import expected_routes_table
+
+        console().print(expected_routes_table(result))
+    return EXIT_OK
+
+
+def verify_command(args: argparse.Namespace) -> int:
+    from bgpflat.reports import junit_xml, markdown_summary
+    from bgpflat.verify import CANNOT_VERIFY, MATCH, verify
+
+    expected = compute_expected(args)
+    source: FileSource | PeerSource
+    if args.learned:
+        source = FileSource(args.learned)
+    else:
+        source = PeerSource(args.state_dir or DEFAULT_STATE_DIR, args.endpoint)
+    if args.timeout < 0 or args.interval <= 0 or args.settle < 0:
+        raise SpecError("--timeout and --settle must be ≥ 0 and --interval > 0")
+
+    def progress(poll: Any) -> None:
+        if args.wait:
+            info(f"verify: attempt {poll.attempts} after {poll.elapsed:.0f}s: {poll.status} — {poll.message}")
+
+    result = verify(
+        expected=expected,
+        source=source,
+        wait=args.wait,
+        timeout=args.timeout,
+        interval=args.interval,
+        settle=args.settle,
+        strict=args.strict,
+        on_poll=progress,
+    )
+    if args.junit:
+        _write(args.junit, junit_xml(result))
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path and args.github_summary:
+        try:
+            with open(summary_path, "a", encoding="utf-8") as handle:
+                handle.write(markdown_summary(result))
+        except OSError as exc:
+            info(f"bgpflat: cannot append to $GITHUB_STEP_SUMMARY ({summary_path}): {exc.strerror}")
+    if args.output == "json":
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from bgpflat.render_routes import verify_result
+
+        console().print(verify_result(result))
+    if result.status == CANNOT_VERIFY:
+        info(f"bgpflat: could not verify ({result.reason}): {result.message}")
+    elif result.status != MATCH:
+        info(f"bgpflat: routes do not match: {result.message}")
+    return result.exit_code
+
+
+def _write(path: str, text: str) -> None:
+    from bgpflat.adapters.files import write_text_atomic
+
+    try:
+        write_text_atomic(path, text)
+    except BgpflatError:
+        raise
+    except OSError as exc:
+        raise SpecError(f"cannot write: {exc.strerror}", file=path) from None
+
+
+__all__ = ["EXIT_ERROR", "FileSource", "PeerSource", "register"]

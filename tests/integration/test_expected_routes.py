@@ -1,0 +1,89 @@
+"""Scenario D in a real kube-apiserver: the routes the switch should learn, read through the live API.
+
+labs/calico-bgp/cluster.yaml is the cluster *before* bgpflat: no BGPConfiguration, no BGPPeer.
+The test adds the "after" objects of scenarios.md D (AS 64513, mesh on, serviceClusterIPs
+10.233.0.0/18, BGPPeer peer-switch to 10.200.20.254 AS 65200 for the ingress nodes) and checks
+that the switch is expected to learn every pod block plus the service range from each ingress
+node, each with that node as next hop (eBGP, mesh re-export, next hop self).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bgpflat.cli import main
+from bgpflat.cli.routes_commands import read_live_objects
+from bgpflat.core.advertise import expected_routes
+from bgpflat.core.cluster import ClusterState
+from bgpflat.core.expected import OutsidePeer
+
+pytestmark = pytest.mark.integration
+
+SWITCH = "10.200.20.254"
+INGRESS = {"10.200.20.103": "node-1", "10.200.20.104": "node-2"}
+BLOCKS = {"10.233.65.0/24": "node-1", "10.233.92.0/24": "node-2", "10.233.110.0/24": "node-3"}
+SERVICE_RANGE = "10.233.0.0/18"
+
+
+def after_objects(api_version: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiVersion": api_version,
+            "kind": "BGPConfiguration",
+            "metadata": {"name": "default"},
+            "spec": {
+                "asNumber": 64513,
+                "listenPort": 179,
+                "nodeToNodeMeshEnabled": True,
+                "serviceClusterIPs": [{"cidr": SERVICE_RANGE}],
+            },
+        },
+        {
+            "apiVersion": api_version,
+            "kind": "BGPPeer",
+            "metadata": {"name": "peer-switch"},
+            "spec": {
+                "asNumber": 65200,
+                "peerIP": SWITCH,
+                "nodeSelector": "node-role.kubernetes.io/ingress == 'ingress'",
+            },
+        },
+    ]
+
+
+@pytest.fixture
+def scenario_d(kube: Any) -> Any:
+    kube.seed_scenario("calico-bgp")
+    rest = kube.rest()
+    api_version = "crd.projectcalico.org/v1" if kube.flavour == "v1" else "projectcalico.org/v3"
+    for obj in after_objects(api_version):
+        rest.must("POST", rest.collection_path(api_version, obj["kind"]), obj)
+    return kube
+
+
+def test_switch_learns_every_block_and_the_service_range_from_each_ingress_node(scenario_d: Any) -> None:
+    objects = read_live_objects(kubeconfig=str(scenario_d.kubeconfig), context=None)
+    cluster = ClusterState.from_objects(objects)
+    assert cluster.calico_version == "v3.30.7"
+    result = expected_routes(cluster=cluster, peer=OutsidePeer(address=SWITCH))
+    assert {s: e.node for s, e in result.sessions.items()} == INGRESS
+    table = {(r.session, str(r.prefix), r.next_hop, r.as_path) for r in result.table}
+    assert table == {(session, prefix, session, (64513,)) for session in INGRESS for prefix in [*BLOCKS, SERVICE_RANGE]}
+    # node-3 peers with nobody outside, so its block reaches the switch only by mesh re-export.
+    route = next(r for r in result.table if str(r.prefix) == "10.233.110.0/24" and r.session == "10.200.20.103")
+    assert result.explain(route) == ("block of node-3, expected through mesh re-export (eBGP peer, next hop self)")
+
+
+def test_cli_reads_the_live_cluster(scenario_d: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["routes", "expected", "--peer", SWITCH, "--kubeconfig", str(scenario_d.kubeconfig), "-o", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["calico_version"] == "v3.30.7"
+    assert sorted({(r["node"], r["prefix"]) for r in data["routes"]}) == sorted(
+        (node, prefix) for node in INGRESS.values() for prefix in [*BLOCKS, SERVICE_RANGE]
+    )
+    assert "reading cluster state from context" in err

@@ -1,8 +1,16 @@
-"""``bgpflat lab …``: local labs. For now ``lab control-plane build|up|down|status|seed``.
+"""``bgpflat lab …``: local labs.
+
+``lab up|down|status|check`` run a whole scenario (``labs/<name>``): a real API server seeded with
+the scenario's cluster, the namespace fabric rendered from it and kept in line with it, and the
+verification peer (``bgpflat.lab.lifecycle``, ``bgpflat.lab.check``). ``lab control-plane
+build|up|down|status|seed`` run the API server alone.
 
 ``lab`` owns a sub-parser; each family of lab commands registers itself on it through its own
-``_register_*`` function, so the network-namespace lab (``lab up|down|check``) slots in next to
-``_register_control_plane`` without touching it.
+``_register_*`` function.
+
+Exit codes: ``up``/``down`` 0 or 2 (error); ``check`` 0 passed, 1 a step failed (named on stderr
+and in the output), 2 the check could not run; ``status`` 0 every recorded lab healthy, 1 one is
+not (or none is recorded).
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add this group's sub-commands to the CLI."""
     lab = sub.add_parser(
         "lab",
-        help="local labs: a real control plane with Calico's CRDs",
+        help="local labs: office, ToR, Calico nodes and a real API server in network namespaces",
         description="Local labs for trying bgpflat without a real cluster.",
     )
     lab_sub = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND")
     lab_sub.required = True
+    _register_scenario_lab(lab_sub)
     _register_control_plane(lab_sub)
 
 
@@ -238,4 +247,213 @@ def _cmd_seed(args: argparse.Namespace) -> int:
         print(f"created {kind} {namespace + '/' if namespace else ''}{name}")
     for service, ip in sorted(result.cluster_ips.items()):
         info(f"service {service}: cluster IP {ip}")
+    return EXIT_OK
+
+
+# -- lab up | down | status | check ----------------------------------------------------------------
+
+
+def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
+    def state_dir_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--state-dir",
+            metavar="DIR",
+            type=Path,
+            help="the lab's state directory (default: $XDG_STATE_HOME/bgpflat/lab/SCENARIO)",
+        )
+
+    up = lab_sub.add_parser(
+        "up",
+        help="build a scenario's lab: API server, ToR, Calico nodes, pods, DNS, verification peer",
+        description="Start a control plane seeded with the scenario's cluster, build the network "
+        "namespaces, render each node's BIRD config from the API server's objects, start a "
+        "follower that re-renders them whenever the objects change, and start the verification "
+        "peer. Prints the kubeconfig path as the last line of stdout.",
+    )
+    up.add_argument(
+        "scenario", metavar="SCENARIO", help="a name under labs/ (calico-bgp, ipip-migration) or a directory"
+    )
+    state_dir_option(up)
+    up.add_argument(
+        "--control-plane",
+        metavar="DIR",
+        type=Path,
+        help="use the control plane already running in DIR (as `lab control-plane up --scenario` left "
+        "it) instead of starting one; `lab down` leaves it running",
+    )
+    up.set_defaults(func=_cmd_lab_up)
+
+    down = lab_sub.add_parser(
+        "down",
+        help="stop everything a lab started and remove its namespaces and files",
+        description="Stop the follower, the verification peer, every daemon and the control plane "
+        "(if the lab started it), by recorded PID; delete the namespaces and the state directory. "
+        "Safe to repeat.",
+    )
+    down.add_argument("scenario", metavar="SCENARIO")
+    state_dir_option(down)
+    down.set_defaults(func=_cmd_lab_down)
+
+    status = lab_sub.add_parser(
+        "status",
+        help="list the labs that exist and whether their namespaces and processes are alive",
+        description="Every lab recorded under $XDG_STATE_HOME/bgpflat/lab (or the given --state-dir): "
+        "namespaces, processes and control plane. Exit 0 when all are healthy, 1 otherwise.",
+    )
+    status.add_argument("--state-dir", metavar="DIR", type=Path, help="show only the lab in DIR")
+    status.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    status.set_defaults(func=_cmd_lab_status)
+
+    check = lab_sub.add_parser(
+        "check",
+        help="apply the scenario's flat spec, verify, reach pods and services from the office, revert",
+        description="On a running lab: apply the flat spec with bgpflat, wait for `bgpflat verify` to "
+        "pass, GET a pod IP, a cluster IP and http://whoami from the office developer host, roll the "
+        "apply back and check that the routes and the reachability are gone. Prints each step with "
+        "its result and duration. Exit 0 passed, 1 a step failed, 2 the check could not run.",
+    )
+    check.add_argument("scenario", metavar="SCENARIO")
+    state_dir_option(check)
+    check.add_argument(
+        "--verify-timeout",
+        type=float,
+        default=90.0,
+        metavar="SECONDS",
+        help="how long `bgpflat verify --wait` may take to turn green (default 90)",
+    )
+    check.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    check.set_defaults(func=_cmd_lab_check)
+
+
+def _lab_dir(args: argparse.Namespace) -> Path:
+    from bgpflat.lab.lifecycle import default_state_dir
+
+    return Path(args.state_dir) if args.state_dir else default_state_dir(args.scenario)
+
+
+def _scenario_name(name_or_path: str) -> str:
+    from bgpflat.lab.seed import load_scenario
+
+    return load_scenario(name_or_path).name
+
+
+def _cmd_lab_up(args: argparse.Namespace) -> int:
+    from bgpflat.lab.lifecycle import RUN_FILE, Lab
+
+    state_dir = _lab_dir(args)
+    if (state_dir / RUN_FILE).is_file():
+        running = Lab.attach(state_dir)
+        if running.record.scenario == _scenario_name(args.scenario) and running.status()["healthy"]:
+            info(f"lab {running.record.scenario} is already up in {state_dir}")
+            print(running.kubeconfig)
+            return EXIT_OK
+        raise LabError(
+            f"a lab ({running.record.scenario}) is recorded in {state_dir} but is not healthy or is another "
+            "scenario; run `bgpflat lab down` for it first"
+        )
+    lab = Lab.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info)
+    fabric = lab.fabric()
+    office = fabric.topology.office
+    timings = lab.record.timings
+    info(
+        f"lab {args.scenario} up in {timings['up']:.1f} s (control plane {timings.get('control_plane', 0):.1f} s, "
+        f"fabric {timings.get('fabric', 0):.1f} s)"
+    )
+    developer = fabric.namespace("developer")
+    lines = [
+        f"state:        {lab.state_dir}",
+        f"API server:   {lab.control_plane().server}",
+        f"flat spec:    {lab.spec_file}  (the scenario's, plus the BGPPeer to the verifier)",
+        f"flatten it:   bgpflat apply -f {lab.spec_file} --kubeconfig {lab.kubeconfig} --allow-crd-v1",
+    ]
+    if lab.record.verifier_address:
+        lines += [
+            f"verify:       bgpflat verify --peer {lab.record.verifier_address} --kubeconfig {lab.kubeconfig} "
+            f"--state-dir {lab.peer_state} --wait",
+        ]
+    lines += [
+        f"office host:  ip netns exec {developer} curl http://whoami"
+        f"   (developer {office.developer}, resolver {office.resolver}, search {office.search_domain or '-'})",
+        f"ToR routes:   ip netns exec {fabric.namespace('tor')} ip route show proto bgp",
+        f"check:        bgpflat lab check {args.scenario}"
+        + (f" --state-dir {args.state_dir}" if args.state_dir else ""),
+        f"take down:    bgpflat lab down {args.scenario}"
+        + (f" --state-dir {args.state_dir}" if args.state_dir else ""),
+    ]
+    for line in lines:
+        info(line)
+    print(lab.kubeconfig)
+    return EXIT_OK
+
+
+def _cmd_lab_down(args: argparse.Namespace) -> int:
+    from bgpflat.lab.lifecycle import down
+
+    state_dir = _lab_dir(args)
+    done = down(state_dir)
+    if done:
+        info(f"lab {args.scenario} down: stopped and removed {len(done)} item(s)")
+        for item in done:
+            info(f"  {item}")
+    else:
+        info(f"no lab recorded in {state_dir}; nothing to do")
+    return EXIT_OK
+
+
+def _cmd_lab_status(args: argparse.Namespace) -> int:
+    from bgpflat.lab.lifecycle import Lab, recorded_labs
+
+    directories = [Path(args.state_dir)] if args.state_dir else recorded_labs()
+    labs = [Lab.attach(d).status() for d in directories]
+    if args.output == "json":
+        print(json.dumps({"format_version": 1, "labs": labs}, indent=2))
+    elif not labs:
+        print("no labs recorded")
+    else:
+        for lab in labs:
+            namespaces = lab["namespaces"]
+            alive = sum(1 for n in namespaces if n["exists"])
+            plane = lab["control_plane"]
+            plane_text = (
+                f"{plane['server']} {'ready' if plane['ready'] else 'NOT READY'}"
+                f"{'' if plane['owned'] else ' (not started by this lab)'}"
+                if plane
+                else "none"
+            )
+            print(
+                f"{lab['scenario']:<16} {'healthy' if lab['healthy'] else 'DEGRADED':<9} {lab['state_dir']}\n"
+                f"  namespaces     {alive}/{len(namespaces)} exist ({lab.get('lab', '-')}-*)\n"
+                f"  control plane  {plane_text}\n"
+                f"  kubeconfig     {lab['kubeconfig'] or '-'}"
+            )
+            for proc in lab["processes"]:
+                print(
+                    f"  {proc['name']:<40} pid {proc['pid']:<8} {'running' if proc['running'] else 'STOPPED':<8} "
+                    f"netns {proc['namespace']}"
+                )
+    return EXIT_OK if labs and all(lab["healthy"] for lab in labs) else EXIT_DIFFERENCES
+
+
+def _cmd_lab_check(args: argparse.Namespace) -> int:
+    from bgpflat.lab.check import run_check
+    from bgpflat.lab.lifecycle import Lab
+
+    lab = Lab.attach(_lab_dir(args))
+    report = run_check(lab, verify_timeout=args.verify_timeout, progress=info)
+    if args.output == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        width = max(len(s.name) for s in report.steps) if report.steps else 4
+        print(f"{'step':<{width}}  {'result':<6}  {'seconds':>7}  detail")
+        for step in report.steps:
+            print(f"{step.name:<{width}}  {'ok' if step.ok else 'FAILED':<6}  {step.seconds:>7.1f}  {step.detail}")
+        summary = [f"total {sum(s.seconds for s in report.steps):.1f} s"]
+        if report.lab_up_seconds is not None:
+            summary.append(f"lab up {report.lab_up_seconds:.1f} s")
+        if report.apply_to_verify_green_seconds is not None:
+            summary.append(f"apply → verify green {report.apply_to_verify_green_seconds:.1f} s")
+        print(f"{'PASSED' if report.passed else 'FAILED'}: " + ", ".join(summary))
+    if not report.passed:
+        info(f"lab check {args.scenario}: step {report.failed_step!r} failed; logs in {lab.state_dir / 'check'}")
+        return EXIT_DIFFERENCES
     return EXIT_OK

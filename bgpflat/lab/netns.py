@@ -241,14 +241,19 @@ class NetnsLab:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> ProcessRecord:
-        """Start a foreground daemon inside ``namespace``, its output to ``log``; record its PID."""
+        """Start a foreground daemon inside ``namespace``, its output to ``log``; record its PID.
+
+        ``namespace=""`` runs it in the caller's own network namespace: for a helper that must
+        reach loopback services of the host (the lab's API server) and talks to the daemons only
+        through their control sockets. It is recorded and stopped like every other process.
+        """
         if any(p.name == name for p in self.state.processes):
             raise LabError(f"a process named {name!r} is already recorded in this lab")
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             try:
                 child = subprocess.Popen(
-                    ns_argv(namespace, argv),
+                    ns_argv(namespace, argv) if namespace else list(argv),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,

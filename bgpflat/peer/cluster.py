@@ -1,0 +1,235 @@
+"""Which Calico nodes will peer with this verification peer: ``--from-snapshot`` / ``--from-cluster``.
+
+A calico-node opens a BGP session to a ``BGPPeer``'s ``peerIP`` when the BGPPeer selects the node:
+``spec.node`` names it, ``spec.nodeSelector`` matches its labels, or neither is set (a global peer)
+(calico-facts §1.2). The node connects from its BGP address (``projectcalico.org/IPv4Address``,
+the ``sourceAddress: UseNodeIP`` default) with its own AS (node annotation, else the ``default``
+BGPConfiguration's ``asNumber``, else 64512), unless the BGPPeer sets ``localASNumber``.
+
+``select_neighbors`` is pure: it takes already-loaded objects as dicts. ``load_objects`` reads a
+YAML file (a ``kind: List`` or several documents); ``read_cluster_objects`` is the thin live read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bgpflat.core.exabgp_conf import Neighbor, neighbor
+from bgpflat.core.prefixes import canonical_address, parse_address
+from bgpflat.errors import PeerError, SpecError
+from bgpflat.peer.selector import selector_matches
+
+DEFAULT_AS = 64512
+_IPV4_ANNOTATION = "projectcalico.org/IPv4Address"
+_IPV6_ANNOTATION = "projectcalico.org/IPv6Address"
+_AS_ANNOTATION = "projectcalico.org/ASNumber"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterPeering:
+    neighbors: tuple[Neighbor, ...]
+    local_as: int | None  # the asNumber the matching BGPPeers expect this peer to have
+    bgp_peers: tuple[str, ...]
+    skipped: tuple[str, ...]  # why a selected node gave no neighbor, for the user
+
+
+# -- neighbor selection --------------------------------------------------------------------------
+
+
+def _as_number(value: Any, *, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    high, dot, low = text.partition(".")
+    if dot and high.isdigit() and low.isdigit():  # asdot "a.b", which calicoctl accepts
+        return int(high) << 16 | int(low)
+    raise SpecError(f"{where}: {value!r} is not an AS number")
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _host(peer_ip: str) -> str:
+    """``IP``, ``IPv4:port`` or ``[IPv6]:port`` -> canonical IP."""
+    text = peer_ip.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    return canonical_address(text)
+
+
+def _node_address(node: Mapping[str, Any], version: int) -> str | None:
+    annotations = _meta(node).get("annotations") or {}
+    key = _IPV4_ANNOTATION if version == 4 else _IPV6_ANNOTATION
+    text = annotations.get(key) or (_spec(node).get("bgp") or {}).get("ipv4Address" if version == 4 else "ipv6Address")
+    if not text:
+        return None
+    return canonical_address(str(text).partition("/")[0])
+
+
+def _node_as(node: Mapping[str, Any], default_as: int) -> int:
+    name = _meta(node).get("name", "?")
+    annotations = _meta(node).get("annotations") or {}
+    value = annotations.get(_AS_ANNOTATION) or (_spec(node).get("bgp") or {}).get("asNumber")
+    return default_as if value in (None, "") else _as_number(value, where=f"node {name} AS number")
+
+
+def select_neighbors(
+    *,
+    objects: Iterable[Mapping[str, Any]],
+    local_addresses: Collection[str],
+    peer_as: int | None = None,
+) -> ClusterPeering:
+    """The nodes that will open a session to one of ``local_addresses``, as ExaBGP neighbors.
+
+    ``peer_as`` forces the neighbors' AS instead of each node's own.
+    """
+    ours = {canonical_address(a) for a in local_addresses}
+    peers, nodes = [], []
+    default_as = DEFAULT_AS
+    for obj in objects:
+        kind = obj.get("kind")
+        if kind == "BGPPeer":
+            peers.append(obj)
+        elif kind == "Node":
+            nodes.append(obj)
+        elif (
+            kind == "BGPConfiguration"
+            and _meta(obj).get("name") == "default"
+            and _spec(obj).get("asNumber") not in (None, "")
+        ):
+            default_as = _as_number(_spec(obj)["asNumber"], where="BGPConfiguration default asNumber")
+    by_address: dict[str, Neighbor] = {}
+    names: list[str] = []
+    skipped: list[str] = []
+    local_as: set[int] = set()
+    for peer in sorted(peers, key=lambda p: str(_meta(p).get("name", ""))):
+        spec = _spec(peer)
+        name = str(_meta(peer).get("name", "?"))
+        if not spec.get("peerIP") or spec.get("peerSelector"):
+            continue
+        try:
+            target = _host(str(spec["peerIP"]))
+        except SpecError:
+            skipped.append(f"BGPPeer {name}: peerIP {spec['peerIP']!r} is not an address")
+            continue
+        if target not in ours:
+            continue
+        names.append(name)
+        if spec.get("asNumber") not in (None, ""):
+            local_as.add(_as_number(spec["asNumber"], where=f"BGPPeer {name} asNumber"))
+        version = parse_address(target)[0]
+        for node in sorted(nodes, key=lambda n: str(_meta(n).get("name", ""))):
+            node_name = str(_meta(node).get("name", "?"))
+            if spec.get("node"):
+                if spec["node"] != node_name:
+                    continue
+            elif not selector_matches(str(spec.get("nodeSelector") or ""), _meta(node).get("labels") or {}):
+                continue
+            address = _node_address(node, version)
+            if address is None:
+                annotation = _IPV4_ANNOTATION if version == 4 else _IPV6_ANNOTATION
+                skipped.append(f"node {node_name}: no IPv{version} BGP address (annotation {annotation})")
+                continue
+            if address in ours:
+                continue  # Calico skips a peer that is the node itself
+            if spec.get("localASNumber") not in (None, ""):
+                node_as = _as_number(spec["localASNumber"], where=f"BGPPeer {name} localASNumber")
+            else:
+                node_as = _node_as(node, default_as)
+            by_address.setdefault(
+                address, neighbor(address, peer_as=peer_as if peer_as is not None else node_as, description=node_name)
+            )
+    if len(local_as) > 1:
+        raise SpecError(f"BGPPeers {', '.join(names)} expect different AS numbers here: {sorted(local_as)}")
+    return ClusterPeering(
+        neighbors=tuple(sorted(by_address.values(), key=lambda n: parse_address(n.address))),
+        local_as=next(iter(local_as)) if local_as else None,
+        bgp_peers=tuple(names),
+        skipped=tuple(skipped),
+    )
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def flatten_objects(documents: Iterable[Any]) -> list[dict[str, Any]]:
+    """Documents -> objects, expanding ``kind: List`` (and ``*List``) items."""
+    objects: list[dict[str, Any]] = []
+    for doc in documents:
+        if not isinstance(doc, dict):
+            continue
+        if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
+            objects.extend(flatten_objects(doc["items"]))
+        else:
+            objects.append(doc)
+    return objects
+
+
+def load_objects(path: Path) -> list[dict[str, Any]]:
+    """Kubernetes/Calico objects from a YAML (or JSON) file: a ``kind: List`` or multi-document."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None
+    try:
+        return flatten_objects(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SpecError(
+            f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            file=str(path),
+            line=None if mark is None else mark.line + 1,
+        ) from None
+
+
+def read_cluster_objects(*, kubeconfig: str | None = None, context: str | None = None) -> list[dict[str, Any]]:
+    """Nodes, BGPPeers and BGPConfigurations from the live cluster (projectcalico.org/v3, else v1 CRDs)."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        config.load_kube_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError) as exc:
+        raise PeerError(f"cannot load kubeconfig: {exc}") from None
+    api = client.ApiClient()
+    try:
+        objects: list[dict[str, Any]] = []
+        for item in client.CoreV1Api(api).list_node().items:
+            node: dict[str, Any] = api.sanitize_for_serialization(item)  # type: ignore[no-untyped-call]
+            objects.append({"kind": "Node", **node})
+        custom = client.CustomObjectsApi(api)
+        for group, version in (("projectcalico.org", "v3"), ("crd.projectcalico.org", "v1")):
+            try:
+                for plural, kind in (("bgppeers", "BGPPeer"), ("bgpconfigurations", "BGPConfiguration")):
+                    listed: dict[str, Any] = custom.list_cluster_custom_object(  # type: ignore[assignment]
+                        group, version, plural
+                    )
+                    objects.extend({"kind": kind, **item} for item in listed.get("items", []))
+            except ApiException as exc:
+                if exc.status == 404:
+                    objects = [o for o in objects if o["kind"] == "Node"]
+                    continue
+                raise
+            return objects
+    except ApiException as exc:
+        raise PeerError(f"reading the cluster failed: {exc.status} {exc.reason}") from None
+    except OSError as exc:
+        raise PeerError(f"cannot reach the cluster: {exc}") from None
+    raise PeerError("the cluster serves neither projectcalico.org/v3 nor crd.projectcalico.org/v1 BGPPeers")

@@ -1,0 +1,118 @@
+"""The peer's state directory: event log, snapshots, the ExaBGP config and log, sockets.
+
+Layout of ``--state-dir DIR``::
+
+    events.jsonl     one JSON object per line: sessions, End-of-RIB, updates, ExaBGP lifecycle
+    snapshot.json    sessions + learned routes, replaced atomically (readers never see half a file)
+    exabgp.conf      the generated receive-only config (mode 0600: it may hold the MD5 password)
+    exabgp.log       ExaBGP's own output
+    collector.sock   where the collector that ExaBGP runs connects
+    peer.sock        the read-only local endpoint (unless --endpoint HOST:PORT is given)
+    lock             held while a ``bgpflat peer run`` uses the directory
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from bgpflat.errors import PeerError
+
+FORMAT_VERSION = 1
+
+
+def iso_time(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class StateDir:
+    """Paths and file operations of one state directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events = path / "events.jsonl"
+        self.snapshot = path / "snapshot.json"
+        self.exabgp_conf = path / "exabgp.conf"
+        self.exabgp_log = path / "exabgp.log"
+        self.collector_sock = path / "collector.sock"
+        self.endpoint_sock = path / "peer.sock"
+        self.lock = path / "lock"
+        self._events_file: IO[str] | None = None
+        self._lock_file: IO[str] | None = None
+
+    def create(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PeerError(f"cannot create state directory {self.path}: {exc.strerror}") from None
+
+    def acquire(self) -> None:
+        """Take the directory for one running peer; a second ``peer run`` on it is refused."""
+        self.create()
+        handle = self.lock.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise PeerError(f"another bgpflat peer is running with state directory {self.path}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_file = handle
+
+    def release(self) -> None:
+        if self._events_file is not None:
+            self._events_file.close()
+            self._events_file = None
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def write_private(self, path: Path, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(path, 0o600)
+
+    def log_events(self, records: list[dict[str, Any]]) -> None:
+        if self._events_file is None:
+            self._events_file = self.events.open("a", encoding="utf-8")
+        for record in records:
+            self._events_file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._events_file.flush()
+
+    def write_snapshot(self, data: dict[str, Any]) -> None:
+        """Write, fsync, then rename over the old snapshot: a reader sees the old or the new one."""
+        tmp = self.snapshot.with_name(f".{self.snapshot.name}.{os.getpid()}.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(data, handle, separators=(",", ":"))
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.snapshot)
+
+    def read_snapshot(self) -> dict[str, Any]:
+        try:
+            text = self.snapshot.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PeerError(f"no peer state in {self.path}: no snapshot.json") from None
+        except OSError as exc:
+            raise PeerError(f"cannot read {self.snapshot}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise PeerError(f"{self.snapshot} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+            raise PeerError(f"{self.snapshot} is not a bgpflat peer snapshot (format_version {FORMAT_VERSION})")
+        return data
+
+    def remove_sockets(self) -> None:
+        for path in (self.collector_sock, self.endpoint_sock):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bgpflat.cli.conformance_commands import register_conformance
 from bgpflat.cli.output import EXIT_DIFFERENCES, EXIT_OK, info
 from bgpflat.errors import LabError
 
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     lab_sub.required = True
     _register_scenario_lab(lab_sub)
     _register_control_plane(lab_sub)
+    register_conformance(lab_sub)
 
 
 def _register_control_plane(lab_sub: argparse._SubParsersAction[Any]) -> None:

@@ -1,0 +1,280 @@
+"""Calico behaviour seen in the conformance lab (confd v3.31.0 + BIRD 1.6), pinned on the model alone.
+
+Each test takes a situation of the conformance matrix (``bgpflat.lab.conformance_cases``), builds
+its objects as the API server would hold them (cluster IPs allocated, the apiserver's own
+``default/kubernetes`` Service present) and checks that ``expected_routes`` predicts what the
+verification peer learned from confd-configured BIRD in ``bgpflat lab conformance``. No daemon
+runs here; the integration test ``tests/integration/test_conformance.py`` runs the real thing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from bgpflat.core.advertise import expected_routes
+from bgpflat.core.cluster import ClusterState
+from bgpflat.core.expected import ExpectedRoutes, ModelOptions, OutsidePeer
+from bgpflat.core.prefixes import Prefix
+from bgpflat.core.routediff import diff_routes
+from bgpflat.core.routes import Route, RouteTable
+from bgpflat.lab import conformance_cases as cases
+
+SERVICE_RANGE = "10.96.0.0/16"
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+ADDRESS = {node.name: node.address for node in cases.NODES}
+
+
+def cluster_objects(name: str) -> list[dict[str, Any]]:
+    """A cell's objects as served: cluster IPs handed out, plus the apiserver's own Service."""
+    objects = cases.build_objects(cases.situation(name), service_range=SERVICE_RANGE)
+    hosts = ipaddress.ip_network(SERVICE_RANGE).hosts()
+    next(hosts)  # the first address is the kubernetes Service's
+    for obj in objects:
+        if obj["kind"] == "Service":
+            ip = str(next(hosts))
+            obj["spec"]["clusterIP"] = ip
+            obj["spec"]["clusterIPs"] = [ip]
+    objects += [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default"},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": KUBERNETES_SERVICE_IP,
+                "clusterIPs": [KUBERNETES_SERVICE_IP],
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+            },
+        },
+        {
+            # What kube-apiserver's endpoint reconciler writes: its own address, no nodeName.
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "kubernetes"},
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["192.0.2.100"], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}],
+        },
+    ]
+    return objects
+
+
+def expect(name: str) -> ExpectedRoutes:
+    situation = cases.situation(name)
+    return expected_routes(
+        cluster=ClusterState.from_objects(cluster_objects(name)),
+        peer=OutsidePeer(address=cases.PEER_ADDRESS),
+        options=ModelOptions(add_path=situation.add_path),
+    )
+
+
+def service_ip(name: str, service: str) -> str:
+    """The cluster IP ``cluster_objects`` gives ``service``."""
+    for obj in cluster_objects(name):
+        if obj["kind"] == "Service" and obj["metadata"]["name"] == service:
+            return str(obj["spec"]["clusterIP"])
+    raise KeyError(service)
+
+
+def senders(result: ExpectedRoutes, prefix: str) -> set[str]:
+    """Nodes (by name) that send ``prefix`` to the peer."""
+    return {result.node_of(r.session) for r in result.table if str(r.prefix) == prefix}
+
+
+def next_hops(result: ExpectedRoutes, prefix: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for route in result.table:
+        if str(route.prefix) == prefix:
+            out.setdefault(result.node_of(route.session), set()).add(route.next_hop)
+    return out
+
+
+ALL = {node.name for node in cases.NODES}
+
+
+# -- the matrix itself ------------------------------------------------------------------------------
+
+
+def test_matrix_covers_what_conformance_must_cover() -> None:
+    situations = cases.SITUATIONS
+    assert len(situations) >= 12
+    assert len({s.name for s in situations}) == len(situations)
+    assert {s.mesh for s in situations} == {True, False}
+    assert {s.session_type for s in situations} == {"iBGP", "eBGP"}
+    modes = {s.peer_spec.get("nextHopMode") for s in situations}
+    assert {"Self", "Keep"} <= modes
+    objects = [o for s in situations for o in s.objects]
+    assert any(o["kind"] == "IPPool" and o["spec"].get("disableBGPExport") for o in objects)
+    own_block = {n.name: n.block for n in cases.NODES}
+    assert any(w.block != own_block[w.node] for s in situations for w in s.workloads)
+    assert any(o["kind"] == "Service" and o["spec"].get("externalTrafficPolicy") == "Local" for o in objects)
+    assert any("prefixAdvertisements" in s.bgp_config for s in situations)
+    assert any(o["kind"] == "BGPFilter" for o in objects)
+    assert any(cases.EXCLUDE_LABEL in labels for s in situations for labels in s.node_labels.values())
+    rr = "projectcalico.org/RouteReflectorClusterID"
+    assert any(rr in a for s in situations for a in s.node_annotations.values())
+
+
+@pytest.mark.parametrize("situation", cases.SITUATIONS, ids=lambda s: s.name)
+def test_every_situation_gives_the_model_sessions_and_routes(situation: cases.Situation) -> None:
+    result = expect(situation.name)
+    assert result.sessions, "some node must peer with the outside peer"
+    assert result.table, "some route must be expected"
+    assert result.calico_version == cases.CALICO_VERSION
+
+
+# -- quirks the lab showed ---------------------------------------------------------------------------
+
+
+def test_aggregation_disabled_advertises_a_service_whose_endpoints_name_no_node() -> None:
+    """Lab: with serviceLoadBalancerAggregation Disabled and serviceClusterIPs set, every node sends
+    the /32 of ``default/kubernetes``, whose EndpointSlice (written by kube-apiserver) has no
+    nodeName. confd's ``advertiseThisService`` counts any endpoint address of a non-Local Service,
+    whatever its node (routes.go, v3.31.0). The model used to count only endpoints naming a node.
+    """
+    result = expect("lb-aggregation-disabled")
+    assert senders(result, f"{KUBERNETES_SERVICE_IP}/32") == ALL
+
+
+def test_aggregation_disabled_gives_cluster_ip_services_host_routes_from_every_node() -> None:
+    """Lab (calico-facts §7, was UNCONFIRMED): a ClusterIP-type Service with an endpoint gets its
+    cluster IP /32 from every node, and the LB range is no longer advertised as a whole."""
+    result = expect("lb-aggregation-disabled")
+    assert senders(result, f"{service_ip('lb-aggregation-disabled', 'plain')}/32") == ALL
+    assert senders(result, "10.78.0.6/32") == ALL  # ETP Cluster, an endpoint exists
+    assert senders(result, "10.78.0.5/32") == {"node-b"}  # ETP Local
+    assert senders(result, "10.78.0.8/32") == set()  # no endpoints
+    assert senders(result, cases.LB_RANGE) == set()
+
+
+def test_v3_31_0_counts_not_ready_endpoints_for_etp_local() -> None:
+    """Lab: node-d's endpoint of web-local is ready=false and node-d still sends 10.78.0.5/32."""
+    result = expect("services-etp-local")
+    assert senders(result, "10.78.0.5/32") == {"node-b", "node-d"}
+
+
+def test_v3_31_0_single_address_entries() -> None:
+    """Lab: a /32 serviceLoadBalancerIPs entry matches spec.loadBalancerIP only (status ingress from
+    v3.31.5, PR #11917); a /32 serviceExternalIPs entry gives every node the /32 for a LoadBalancer
+    Service, and nothing at all for a ClusterIP-type one (calico-facts §3.4 corner case, confirmed)."""
+    result = expect("single-address-ranges")
+    assert senders(result, "10.78.1.1/32") == ALL
+    assert senders(result, "10.78.1.2/32") == set()
+    assert senders(result, "10.79.1.1/32") == ALL
+    assert senders(result, "10.79.1.2/32") == set()
+
+
+def test_pending_deletion_block_is_still_advertised_and_pending_is_not() -> None:
+    result = expect("affinity-states")
+    assert senders(result, "10.244.30.0/26") == ALL  # node-c's own plus the mesh copies
+    assert next_hops(result, "10.244.30.0/26")["node-c"] == {ADDRESS["node-c"]}
+    assert senders(result, "10.244.20.0/26") == set()
+
+
+def test_disabled_pool_over_the_node_subnet_exports_the_direct_route() -> None:
+    result = expect("disabled-pool-covers-subnet")
+    assert senders(result, cases.SUBNET) == ALL
+
+
+def test_bgpfilter_accept_leaks_own_workloads_without_communities() -> None:
+    """Lab: an export Accept runs before calico_aggr and apply_communities, so a node's own workload
+    /32 (inside its block) is sent, bare; the blocks still carry the prefixAdvertisements."""
+    result = expect("bgpfilter-accept")
+    for node in cases.NODES:
+        routes = [r for r in result.table if r.session == node.address and str(r.prefix) == f"{node.workload}/32"]
+        assert len(routes) == 1 and routes[0].communities == () and routes[0].large_communities == ()
+    block = next(r for r in result.table if r.session == ADDRESS["node-a"] and str(r.prefix) == "10.244.1.0/26")
+    assert block.communities == ((65000, 100),) and block.large_communities == ((65000, 1, 2),)
+    assert senders(result, "10.244.4.0/26") == set()  # rejected by the second rule on every node
+
+
+def test_without_add_path_a_node_sends_the_copy_from_the_lowest_router_id() -> None:
+    """Lab: node-c learns web-local's /32 from node-b and node-d and, with next hop keep and no
+    ADD-PATH, sends the copy from node-b (lower router ID)."""
+    result = expect("services-keep-no-add-path")
+    assert next_hops(result, "10.78.0.5/32") == {
+        "node-a": {ADDRESS["node-b"]},
+        "node-b": {ADDRESS["node-b"]},
+        "node-c": {ADDRESS["node-b"]},
+        "node-d": {ADDRESS["node-d"]},
+    }
+
+
+def test_add_path_duplicates_from_mesh_copies_are_not_findings() -> None:
+    """Lab: with ADD-PATH, BIRD sends one path per copy it holds — its own direct route and each
+    mesh copy — all rewritten to next hop self, so the peer learns identical paths under several
+    path IDs (calico-facts §7 open item: BIRD sends every path). The diff compares sets of paths."""
+    result = expect("disabled-pool-covers-subnet")
+    learned = RouteTable()
+    for route in result.table:
+        copies = 4 if route.prefix == Prefix.parse(cases.SUBNET) else 1
+        for path_id in range(copies):
+            learned.add(route._replace(path_id=path_id + 1))
+    diff = diff_routes(expected=result, learned=learned, strict=True)
+    assert diff.complies and not diff.findings
+    assert len(learned) == len(result.table) + 3 * len(cases.NODES)
+
+
+def test_route_reflector_with_next_hop_self_rewrites_reflected_routes() -> None:
+    result = expect("next-hop-self-rr")
+    assert {r.next_hop for r in result.table} == {ADDRESS["node-a"]}
+    assert len(result.table) == len(cases.NODES)
+    reflected = expect("route-reflector")
+    assert {r.next_hop for r in reflected.table} == set(ADDRESS.values())
+
+
+def _route(result: ExpectedRoutes, node: str, prefix: str) -> Route:
+    return next(r for r in result.table if r.session == ADDRESS[node] and str(r.prefix) == prefix)
+
+
+def test_local_as_number_is_the_as_the_peer_sees() -> None:
+    result = expect("local-as-number")
+    assert _route(result, "node-a", "10.244.2.0/26").as_path == (64600,)
+    assert all(s.local_as == 64600 for s in result.sessions.values())
+
+
+def test_tunnel_address_outside_the_own_block_is_exported_by_default() -> None:
+    """Lab: node-b's tunl0 address 10.244.9.1/32 (outside its block, inside the pool) comes in from
+    protocol direct, passes the export filter and the mesh: every node sends it to the eBGP peer
+    (calico-facts §7 item, was UNCONFIRMED), so ``ModelOptions.tunnel_addresses`` is on by default."""
+    result = expect("ipip-tunnel-address")
+    assert senders(result, "10.244.9.1/32") == ALL
+    assert next_hops(result, "10.244.9.1/32")["node-a"] == {ADDRESS["node-a"]}
+
+
+# -- the report -------------------------------------------------------------------------------------
+
+
+def test_cell_json_lists_situation_match_and_diff() -> None:
+    from bgpflat.lab.conformance import CellResult, ConformanceReport
+
+    situation = cases.situation("mesh-ibgp")
+    expected = expect("mesh-ibgp")
+    learned = RouteTable(r for r in expected.table if r.session != ADDRESS["node-d"])
+    diff = diff_routes(expected=expected, learned=learned, strict=True)
+    cell = CellResult(
+        situation=situation,
+        match=diff.complies,
+        seconds=1.0,
+        expected_routes=len(expected.table),
+        learned_routes=len(learned),
+        expected_sessions=tuple(expected.sessions),
+        calico_sessions=tuple(a for a in expected.sessions if a != ADDRESS["node-d"]),
+        diff=diff,
+    )
+    report = ConformanceReport(cells=(cell,), seconds=2.0, setup_seconds=1.0).to_dict()
+    assert not report["all_match"] and report["total"] == 1
+    data = report["cells"][0]
+    assert data["situation"] == "mesh-ibgp" and data["match"] is False
+    assert data["peer"] == {"address": cases.PEER_ADDRESS, "as_number": cases.CLUSTER_AS, "type": "iBGP"}
+    findings = data["diff"]["findings"]
+    assert findings[0] == f"sessions expected but not configured by confd: {ADDRESS['node-d']}"
+    assert any("10.244.4.0/26 missing" in line for line in findings)
+    assert data["diff"]["counts"]["missing"] == 1

@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from bgpflat.cli.common_options import add_cluster_options, add_output_option
 from bgpflat.cli.output import EXIT_OK, error_line, info
 from bgpflat.errors import BgpflatError, PlanError, SpecError
 
@@ -27,9 +28,7 @@ def _common(parser: argparse.ArgumentParser, *, cluster: bool) -> None:
         help="EndpointSlices (Kubernetes 1.21+) or Endpoints (older); auto asks the server",
     )
     if cluster:
-        group = parser.add_argument_group("cluster")
-        group.add_argument("--kubeconfig", metavar="FILE")
-        group.add_argument("--context", metavar="NAME")
+        add_cluster_options(parser, calico_api=False)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -47,7 +46,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     render.set_defaults(func=_cmd_render)
     plan = verbs.add_parser("plan", help="show what apply would create or change")
     _common(plan, cluster=True)
-    plan.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    add_output_option(plan)
     plan.add_argument("--detailed-exitcode", action="store_true", help="0 no changes, 1 error, 2 changes")
     plan.set_defaults(func=_cmd_plan)
     apply = verbs.add_parser("apply", help="create or update the Services and their endpoints")

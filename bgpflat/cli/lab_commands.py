@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bgpflat.cli.common_options import add_output_option
 from bgpflat.cli.conformance_commands import register_conformance
 from bgpflat.cli.output import EXIT_DIFFERENCES, EXIT_OK, info
 from bgpflat.errors import LabError
@@ -303,7 +304,7 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "namespaces, processes and control plane. Exit 0 when all are healthy, 1 otherwise.",
     )
     status.add_argument("--state-dir", metavar="DIR", type=Path, help="show only the lab in DIR")
-    status.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    add_output_option(status)
     status.set_defaults(func=_cmd_lab_status)
 
     check = lab_sub.add_parser(
@@ -323,7 +324,7 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="how long `bgpflat verify --wait` may take to turn green (default 90)",
     )
-    check.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    add_output_option(check)
     check.set_defaults(func=_cmd_lab_check)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bgpflat.cli.common_options import add_cluster_options, add_output_option
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.errors import BgpflatError, PlanError
 
@@ -28,21 +29,6 @@ DEFAULT_BACKUP_DIR = Path(".bgpflat") / "backups"
 PLAN_EXIT_NO_CHANGES = 0
 PLAN_EXIT_ERROR_DETAILED = 1
 PLAN_EXIT_CHANGES = 2
-
-
-def _targeting(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("cluster")
-    group.add_argument(
-        "--kubeconfig", metavar="FILE", help="kubeconfig file (default: $KUBECONFIG merged, ~/.kube/config)"
-    )
-    group.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current context)")
-    group.add_argument(
-        "--calico-api",
-        choices=("auto", "v3", "v1"),
-        default="auto",
-        help="which API to use for Calico objects: auto-detect (default), projectcalico.org/v3 "
-        "(Calico API server or native v3 CRDs) or crd.projectcalico.org/v1",
-    )
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -63,7 +49,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="bgpflat.yaml (flat spec) or Calico manifests; repeatable",
     )
     plan.add_argument("--snapshot", metavar="FILE", help="compare with a snapshot file instead of a live cluster")
-    plan.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+    add_output_option(plan, ("table", "json", "yaml"))
     plan.add_argument("--out", metavar="PLAN.json", help="save the plan for `bgpflat apply PLAN.json`")
     plan.add_argument(
         "--detailed-exitcode",
@@ -75,7 +61,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="also delete objects labelled managed-by bgpflat that the spec no longer has",
     )
-    _targeting(plan)
+    add_cluster_options(plan)
     plan.set_defaults(func=_cmd_plan)
 
     apply = sub.add_parser(
@@ -112,8 +98,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=str(DEFAULT_BACKUP_DIR),
         help=f"where backups go (default: {DEFAULT_BACKUP_DIR})",
     )
-    apply.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    _targeting(apply)
+    add_output_option(apply)
+    add_cluster_options(apply)
     apply.set_defaults(func=_cmd_apply)
 
     rollback = sub.add_parser(
@@ -126,7 +112,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rollback.add_argument("--dry-run", choices=("none", "server"), default="none")
     rollback.add_argument("--force", action="store_true", help="roll back objects edited after the apply, too")
-    _targeting(rollback)
+    add_cluster_options(rollback)
     rollback.set_defaults(func=_cmd_rollback)
 
     snapshot = sub.add_parser(
@@ -136,7 +122,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "Services and EndpointSlices into one YAML file (`plan --snapshot`, `routes --snapshot`).",
     )
     snapshot.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the snapshot")
-    _targeting(snapshot)
+    add_cluster_options(snapshot)
     snapshot.set_defaults(func=_cmd_snapshot)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bgpflat.cli.common_options import add_calico_api, add_context, add_kubeconfig
 from bgpflat.cli.output import EXIT_OK, info
 from bgpflat.errors import SpecError
 
@@ -41,9 +42,10 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
         "-f", "--filename", dest="files", action="append", metavar="FILE", help="flat spec or Calico manifests"
     )
     group.add_argument("--snapshot", metavar="FILE", help="cluster state from a snapshot instead of a live cluster")
-    group.add_argument("--kubeconfig", metavar="FILE", help="read the live cluster with this kubeconfig")
-    group.add_argument("--context", metavar="NAME", help="kubeconfig context")
-    group.add_argument("--calico-api", choices=("auto", "v3", "v1"), default="auto", help=argparse.SUPPRESS)
+    # Without --kubeconfig or --context, render reads no cluster at all: no default to mention.
+    add_kubeconfig(group, help_text="read the live cluster with this kubeconfig")
+    add_context(group)
+    add_calico_api(group, hidden=True)
     group.add_argument(
         "--office", action="append", metavar="CIDR", help="office network(s); default: networks.office of the spec"
     )

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bgpflat.cli.common_options import add_context, add_kubeconfig, add_output_option
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, info
 from bgpflat.errors import BgpflatError, SpecError
 
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "with next hop, AS path and communities, and the reason for each route.",
     )
     _cluster_arguments(expected)
-    expected.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    add_output_option(expected)
     expected.set_defaults(func=expected_command)
 
     verify = sub.add_parser(
@@ -72,7 +73,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     verify.add_argument("--settle", type=float, default=10.0, metavar="SECONDS",
                         help="with --wait, a mismatch is final once unchanged this long after End-of-RIB (default 10)")
     verify.add_argument("--strict", action="store_true", help="unexpected routes fail too")
-    verify.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    add_output_option(verify)
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report (one test case per session)")
     verify.add_argument(
         "--no-github-summary",
@@ -93,8 +94,8 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
     )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--snapshot", metavar="FILE", help="cluster state from a snapshot file instead of the API")
-    source.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG, ~/.kube/config)")
-    parser.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    add_kubeconfig(source)
+    add_context(parser)
     parser.add_argument(
         "--calico-version",
         metavar="VERSION",

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import compress, repeat
+from operator import eq, itemgetter, not_
 from typing import Any
 
 from bgpflat.core.expected import ExpectedRoutes, SessionExpectation
@@ -65,6 +66,9 @@ _FIELDS = (
 _SIGNATURE = itemgetter(1, 3, 5, 6)
 _FIRST = itemgetter(0)
 _SIGNATURE_WITH_ORIGIN = itemgetter(1, 3, 5, 6, 4)
+# Stands for "no paths learned" where a path list is expected. Its signature is made of NaN, which
+# equals nothing, so it never compares equal to a real path's signature.
+_ABSENT: list[Any] = [(float("nan"),) * 7]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -329,25 +333,45 @@ def diff_routes(
     signature = _SIGNATURE_WITH_ORIGIN if compare_origin else _SIGNATURE
     want = table.grouped()
     got = learned.grouped()
-    # map/itemgetter keep these million-key counts in C (a RouteTable never holds an empty list).
-    expected_per_session = Counter(map(_FIRST, want))
-    learned_per_session = Counter(map(_FIRST, got))
-    expected_sessions = set(session_info) | set(sessions or ()) | set(expected_per_session)
-    present: list[tuple[str, Prefix]] = []
-    findings: list[Finding] = []
-    append_present = present.append
 
     def node_of(session: str) -> str:
         found = session_info.get(session)
         return found.node if found is not None else ""
 
-    # The hot loop: one dict probe and one C-level tuple comparison per prefix for the usual
-    # single-path case; sets only where a prefix has several paths or differs. (Chains of
-    # map/compress over the key list measured slower than this plain loop.)
-    got_get = got.get
-    for key, wanted in want.items():
-        have = got_get(key)
-        if not have:
+    # With a million keys a side the diff is bound by memory access, not by the interpreter: each
+    # probe of the other table is a cache miss. So every key is probed exactly once, and the
+    # million-step passes run as map/compress pipelines in C. Popping the expected keys out of a
+    # copy of the learned table finds the learned path lists and leaves exactly the unexpected keys
+    # behind, which saves a second probing pass over the learned keys.
+    unmatched = dict(got)
+    learned_paths = list(map(unmatched.pop, want, repeat(_ABSENT)))
+    leftover = [(key, have) for key, have in unmatched.items() if have]
+    expected_count = sum(map(len, want.values()))
+    learned_count = sum(map(len, got.values()))
+    same: list[bool] | None = None
+    if expected_count == len(want) and learned_count == len(got) and len(leftover) == len(unmatched):
+        # One path per key on both sides (no ADD-PATH duplicates): compare the two signatures in C.
+        # Equal counts could still hide an empty path list (which a RouteTable never holds) next to
+        # a two-path one; _FIRST raises on the empty one, and the general comparison takes over.
+        try:
+            same = list(map(eq, map(signature, map(_FIRST, want.values())), map(signature, map(_FIRST, learned_paths))))
+        except IndexError:
+            same = None
+    if same is None:
+        same = list(map(_same_paths, want.values(), learned_paths, repeat(signature)))
+    differing = list(compress(zip(want, want.values(), learned_paths, strict=True), map(not_, same)))
+    learned_per_session = Counter(map(_FIRST, unmatched))
+    # Drop the million-entry temporaries (and build the million-key ``present`` only at the end):
+    # every garbage collection that the findings set off would otherwise walk them all. ``same``
+    # holds only bools, which a collection passes over cheaply.
+    del learned_paths, unmatched
+
+    findings: list[Finding] = []
+    absent: Counter[str] = Counter()  # expected keys the learned table does not hold at all
+    for key, wanted, have in differing:
+        if have is _ABSENT:
+            absent[key[0]] += 1
+        if have is _ABSENT or not have:
             findings.append(
                 Finding(
                     category=MISSING,
@@ -358,62 +382,56 @@ def diff_routes(
                     expected=_distinct(wanted, signature),
                 )
             )
-            continue
-        if len(wanted) == 1 and len(have) == 1:
-            if signature(wanted[0]) == signature(have[0]):
-                append_present(key)
-                continue
-        elif {signature(r) for r in wanted} == {signature(r) for r in have}:
-            append_present(key)  # several paths, same set (e.g. duplicates under ADD-PATH)
-            continue
-        findings.append(_mismatch(key, wanted, have, signature, node_of(key[0]), compare_origin))
-    # Learned keys not expected exist only on sessions that learned more keys than matched ones;
-    # skipping the scan otherwise saves a full pass over a million keys in the usual case.
-    matched = Counter(map(_FIRST, present))
-    matched.update(f.session for f in findings if f.category == MISMATCHED)
-    surplus = {session for session, count in learned_per_session.items() if count > matched[session]}
-    for key in got if surplus else ():
-        if key[0] not in surplus or key in want:
-            continue
-        have = got[key]
-        if have:
-            findings.append(
-                Finding(
-                    category=UNEXPECTED,
-                    codes=(ROUTE_UNEXPECTED,),
-                    session=key[0],
-                    node=node_of(key[0]),
-                    prefix=key[1],
-                    learned=_distinct(have, signature),
-                )
+        else:
+            findings.append(_mismatch(key, wanted, have, signature, node_of(key[0]), compare_origin))
+    for key, have in leftover:
+        findings.append(
+            Finding(
+                category=UNEXPECTED,
+                codes=(ROUTE_UNEXPECTED,),
+                session=key[0],
+                node=node_of(key[0]),
+                prefix=key[1],
+                learned=_distinct(have, signature),
             )
+        )
 
-    for session in sorted(expected_sessions, key=address_sort_key):
-        if expected_per_session[session] and not learned_per_session[session]:
-            findings.append(
-                Finding(
-                    category=SESSION,
-                    codes=(SESSION_NOTHING_LEARNED,),
-                    session=session,
-                    node=node_of(session),
-                    expected=tuple(table.for_session(session)),
-                )
+    # Per-session key counts: one count over the expected keys; the learned ones follow from it
+    # (every expected key the learned table holds, plus the unexpected keys).
+    expected_per_session = Counter(map(_FIRST, want))
+    for session, count in expected_per_session.items():
+        if count > absent[session]:
+            learned_per_session[session] += count - absent[session]
+    expected_sessions = set(session_info) | set(sessions or ()) | set(expected_per_session)
+
+    silent = [s for s in expected_sessions if expected_per_session[s] and not learned_per_session[s]]
+    expected_of = _routes_of_sessions(want, silent)
+    for session in sorted(silent, key=address_sort_key):
+        findings.append(
+            Finding(
+                category=SESSION,
+                codes=(SESSION_NOTHING_LEARNED,),
+                session=session,
+                node=node_of(session),
+                expected=tuple(expected_of[session]),
             )
-    for session in learned_per_session:
-        if session not in expected_sessions:
-            findings.append(
-                Finding(
-                    category=SESSION,
-                    codes=(SESSION_UNEXPECTED,),
-                    session=session,
-                    learned=tuple(learned.for_session(session)),
-                )
+        )
+    strangers = [s for s in learned_per_session if s not in expected_sessions]
+    learned_of = _routes_of_sessions(got, strangers)
+    for session in strangers:
+        findings.append(
+            Finding(
+                category=SESSION,
+                codes=(SESSION_UNEXPECTED,),
+                session=session,
+                learned=tuple(learned_of[session]),
             )
+        )
 
     findings.sort(key=Finding.sort_key)
+    present = tuple(compress(want, same))
     summaries = _summaries(
         expected_sessions | set(learned_per_session),
-        present,
         findings,
         expected_per_session,
         learned_per_session,
@@ -421,13 +439,35 @@ def diff_routes(
     )
     return RouteDiff(
         findings=tuple(findings),
-        present=tuple(present),
+        present=present,
         summaries=summaries,
-        expected_count=sum(map(len, want.values())),
-        learned_count=sum(map(len, got.values())),
+        expected_count=expected_count,
+        learned_count=learned_count,
         strict=strict,
         expected_routes=info,
     )
+
+
+def _same_paths(wanted: list[Route], have: list[Route], signature: itemgetter[Any]) -> bool:
+    """Whether both sides hold the same set of distinct paths (false when nothing is learned)."""
+    if not have:
+        return False
+    if len(wanted) == 1 and len(have) == 1:
+        return bool(signature(wanted[0]) == signature(have[0]))
+    return {signature(r) for r in wanted} == {signature(r) for r in have}
+
+
+def _routes_of_sessions(
+    grouped: Mapping[tuple[str, Prefix], list[Route]], sessions: Iterable[str]
+) -> dict[str, list[Route]]:
+    """The routes of each of ``sessions`` in table order, in one pass over the table."""
+    out: dict[str, list[Route]] = {session: [] for session in sessions}
+    if out:
+        for (session, _), paths in grouped.items():
+            found = out.get(session)
+            if found is not None:
+                found.extend(paths)
+    return out
 
 
 def _distinct(routes: list[Route], signature: itemgetter[Any]) -> tuple[Route, ...]:
@@ -469,24 +509,23 @@ def _mismatch(
 
 def _summaries(
     sessions: set[str],
-    present: list[tuple[str, Prefix]],
     findings: list[Finding],
     expected_per_session: Counter[str],
     learned_per_session: Counter[str],
     node_of: Any,
 ) -> tuple[SessionSummary, ...]:
-    present_per_session = Counter(map(_FIRST, present))
     per_category: dict[str, Counter[str]] = {MISSING: Counter(), UNEXPECTED: Counter(), MISMATCHED: Counter()}
     for finding in findings:
         if finding.category in per_category:
             per_category[finding.category][finding.session] += 1
+    # Every expected key is present, missing or mismatched: no need to count the present ones.
     return tuple(
         SessionSummary(
             session=session,
             node=node_of(session),
             expected=expected_per_session[session],
             learned=learned_per_session[session],
-            present=present_per_session[session],
+            present=expected_per_session[session] - per_category[MISSING][session] - per_category[MISMATCHED][session],
             missing=per_category[MISSING][session],
             unexpected=per_category[UNEXPECTED][session],
             mismatched=per_category[MISMATCHED][session],

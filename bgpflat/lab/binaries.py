@@ -16,21 +16,12 @@ Builds are serialised with a lock file so that parallel test runs do not compile
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bgpflat.errors import LabError
-from bgpflat.lab import versions
-
-Progress = Callable[[str], None]
+from bgpflat.lab import go_build, versions
 
 BUILD_SCRIPT_ENV = "BGPFLAT_K8S_BUILD_SCRIPT"
 BIN_DIR_ENV = "BGPFLAT_K8S_BIN_DIR"
@@ -45,36 +36,12 @@ class Binaries:
     directory: Path
 
 
-def cache_root() -> Path:
-    """bgpflat's cache directory (``BGPFLAT_CACHE_DIR``, else ``$XDG_CACHE_HOME/bgpflat``)."""
-    explicit = os.environ.get("BGPFLAT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "bgpflat"
-
-
-def go_version() -> str | None:
-    """The local Go toolchain's version (``go1.26.8``), or None without Go."""
-    go = shutil.which("go")
-    if go is None:
-        return None
-    try:
-        out = subprocess.run(
-            [go, "env", "GOVERSION"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-            env={**os.environ, "GOTOOLCHAIN": "local"},
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+def _key_without_go(*, k8s: str, etcd: str) -> str:
+    return f"v{k8s}-etcd{etcd}"
 
 
 def build_key(*, k8s: str, etcd: str, go: str) -> str:
-    return f"v{k8s}-etcd{etcd}-{go}"
+    return f"{_key_without_go(k8s=k8s, etcd=etcd)}-{go}"
 
 
 def _complete(directory: Path) -> bool:
@@ -96,93 +63,53 @@ def find_cached(*, k8s: str = versions.KUBERNETES_VERSION, etcd: str = versions.
         if not all(os.access(directory / n, os.X_OK) for n in ("kube-apiserver", "etcd")):
             raise LabError(f"{BIN_DIR_ENV}={explicit} does not hold executable kube-apiserver and etcd")
         return _as_binaries(directory)
-    base = cache_root() / "k8s"
-    go = go_version()
-    if go is not None:
-        exact = base / build_key(k8s=k8s, etcd=etcd, go=go)
-        if _complete(exact):
-            return _as_binaries(exact)
-    # Without Go (or with a different one) any finished build of the pinned versions will do.
-    for candidate in sorted(base.glob(f"v{k8s}-etcd{etcd}-go*"), reverse=True):
-        if _complete(candidate):
-            return _as_binaries(candidate)
-    return None
+    found = go_build.find_build(go_build.cache_root() / "k8s", _key_without_go(k8s=k8s, etcd=etcd), complete=_complete)
+    return None if found is None else _as_binaries(found)
 
 
 def build_script() -> Path:
     """``build/k8s/build.sh`` of the source checkout this package runs from."""
-    explicit = os.environ.get(BUILD_SCRIPT_ENV)
-    script = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "build" / "k8s" / "build.sh"
-    if not script.is_file():
-        raise LabError(
-            f"the control-plane build script {script} is missing; run from a source checkout of bgpflat "
-            f"(pip install -e .) or set {BUILD_SCRIPT_ENV}"
-        )
-    return script
+    return go_build.checkout_script("build/k8s/build.sh", env=BUILD_SCRIPT_ENV, what="control-plane")
 
 
 def ensure_binaries(
     *,
     k8s: str = versions.KUBERNETES_VERSION,
     etcd: str = versions.ETCD_VERSION,
-    progress: Progress | None = None,
+    progress: go_build.Progress | None = None,
 ) -> Binaries:
     """Return cached binaries, building them first (minutes on a cold Go cache) when there are none."""
     found = find_cached(k8s=k8s, etcd=etcd)
     if found is not None:
         return found
-    go = go_version()
+    go = go_build.go_version()
     if go is None:
         raise LabError(
-            f"no kube-apiserver v{k8s} / etcd v{etcd} in {cache_root() / 'k8s'} and no Go toolchain to "
+            f"no kube-apiserver v{k8s} / etcd v{etcd} in {go_build.cache_root() / 'k8s'} and no Go toolchain to "
             f"build them; install Go >= 1.25 or set {BIN_DIR_ENV}"
         )
-    target = cache_root() / "k8s" / build_key(k8s=k8s, etcd=etcd, go=go)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # someone else may be building the same key right now
-        if _complete(target):
-            return _as_binaries(target)
-        _run_build(target=target, k8s=k8s, etcd=etcd, go=go, progress=progress)
+    target = go_build.cache_root() / "k8s" / build_key(k8s=k8s, etcd=etcd, go=go)
+    go_build.build_once(
+        target,
+        complete=_complete,
+        build=lambda: _run_build(target=target, k8s=k8s, etcd=etcd, go=go, progress=progress),
+    )
     return _as_binaries(target)
 
 
-def _run_build(*, target: Path, k8s: str, etcd: str, go: str, progress: Progress | None) -> None:
-    say = progress or (lambda line: print(line, file=sys.stderr))
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    log_path = staging / "build.log"
+def _run_build(*, target: Path, k8s: str, etcd: str, go: str, progress: go_build.Progress | None) -> None:
+    say = progress or go_build.say_on_stderr
     script = build_script()
     say(f"building kube-apiserver v{k8s} and etcd v{etcd} with {go} into {target} (first run only)")
-    started = time.monotonic()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            ["bash", str(script), k8s, etcd, str(staging)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            # The script's own step lines are the progress; go's per-module chatter stays in the log.
-            if line.startswith("[build]"):
-                say(line.rstrip())
-        code = proc.wait()
-    elapsed = time.monotonic() - started
-    if code != 0:
-        tail = log_path.read_text().splitlines()[-15:]
-        raise LabError(f"building the control plane failed (exit {code}); full log: {log_path}\n" + "\n".join(tail))
+    staging, elapsed = go_build.run_build_script(
+        script, [k8s, etcd], target=target, failure="building the control plane failed", say=say
+    )
     info = {
         "kubernetes": k8s,
         "etcd": etcd,
         "go": go,
         "build_seconds": round(elapsed, 1),
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "built_at": go_build.utc_timestamp(),
     }
-    (staging / "build-info.json").write_text(json.dumps(info, indent=2) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    go_build.publish_build(staging, target, info)
     say(f"built in {elapsed:.0f} s: {target}")

@@ -803,47 +803,33 @@ def _render_bird_cfg(
     out.append(_render_mesh(ds, node))
     filters_present = {_name(f): _spec(f) for f in ds.filters}
     global_peers, node_peers = peerings(ds)
-    out.append("\n# ------------- Global peers -------------")
-    if not global_peers:
-        out.append("# No global peers configured.")
-    for key in sorted(global_peers):
-        peer = global_peers[key]
-        out.append(f"# For peer /bgp/v1/global/peer_v4/{key}")
-        if peer.ip == node.ipv4:
-            out.append(f"# Skipping ourselves ({node.ipv4})")
-            continue
-        out.append(
-            _peer_block(
-                kind="Global",
-                peer=peer,
-                node=node,
-                node_as=node_as,
-                node_cluster_id=node.rr_cluster_id,
-                filters_present=filters_present,
-                passive_for_calico_node=True,
+    # The template's two peer sections differ only in their words, their etcd-style key and
+    # passive mode, which the v3.30 template sets for global peers only.
+    sections = (
+        ("Global", "Global peers", global_peers, "/bgp/v1/global/peer_v4", True),
+        ("Node", "Node-specific peers", node_peers.get(node.name, {}), f"/bgp/v1/host/{node.name}/peer_v4", False),
+    )
+    for kind, title, peers, key_prefix, passive in sections:
+        out.append(f"\n# ------------- {title} -------------")
+        if not peers:
+            out.append(f"# No {title.lower()} configured.")
+        for key in sorted(peers):
+            peer = peers[key]
+            out.append(f"# For peer {key_prefix}/{key}")
+            if peer.ip == node.ipv4:
+                out.append(f"# Skipping ourselves ({node.ipv4})")
+                continue
+            out.append(
+                _peer_block(
+                    kind=kind,
+                    peer=peer,
+                    node=node,
+                    node_as=node_as,
+                    node_cluster_id=node.rr_cluster_id,
+                    filters_present=filters_present,
+                    passive_for_calico_node=passive,
+                )
             )
-        )
-    out.append("\n# ------------- Node-specific peers -------------")
-    mine = node_peers.get(node.name, {})
-    if not mine:
-        out.append("# No node-specific peers configured.")
-    for key in sorted(mine):
-        peer = mine[key]
-        out.append(f"# For peer /bgp/v1/host/{node.name}/peer_v4/{key}")
-        if peer.ip == node.ipv4:
-            out.append(f"# Skipping ourselves ({node.ipv4})")
-            continue
-        out.append(
-            _peer_block(
-                kind="Node",
-                peer=peer,
-                node=node,
-                node_as=node_as,
-                node_cluster_id=node.rr_cluster_id,
-                filters_present=filters_present,
-                passive_for_calico_node=False,  # the v3.30 template sets it for global peers only
-            )
-        )
     return "\n".join(out) + "\n"
 
 

@@ -32,27 +32,21 @@ stock BIRD can parse, for parse checks only.
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from bgpflat.errors import LabError
-from bgpflat.lab.binaries import cache_root, go_version
+from bgpflat.lab import go_build
 from bgpflat.lab.crds import module_dir
 from bgpflat.lab.versions import ModulePin
-
-Progress = Callable[[str], None]
 
 CALICO_CONFD = ModulePin(
     path="github.com/projectcalico/calico",
@@ -92,14 +86,7 @@ def _complete(directory: Path) -> bool:
 
 def build_script() -> Path:
     """``build/confd/build.sh`` of the source checkout this package runs from."""
-    explicit = os.environ.get(BUILD_SCRIPT_ENV)
-    script = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "build" / "confd" / "build.sh"
-    if not script.is_file():
-        raise LabError(
-            f"the confd build script {script} is missing; run from a source checkout of bgpflat "
-            f"(pip install -e .) or set {BUILD_SCRIPT_ENV}"
-        )
-    return script
+    return go_build.checkout_script("build/confd/build.sh", env=BUILD_SCRIPT_ENV, what="confd")
 
 
 def find_confd(cache_dir: Path | None = None, *, calico: ModulePin = CALICO_CONFD) -> Path | None:
@@ -109,18 +96,12 @@ def find_confd(cache_dir: Path | None = None, *, calico: ModulePin = CALICO_CONF
         if not os.access(explicit, os.X_OK):
             raise LabError(f"{BINARY_ENV}={explicit} is not an executable confd")
         return Path(explicit)
-    base = (cache_dir or cache_root()) / "confd"
-    go = go_version()
-    if go is not None and _complete(base / build_key(calico=calico.version, go=go)):
-        return base / build_key(calico=calico.version, go=go) / "confd"
-    for candidate in sorted(base.glob(f"{calico.version}-go*"), reverse=True):
-        if _complete(candidate):
-            return candidate / "confd"
-    return None
+    found = go_build.find_build((cache_dir or go_build.cache_root()) / "confd", calico.version, complete=_complete)
+    return None if found is None else found / "confd"
 
 
 def ensure_confd(
-    cache_dir: Path | None = None, *, calico: ModulePin = CALICO_CONFD, progress: Progress | None = None
+    cache_dir: Path | None = None, *, calico: ModulePin = CALICO_CONFD, progress: go_build.Progress | None = None
 ) -> Path:
     """Path of a confd binary, building it into ``<cache_dir>/confd/`` first if there is none.
 
@@ -130,54 +111,31 @@ def ensure_confd(
     found = find_confd(cache_dir, calico=calico)
     if found is not None:
         return found
-    go = go_version()
+    go = go_build.go_version()
     if go is None:
         raise LabError(f"no confd for {calico.path}@{calico.version} in the cache and no Go toolchain to build it")
-    target = (cache_dir or cache_root()) / "confd" / build_key(calico=calico.version, go=go)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / f".{target.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run may be building the same key
-        if not _complete(target):
-            _run_build(target=target, calico=calico, go=go, progress=progress)
+    target = (cache_dir or go_build.cache_root()) / "confd" / build_key(calico=calico.version, go=go)
+    go_build.build_once(
+        target, complete=_complete, build=lambda: _run_build(target=target, calico=calico, go=go, progress=progress)
+    )
     return target / "confd"
 
 
-def _run_build(*, target: Path, calico: ModulePin, go: str, progress: Progress | None) -> None:
-    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    log_path = staging / "build.log"
+def _run_build(*, target: Path, calico: ModulePin, go: str, progress: go_build.Progress | None) -> None:
+    say = progress or go_build.say_on_stderr
+    script = build_script()
     say(f"building confd from {calico.path}@{calico.version} with {go} into {target} (first run only)")
-    started = time.monotonic()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            ["bash", str(build_script()), calico.version, str(staging)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            if line.startswith("[build]"):
-                say(line.rstrip())
-        code = proc.wait()
-    elapsed = time.monotonic() - started
-    if code != 0:
-        tail = log_path.read_text().splitlines()[-15:]
-        raise LabError(f"building confd failed (exit {code}); full log: {log_path}\n" + "\n".join(tail))
+    staging, elapsed = go_build.run_build_script(
+        script, [calico.version], target=target, failure="building confd failed", say=say
+    )
     info = {
         "calico": f"{calico.path}@{calico.version}",
         "go": go,
         "build_seconds": round(elapsed, 1),
         "binary_bytes": (staging / "confd").stat().st_size,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "built_at": go_build.utc_timestamp(),
     }
-    (staging / "build-info.json").write_text(json.dumps(info, indent=2) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    go_build.publish_build(staging, target, info)
     say(f"built confd in {elapsed:.0f} s: {target / 'confd'}")
 
 

@@ -34,7 +34,7 @@ import yaml
 
 from bgpflat.errors import LabError
 from bgpflat.lab import versions
-from bgpflat.lab.binaries import cache_root
+from bgpflat.lab.go_build import cache_root
 from bgpflat.lab.versions import ModulePin
 
 Flavour = Literal["v1", "v3"]

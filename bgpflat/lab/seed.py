@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from bgpflat.core.calico_models import SERVER_METADATA
 from bgpflat.errors import LabError
 from bgpflat.lab.crds import Flavour
 from bgpflat.lab.kube_rest import JsonObject, KubeRest
@@ -68,16 +69,8 @@ SERVER_OWNED = {
     ("Endpoints", "default", "kubernetes"),
     ("EndpointSlice", "default", "kubernetes"),
 }
-SERVER_SET_METADATA = (
-    "uid",
-    "resourceVersion",
-    "creationTimestamp",
-    "generation",
-    "managedFields",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-)
+# SERVER_METADATA also lists finalizers and owner references, which clients set: seeding keeps them.
+SERVER_SET_METADATA = tuple(name for name in SERVER_METADATA if name not in ("finalizers", "ownerReferences"))
 
 
 def labs_dir() -> Path:

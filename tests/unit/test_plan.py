@@ -18,6 +18,7 @@ import yaml
 from bgpflat.core.plan import Plan
 from bgpflat.core.spec import SpecDocument, load_desired
 from bgpflat.core.state import DesiredState, ObservedState
+from bgpflat.workflows.apply import merge_patch
 
 LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"
 V3 = "projectcalico.org/v3"
@@ -56,18 +57,6 @@ def node(name: str, address: str, **labels: str) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {"name": name, "labels": labels, "annotations": {"projectcalico.org/IPv4Address": address}},
     }
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def apply_to_objects(plan: Plan, objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

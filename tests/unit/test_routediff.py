@@ -83,6 +83,18 @@ def test_duplicate_identical_paths_are_not_a_difference() -> None:
     assert not diff.findings
 
 
+def test_an_extra_path_behind_a_matching_one_is_a_mismatch() -> None:
+    # Every key but one has a single path on both sides; the first learned path of that key matches.
+    expected = expect(base(mesh=False))
+    routes = learned_copy(expected.table)
+    stray = routes[0]._replace(next_hop="10.0.0.9", path_id=99)
+    diff = diff_routes(expected=expected, learned=RouteTable([*routes, stray]))
+    [finding] = diff.findings
+    assert finding.code == NEXT_HOP_MISMATCH
+    assert (finding.session, finding.prefix) == (stray.session, stray.prefix)
+    assert len(diff.present) == len(routes) - 1
+
+
 def test_add_path_next_hop_sets_are_compared() -> None:
     expected = expect(base(peer=bgp_peer(keepOriginalNextHop=True),
                            config={"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]}))

@@ -8,23 +8,14 @@ sub-mode, ``bestpath as-path multipath-relax`` when the nodes sit in different A
 
 from __future__ import annotations
 
+from bgpflat.core.office.ios_style import multipath_lines, policy_lines, prefix_list_lines, session_lines
 from bgpflat.core.office.router import RouterView, filter_names, header_lines
 
 
 def _prefix_lists(view: RouterView) -> list[str]:
-    afi = "ip" if view.version == 4 else "ipv6"
     inbound, outbound = filter_names(view)
-    lines = [
-        f"{afi} prefix-list {inbound} seq {seq * 10} permit {prefix} le {view.host_length}"
-        for seq, prefix in enumerate(view.accepted, start=1)
-    ]
     any_prefix = "0.0.0.0/0" if view.version == 4 else "::/0"
-    lines.append(
-        f"{afi} prefix-list {inbound} seq {(len(view.accepted) + 1) * 10} deny {any_prefix} le {view.host_length}"
-    )
-    if outbound != inbound:
-        lines.append(f"{afi} prefix-list {outbound} seq 10 deny {any_prefix} le {view.host_length}")
-    return lines
+    return prefix_list_lines(view, inbound, outbound, deny_all=f"{any_prefix} le {view.host_length}")
 
 
 def render_ios(view: RouterView) -> str:
@@ -36,27 +27,14 @@ def render_ios(view: RouterView) -> str:
     out.append(f" bgp router-id {view.router_id}")
     out.append(" bgp log-neighbor-changes")
     for n in view.neighbours:
-        out.append(f" neighbor {n.address} remote-as {n.remote_as}")
-        out.append(f" neighbor {n.address} description calico {n.node} (BGPPeer {n.peer.name})")
-        if n.peer.ttl_security is not None:
-            out.append(f" neighbor {n.address} ttl-security hops {n.peer.ttl_security}")
-        elif n.multihop_ttl is not None:
-            out.append(f" neighbor {n.address} ebgp-multihop {n.multihop_ttl}")
+        out += session_lines(n, f" neighbor {n.address} ")
         if n.password:
             out.append(f" neighbor {n.address} password {n.password}")
     out += [" !", f" address-family {family} unicast"]
-    if view.multipath:
-        if any(n.external for n in view.neighbours):
-            out.append(f"  maximum-paths {view.multipath}")
-        if view.internal_multipath:
-            out.append(f"  maximum-paths ibgp {view.multipath}")
+    out += multipath_lines(view, "  ")
     for n in view.neighbours:
         out.append(f"  neighbor {n.address} activate")
-        if view.reflect:
-            out.append(f"  neighbor {n.address} route-reflector-client")
-        out.append(f"  neighbor {n.address} prefix-list {inbound} in")
-        out.append(f"  neighbor {n.address} prefix-list {outbound} out")
-        out.append(f"  neighbor {n.address} maximum-prefix {view.max_prefixes}")
+        out += policy_lines(view, f"  neighbor {n.address} ", inbound, outbound)
     out += [" exit-address-family", "!"]
     if view.mixed_as:
         out.append("! The nodes use different AS numbers: equal-cost paths from different neighbouring")
@@ -78,27 +56,14 @@ def render_nxos(view: RouterView) -> str:
     if view.mixed_as:
         out.append("  bestpath as-path multipath-relax")
     out.append(f"  address-family {family}")
-    if view.multipath:
-        if any(n.external for n in view.neighbours):
-            out.append(f"    maximum-paths {view.multipath}")
-        if view.internal_multipath:
-            out.append(f"    maximum-paths ibgp {view.multipath}")
+    out += multipath_lines(view, "    ")
     for n in view.neighbours:
         out.append(f"  neighbor {n.address}")
-        out.append(f"    remote-as {n.remote_as}")
-        out.append(f"    description calico {n.node} (BGPPeer {n.peer.name})")
-        if n.peer.ttl_security is not None:
-            out.append(f"    ttl-security hops {n.peer.ttl_security}")
-        elif n.multihop_ttl is not None:
-            out.append(f"    ebgp-multihop {n.multihop_ttl}")
+        out += session_lines(n, "    ")
         if n.password:
             out.append(f"    password 0 {n.password}")
         out.append(f"    address-family {family}")
-        if view.reflect:
-            out.append("      route-reflector-client")
-        out.append(f"      prefix-list {inbound} in")
-        out.append(f"      prefix-list {outbound} out")
-        out.append(f"      maximum-prefix {view.max_prefixes}")
+        out += policy_lines(view, "      ", inbound, outbound)
     if view.ports != (179,):
         out.append(f"! The nodes listen on port {', '.join(map(str, view.ports))}; let them open the sessions.")
     return "\n".join(out) + "\n"

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from bgpflat.core.office.ios_style import session_lines
 from bgpflat.core.office.router import RouterView, filter_names, header_lines
 
 
@@ -27,12 +28,7 @@ def render_eos(view: RouterView) -> str:
     if view.mixed_as:
         out.append("   bgp bestpath as-path multipath-relax")
     for n in view.neighbours:
-        out.append(f"   neighbor {n.address} remote-as {n.remote_as}")
-        out.append(f"   neighbor {n.address} description calico {n.node} (BGPPeer {n.peer.name})")
-        if n.peer.ttl_security is not None:
-            out.append(f"   neighbor {n.address} ttl maximum-hops {n.peer.ttl_security}")
-        elif n.multihop_ttl is not None:
-            out.append(f"   neighbor {n.address} ebgp-multihop {n.multihop_ttl}")
+        out += session_lines(n, f"   neighbor {n.address} ", gtsm="ttl maximum-hops")
         if n.password:
             out.append(f"   neighbor {n.address} password 0 {n.password}")
         if view.reflect:

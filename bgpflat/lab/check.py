@@ -1,6 +1,10 @@
 """``bgpflat lab check``: flatten a running lab with bgpflat, prove it, undo it, prove that too.
 
-The steps, each timed, stopping at the first failure (which names the step):
+A scenario declares how its office reaches the cluster (``mode`` in ``topology.yaml``), and that
+decides what flattening means and so which sequence runs: ``bgp`` changes Calico (``BgpCheck``),
+``static-nat`` changes only the office side (``StaticNatCheck``). Both share the probes.
+
+``bgp`` — the steps, each timed, stopping at the first failure (which names the step):
 
 ``lab healthy``         every recorded process runs, every namespace exists, the API server is ready
 ``unreachable before``  the developer host cannot reach the whoami pod yet (the lab starts unflattened)
@@ -18,6 +22,18 @@ The steps, each timed, stopping at the first failure (which names the step):
 When ``apply`` (part-way) or a step after it fails, the revert still runs (as ``revert (cleanup)``) so the lab is
 left as it was found; the lab itself stays up either way (``lab down`` is separate). Every command's
 output is kept in ``<state>/check/<step>.log``.
+
+``static-nat`` (scenario C: no BGP; nothing in Calico changes):
+
+``lab healthy``, ``unreachable before``  as above
+``render``              ``bgpflat render static-routes --via <node>``, ``render nat`` (nftables and
+                        sysctl) and ``render dns --dnsmasq --to <forwarding DNS>`` against the lab's
+                        API server, into ``<state>/check/office/``
+``install``             the routes into the office edge router, NAT and forwarding into the
+                        forwarding node, the dnsmasq lines into the office resolver
+``http pod IP``, ``http cluster IP``, ``http name``  as above, through the forwarding node
+``revert``              routes, NAT table and resolver removed again
+``unreachable after``   as above
 """
 
 from __future__ import annotations
@@ -33,10 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from bgpflat.errors import LabError
-from bgpflat.lab import services
+from bgpflat.lab import office, services
 from bgpflat.lab.follower import api_source
 from bgpflat.lab.lifecycle import Lab, bgpflat_argv, child_env
-from bgpflat.lab.topology import FlatLab
+from bgpflat.lab.topology import MODE_BGP, MODE_STATIC_NAT, FlatLab
 
 FORMAT_VERSION = 1
 CHECK_SERVICE = "whoami"
@@ -110,7 +126,7 @@ def _wait(probe: Callable[[], tuple[bool, str]], *, timeout: float) -> str:
 
 
 class LabCheck:
-    """One run of the check sequence against a running lab."""
+    """What every check sequence shares: steps, logged ``bgpflat`` runs, reachability probes."""
 
     def __init__(
         self, lab: Lab, *, verify_timeout: float = VERIFY_TIMEOUT, progress: Callable[[str], None] | None = None
@@ -159,32 +175,8 @@ class LabCheck:
         errors = [line for line in lines if "error" in line.lower()]
         return (errors or lines or ["(no output)"])[-1].strip()
 
-    # -- the sequence -----------------------------------------------------------------------------
     def run(self) -> CheckReport:
-        if not self._step("lab healthy", self._healthy):
-            return self.report
-        targets = self._targets()
-        baseline = self.fabric.tor_bgp_routes()
-        backup: list[str] = []
-        applied_at: list[float] = []
-        if not self._step("unreachable before", lambda: self._unreachable(targets, pod_only=True)):
-            return self.report
-        ok = self._step("apply", lambda: self._apply(backup, applied_at))
-        ok = ok and self._step("verify", lambda: self._verify(applied_at[0]))
-        ok = ok and self._step("http pod IP", lambda: self._reachable(targets, f"http://{targets.pod_ip}/"))
-        ok = ok and self._step(
-            "http cluster IP", lambda: self._reachable(targets, f"http://{targets.cluster_ip}/", any_pod=True)
-        )
-        ok = ok and self._step("http name", lambda: self._reachable(targets, targets.name_url, any_pod=True))
-        if not backup:
-            return self.report  # nothing was written, so nothing to revert
-        flat = self.fabric.tor_bgp_routes() if ok else {}
-        if not self._step("revert" if ok else "revert (cleanup)", lambda: self._revert(backup[0])):
-            return self.report
-        if ok:
-            ok = self._step("withdrawn", lambda: self._withdrawn(baseline, flat))
-            ok = ok and self._step("unreachable after", lambda: self._unreachable(targets, pod_only=False))
-        return self.report
+        raise NotImplementedError
 
     def _healthy(self) -> str:
         status = self.lab.status()
@@ -227,6 +219,49 @@ class LabCheck:
             return True, f"no answer from {', '.join(urls)}"
 
         return _wait(probe, timeout=CONVERGE_TIMEOUT)
+
+    def _reachable(self, targets: _Targets, url: str, *, any_pod: bool = False) -> str:
+        def probe() -> tuple[bool, str]:
+            answer = self.fabric.http_get("developer", url, timeout=PROBE_TIMEOUT)
+            if not answer.ok:
+                return False, f"GET {url}: {answer.error or answer.status}"
+            served = next((line.split(":", 1)[1].strip() for line in answer.body.splitlines()
+                           if line.startswith("Hostname:")), "?")  # fmt: skip
+            if not any_pod and targets.pod_name and served != targets.pod_name:
+                return False, f"GET {url} answered by {served}, not {targets.pod_name}"
+            return True, f"GET {url} → {answer.status} from {served}"
+
+        return _wait(probe, timeout=CONVERGE_TIMEOUT)
+
+
+class BgpCheck(LabCheck):
+    """Flattening changes Calico: apply the flat spec, verify what the nodes advertise, roll back."""
+
+    def run(self) -> CheckReport:
+        if not self._step("lab healthy", self._healthy):
+            return self.report
+        targets = self._targets()
+        baseline = self.fabric.tor_bgp_routes()
+        backup: list[str] = []
+        applied_at: list[float] = []
+        if not self._step("unreachable before", lambda: self._unreachable(targets, pod_only=True)):
+            return self.report
+        ok = self._step("apply", lambda: self._apply(backup, applied_at))
+        ok = ok and self._step("verify", lambda: self._verify(applied_at[0]))
+        ok = ok and self._step("http pod IP", lambda: self._reachable(targets, f"http://{targets.pod_ip}/"))
+        ok = ok and self._step(
+            "http cluster IP", lambda: self._reachable(targets, f"http://{targets.cluster_ip}/", any_pod=True)
+        )
+        ok = ok and self._step("http name", lambda: self._reachable(targets, targets.name_url, any_pod=True))
+        if not backup:
+            return self.report  # nothing was written, so nothing to revert
+        flat = self.fabric.tor_bgp_routes() if ok else {}
+        if not self._step("revert" if ok else "revert (cleanup)", lambda: self._revert(backup[0])):
+            return self.report
+        if ok:
+            ok = self._step("withdrawn", lambda: self._withdrawn(baseline, flat))
+            ok = ok and self._step("unreachable after", lambda: self._unreachable(targets, pod_only=False))
+        return self.report
 
     def _apply(self, backup: list[str], applied_at: list[float]) -> str:
         lab = self.lab
@@ -276,19 +311,6 @@ class LabCheck:
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or data.get("message", "")
         return f"{summary}; green {green:.1f} s after apply started"
 
-    def _reachable(self, targets: _Targets, url: str, *, any_pod: bool = False) -> str:
-        def probe() -> tuple[bool, str]:
-            answer = self.fabric.http_get("developer", url, timeout=PROBE_TIMEOUT)
-            if not answer.ok:
-                return False, f"GET {url}: {answer.error or answer.status}"
-            served = next((line.split(":", 1)[1].strip() for line in answer.body.splitlines()
-                           if line.startswith("Hostname:")), "?")  # fmt: skip
-            if not any_pod and targets.pod_name and served != targets.pod_name:
-                return False, f"GET {url} answered by {served}, not {targets.pod_name}"
-            return True, f"GET {url} → {answer.status} from {served}"
-
-        return _wait(probe, timeout=CONVERGE_TIMEOUT)
-
     def _revert(self, backup: str) -> str:
         lab = self.lab
         result = self._bgpflat(
@@ -313,8 +335,48 @@ class LabCheck:
         return _wait(probe, timeout=CONVERGE_TIMEOUT)
 
 
+class StaticNatCheck(LabCheck):
+    """Flattening is office-side configuration only: render it with bgpflat, install it, remove it."""
+
+    def run(self) -> CheckReport:
+        if not self._step("lab healthy", self._healthy):
+            return self.report
+        targets = self._targets()
+        if not self._step("unreachable before", lambda: self._unreachable(targets, pod_only=True)):
+            return self.report
+        rendered: list[office.OfficeConfigs] = []
+        if not self._step("render", lambda: self._render(rendered)):
+            return self.report
+        configs = rendered[0]
+        ok = self._step("install", lambda: office.install(self.fabric, configs))
+        ok = ok and self._step("http pod IP", lambda: self._reachable(targets, f"http://{targets.pod_ip}/"))
+        ok = ok and self._step(
+            "http cluster IP", lambda: self._reachable(targets, f"http://{targets.cluster_ip}/", any_pod=True)
+        )
+        ok = ok and self._step("http name", lambda: self._reachable(targets, targets.name_url, any_pod=True))
+        # Whatever failed, take the office side away again so the lab is left as it was found.
+        if not self._step("revert" if ok else "revert (cleanup)", lambda: office.remove(self.fabric, configs)):
+            return self.report
+        if ok:
+            self._step("unreachable after", lambda: self._unreachable(targets, pod_only=False))
+        return self.report
+
+    def _render(self, rendered: list[office.OfficeConfigs]) -> str:
+        directory = self.log_dir / "office"
+        try:
+            configs = office.render(self.lab, directory, self._bgpflat)
+        except LabError as exc:
+            raise _StepFailed(str(exc)) from exc
+        rendered.append(configs)
+        return f"static routes, nftables, sysctl and dnsmasq configs in {directory}"
+
+
+CHECKS: dict[str, type[LabCheck]] = {MODE_BGP: BgpCheck, MODE_STATIC_NAT: StaticNatCheck}
+
+
 def run_check(
     lab: Lab, *, verify_timeout: float = VERIFY_TIMEOUT, progress: Callable[[str], None] | None = None
 ) -> CheckReport:
-    """The full check sequence on a running lab (see the module docstring)."""
-    return LabCheck(lab, verify_timeout=verify_timeout, progress=progress).run()
+    """The check sequence of the lab's mode on a running lab (see the module docstring)."""
+    check = CHECKS[lab.fabric().topology.mode]
+    return check(lab, verify_timeout=verify_timeout, progress=progress).run()

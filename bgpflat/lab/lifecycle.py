@@ -264,6 +264,9 @@ class Lab:
         header = (
             f"# The flat spec `bgpflat lab check {scenario.name}` applies: {scenario.directory / SPEC_FILE}\n"
             f"# plus the global BGPPeer {VERIFIER_PEER} to the lab's verification peer.\n"
+            if topology.verifier is not None
+            else f"# The flat spec `bgpflat lab check {scenario.name}` renders the office side from: "
+            f"{scenario.directory / SPEC_FILE}\n"
         )
         self.spec_file.write_text(header + yaml.safe_dump(spec, sort_keys=False))
 

@@ -17,6 +17,7 @@ the lab's own namespaces at teardown. Nothing is ever killed by name. Teardown i
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -25,7 +26,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 from bgpflat.errors import LabError
 
 STATE_FILE = "lab.json"
+LOCK_FILE = "lab.lock"
 NETNS_ETC = Path("/etc/netns")
 STOP_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
@@ -138,6 +140,7 @@ class NetnsLab:
         # Popen objects of children started by this process, so they can be reaped (no zombies).
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._removed = False
+        self._stamp = self._file_stamp()
 
     # -- life cycle -------------------------------------------------------------------------------
     @classmethod
@@ -166,6 +169,39 @@ class NetnsLab:
     def save(self) -> None:
         if not self._removed:  # after teardown there is nothing left to record
             self.state.save(self.state_dir / STATE_FILE)
+            self._stamp = self._file_stamp()
+
+    # Several processes record into one lab: ``lab check`` starts and stops the office resolver
+    # while the follower restarts the cluster DNS. Each change of the records re-reads the file
+    # when another process replaced it (save renames, so the inode tells) and happens under an
+    # exclusive lock, so no process writes back a stale list and loses another's PID.
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            info = (self.state_dir / STATE_FILE).stat()
+        except OSError:
+            return None
+        return (info.st_ino, info.st_mtime_ns)
+
+    def refresh(self) -> None:
+        """Re-read the records when another process changed them since this one read or wrote them."""
+        stamp = self._file_stamp()
+        if stamp is not None and stamp != self._stamp and not self._removed:
+            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+                self.state = LabState.load(self.state_dir / STATE_FILE)
+                self._stamp = stamp
+
+    @contextlib.contextmanager
+    def _recording(self) -> Iterator[None]:
+        if self._removed or not self.state_dir.is_dir():
+            yield
+            return
+        with (self.state_dir / LOCK_FILE).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.refresh()
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @property
     def prefix(self) -> str:
@@ -184,10 +220,11 @@ class NetnsLab:
         host, so the value is set explicitly rather than assumed.
         """
         name = self.namespace_name(role)
-        if name in self.state.namespaces:
-            raise LabError(f"namespace {name} already exists in this lab")
-        self.state.namespaces.append(name)
-        self.save()
+        with self._recording():
+            if name in self.state.namespaces:
+                raise LabError(f"namespace {name} already exists in this lab")
+            self.state.namespaces.append(name)
+            self.save()
         run(["ip", "netns", "add", name])
         settings = {"net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"}
         if forwarding:
@@ -226,9 +263,10 @@ class NetnsLab:
 
     def record_path(self, path: Path) -> None:
         """Remember a file or directory outside the state directory, to be removed at teardown."""
-        if str(path) not in self.state.paths:
-            self.state.paths.append(str(path))
-            self.save()
+        with self._recording():
+            if str(path) not in self.state.paths:
+                self.state.paths.append(str(path))
+                self.save()
 
     # -- processes --------------------------------------------------------------------------------
     def start(
@@ -247,6 +285,19 @@ class NetnsLab:
         reach loopback services of the host (the lab's API server) and talks to the daemons only
         through their control sockets. It is recorded and stopped like every other process.
         """
+        with self._recording():
+            return self._start(name, namespace, argv, log=log, env=env, cwd=cwd)
+
+    def _start(
+        self,
+        name: str,
+        namespace: str,
+        argv: Sequence[str],
+        *,
+        log: Path,
+        env: Mapping[str, str] | None,
+        cwd: Path | None,
+    ) -> ProcessRecord:
         if any(p.name == name for p in self.state.processes):
             raise LabError(f"a process named {name!r} is already recorded in this lab")
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -277,6 +328,7 @@ class NetnsLab:
         return record
 
     def process(self, name: str) -> ProcessRecord:
+        self.refresh()
         for record in self.state.processes:
             if record.name == name:
                 return record
@@ -296,6 +348,10 @@ class NetnsLab:
 
     def stop(self, names: Iterable[str] | None = None) -> None:
         """Stop recorded processes (all when ``names`` is None) by PID: SIGTERM, wait, SIGKILL."""
+        with self._recording():
+            self._stop(names)
+
+    def _stop(self, names: Iterable[str] | None) -> None:
         wanted = set(names) if names is not None else None
         records = [p for p in self.state.processes if wanted is None or p.name in wanted]
         self._terminate([(p.pid, p.start_time) for p in records])

@@ -9,10 +9,15 @@
 * **Cluster DNS** (``cluster_hosts`` + ``cluster_dns_argv``): dnsmasq in the pod that backs the
   kube-dns Service, answering ``<svc>.<ns>.svc.<domain>`` from a hosts file generated from the
   Services (cluster IP, or the ready endpoints of a headless Service), authoritative for the
-  cluster domain and forwarding nothing. SIGHUP re-reads the file.
-* **Office resolver** (``office_resolver_argv``): dnsmasq on the office LAN forwarding only the
-  cluster domain to the kube-dns Service IP, as scenario A/D's office DNS does. It has no
-  upstream: lab traffic never leaves the lab's namespaces.
+  cluster domain and forwarding nothing. SIGHUP re-reads the file. ExternalName Services are
+  CNAMEs (``cluster_cnames``).
+* **Office resolver** (``office_resolver_argv``): dnsmasq running the lines ``bgpflat render dns
+  --dnsmasq`` prints, forwarding only the cluster domain (to the kube-dns Service IP, or to a
+  forwarding node that exposes it). It has no upstream: lab traffic never leaves the lab's
+  namespaces.
+
+A Service's ``externalIPs`` are DNATed like its cluster IP (kube-proxy does the same): that is how
+a node exposes the cluster DNS on its own address, port 53 (scenario C).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from bgpflat.core.prefixes import Prefix, format_address
 from bgpflat.errors import LabError
 
 NFT_TABLE = "kubeproxy"
+CALICO_TABLE = "calico"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_DOMAIN = "cluster.local"
 
@@ -47,6 +53,7 @@ class Service:
     ports: tuple[ServicePort, ...]
     headless: bool
     endpoint_ips: tuple[str, ...]
+    external_ips: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -111,6 +118,7 @@ def services_from_objects(objects: Iterable[Mapping[str, Any]]) -> list[Service]
                 ports=tuple(ports),
                 headless=headless,
                 endpoint_ips=tuple(sorted(endpoint_ips)),
+                external_ips=tuple(str(ip) for ip in spec.get("externalIPs") or () if ":" not in str(ip)),
             )
         )
     return sorted(found, key=lambda s: s.key)
@@ -152,8 +160,15 @@ def _chain_id(index: int) -> str:
     return f"svc_{index}"
 
 
-def render_nftables(services: Iterable[Service], *, pod_cidrs: Sequence[str]) -> str:
-    """An nft script that atomically replaces the ``kubeproxy`` table with the current Services."""
+def render_nftables(services: Iterable[Service], *, pod_cidrs: Sequence[str], nat_outgoing: Sequence[str] = ()) -> str:
+    """An nft script that atomically replaces the ``kubeproxy`` table with the current Services.
+
+    It also replaces the ``calico`` table: Felix's ``natOutgoing``, i.e. traffic from a pool
+    with ``natOutgoing: true`` to anywhere outside every pool leaves with the node's address.
+    Without it an office host would answer a pod directly, and where the office reaches pods
+    through a masquerading forwarding node (scenario C) that answer would be translated there
+    and no longer match the connection the pod's node knows.
+    """
     dispatch: list[str] = []
     chains: list[str] = []
     index = 0
@@ -167,7 +182,7 @@ def render_nftables(services: Iterable[Service], *, pod_cidrs: Sequence[str]) ->
             index += 1
             chain = _chain_id(index)
             comment = f'comment "{svc.key}:{port.name or port.port}"'
-            for ip in svc.cluster_ips:
+            for ip in (*svc.cluster_ips, *svc.external_ips):
                 dispatch.append(f"    ip daddr {ip} {proto} dport {port.port} jump {chain} {comment}")
             targets = []
             for number, (address, target_port) in enumerate(port.endpoints):
@@ -204,7 +219,18 @@ def render_nftables(services: Iterable[Service], *, pod_cidrs: Sequence[str]) ->
         "  }",
         *chains,
         "}",
+        f"table ip {CALICO_TABLE}",
+        f"delete table ip {CALICO_TABLE}",
     ]
+    if nat_outgoing:
+        lines += [
+            f"table ip {CALICO_TABLE} {{",
+            "  chain postrouting {",
+            "    type nat hook postrouting priority srcnat; policy accept;",
+            f"    ip saddr {{ {', '.join(nat_outgoing)} }} ip daddr != {{ {pods} }} masquerade",
+            "  }",
+            "}",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -218,8 +244,32 @@ def cluster_hosts(services: Iterable[Service], *, domain: str = DEFAULT_DOMAIN) 
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def cluster_dns_argv(*, listen: str, hosts_file: Path, domain: str = DEFAULT_DOMAIN) -> list[str]:
-    """dnsmasq as the cluster DNS: authoritative for ``domain`` from ``hosts_file``, nothing else."""
+def cluster_cnames(objects: Iterable[Mapping[str, Any]], *, domain: str = DEFAULT_DOMAIN) -> list[tuple[str, str]]:
+    """(``<svc>.<ns>.svc.<domain>``, target) of every ExternalName Service: DNS-level only, a CNAME."""
+    found = []
+    for svc in objects:
+        spec = svc.get("spec") or {}
+        if svc.get("kind") != "Service" or spec.get("type") != "ExternalName" or not spec.get("externalName"):
+            continue
+        meta = svc.get("metadata") or {}
+        fqdn = f"{meta.get('name')}.{meta.get('namespace') or 'default'}.svc.{domain}"
+        found.append((fqdn, str(spec["externalName"]).rstrip(".")))
+    return sorted(found)
+
+
+def cname_args(cnames: Iterable[tuple[str, str]]) -> list[str]:
+    return [f"--cname={alias},{target}" for alias, target in cnames]
+
+
+def cluster_dns_argv(
+    *, listen: str, hosts_file: Path, domain: str = DEFAULT_DOMAIN, cnames: Iterable[tuple[str, str]] = ()
+) -> list[str]:
+    """dnsmasq as the cluster DNS: authoritative for ``domain`` from ``hosts_file``, nothing else.
+
+    ExternalName Services are ``--cname`` options (dnsmasq answers those for any target; CoreDNS
+    does the same). Unlike the hosts file they are not re-read on SIGHUP: a change of them
+    restarts the cluster DNS.
+    """
     return [
         "dnsmasq",
         "--keep-in-foreground",
@@ -235,18 +285,22 @@ def cluster_dns_argv(*, listen: str, hosts_file: Path, domain: str = DEFAULT_DOM
         "--user=root",
         "--log-facility=-",
         "--log-queries",
+        *cname_args(cnames),
     ]
 
 
-def office_resolver_argv(*, listen: str, cluster_dns: str, domain: str = DEFAULT_DOMAIN) -> list[str]:
-    """dnsmasq as the office resolver: ``domain`` goes to the cluster DNS, no other upstream."""
+def office_resolver_argv(*, listen: str, conf_file: Path) -> list[str]:
+    """dnsmasq as the office resolver: ``conf_file`` (``bgpflat render dns --dnsmasq``), no other upstream.
+
+    The rendered lines forward only the cluster domain; ``--no-resolv`` keeps every other name
+    inside the lab instead of the host's resolvers.
+    """
     return [
         "dnsmasq",
         "--keep-in-foreground",
-        "--conf-file=/dev/null",
+        f"--conf-file={conf_file}",
         "--no-resolv",
         "--no-hosts",
-        f"--server=/{domain}/{cluster_dns}",
         f"--listen-address={listen}",
         "--bind-interfaces",
         "--pid-file=",

@@ -6,6 +6,13 @@ what lives on them (Nodes and their addresses, pods from IPAM allocations, Servi
 EndpointSlices, and the Calico objects BIRD's configs are rendered from). The objects come from a
 callable, so the same lab runs from ``cluster.yaml`` (``file_source``) or from a live API server.
 
+The office side is what bgpflat renders for it (``bgpflat.core.office``), from the scenario's
+``bgpflat.yaml`` laid over the objects: in ``mode: bgp`` the ToR runs the FRR config of ``render
+tor`` and the office resolver the dnsmasq lines of ``render dns``, from ``up`` on; in ``mode:
+static-nat`` (scenario C) the edge router speaks no BGP and ``lab check`` installs the static
+routes, NAT and DNS (``bgpflat.lab.office``). Office hosts outside the cluster (``office.hosts``)
+serve HTTP for ``bgpflat external`` to name.
+
 ``FlatLab.up`` builds everything; ``reconcile(objects)`` re-renders each node's BIRD config and
 runs ``birdc configure`` where it changed, replaces the DNAT rules and reloads the cluster DNS, so
 a change to the objects (``bgpflat apply``) visibly changes what the fabric learns;
@@ -28,8 +35,13 @@ from typing import Any
 
 import yaml
 
+from bgpflat.adapters import files
+from bgpflat.core.office.dns import DEFAULT_SEARCH, DnsOptions, render_dns
+from bgpflat.core.office.intent import OfficeIntent, build_intent
 from bgpflat.core.prefixes import Prefix
-from bgpflat.errors import LabError
+from bgpflat.core.spec import load_desired
+from bgpflat.core.state import ObservedState
+from bgpflat.errors import BgpflatError, LabError
 from bgpflat.lab import calico_bird, pods, services, tor
 from bgpflat.lab.netns import NetnsLab, ns_argv, run
 
@@ -38,7 +50,14 @@ ObjectSource = Callable[[], Objects]
 Progress = Callable[[str], None]
 
 TOPOLOGY_FILE = "topology.yaml"
+SPEC_FILE = "bgpflat.yaml"
 PROBE_TIMEOUT = 3.0
+OFFICE_RESOLVER = "dns:office"
+# How the office reaches the cluster: the ToR peers with the nodes (scenario D), or the office
+# edge router has static routes to a forwarding node that masquerades (scenario C, no BGP).
+MODE_BGP = "bgp"
+MODE_STATIC_NAT = "static-nat"
+MODES = (MODE_BGP, MODE_STATIC_NAT)
 
 
 # -- topology data ---------------------------------------------------------------------------------
@@ -71,6 +90,15 @@ class Office:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OutsideHost:
+    """A host on the office LAN outside the cluster (scenario E), serving HTTP on ``ports``."""
+
+    name: str
+    address: str
+    ports: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Verifier:
     segment: str
     address: str
@@ -90,6 +118,15 @@ class Topology:
     cluster_domain: str
     service_range: str | None
     nodes: tuple[str, ...] | None  # None: every Node with an address on a segment
+    mode: str = MODE_BGP
+    forwarding_node: str | None = None  # static-nat: the node the office routes through
+    dns_forward: str | None = None  # where the office resolver sends the cluster domain (default: kube-dns)
+    outside_hosts: tuple[OutsideHost, ...] = ()
+
+    @property
+    def spec_file(self) -> Path:
+        """The scenario's flat spec: what the office side is rendered from."""
+        return self.directory / SPEC_FILE
 
     def segment_for(self, address: str) -> Segment:
         for segment in self.segments:
@@ -154,6 +191,20 @@ def load_topology(directory: Path) -> Topology:
         else None
     )
     nodes = data.get("nodes")
+    mode = str(data.get("mode") or MODE_BGP)
+    if mode not in MODES:
+        raise LabError(f"{where}: mode {mode!r} is not one of {', '.join(MODES)}")
+    forwarding = data.get("forwardingNode")
+    if mode == MODE_STATIC_NAT and not forwarding:
+        raise LabError(f"{where}: mode {MODE_STATIC_NAT} needs forwardingNode (the node the office routes through)")
+    hosts = tuple(
+        OutsideHost(
+            name=str(_required(h, "name", where)),
+            address=str(_required(h, "address", where)),
+            ports=tuple(int(p) for p in h.get("ports") or (80,)),
+        )
+        for h in office_data.get("hosts") or ()
+    )
     return Topology(
         name=str(data.get("name") or scenario.get("name") or directory.name),
         directory=directory,
@@ -166,6 +217,10 @@ def load_topology(directory: Path) -> Topology:
         cluster_domain=str(data.get("clusterDomain") or services.DEFAULT_DOMAIN),
         service_range=str(scenario.get("serviceClusterIPRange") or "") or None,
         nodes=tuple(str(n) for n in nodes) if nodes else None,
+        mode=mode,
+        forwarding_node=str(forwarding) if forwarding else None,
+        dns_forward=str(office_data.get("dnsForward") or "") or None,
+        outside_hosts=hosts,
     )
 
 
@@ -184,6 +239,33 @@ def file_source(directory: Path, *, service_range: str | None = None) -> ObjectS
         return services.allocate_cluster_ips(objects, service_range) if service_range else objects
 
     return load
+
+
+def office_intent(topology: Topology, objects: Objects) -> OfficeIntent:
+    """What ``bgpflat render`` sees: the scenario's flat spec laid over ``objects`` (the state after apply)."""
+    try:
+        desired = load_desired(files.load_documents(topology.spec_file)) if topology.spec_file.is_file() else None
+        return build_intent(
+            desired=desired,
+            observed=ObservedState.from_objects(list(objects)),
+            objects=objects,
+            forwarding_node=topology.forwarding_node,
+        )
+    except BgpflatError as exc:
+        raise LabError(f"cannot render the office side from {topology.spec_file}: {exc}") from exc
+
+
+def office_dns_conf(topology: Topology, intent: OfficeIntent, *, target: Sequence[str] = ()) -> str:
+    """The office resolver's dnsmasq lines, as ``bgpflat render dns --dnsmasq`` prints them."""
+    options = DnsOptions(
+        target=tuple(target),
+        search_domain=topology.office.search_domain or DEFAULT_SEARCH,
+        listen=topology.office.resolver,
+    )
+    try:
+        return render_dns(intent, fmt="dnsmasq", options=options)
+    except BgpflatError as exc:
+        raise LabError(f"cannot render the office resolver's config: {exc}") from exc
 
 
 # -- the running lab -------------------------------------------------------------------------------
@@ -231,6 +313,16 @@ def _lab_nodes(topology: Topology, objects: Objects, netns_name: Callable[[str],
     if not found:
         raise LabError("the objects have no Node with an address on the lab's segments")
     return found
+
+
+def _nat_outgoing_cidrs(objects: Objects) -> list[str]:
+    return sorted(
+        str((o.get("spec") or {}).get("cidr"))
+        for o in objects
+        if o.get("kind") == "IPPool"
+        and (o.get("spec") or {}).get("natOutgoing")
+        and ":" not in str((o.get("spec") or {}).get("cidr"))
+    )
 
 
 def _pool_cidrs(objects: Objects) -> list[str]:
@@ -346,7 +438,25 @@ class FlatLab:
 
         office = topo.office
         developer_ns = attach("developer", "odev", "broffice", office.developer, office.length, office.router)
-        attach("resolver", "odns", "broffice", office.resolver, office.length, office.router)
+        # The office DNS server may sit on the node network (scenario C: 10.60.20.1) rather than
+        # on the office LAN; it is attached wherever its address belongs.
+        resolver_segment = next((s for s in topo.segments if s.contains(office.resolver)), None)
+        if resolver_segment is None:
+            attach("resolver", "odns", "broffice", office.resolver, office.length, office.router)
+        else:
+            attach(
+                "resolver",
+                "odns",
+                bridges[resolver_segment.name],
+                office.resolver,
+                resolver_segment.length,
+                resolver_segment.gateway,
+            )
+        for index, host in enumerate(topo.outside_hosts):
+            host_ns = attach(f"host-{host.name}", f"oh{index}", "broffice", host.address, office.length, office.router)
+            argv = [sys.executable, "-I", str(pods.HTTPD), "--name", host.name, "--namespace", "office"]
+            argv += ["--ip", host.address, *(a for p in host.ports for a in ("--port", str(p)))]
+            lab.start(f"httpd:office/{host.name}", host_ns, argv, log=logs / f"httpd-{host.name}.log")
         search = f"search {office.search_domain}\n" if office.search_domain else ""
         # One short try: when the cluster is unreachable a lookup should fail in a second, not 10.
         lab.write_resolv_conf(developer_ns, f"nameserver {office.resolver}\n{search}options timeout:1 attempts:1\n")
@@ -364,16 +474,28 @@ class FlatLab:
         self._build_pods(objects, nodes, logs, say)
         self._apply_services(objects, nodes, force=True)
         self._start_birds(objects, nodes, logs)
-        self._start_tor(tor_ns)
-        kube_dns = services.kube_dns_address(services.services_from_objects(objects))
-        if kube_dns:
-            lab.start(
-                "dns:office",
-                self.namespace("resolver"),
-                services.office_resolver_argv(listen=office.resolver, cluster_dns=kube_dns, domain=topo.cluster_domain),
-                log=logs / "dns-office.log",
-            )
+        # Rendered in every mode, so a spec the office side cannot be rendered from fails `up`.
+        intent = office_intent(topo, objects)
+        if topo.mode == MODE_BGP:
+            # The office side as bgpflat renders it for the state after apply; in static-nat mode
+            # it is installed by `lab check` (routes, NAT and DNS all belong to that change).
+            self._start_tor(tor_ns, intent)
+            if services.kube_dns_address(services.services_from_objects(objects)) or topo.dns_forward:
+                target = (topo.dns_forward,) if topo.dns_forward else ()
+                self.start_office_resolver(office_dns_conf(topo, intent, target=target))
         self._wait_started()
+
+    def start_office_resolver(self, conf: str) -> None:
+        """Run dnsmasq as the office resolver with ``conf`` (``bgpflat render dns --dnsmasq`` output)."""
+        path = self.netns.state_dir / "dns" / "office.conf"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(conf)
+        self.netns.start(
+            OFFICE_RESOLVER,
+            self.namespace("resolver"),
+            services.office_resolver_argv(listen=self.topology.office.resolver, conf_file=path),
+            log=self.netns.state_dir / "logs" / "dns-office.log",
+        )
 
     def _build_pods(self, objects: Objects, nodes: Sequence[LabNode], logs: Path, say: Progress) -> None:
         lab = self.netns
@@ -381,10 +503,18 @@ class FlatLab:
         pod_list = [p for p in pods.pods_from_objects(objects) if p.node in by_name]
         say(f"pods: {len(pod_list)}")
         self.info["pods"] = []
+        kube_dns = services.kube_dns_address(services.services_from_objects(objects))
+        domain = self.topology.cluster_domain
         for pod in pod_list:
             node = by_name[pod.node]
             role = f"pod-{pod.namespace}-{pod.name}"
             pod_ns = pods.wire_pod(lab, node_ns=node.namespace, pod=pod, role=role)
+            if kube_dns:
+                # What kubelet writes for dnsPolicy ClusterFirst: pods resolve Service names.
+                search = f"{pod.namespace}.svc.{domain} svc.{domain} {domain}"
+                lab.write_resolv_conf(
+                    pod_ns, f"nameserver {kube_dns}\nsearch {search}\noptions ndots:5 timeout:1 attempts:2\n"
+                )
             pods.start_httpd(lab, pod_ns=pod_ns, pod=pod, log_dir=logs)
             self.info["pods"].append({"name": pod.name, "namespace": pod.namespace, "ip": pod.ip, "node": pod.node})
             if pod.serves_dns:
@@ -396,7 +526,12 @@ class FlatLab:
                 lab.start(
                     f"dns:cluster:{pod.name}",
                     pod_ns,
-                    services.cluster_dns_argv(listen=pod.ip, hosts_file=hosts, domain=self.topology.cluster_domain),
+                    services.cluster_dns_argv(
+                        listen=pod.ip,
+                        hosts_file=hosts,
+                        domain=domain,
+                        cnames=services.cluster_cnames(objects, domain=domain),
+                    ),
                     log=logs / f"dns-{pod.name}.log",
                 )
         lab.save()
@@ -428,22 +563,22 @@ class FlatLab:
                 changed = True
         return changed
 
-    def _start_tor(self, tor_ns: str) -> None:
+    def _start_tor(self, tor_ns: str, intent: OfficeIntent) -> None:
         topo = self.topology
+        addresses = {topo.office.router, *(s.router for s in topo.segments), *(s.gateway for s in topo.segments)}
+        view = tor.tor_view(intent, addresses=addresses, router_id=topo.tor_router_id)
+        if view is None:
+            raise LabError(f"no BGPPeer in {topo.spec_file} points at the ToR ({', '.join(sorted(addresses))})")
+        if view.as_number != topo.tor_asn:
+            raise LabError(f"{topo.spec_file} peers with AS {view.as_number}, the ToR has AS {topo.tor_asn}")
         # FRR drops to user frr, which cannot enter a root-only state directory (pytest's tmp,
         # ~root): its files live in a directory of their own, recorded for teardown.
         frr_dir = Path(tempfile.mkdtemp(prefix=f"bgpflat-{self.netns.prefix}-frr-"))
         self.netns.record_path(frr_dir)
         self.info["frr_dir"] = str(frr_dir)
         self.netns.save()
-        config = tor.TorConfig(
-            hostname=topo.tor_hostname,
-            asn=topo.tor_asn,
-            router_id=topo.tor_router_id,
-            listen_ranges=tuple(s.network for s in topo.segments),
-        )
-        (frr_dir / "zebra.conf").write_text(tor.render_zebra_conf(config))
-        (frr_dir / "bgpd.conf").write_text(tor.render_bgpd_conf(config))
+        (frr_dir / "zebra.conf").write_text(tor.render_zebra_conf(topo.tor_hostname))
+        (frr_dir / "bgpd.conf").write_text(tor.render_bgpd_from_intent(view, hostname=topo.tor_hostname))
         try:
             user = pwd.getpwnam("frr")
         except KeyError as exc:
@@ -470,7 +605,8 @@ class FlatLab:
         for node in self.nodes:
             ctl = self.bird_dir(node.name) / "bird.ctl"
             _wait(ctl.exists, timeout=10, what=f"BIRD's control socket on {node.name}")
-        _wait(lambda: (self.frr_dir / "bgpd.vty").exists(), timeout=10, what="bgpd's vty socket")
+        if "frr_dir" in self.info:
+            _wait(lambda: (self.frr_dir / "bgpd.vty").exists(), timeout=10, what="bgpd's vty socket")
         for record in self.netns.state.processes:
             self.netns.check_alive(record.name)
 
@@ -523,7 +659,9 @@ class FlatLab:
 
     def _apply_services(self, objects: Objects, nodes: Sequence[LabNode], *, force: bool) -> bool:
         svc_list = services.services_from_objects(objects)
-        ruleset = services.render_nftables(svc_list, pod_cidrs=_pool_cidrs(objects))
+        ruleset = services.render_nftables(
+            svc_list, pod_cidrs=_pool_cidrs(objects), nat_outgoing=_nat_outgoing_cidrs(objects)
+        )
         path = self.netns.state_dir / "nftables.nft"
         changed = force or not path.is_file() or path.read_text() != ruleset
         if changed:
@@ -533,12 +671,20 @@ class FlatLab:
         hosts = self.netns.state_dir / "dns" / "cluster.hosts"
         if hosts.is_file():
             text = services.cluster_hosts(svc_list, domain=self.topology.cluster_domain)
+            self.netns.refresh()
+            cluster_dns = [r for r in self.netns.state.processes if r.name.startswith("dns:cluster:")]
+            cnames = services.cname_args(services.cluster_cnames(objects, domain=self.topology.cluster_domain))
             if hosts.read_text() != text:
                 hosts.write_text(text)
                 changed = True
-                for record in self.netns.state.processes:
-                    if record.name.startswith("dns:cluster:"):
-                        self.netns.signal(record.name, signal.SIGHUP)  # dnsmasq re-reads its hosts files
+                for record in cluster_dns:
+                    self.netns.signal(record.name, signal.SIGHUP)  # dnsmasq re-reads its hosts files
+            for record in cluster_dns:
+                if [a for a in record.argv if a.startswith("--cname=")] != cnames:
+                    argv = [a for a in record.argv if not a.startswith("--cname=")] + cnames
+                    self.netns.stop([record.name])
+                    self.netns.start(record.name, record.namespace, argv, log=Path(record.log))
+                    changed = True
         return changed
 
     # -- looking at it ----------------------------------------------------------------------------

@@ -1,10 +1,18 @@
 """The lab's top-of-rack router: FRR (zebra + bgpd) configuration and how to run it.
 
-The ToR accepts BGP sessions from any address on the node network (``bgp listen range``) with
-``remote-as external``, so whichever nodes a BGPPeer selects can peer without touching the ToR —
-the office network is configured once, the cluster decides who talks. Learned routes go into the
-ToR namespace's kernel table (zebra), which is what makes the office reach pods; ECMP across the
-advertising nodes is allowed (``maximum-paths``) as Calico's service-advertisement docs ask.
+The namespace lab's ToR runs what ``bgpflat render tor --vendor frr`` prints for the scenario's
+flat spec laid over the cluster's objects (``render_bgpd_from_intent``): one neighbour per node a
+BGPPeer selects, prefix lists accepting only the pod pools and advertised service ranges, ECMP
+across the advertising nodes. The office network is thus configured the way a user would
+configure it — from bgpflat's output, before ``apply`` — and the lab proves that output works.
+The lab composes around the renderer only what a router's own config file holds anyway: the
+hostname, and several BGPPeers whose ``peerIP`` is one of the ToR's addresses (one per rack in
+``ipip-migration``) merged into one ``router bgp`` — a real ToR is one router, not one per address.
+Learned routes go into the ToR namespace's kernel table (zebra), which is what makes the office
+reach pods.
+
+``render_bgpd_conf`` (an open ToR: ``bgp listen range`` for every node segment) is what the
+containerlab topologies ship, where no cluster exists yet when the ToR's config is written.
 
 FRR must run as user ``frr`` (started as root it exits on the ``frrvty`` group check), each daemon
 with its own config file (zebra rejects bgpd's lines) and ``--log file:`` only (a ``log file``
@@ -13,9 +21,15 @@ line in the config conflicts with it); see exabgp-lab-notes §7.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bgpflat.core.office.frr import render_frr
+from bgpflat.core.office.intent import OfficeIntent
+from bgpflat.core.office.router import RouterView, router_view
+from bgpflat.errors import LabError
 
 ZEBRA = Path("/usr/lib/frr/zebra")
 BGPD = Path("/usr/lib/frr/bgpd")
@@ -31,8 +45,8 @@ class TorConfig:
     max_paths: int = 8
 
 
-def render_zebra_conf(tor: TorConfig) -> str:
-    return f"frr defaults traditional\nhostname {tor.hostname}\n"
+def render_zebra_conf(hostname: str) -> str:
+    return f"frr defaults traditional\nhostname {hostname}\n"
 
 
 def render_bgpd_conf(tor: TorConfig) -> str:
@@ -58,6 +72,39 @@ def render_bgpd_conf(tor: TorConfig) -> str:
         "!",
     ]
     return "\n".join(lines) + "\n"
+
+
+def tor_view(intent: OfficeIntent, *, addresses: Collection[str], router_id: str) -> RouterView | None:
+    """The ToR as one router: every BGPPeer whose ``peerIP`` is one of ``addresses``, merged.
+
+    None when no BGPPeer points at the ToR (a scenario without BGP, or one not flattened yet).
+    BGPPeers to other addresses (e.g. the lab's verification peer) are other routers.
+    """
+    held = sorted({p.peer_ip for p in intent.peers if p.peer_ip in addresses})
+    if not held:
+        return None
+    views = [router_view(intent, peer=address) for address in held]
+    first = views[0]
+    if len({v.as_number for v in views}) > 1:
+        raise LabError(f"the BGPPeers to the ToR ({', '.join(held)}) disagree on its AS")
+    neighbours = {n.address: n for view in views for n in view.neighbours}
+    return dataclasses.replace(
+        first,
+        name="-".join(v.name for v in views),
+        router_ip=router_id,
+        neighbours=tuple(sorted(neighbours.values(), key=lambda n: (len(n.address), n.address))),
+        max_prefixes=max(v.max_prefixes for v in views),
+        reflect=any(v.reflect for v in views),
+    )
+
+
+def render_bgpd_from_intent(view: RouterView, *, hostname: str) -> str:
+    """bgpd's config: ``bgpflat render tor --vendor frr`` output with the router's hostname."""
+    text = render_frr(view)
+    marker = "frr defaults traditional\n"
+    if marker not in text:
+        return f"hostname {hostname}\n{text}"
+    return text.replace(marker, f"{marker}hostname {hostname}\n", 1)
 
 
 def daemon_argv(binary: Path, *, runtime_dir: Path, config: Path, name: str, extra: Sequence[str] = ()) -> list[str]:

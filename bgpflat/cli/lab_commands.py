@@ -354,6 +354,8 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
             f"a lab ({running.record.scenario}) is recorded in {state_dir} but is not healthy or is another "
             "scenario; run `bgpflat lab down` for it first"
         )
+    from bgpflat.lab.topology import MODE_STATIC_NAT
+
     lab = Lab.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info)
     fabric = lab.fabric()
     office = fabric.topology.office
@@ -363,13 +365,23 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
         f"fabric {timings.get('fabric', 0):.1f} s)"
     )
     developer = fabric.namespace("developer")
+    static_nat = fabric.topology.mode == MODE_STATIC_NAT
     lines = [
         f"state:        {lab.state_dir}",
         f"API server:   {lab.control_plane().server}",
-        f"flat spec:    {lab.spec_file}  (the scenario's, plus the BGPPeer to the verifier)",
-        f"flatten it:   bgpflat apply -f {lab.spec_file} --kubeconfig {lab.kubeconfig} --allow-crd-v1",
     ]
-    if lab.record.verifier_address:
+    if static_nat:
+        # No BGP here: the office side is static routes, NAT on the forwarding node and DNS forwarding.
+        lines += [
+            f"office side:  bgpflat render static-routes|nat|dns --scenario labs/{args.scenario} "
+            "(lab check installs and reverts them)",
+        ]
+    else:
+        lines += [
+            f"flat spec:    {lab.spec_file}  (the scenario's, plus the BGPPeer to the verifier)",
+            f"flatten it:   bgpflat apply -f {lab.spec_file} --kubeconfig {lab.kubeconfig} --allow-crd-v1",
+        ]
+    if lab.record.verifier_address and not static_nat:
         lines += [
             f"verify:       bgpflat verify --peer {lab.record.verifier_address} --kubeconfig {lab.kubeconfig} "
             f"--state-dir {lab.peer_state} --wait",
@@ -377,7 +389,10 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
     lines += [
         f"office host:  ip netns exec {developer} curl http://whoami"
         f"   (developer {office.developer}, resolver {office.resolver}, search {office.search_domain or '-'})",
-        f"ToR routes:   ip netns exec {fabric.namespace('tor')} ip route show proto bgp",
+    ]
+    if not static_nat:
+        lines.append(f"ToR routes:   ip netns exec {fabric.namespace('tor')} ip route show proto bgp")
+    lines += [
         f"check:        bgpflat lab check {args.scenario}"
         + (f" --state-dir {args.state_dir}" if args.state_dir else ""),
         f"take down:    bgpflat lab down {args.scenario}"

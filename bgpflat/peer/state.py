@@ -90,8 +90,11 @@ class StateDir:
     def write_snapshot(self, data: dict[str, Any]) -> None:
         """Write, fsync, then rename over the old snapshot: a reader sees the old or the new one."""
         tmp = self.snapshot.with_name(f".{self.snapshot.name}.{os.getpid()}.tmp")
+        # json.dumps, not json.dump: only the one-shot encoder is C; streaming 100k routes through
+        # the pure-Python one took ~0.7 s of CPU.
+        text = json.dumps(data, separators=(",", ":"))
         with tmp.open("w", encoding="utf-8") as handle:
-            json.dump(data, handle, separators=(",", ":"))
+            handle.write(text)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())

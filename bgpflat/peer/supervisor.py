@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import selectors
 import signal
@@ -33,7 +34,7 @@ from types import FrameType
 from typing import Any
 
 from bgpflat.core import exabgp_conf
-from bgpflat.core.exabgp_json import MalformedEvent, UpdateEvent, parse_line
+from bgpflat.core.exabgp_json import MalformedEvent, PathAttributes, PathKey, UpdateEvent, parse_line, prefix_of
 from bgpflat.core.prefixes import parse_address
 from bgpflat.core.rib import Notice, Rib
 from bgpflat.core.routes import Route
@@ -68,7 +69,10 @@ class RunOptions:
 
 
 def route_records(routes: Iterable[Route]) -> list[dict[str, Any]]:
-    """Routes as ``RouteTable`` records, in a stable order (session, prefix, path-id)."""
+    """Routes as ``RouteTable`` records, in a stable order (session, prefix, path-id).
+
+    The running peer serves ``path_records`` of its RIB instead, which must stay equal to this.
+    """
     session_key: dict[str, tuple[int, int]] = {}
 
     def key(route: Route) -> tuple[tuple[int, int], Any, int]:
@@ -78,6 +82,38 @@ def route_records(routes: Iterable[Route]) -> list[dict[str, Any]]:
         return (found, route.prefix, route.path_id or 0)
 
     return [route.to_dict() for route in sorted(routes, key=key)]
+
+
+def path_records(items: Iterable[tuple[PathKey, PathAttributes]]) -> list[dict[str, Any]]:
+    """The RIB's stored paths as the same records, in the same order, as ``route_records``.
+
+    Paths of one UPDATE share their attributes, so each attribute set is turned into a record
+    once and copied per path: no ``Route`` per path, about half the time of ``route_records``.
+    """
+    session_key: dict[str, tuple[int, int]] = {}
+
+    def key(item: tuple[PathKey, PathAttributes]) -> tuple[tuple[int, int], Any, int]:
+        (text, path_id), attributes = item
+        found = session_key.get(attributes.session)
+        if found is None:
+            found = session_key[attributes.session] = parse_address(attributes.session)
+        return (found, prefix_of(text), path_id or 0)
+
+    # Keyed by identity: hashing the attribute tuples would cost more than the copying saves.
+    # ``ordered`` keeps every attribute set alive, so no id is reused meanwhile.
+    templates: dict[int, dict[str, Any]] = {}
+    records = []
+    ordered = sorted(items, key=key)
+    for (text, path_id), attributes in ordered:
+        template = templates.get(id(attributes))
+        if template is None:
+            template = templates[id(attributes)] = Route(prefix_of(text), *attributes).to_dict()
+        record = template.copy()  # "prefix" stays the first key
+        record["prefix"] = text
+        if path_id is not None:
+            record["path_id"] = path_id
+        records.append(record)
+    return records
 
 
 class _Connection:
@@ -145,8 +181,9 @@ class PeerRuntime:
 
     def routes(self) -> dict[str, Any]:
         with self._lock:
-            routes = list(self.rib.routes())
-        return {"format_version": FORMAT_VERSION, "routes": route_records(routes)}
+            items = self.rib.path_items()
+        # Built outside the lock: ingest goes on while a reader gets its (consistent) copy.
+        return {"format_version": FORMAT_VERSION, "routes": path_records(items)}
 
     def snapshot(self) -> dict[str, Any]:
         data = self.status()
@@ -425,15 +462,17 @@ class PeerRuntime:
 
 
 def _update_record(event: UpdateEvent, stamp: str) -> dict[str, Any]:
+    announced = event.announced_count
     record: dict[str, Any] = {
         "time": stamp,
         "event": "update",
         "peer": event.peer,
-        "announced": len(event.announced),
-        "withdrawn": len(event.withdrawn),
+        "announced": announced,
+        "withdrawn": len(event.withdrawn_keys),
     }
-    if event.announced:
-        record["announced_sample"] = [str(r.prefix) for r in event.announced[:_SAMPLE]]
-    if event.withdrawn:
-        record["withdrawn_sample"] = [str(p) for p, _ in event.withdrawn[:_SAMPLE]]
+    if announced:
+        keys = itertools.chain.from_iterable(a.keys for a in event.announcements)
+        record["announced_sample"] = [text for text, _ in itertools.islice(keys, _SAMPLE)]
+    if event.withdrawn_keys:
+        record["withdrawn_sample"] = [text for text, _ in event.withdrawn_keys[:_SAMPLE]]
     return record

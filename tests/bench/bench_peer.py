@@ -95,14 +95,25 @@ def hwm_kib(pid: int) -> int:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+    return sum(cpu_by_pid(pids).values())
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    found: dict[int, float] = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / CLK_TCK
+        found[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return found
+
+
+def cpu_split(names: list[str], pids: list[int], before: dict[int, float]) -> dict[str, float]:
+    """CPU seconds per receiving process since ``before`` (which process costs what)."""
+    after = cpu_by_pid(pids)
+    pairs = zip(names, pids, strict=False)  # a process that already exited is simply missing
+    return {name: round(after.get(pid, 0.0) - before.get(pid, 0.0), 2) for name, pid in pairs}
 
 
 def descendants(pid: int) -> list[int]:
@@ -181,6 +192,7 @@ class Bench:
         )
         wait(lambda: Path(f"{times}.ready").exists(), 60, "raw ExaBGP to start")
         time.sleep(0.5)
+        before = cpu_by_pid(tree(proc.pid))
         baseline = self.feed(tree(proc.pid))
         line = wait(lambda: times.exists() and times.read_text().strip(), 300, "raw ExaBGP's End-of-RIB")
         up, eor = (float(x) for x in line.split())
@@ -188,6 +200,7 @@ class Bench:
         result = {
             "seconds": eor - up,
             "cpu": cpu_seconds(pids) - baseline,
+            "cpu_split": cpu_split(["exabgp", "api"], pids, before),
             "rss_kib": {"exabgp+api": sum(hwm_kib(p) for p in pids)},
         }
         Lab.stop(proc)
@@ -277,6 +290,7 @@ class Bench:
             interval=0.1,
         )
         time.sleep(0.5)
+        before = cpu_by_pid(tree(proc.pid))
         baseline = self.feed(tree(proc.pid))
 
         def session() -> dict[str, Any] | None:
@@ -289,6 +303,7 @@ class Bench:
         result = {
             "seconds": s["eor"]["ipv4 unicast"] - s["up_since"],
             "cpu": cpu_seconds(pids) - baseline,
+            "cpu_split": cpu_split(["bgpflat", "exabgp", "collector"], pids, before),
             "rss_kib": {"bgpflat": hwm_kib(proc.pid), "exabgp+collector": sum(hwm_kib(p) for p in pids[1:])},
         }
         if s["paths"] != self.total:
@@ -343,8 +358,8 @@ def main() -> int:
                 result = getattr(bench, f"run_{receiver}")(i)
                 results[receiver].append(result)
                 print(
-                    f"  run {i + 1} {receiver:8} {result['seconds']:.3f} s  cpu {result['cpu']:.2f} s  "
-                    f"rss {result['rss_kib']}",
+                    f"  run {i + 1} {receiver:8} {result['seconds']:.3f} s  cpu {result['cpu']:.2f} s "
+                    f"{result.get('cpu_split', '')}  rss {result['rss_kib']}",
                     file=sys.stderr,
                 )
     summary: dict[str, Any] = {"routes": bench.total, "runs": args.runs, "receivers": {}}
@@ -354,6 +369,10 @@ def main() -> int:
         summary["receivers"][receiver] = {
             "median_seconds": round(seconds, 3),
             "median_cpu_seconds": round(statistics.median(r["cpu"] for r in runs), 3),
+            "median_cpu_by_process": {
+                name: round(statistics.median(r["cpu_split"][name] for r in runs), 3)
+                for name in runs[0].get("cpu_split", {})
+            },
             "all_seconds": [round(r["seconds"], 3) for r in runs],
             "routes_per_second": round(bench.total / seconds),
             "peak_rss_mib": round(peak / 1024, 1),

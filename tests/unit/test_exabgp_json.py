@@ -204,3 +204,81 @@ def test_malformed_lines_never_raise(line: str) -> None:
 def test_invalid_utf8_is_malformed() -> None:
     event = parse_line(b'{"type": "\xff"}')
     assert isinstance(event, MalformedEvent)
+
+
+def bulk_update(items: list[object], family: str = "ipv4 unicast") -> str:
+    line = json.loads(UPDATE_50)
+    line["neighbor"]["message"]["update"]["announce"] = {family: {"10.0.0.1": items}}
+    return json.dumps(line)
+
+
+def eager_keys(items: list[object]) -> list[tuple[str, int | None]]:
+    """What the per-NLRI parser makes of each item, one line per item (the reference)."""
+    keys = []
+    for item in items:
+        event = parse_line(bulk_update([item]))
+        assert isinstance(event, UpdateEvent)
+        keys += [(str(r.prefix), r.path_id) for r in event.announced]
+    return keys
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        # the table-dump shape: /32s with one path-id (the whole list is checked at once)
+        [{"nlri": f"100.64.{i // 256}.{i % 256}/32", "path-information": "0.0.0.3"} for i in range(300)],
+        # lengths below /32 (host bits checked), several path-ids, none
+        [
+            {"nlri": "10.244.0.64/26", "path-information": "0.0.0.2"},
+            {"nlri": "0.0.0.0/0", "path-information": "7"},
+            {"nlri": "10.96.0.0/12", "path-information": "0.0.0.2"},
+            {"nlri": "192.168.0.1/32"},
+        ],
+        [{"nlri": "10.244.0.64/26"}, {"nlri": "10.244.1.0/24"}],
+        # non-canonical text and plain strings take the per-NLRI path; keys come out canonical
+        [{"nlri": "010.1.2.0/24", "path-information": "0.0.0.1"}, "10.1.3.0/24"],
+    ],
+)
+def test_bulk_nlri_give_the_same_paths_as_one_by_one(items: list[object]) -> None:
+    event = parse_line(bulk_update(items))
+    assert isinstance(event, UpdateEvent)
+    keys = [key for announcement in event.announcements for key in announcement.keys]
+    assert keys == eager_keys(items)
+    assert [(str(r.prefix), r.path_id) for r in event.announced] == keys
+    assert event.announced_count == len(items)
+
+
+def test_ipv6_keys_are_canonical() -> None:
+    event = parse_line(bulk_update([{"nlri": "FD00:10:0:0::/64", "path-information": "0.0.0.7"}], "ipv6 unicast"))
+    assert isinstance(event, UpdateEvent)
+    assert event.announcements[0].keys == (("fd00:10::/64", 7),)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"nlri": "10.244.0.1/26", "path-information": "0.0.0.3"},  # host bits, among valid /32s
+        {"nlri": "10.244.0.0/33", "path-information": "0.0.0.3"},
+        {"nlri": "10.244.0.0/32\n10.0.0.0/32", "path-information": "0.0.0.3"},
+        {"nlri": 42, "path-information": "0.0.0.3"},
+        {"nlri": "10.244.0.0/32", "path-information": "x.y"},
+        {"nlri": "10.244.0.0/32", "path-information": True},
+    ],
+)
+def test_one_bad_nlri_in_a_bulk_update_makes_the_line_malformed(bad: dict[str, object]) -> None:
+    items: list[object] = [{"nlri": f"100.64.0.{i}/32", "path-information": "0.0.0.3"} for i in range(200)]
+    items.insert(100, bad)
+    event = parse_line(bulk_update(items))
+    assert isinstance(event, MalformedEvent), event
+
+
+def test_withdraw_keys_match_the_announced_keys() -> None:
+    announced = parse_line(UPDATE_50)
+    line = (
+        "{ " + ENV50 + ', "type": "update", "neighbor": { ' + NB50 + ', "direction": "receive", "message": '
+        '{ "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "10.244.0.0/26", "path-information": "0.0.0.2" } ] '
+        "} } } } }"
+    )
+    withdrawn = parse_line(line)
+    assert isinstance(announced, UpdateEvent) and isinstance(withdrawn, UpdateEvent)
+    assert withdrawn.withdrawn_keys == announced.announcements[0].keys

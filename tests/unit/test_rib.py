@@ -11,7 +11,7 @@ from bgpflat.core.exabgp_json import (
 )
 from bgpflat.core.prefixes import Prefix
 from bgpflat.core.rib import Rib
-from bgpflat.core.routes import Route
+from bgpflat.core.routes import Route, RouteTable
 
 N1, N2 = "10.0.0.1", "10.0.0.2"
 
@@ -25,11 +25,11 @@ def route(prefix: str, peer: str = N1, path_id: int | None = None, hop: str | No
 
 
 def announce(*routes: Route) -> UpdateEvent:
-    return UpdateEvent(peer=routes[0].session, announced=routes, withdrawn=())
+    return UpdateEvent.from_routes(peer=routes[0].session, announced=routes)
 
 
 def withdraw(peer: str, *keys: tuple[str, int | None]) -> UpdateEvent:
-    return UpdateEvent(peer=peer, announced=(), withdrawn=tuple((Prefix.parse(p), i) for p, i in keys))
+    return UpdateEvent.from_routes(peer=peer, withdrawn=tuple((Prefix.parse(p), i) for p, i in keys))
 
 
 def up_rib(*peers: str) -> Rib:
@@ -224,3 +224,38 @@ def test_counts_paths_and_prefixes_apart() -> None:
     rib.apply(withdraw(N1, ("10.244.0.0/26", 1), ("10.244.0.0/26", 2)), now=5)
     view = rib.session(N1)
     assert view is not None and (view.paths, view.prefixes) == (1, 1)
+
+
+def test_prefix_count_follows_announces_and_withdraws_with_add_path() -> None:
+    rib = up_rib(N1)
+
+    def counts() -> tuple[int, int]:
+        view = rib.session(N1)
+        assert view is not None
+        return view.paths, view.prefixes
+
+    rib.apply(announce(*(route(f"10.0.{i}.0/24", path_id=3) for i in range(5))), now=3)
+    assert counts() == (5, 5)
+    # a second path for known prefixes, a re-announcement and a new prefix, in one update
+    rib.apply(announce(route("10.0.0.0/24", path_id=2), route("10.0.1.0/24", path_id=3), route("10.1.0.0/16")), now=4)
+    assert counts() == (7, 6)
+    rib.apply(withdraw(N1, ("10.0.0.0/24", 3)), now=5)
+    assert counts() == (6, 6)
+    rib.apply(withdraw(N1, ("10.0.0.0/24", 2)), now=6)
+    assert counts() == (5, 5)
+    rib.apply(announce(route("10.0.0.0/24", path_id=2)), now=7)
+    assert counts() == (6, 6)
+    assert counts()[1] == len({r.prefix for r in rib.routes()})
+
+
+def test_stored_paths_read_back_as_the_announced_routes() -> None:
+    rib = up_rib(N1, N2)
+    sent = [
+        route("10.244.0.0/26", path_id=1, hop="10.0.0.9")._replace(communities=((64512, 1),)),
+        route("10.244.0.0/26", path_id=2),
+        route("fd00:10::/64", path_id=1, hop="fd00::1"),
+    ]
+    rib.apply(announce(*sent), now=3)
+    rib.apply(announce(route("10.244.0.0/26", N2)), now=3)
+    assert sorted(rib.routes()) == sorted([*sent, route("10.244.0.0/26", N2)])
+    assert rib.table() == RouteTable([*sent, route("10.244.0.0/26", N2)])

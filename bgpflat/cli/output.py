@@ -13,6 +13,8 @@ EXIT_OK = 0
 EXIT_DIFFERENCES = 1
 EXIT_ERROR = 2
 
+PIPED_WIDTH = 400
+
 _color = "auto"
 
 
@@ -35,12 +37,17 @@ def console(*, stderr: bool = False) -> Console:
 
     stream = sys.stderr if stderr else sys.stdout
     wanted = _want_color(stream)
-    if wanted is False:
-        return Console(file=stream, no_color=True, highlight=False, force_terminal=False, soft_wrap=True)
+    # Piped output (files, CI logs, less) has no width; rich would assume 80 columns and squeeze
+    # tables into truncated cells. Let tables take their natural width instead, unless COLUMNS says.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
     # soft_wrap: long lines are never broken by rich, so piped output stays one record per line.
+    if wanted is False:
+        return Console(
+            file=stream, no_color=True, highlight=False, force_terminal=False, soft_wrap=True, width=width
+        )
     if wanted is True:
-        return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True)
-    return Console(file=stream, highlight=False, soft_wrap=True)
+        return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True, width=width)
+    return Console(file=stream, highlight=False, soft_wrap=True, width=width)
 
 
 def error_line(message: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from bgpflat.core.calico_models import format_path
 from bgpflat.errors import PlanError, SpecError
 
 # The C loader/dumper are an order of magnitude faster on snapshots of thousands of objects.
@@ -29,6 +30,8 @@ _Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 NodePath = tuple[str | int, ...]
 SNAPSHOT_HEADER_KEY = "bgpflat"
+# Top-level keys of a flat spec: a snapshot that has them is a bgpflat.yaml given by mistake.
+_FLAT_SPEC_KEYS = frozenset({"version", "cluster", "bgp", "pools", "peers", "services", "networks"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,40 +72,61 @@ def _read_text(path: str | Path) -> str:
     except FileNotFoundError:
         raise SpecError("no such file", file=str(path), fix="check the path") from None
     except IsADirectoryError:
-        raise SpecError("is a directory, not a file", file=str(path)) from None
+        raise SpecError("is a directory, not a file", file=str(path), fix="name the file inside it") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=str(path)) from None
     except OSError as exc:
         raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None
 
 
-def _yaml_error(exc: yaml.YAMLError, file: str) -> SpecError:
+def _yaml_error(exc: yaml.YAMLError, file: str, text: str = "") -> SpecError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
-    return SpecError(
-        message,
-        file=file,
-        line=mark.line + 1 if mark is not None else None,
-        fix="check indentation, colons and quoting on that line",
-    )
+    fix = "check indentation, colons and quoting on that line"
+    if mark is not None:
+        lines = text.splitlines()
+        line = lines[mark.line] if mark.line < len(lines) else ""
+        # PyYAML's own words for a tab ("cannot start any token") do not say what is wrong.
+        if "\t" in line[: mark.column + 1]:
+            message = "invalid YAML: a tab character; YAML indents with spaces only"
+            fix = "replace the tabs on that line with spaces"
+    return SpecError(message, file=file, line=mark.line + 1 if mark is not None else None, fix=fix)
 
 
-def _line_map(node: yaml.Node, prefix: NodePath, out: dict[NodePath, int], depth: int | None) -> None:
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _line_map(
+    node: yaml.Node, prefix: NodePath, out: dict[NodePath, int], depth: int | None, file: str = "<input>"
+) -> None:
     if depth is not None and len(prefix) >= depth:
         return
     if isinstance(node, yaml.MappingNode):
+        seen: dict[object, int] = {}
         for key_node, value_node in node.value:
             if isinstance(key_node, yaml.ScalarNode):
+                line = key_node.start_mark.line + 1
+                # PyYAML keeps the last of two equal keys without a word; the first one, often the
+                # one a person edits, would silently not count.
+                if key_node.value in seen and key_node.tag != _MERGE_TAG:
+                    raise SpecError(
+                        f"duplicate key {key_node.value!r} (first at line {seen[key_node.value]})",
+                        file=file,
+                        line=line,
+                        path=format_path((*prefix, key_node.value)),
+                        fix="keep one of them",
+                    )
+                seen[key_node.value] = line
                 # The key's line, not the value's: for a block mapping the value starts one line
                 # below "spec:", and "spec:" is where a person looks.
-                out[(*prefix, key_node.value)] = key_node.start_mark.line + 1
-                _line_map(value_node, (*prefix, key_node.value), out, depth)
+                out[(*prefix, key_node.value)] = line
+                _line_map(value_node, (*prefix, key_node.value), out, depth, file)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             out[(*prefix, index)] = item.start_mark.line + 1
-            _line_map(item, (*prefix, index), out, depth)
+            _line_map(item, (*prefix, index), out, depth, file)
 
 
 def _looks_like_json(text: str, path: str) -> bool:
@@ -132,13 +156,13 @@ def parse_documents(text: str, *, file: str, line_depth: int | None = None) -> t
             if node is None:
                 continue
             lines: dict[NodePath, int] = {}
-            _line_map(node, (), lines, line_depth)
+            _line_map(node, (), lines, line_depth, file)
             data = loader.construct_document(node)
             if data is None:
                 continue
             documents.append(Document(data=data, file=file, line=node.start_mark.line + 1, lines=lines))
     except yaml.YAMLError as exc:
-        raise _yaml_error(exc, file) from None
+        raise _yaml_error(exc, file, text) from None
     finally:
         loader.dispose()
     return tuple(documents)
@@ -195,6 +219,9 @@ def load_snapshot(path: str | Path) -> Snapshot:
     """Read a cluster snapshot: object dicts as the API serves them, and its ``bgpflat:`` header."""
     file = str(path)
     documents = load_documents(path, line_depth=2)
+    if not documents:
+        # An empty cluster still gives a header and "items: []"; an empty file is a mistake.
+        raise SpecError("empty file, not a snapshot", file=file, fix="make one with `bgpflat snapshot -o FILE`")
     header: Mapping[str, Any] = {}
     for doc in documents:
         if isinstance(doc.data, Mapping) and isinstance(doc.data.get(SNAPSHOT_HEADER_KEY), Mapping):
@@ -203,6 +230,13 @@ def load_snapshot(path: str | Path) -> Snapshot:
     objects: list[dict[str, Any]] = []
     for index, obj in enumerate(split_objects(documents)):
         data = obj.data
+        if index == 0 and data and set(data) <= _FLAT_SPEC_KEYS:
+            raise SpecError(
+                "this is a flat spec, not a snapshot",
+                file=file,
+                line=obj.line,
+                fix="pass the spec with -f; make a snapshot with `bgpflat snapshot -o FILE`",
+            )
         if not data.get("kind") or not data.get("apiVersion"):
             raise SpecError(
                 f"object #{index + 1} has no apiVersion/kind",
@@ -264,6 +298,8 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def read_json(path: str | Path) -> Any:
     text = _read_text(path)
+    if not text.strip():
+        raise SpecError("empty file, expected JSON", file=str(path))
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

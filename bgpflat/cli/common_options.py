@@ -47,4 +47,11 @@ def add_cluster_options(parser: argparse.ArgumentParser, *, calico_api: bool = T
 
 def add_output_option(parser: argparse.ArgumentParser, formats: tuple[str, ...] = OUTPUT_FORMATS) -> None:
     """``-o/--output``: a table for people by default, or machine-readable data."""
-    parser.add_argument("-o", "--output", choices=formats, default="table")
+    machine = "/".join(f for f in formats if f != "table")
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=formats,
+        default="table",
+        help=f"table for people (default), or {machine} with a format_version for scripts",
+    )

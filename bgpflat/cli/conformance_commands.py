@@ -58,6 +58,13 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     from bgpflat.lab import conformance_cases as cases
 
     if args.list:
+        if args.output == "json":
+            situations = [
+                {"name": s.name, "session_type": s.session_type, "description": s.description} for s in cases.SITUATIONS
+            ]
+            json.dump({"format_version": 1, "situations": situations}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return EXIT_OK
         for item in cases.SITUATIONS:
             print(f"{item.name:<26} {item.session_type:<5} {item.description}")
         return EXIT_OK

@@ -21,11 +21,14 @@ if TYPE_CHECKING:
 
 def _common(parser: argparse.ArgumentParser, *, cluster: bool) -> None:
     parser.add_argument("-f", "--filename", dest="file", required=True, metavar="FILE", help="external services file")
+    # render reads no cluster, so it has no server to ask: "auto" exists only where there is one.
     parser.add_argument(
         "--endpoints",
-        choices=("auto", "slices", "endpoints"),
+        choices=("auto", "slices", "endpoints") if cluster else ("slices", "endpoints"),
         default="auto" if cluster else "slices",
-        help="EndpointSlices (Kubernetes 1.21+) or Endpoints (older); auto asks the server",
+        help="EndpointSlices (Kubernetes 1.21+) or Endpoints (older); auto (default) asks the server"
+        if cluster
+        else "EndpointSlices (Kubernetes 1.21+, default) or Endpoints (older)",
     )
     if cluster:
         add_cluster_options(parser, calico_api=False)
@@ -61,6 +64,8 @@ def load_services(path: str) -> tuple[ExternalService, ...]:
     from bgpflat.core.external import parse_external
 
     documents = load_documents(path)
+    if not documents:
+        raise SpecError("empty file", file=path, fix="list the outside services under 'services:'")
     if len(documents) != 1:
         raise SpecError(
             f"expected one YAML document, found {len(documents)}",
@@ -113,6 +118,10 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     from bgpflat import workflows_external as wf
 
     services = load_services(args.file)
+    dry_run = args.dry_run == "server"
+    # Refused before the cluster is contacted: without a terminal there is no one to ask.
+    if not args.yes and not dry_run and not sys.stdin.isatty():
+        raise PlanError("stdin is not a terminal, so bgpflat cannot ask for confirmation; pass --yes to apply")
     client = _connect(args)
     try:
         legacy = wf.wants_legacy_endpoints(client, mode=args.endpoints)
@@ -120,10 +129,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         sys.stdout.write(plan.text())
         if not plan.has_changes:
             return EXIT_OK
-        dry_run = args.dry_run == "server"
         if not args.yes and not dry_run:
-            if not sys.stdin.isatty():
-                raise PlanError("stdin is not a terminal, so bgpflat cannot ask for confirmation; pass --yes to apply")
             info("Apply these changes?")
             if input("  Enter 'yes' to continue: ").strip().lower() != "yes":
                 info("Apply cancelled.")

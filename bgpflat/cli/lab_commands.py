@@ -276,7 +276,9 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "peer. Prints the kubeconfig path as the last line of stdout.",
     )
     up.add_argument(
-        "scenario", metavar="SCENARIO", help="a name under labs/ (calico-bgp, ipip-migration) or a directory"
+        "scenario",
+        metavar="SCENARIO",
+        help="a name under labs/ (calico-bgp, ipip-migration, forwarding-node) or a directory",
     )
     state_dir_option(up)
     up.add_argument(

@@ -44,16 +44,23 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "SIGINT/SIGTERM. Flags override values from --config.",
     )
     run.add_argument("--config", metavar="FILE", help="YAML/JSON file with the same settings (keys as the flags)")
-    run.add_argument("--local-as", type=int, metavar="ASN", help="this peer's AS (default: the BGPPeer's asNumber)")
+    run.add_argument(
+        "--local-as", metavar="ASN", help="this peer's AS, asplain or dotted a.b (default: the BGPPeer's asNumber)"
+    )
     run.add_argument("--router-id", metavar="IPV4", help="BGP router id (default: the IPv4 --listen address)")
     run.add_argument(
         "--listen", action="append", metavar="ADDR", help="local address to peer from; once per address family"
     )
-    run.add_argument("--neighbor", action="append", metavar="IP[,IP…]", help="neighbor address(es)")
+    run.add_argument(
+        "--neighbor",
+        action="append",
+        metavar="IP[,IP…]",
+        help="neighbor address(es); by hand, so not with --from-snapshot/--from-cluster",
+    )
     run.add_argument(
         "--neighbor-range", action="append", metavar="CIDR", help="accept sessions from any address in CIDR (passive)"
     )
-    run.add_argument("--peer-as", type=int, metavar="ASN", help="the neighbors' AS")
+    run.add_argument("--peer-as", metavar="ASN", help="the neighbors' AS (asplain or dotted a.b)")
     source = run.add_mutually_exclusive_group()
     source.add_argument(
         "--from-snapshot",
@@ -115,14 +122,12 @@ _FILE_KEYS = {
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
-    import yaml
+    from bgpflat.adapters.files import load_documents
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", file=path) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", file=path) from None
+    documents = load_documents(path)
+    if len(documents) > 1:
+        raise SpecError("expected one YAML document", file=path, line=documents[1].line)
+    data = documents[0].data if documents else {}
     if not isinstance(data, dict):
         raise SpecError("the peer config must be a mapping", file=path)
     settings = {str(k).replace("-", "_"): v for k, v in data.items()}
@@ -176,16 +181,31 @@ def build_config(args: argparse.Namespace, settings: Mapping[str, Any]) -> PeerC
     listen = _as_list(settings.get("listen"))
     if not listen:
         raise SpecError("no local address", fix="give --listen ADDR (the address the nodes' BGPPeer points at)")
-    peer_as = settings.get("peer_as")
+    for address in listen:
+        _check_address(address, "--listen", fix="give the bare address; the port is --port")
+    by_hand = _as_list(settings.get("neighbor")) + _as_list(settings.get("neighbor_range"))
+    from_calico = bool(settings.get("from_snapshot")) or bool(getattr(args, "from_cluster", False))
+    if by_hand and from_calico:
+        raise SpecError(
+            "--neighbor/--neighbor-range and --from-snapshot/--from-cluster both choose the neighbors",
+            fix="give the neighbors either by hand or from Calico's BGPPeers, not both",
+        )
+    if (args.kubeconfig or args.context) and not getattr(args, "from_cluster", False):
+        raise SpecError("--kubeconfig and --context are read only with --from-cluster", fix="add --from-cluster")
+    peer_as = _setting_as(settings, "peer_as", "--peer-as")
     neighbors: list[exabgp_conf.Neighbor] = []
-    local_as = settings.get("local_as")
-    for address in _as_list(settings.get("neighbor")) + _as_list(settings.get("neighbor_range")):
-        if peer_as is None:
-            raise SpecError(f"no AS for neighbor {address}", fix="give --peer-as")
-        neighbors.append(exabgp_conf.neighbor(address, peer_as=int(peer_as)))
+    local_as = _setting_as(settings, "local_as", "--local-as")
+    for key, flag in (("neighbor", "--neighbor"), ("neighbor_range", "--neighbor-range")):
+        for address in _as_list(settings.get(key)):
+            if peer_as is None:
+                raise SpecError(f"no AS for neighbor {address}", fix="give --peer-as")
+            try:
+                neighbors.append(exabgp_conf.neighbor(address, peer_as=peer_as))
+            except SpecError as exc:
+                raise SpecError(exc.message, path=flag, fix=exc.fix) from None
     objects: list[dict[str, Any]] | None = None
     if settings.get("from_snapshot"):
-        objects = cluster.load_objects(Path(str(settings["from_snapshot"])))
+        objects = _snapshot_objects(str(settings["from_snapshot"]))
     elif getattr(args, "from_cluster", False):
         objects = cluster.read_cluster_objects(kubeconfig=args.kubeconfig, context=args.context)
     if objects is not None:
@@ -195,10 +215,13 @@ def build_config(args: argparse.Namespace, settings: Mapping[str, Any]) -> PeerC
         for reason in peering.skipped:
             info(f"bgpflat peer: {reason}")
         if not peering.bgp_peers:
-            raise PeerError(f"no BGPPeer has peerIP {' or '.join(listen)}; no node would peer here")
+            raise PeerError(
+                f"no BGPPeer has peerIP {' or '.join(listen)}; no node would peer here (fix: check --listen, "
+                "or create the BGPPeer that points at this address)"
+            )
         if local_as is None:
             local_as = peering.local_as
-        elif peering.local_as is not None and peering.local_as != int(local_as):
+        elif peering.local_as is not None and peering.local_as != local_as:
             info(
                 f"bgpflat peer: warning: BGPPeer {', '.join(peering.bgp_peers)} expects AS "
                 f"{peering.local_as}, running as {local_as}"
@@ -210,13 +233,15 @@ def build_config(args: argparse.Namespace, settings: Mapping[str, Any]) -> PeerC
     router_id = settings.get("router_id") or next((a for a in listen if parse_address(a)[0] == 4), None)
     if router_id is None:
         raise SpecError("no router id", fix="give --router-id (an IPv4 address)")
-    port = int(settings.get("port") or 179)
+    # "is None", not "or": --port 0 and --hold-time 0 are values to check, not "unset".
+    port = _setting_int(settings, "port", "--port", default=179, low=1, high=65535)
+    hold_time = _setting_int(settings, "hold_time", "--hold-time", default=90, low=0, high=65535)
     config = exabgp_conf.PeerConfig(
-        local_as=int(local_as),
+        local_as=local_as,
         router_id=str(router_id),
         local_addresses=tuple(listen),
         neighbors=tuple(neighbors),
-        hold_time=int(settings.get("hold_time") or 90),
+        hold_time=hold_time,
         md5_password=_password(settings),
         add_path=bool(settings.get("add_path", True)),
         passive=bool(settings.get("passive", False)),
@@ -225,6 +250,57 @@ def build_config(args: argparse.Namespace, settings: Mapping[str, Any]) -> PeerC
     )
     exabgp_conf.validate(config)
     return config
+
+
+def _check_address(text: str, flag: str, *, fix: str) -> None:
+    from bgpflat.core.prefixes import canonical_address
+
+    try:
+        canonical_address(text)
+    except SpecError as exc:
+        raise SpecError(exc.message, path=flag, fix=fix) from None
+
+
+def _setting_as(settings: Mapping[str, Any], key: str, flag: str) -> int | None:
+    from bgpflat.core.calico import parse_as_number
+
+    value = settings.get(key)
+    if value is None:
+        return None
+    try:
+        return parse_as_number(value)
+    except SpecError as exc:
+        raise SpecError(exc.message, path=flag, fix=exc.fix) from None
+
+
+def _setting_int(settings: Mapping[str, Any], key: str, flag: str, *, default: int, low: int, high: int) -> int:
+    value = settings.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"expected a whole number, got {value!r}", path=flag, fix=f"use {low}-{high}")
+    if not low <= value <= high:
+        raise SpecError(f"{value} is out of range", path=flag, fix=f"use {low}-{high}")
+    return value
+
+
+def _snapshot_objects(path: str) -> list[dict[str, Any]]:
+    """``--from-snapshot``: any file of Kubernetes objects, read and checked like every other input."""
+    from bgpflat.adapters.files import load_documents
+    from bgpflat.peer.cluster import flatten_objects
+
+    documents = load_documents(path)
+    if not documents:
+        raise SpecError("empty file", file=path, fix="give a snapshot, e.g. from `bgpflat snapshot -o FILE`")
+    for doc in documents:
+        if not isinstance(doc.data, dict) or not doc.data.get("kind"):
+            raise SpecError(
+                "not a Kubernetes object (no kind)",
+                file=path,
+                line=doc.line,
+                fix="give Nodes and BGPPeers, e.g. a snapshot from `bgpflat snapshot -o FILE`",
+            )
+    return flatten_objects(doc.data for doc in documents)
 
 
 def run_command(args: argparse.Namespace) -> int:

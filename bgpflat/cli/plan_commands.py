@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_cluster_options, add_output_option
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
-from bgpflat.errors import BgpflatError, PlanError
+from bgpflat.errors import BgpflatError, PlanError, SpecError
 
 if TYPE_CHECKING:
     from bgpflat.adapters.kube import CalicoApi
@@ -110,7 +110,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     rollback.add_argument("backup", metavar="BACKUP", help="a backup file written by `bgpflat apply`")
     rollback.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rollback.add_argument("--dry-run", choices=("none", "server"), default="none")
+    rollback.add_argument(
+        "--dry-run",
+        choices=("none", "server"),
+        default="none",
+        help="server: send every write as a Kubernetes server-side dry run (nothing is stored)",
+    )
     rollback.add_argument("--force", action="store_true", help="roll back objects edited after the apply, too")
     add_cluster_options(rollback)
     rollback.set_defaults(func=_cmd_rollback)
@@ -144,8 +149,43 @@ def load_desired_files(paths: Sequence[str]) -> DesiredState:
     from bgpflat.adapters import files
     from bgpflat.core.spec import load_desired
 
-    documents = [doc for path in paths for doc in files.load_documents(path)]
+    documents: list[files.Document] = []
+    for path in paths:
+        loaded = files.load_documents(path)
+        if not loaded:
+            raise SpecError(
+                "empty file: no flat spec and no Calico manifests",
+                file=path,
+                fix="pass a bgpflat.yaml or Calico manifests",
+            )
+        documents.extend(loaded)
     return load_desired(documents)
+
+
+def load_saved_plan(path: str) -> Plan:
+    """A plan file from ``plan --out``; every refusal names the file, and a snapshot plan is refused
+    here, before any cluster is contacted."""
+    from bgpflat.adapters.files import read_json
+    from bgpflat.core.plan import Plan
+
+    if Path(path).suffix in (".yaml", ".yml"):
+        raise PlanError(
+            f"{path}: a saved plan is the JSON file `bgpflat plan --out` writes; "
+            f"to plan and apply a spec, run: bgpflat apply -f {path}"
+        )
+    try:
+        plan = Plan.from_dict(read_json(path))
+    except PlanError as exc:
+        text = str(exc)
+        if "make the plan again" not in text:
+            text += " (fix: make the plan again with `bgpflat plan --out`; a saved plan is not edited by hand)"
+        raise PlanError(f"{path}: {text}") from None
+    if plan.identity.get("snapshot"):
+        raise PlanError(
+            f"{path}: this plan was made from the snapshot {plan.identity['snapshot']}, not from a cluster; "
+            "run `bgpflat plan --out` against the cluster to get a plan that can be applied"
+        )
+    return plan
 
 
 def _print_plan(plan: Plan, output: str, *, stderr: bool = False) -> None:
@@ -190,12 +230,17 @@ def _require_terminal(args: argparse.Namespace) -> None:
 def _cmd_plan(args: argparse.Namespace) -> int:
     try:
         plan = _make_plan(args)
-        if args.out:
+        if args.out and not plan.blocking:
             from bgpflat.adapters.files import write_text_atomic
 
             write_text_atomic(args.out, plan.to_json())
             info(f"Plan saved to {args.out}; apply it with: bgpflat apply {args.out}")
         _print_plan(plan, args.output)
+        if args.out and plan.blocking:
+            info(f"Plan not saved to {args.out}: apply would refuse it.")
+        # Shown in full first, then an error: a CI job must not pass on a plan that apply refuses
+        # (an address overlap, a mesh turned off without peers).
+        plan.ensure_applicable()
     except BgpflatError as exc:
         if args.detailed_exitcode and not args.debug:
             error_line(str(exc))
@@ -214,9 +259,16 @@ def _make_plan(args: argparse.Namespace) -> Plan:
         from bgpflat.adapters.files import load_snapshot
 
         snapshot = load_snapshot(args.snapshot)
-        return workflows.plan_snapshot(
-            snapshot.objects, desired, header=snapshot.header, file=snapshot.file, prune=args.prune
-        )
+        try:
+            return workflows.plan_snapshot(
+                snapshot.objects, desired, header=snapshot.header, file=snapshot.file, prune=args.prune
+            )
+        except SpecError as exc:
+            # The spec was checked with its file names on load; what is left unnamed comes from
+            # the snapshot's objects, which the core sees as plain dicts.
+            if exc.file is not None:
+                raise
+            raise type(exc)(exc.message, file=snapshot.file, path=exc.path, fix=exc.fix) from None
     api = _connect(args)
     try:
         _announce(api, "Planning against")
@@ -245,15 +297,12 @@ def _backup_writer(directory: str, context: str) -> Any:
 
 def _cmd_apply(args: argparse.Namespace) -> int:
     from bgpflat import workflows
-    from bgpflat.core.plan import Plan
 
     if bool(args.plan_file) == bool(args.files):
         raise PlanError("give either a saved plan (bgpflat apply PLAN.json) or -f FILE, not both or neither")
     saved: Plan | None = None
     if args.plan_file:
-        from bgpflat.adapters.files import read_json
-
-        saved = Plan.from_dict(read_json(args.plan_file))
+        saved = load_saved_plan(args.plan_file)
     else:
         _require_terminal(args)
         desired = load_desired_files(args.files)
@@ -345,6 +394,9 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     from bgpflat import workflows
     from bgpflat.adapters.files import write_snapshot
 
+    if Path(args.output).is_dir():
+        # Checked first: the cluster would otherwise be read in full only to fail at the write.
+        raise SpecError("is a directory, not a file", file=args.output, fix="give the snapshot's file name")
     counts: dict[str, int] = {}
 
     def counted(objects: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -182,8 +183,13 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
     if args.scenario:
         directory = Path(args.scenario)
         if not directory.is_dir():
+            problem = "a file, not a scenario directory" if directory.exists() else "no such scenario directory"
+            raise SpecError(problem, file=str(directory), fix="pass a directory like labs/calico-bgp")
+        if not any((directory / name).is_file() for name in ("bgpflat.yaml", "cluster.yaml", "scenario.yaml")):
             raise SpecError(
-                "no such scenario directory", file=str(directory), fix="pass a directory like labs/calico-bgp"
+                "not a scenario directory: no bgpflat.yaml, cluster.yaml or scenario.yaml in it",
+                file=str(directory),
+                fix="pass a directory like labs/calico-bgp",
             )
         if not spec_files and (directory / "bgpflat.yaml").is_file():
             spec_files = [str(directory / "bgpflat.yaml")]
@@ -234,11 +240,23 @@ def _search_domain(args: argparse.Namespace, scenario: Mapping[str, Any]) -> str
     from bgpflat.core.office.dns import DEFAULT_SEARCH
 
     if args.search_domain:
-        return str(args.search_domain)
+        return _dns_name(str(args.search_domain), "--search-domain")
     office = scenario.get("office")
     if isinstance(office, Mapping) and isinstance(office.get("searchDomain"), str):
-        return str(office["searchDomain"])
+        return _dns_name(str(office["searchDomain"]), "scenario.yaml: office.searchDomain")
     return DEFAULT_SEARCH
+
+
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*", re.IGNORECASE)
+
+
+def _dns_name(text: str, where: str) -> str:
+    # The name is written verbatim into resolver, DHCP and OpenVPN configs, where a space or a
+    # quote would break (or change) the file.
+    name = text.strip().rstrip(".")
+    if len(name) > 253 or not _DNS_NAME.fullmatch(name):
+        raise SpecError(f"{text!r} is not a DNS name", path=where, fix="write a domain like default.svc.cluster.local")
+    return name
 
 
 def _emit(args: argparse.Namespace, text: str) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_context, add_kubeconfig, add_output_option
-from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, info
+from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:
@@ -64,14 +64,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     verify.add_argument("--endpoint", metavar="HOST:PORT", help="the running peer's TCP endpoint, if it has one")
     verify.add_argument(
-        "--wait", action="store_true", help="poll until converged: End-of-RIB seen and the same diff twice in a row"
+        "--wait",
+        action="store_true",
+        help="poll until converged: End-of-RIB seen, then a match or the same diff for --settle seconds",
     )
     verify.add_argument(
         "--timeout", type=float, default=120.0, metavar="SECONDS", help="give up waiting after this long (default 120)"
     )
     verify.add_argument("--interval", type=float, default=2.0, metavar="SECONDS", help="poll interval (default 2)")
-    verify.add_argument("--settle", type=float, default=10.0, metavar="SECONDS",
-                        help="with --wait, a mismatch is final once unchanged this long after End-of-RIB (default 10)")
+    verify.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --wait, a mismatch is final once unchanged this long after End-of-RIB (default 10)",
+    )
     verify.add_argument("--strict", action="store_true", help="unexpected routes fail too")
     add_output_option(verify)
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report (one test case per session)")
@@ -88,7 +95,7 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peer", required=True, metavar="IP", help="the outside peer's address (a BGPPeer peerIP)")
     parser.add_argument(
         "--peer-as",
-        type=int,
+        type=_as_number,
         metavar="ASN",
         help="the outside peer's AS (default: the BGPPeer's asNumber; needed if no BGPPeer exists)",
     )
@@ -98,6 +105,7 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
     add_context(parser)
     parser.add_argument(
         "--calico-version",
+        type=_calico_version,
         metavar="VERSION",
         help="model this Calico release (default: ClusterInformation's calicoVersion)",
     )
@@ -107,6 +115,25 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="the peer does not negotiate ADD-PATH: expect only each node's best path",
     )
+
+
+def _as_number(text: str) -> int:
+    from bgpflat.core.calico import parse_as_number
+
+    try:
+        return parse_as_number(text)
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} ({exc.fix})") from None
+
+
+def _calico_version(text: str) -> str:
+    from bgpflat.core.cluster import parse_calico_version
+
+    # A version read from the cluster may be a dev build ("master") and only draws a note; one
+    # typed here is a choice, and a typo must not quietly model another release.
+    if parse_calico_version(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a Calico version (use e.g. v3.30.7)")
+    return text
 
 
 # --- inputs ----------------------------------------------------------------------------------------
@@ -151,7 +178,11 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
     try:
         address = canonical_address(args.peer)
     except SpecError as exc:
-        raise SpecError(exc.message, path="--peer") from None
+        raise SpecError(
+            exc.message, path="--peer", fix="give the peer's bare IP address: a BGPPeer's peerIP without a port"
+        ) from None
+    if args.snapshot and args.context:
+        raise SpecError("--context selects a cluster, but --snapshot reads none", fix="drop one of them")
     cluster = load_cluster(args)
     # The loaded state is hundreds of thousands of long-lived objects on a big cluster; keeping
     # them out of the cyclic collector's walks halves the time of the route computation.
@@ -221,14 +252,15 @@ def verify_command(args: argparse.Namespace) -> int:
     from bgpflat.reports import junit_xml, markdown_summary
     from bgpflat.verify import CANNOT_VERIFY, MATCH, verify
 
+    # Flag values first: a typo must not wait for the whole cluster to be read.
+    if args.timeout < 0 or args.interval <= 0 or args.settle < 0:
+        raise SpecError("--timeout and --settle must be ≥ 0 and --interval > 0")
     expected = compute_expected(args)
     source: FileSource | PeerSource
     if args.learned:
         source = FileSource(args.learned)
     else:
         source = PeerSource(args.state_dir or DEFAULT_STATE_DIR, args.endpoint)
-    if args.timeout < 0 or args.interval <= 0 or args.settle < 0:
-        raise SpecError("--timeout and --settle must be ≥ 0 and --interval > 0")
 
     def progress(poll: Any) -> None:
         if args.wait:
@@ -261,7 +293,7 @@ def verify_command(args: argparse.Namespace) -> int:
 
         console().print(verify_result(result))
     if result.status == CANNOT_VERIFY:
-        info(f"bgpflat: could not verify ({result.reason}): {result.message}")
+        error_line(f"could not verify ({result.reason}): {result.message}")
     elif result.status != MATCH:
         info(f"bgpflat: routes do not match: {result.message}")
     return result.exit_code

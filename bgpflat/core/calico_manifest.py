@@ -87,6 +87,8 @@ def _parse(manifest: Mapping[str, Any], base: FieldPath, strict: bool) -> Calico
         raise fail(f"expected a Calico resource (a mapping), got {type(manifest).__name__}", base)
     api_version = manifest.get("apiVersion")
     kind = manifest.get("kind")
+    if kind is None:
+        raise fail("the object has no kind", (*base, "kind"), fix="set kind: IPPool, BGPPeer or BGPConfiguration")
     if not isinstance(kind, str) or kind not in SPEC_FIELDS:
         raise fail(
             f"unsupported kind {kind!r}",

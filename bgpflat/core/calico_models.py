@@ -183,6 +183,13 @@ def parse_as_number(value: object, *, path: Sequence[str | int] = ()) -> int:
         number = value
     elif isinstance(value, str) and re.fullmatch(r"\d{1,10}", value.strip()):
         number = int(value.strip())
+    elif isinstance(value, float):
+        # YAML reads an unquoted 1.10 as the number 1.1: the dotted form is lost before it gets here.
+        raise fail(
+            f"invalid AS number {value!r}: YAML read it as a decimal number",
+            path,
+            fix='write an asplain number, or quote a dotted one: "1.10"',
+        )
     elif isinstance(value, str) and re.fullmatch(r"\d{1,5}\.\d{1,5}", value.strip()):
         high, low = (int(p) for p in value.strip().split("."))
         if high > 0xFFFF or low > 0xFFFF:

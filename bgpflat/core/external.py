@@ -132,7 +132,8 @@ class _Reader:
 
     def port(self, value: Any, path: Sequence[str | int]) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            raise self.error(f"port must be a number from 1 to 65535, got {value!r}", path, "write a whole number")
+            fix = "use a port from 1 to 65535" if isinstance(value, int) else "write a whole number"
+            raise self.error(f"port must be a number from 1 to 65535, got {value!r}", path, fix)
         return value
 
 
@@ -249,6 +250,18 @@ def _addresses(reader: _Reader, value: Any, path: tuple[str | int, ...]) -> tupl
     return tuple(out)
 
 
+_QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _qualified_name(text: str) -> bool:
+    """Kubernetes' qualified name: ``name`` or ``dns.prefix/name``, name at most 63 characters."""
+    prefix, slash, name = text.rpartition("/")
+    if slash and not (prefix and len(prefix) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and bool(_QUALIFIED_NAME.fullmatch(name))
+
+
 def _ports(reader: _Reader, value: Any, path: tuple[str | int, ...], *, required: bool) -> tuple[ServicePort, ...]:
     if value is None:
         if required:
@@ -284,9 +297,13 @@ def _ports(reader: _Reader, value: Any, path: tuple[str | int, ...], *, required
                     f"{name!r} is not a valid port name", (*where, "name"), "use letters and single hyphens, e.g. mysql"
                 )
         app = entry.get("appProtocol")
-        if app is not None and (not isinstance(app, str) or not app):
+        if app is not None and (not isinstance(app, str) or not _qualified_name(app)):
+            # The API server validates appProtocol as a qualified name and would refuse the Service
+            # only after apply has started.
             raise reader.error(
-                "appProtocol must be a string", (*where, "appProtocol"), "e.g. http, or kubernetes.io/h2c"
+                f"appProtocol {app!r} is not a valid protocol name",
+                (*where, "appProtocol"),
+                "e.g. http, or kubernetes.io/h2c",
             )
         out.append(ServicePort(port=port, target_port=target, protocol=protocol, name=name, app_protocol=app))
     if len(out) > 1:

@@ -186,7 +186,11 @@ def parse_manifests(documents: Sequence[SourceDocument], *, networks: Networks |
         located = _Located(doc)
         data = doc.data
         if not isinstance(data, Mapping):
-            raise located.error(f"expected a Kubernetes object (a mapping), got {_type(data)}", ())
+            raise located.error(
+                f"expected a flat spec or a Kubernetes object (a mapping), got {_type(data)}",
+                (),
+                fix="start a flat spec with keys such as version:, bgp:, pools:, peers:",
+            )
         items: list[tuple[FieldPath, Any]]
         list_kind = data.get("kind")
         if isinstance(list_kind, str) and list_kind in _LIST_KINDS:
@@ -261,10 +265,11 @@ class _Reader:
                 raise self.error(f"unknown field {key!r}", (*path, key), fix)
         return value
 
-    def list(self, value: Any, path: FieldPath) -> list[Any]:
+    def list(self, value: Any, path: FieldPath, *, one_string: bool = True) -> list[Any]:
+        """A list; with ``one_string``, a lone string stands for a list of one (``clusterIPs: 10.96.0.0/12``)."""
         if value is None:
             return []
-        if isinstance(value, str):
+        if isinstance(value, str) and one_string:
             return [value]
         if not isinstance(value, list):
             raise self.error(f"expected a list, got {_type(value)}", path, fix="write a YAML list")
@@ -388,7 +393,7 @@ def _spec_mapper(base: FieldPath, renames: Mapping[str, str]) -> Callable[[Field
 
 def _pools(reader: _Reader, value: Any) -> list[tuple[dict[str, Any], Callable[[FieldPath], FieldPath], FieldPath]]:
     out = []
-    for index, item in enumerate(reader.list(value, ("pools",))):
+    for index, item in enumerate(reader.list(value, ("pools",), one_string=False)):
         base: FieldPath = ("pools", index)
         pool = reader.mapping(item, base, "pools[]")
         name = reader.string(pool.get("name"), (*base, "name"), fix="give the pool a name, e.g. default-pool")
@@ -425,7 +430,7 @@ def _pools(reader: _Reader, value: Any) -> list[tuple[dict[str, Any], Callable[[
 
 def _peers(reader: _Reader, value: Any) -> list[tuple[dict[str, Any], Callable[[FieldPath], FieldPath], FieldPath]]:
     out = []
-    for index, item in enumerate(reader.list(value, ("peers",))):
+    for index, item in enumerate(reader.list(value, ("peers",), one_string=False)):
         base: FieldPath = ("peers", index)
         peer = reader.mapping(item, base, "peers[]")
         name = reader.string(peer.get("name"), (*base, "name"), fix="give the peer a name, e.g. peer-switch")

@@ -200,14 +200,24 @@ def load_objects(path: Path) -> list[dict[str, Any]]:
 
 def read_cluster_objects(*, kubeconfig: str | None = None, context: str | None = None) -> list[dict[str, Any]]:
     """Nodes, BGPPeers and BGPConfigurations from the live cluster (projectcalico.org/v3, else v1 CRDs)."""
+    import yaml
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import HTTPError
 
+    where = kubeconfig or "(default kubeconfig)"
+    if kubeconfig is not None and not Path(kubeconfig).exists():
+        raise PeerError(f"cannot load kubeconfig {kubeconfig}: no such file (fix: check the --kubeconfig path)")
     try:
         config.load_kube_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
     except (ConfigException, OSError) as exc:
-        raise PeerError(f"cannot load kubeconfig: {exc}") from None
+        raise PeerError(f"cannot load kubeconfig {where}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise PeerError(f"cannot load kubeconfig {where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except (TypeError, AttributeError, KeyError, ValueError):
+        # What the kubernetes package raises for a file that is YAML but not a kubeconfig.
+        raise PeerError(f"cannot load kubeconfig {where}: not a kubeconfig (no clusters, contexts, users)") from None
     api = client.ApiClient()
     try:
         objects: list[dict[str, Any]] = []
@@ -230,6 +240,7 @@ def read_cluster_objects(*, kubeconfig: str | None = None, context: str | None =
             return objects
     except ApiException as exc:
         raise PeerError(f"reading the cluster failed: {exc.status} {exc.reason}") from None
-    except OSError as exc:
-        raise PeerError(f"cannot reach the cluster: {exc}") from None
+    except (OSError, HTTPError) as exc:
+        # urllib3 wraps a refused connection in MaxRetryError, which is no OSError.
+        raise PeerError(f"cannot reach the cluster: {getattr(exc, 'reason', None) or exc}") from None
     raise PeerError("the cluster serves neither projectcalico.org/v3 nor crd.projectcalico.org/v1 BGPPeers")

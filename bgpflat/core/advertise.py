@@ -37,6 +37,8 @@ from bgpflat.core.expected import (
     ExpectedRoutes,
     ModelOptions,
     OutsidePeer,
+    Reason,
+    Reasons,
     SessionExpectation,
     Why,
 )
@@ -49,6 +51,11 @@ from bgpflat.core.routes import (
 from bgpflat.errors import SpecError
 
 __all__ = ["ASSUMED_CALICO_VERSION", "AdvertisementModel", "expected_routes", "expected_routes_for_peers"]
+
+
+# A session's paths as two parallel lists, routes and their reasons: no tuple per path. A reason
+# is a ``Why`` or, in the bulk paths, a plain tuple of its fields (see ``Reasons``).
+_Paths = tuple[list[Route], list[Reason]]
 
 
 class _Session(NamedTuple):
@@ -69,6 +76,15 @@ def expected_routes(
 class AdvertisementModel(NodeExports):
     """Cluster-wide indexes for the export model; ``expected_routes(peer)`` per outside peer."""
 
+    def __init__(self, cluster: ClusterState, options: ModelOptions) -> None:
+        super().__init__(cluster, options)
+        # A node's routes toward filter-less peers that see it alike, kept once a second such
+        # peer asks (peers usually see disjoint racks: keeping every node's lists would only
+        # feed the garbage collector).
+        self._own_paths: dict[tuple[str, int, str, tuple[int, ...]], _Paths] = {}
+        self._own_asked: set[tuple[str, int, str, tuple[int, ...]]] = set()
+        self._peers_by_address: dict[str, list[BGPPeer]] | None = None
+
     # -- per peer -------------------------------------------------------------------------------
 
     def sessions(self, peer: OutsidePeer) -> tuple[list[_Session], list[str]]:
@@ -76,7 +92,14 @@ class AdvertisementModel(NodeExports):
         version, _ = parse_address(peer.address)
         target = canonical_address(peer.address)
         notes: list[str] = []
-        matching = [p for p in self.cluster.peers if p.peer_ip and canonical_address(p.peer_ip) == target]
+        if self._peers_by_address is None:
+            # Every BGPPeer's address parsed once per model, not once per outside peer asked.
+            by_address: dict[str, list[BGPPeer]] = {}
+            for bgp_peer in self.cluster.peers:
+                if bgp_peer.peer_ip:
+                    by_address.setdefault(canonical_address(bgp_peer.peer_ip), []).append(bgp_peer)
+            self._peers_by_address = by_address
+        matching = list(self._peers_by_address.get(target, ()))
         if not matching and peer.as_number is not None:
             # No BGPPeer yet: predict the view of a global peer with the given AS.
             matching = [BGPPeer(name="(assumed global peer)", peer_ip=target, as_number=peer.as_number)]
@@ -117,30 +140,59 @@ class AdvertisementModel(NodeExports):
             peer = OutsidePeer(address=peer)
         version, _ = parse_address(peer.address)
         sessions, notes = self.sessions(peer)
-        reasons: dict[Route, tuple[Why, ...]] = {}
+        # Route -> its one reason, or a tuple of several (see ``Reasons``).
+        reasons: dict[Route, Reason | tuple[Reason, ...]] = {}
         get = reasons.get
         expectations: dict[str, SessionExpectation] = {}
         for session in sessions:
-            expectation, paths = self._session_routes(session, version, notes)
+            expectation, parts = self._session_routes(session, version, notes)
             expectations[session.address] = expectation
-            for route, why, _, _ in paths:
-                # Identical paths (the node's own static and mesh copies, all next hop self)
-                # are one route with several reasons.
-                known = get(route)
-                reasons[route] = (why,) if known is None else (*known, why)
+            for routes, whys in parts:
+                for route, why in zip(routes, whys, strict=True):
+                    # Identical paths (the node's own static and mesh copies, all next hop self)
+                    # are one route with several reasons.
+                    known = get(route)
+                    if known is None:
+                        reasons[route] = why
+                    else:
+                        reasons[route] = (known, why) if type(known[0]) is str else (*known, why)
         return ExpectedRoutes(
             peer=peer,
             table=RouteTable(reasons),
-            reasons=reasons,
+            reasons=Reasons(reasons),
             sessions=expectations,
             calico_version=self.version_text,
             options=self.options,
             notes=tuple(dict.fromkeys([*self.notes, *notes])),
         )
 
+    def _own_routes(self, node: NodeInfo, version: int, address: str, as_path: tuple[int, ...]) -> _Paths:
+        """The node's mesh exports as routes on its session with an outside peer without filters.
+
+        Peers that see a node alike (same session address and AS path: typically the two ToRs of
+        a rack, or every iBGP peer) share one list of routes from the second such peer on.
+        """
+        key = (node.name, version, address, as_path)
+        found = self._own_paths.get(key)
+        if found is None:
+            routes: list[Route] = []
+            whys: list[Reason] = []
+            add_route, add_why = routes.append, whys.append
+            route = Route
+            for prefix, why, _, (communities, large) in self.mesh_exports(node, version):
+                add_route(route(prefix, address, address, as_path, "igp", communities, large))
+                add_why(tuple(why))  # type: ignore[arg-type]
+            found = (routes, whys)
+            if key in self._own_asked:
+                self._own_paths[key] = found
+            else:
+                self._own_asked.add(key)
+        return found
+
     def _session_routes(
         self, session: _Session, version: int, notes: list[str]
-    ) -> tuple[SessionExpectation, list[tuple[Route, Why, bool, str]]]:
+    ) -> tuple[SessionExpectation, list[_Paths]]:
+        """The session's expectation and its paths, as (routes, reasons) lists in table order."""
         node, bgp_peer = session.node, session.bgp_peer
         ebgp = session.peer_as != session.local_as
         mode = bgp_peer.next_hop_mode if self.calico >= (3, 31, 0) else None
@@ -164,26 +216,6 @@ class AdvertisementModel(NodeExports):
         node_as = self.cluster.node_as(node)
         address = session.address
         local_path = (session.local_as,) if ebgp else ()
-        # (route, why, learned?, origin address) — the last two rank paths when ADD-PATH is off.
-        out: list[tuple[Route, Why, bool, str]] = []
-        emit = out.append
-        if rules:
-            local = self.local_candidates(node, version, with_own_workloads=True)
-        else:
-            # Without filters the peer sees exactly what the node sends over the mesh: reuse it.
-            local = self.mesh_out(node, version)
-            for candidate in local:
-                communities = candidate.communities
-                emit(
-                    (
-                        Route(candidate.prefix, address, address, local_path, "igp", communities[0], communities[1]),
-                        candidate.why,
-                        False,
-                        address,
-                    )
-                )
-            local = []
-        node_communities = bool(self.communities(node))
         learned_sets: list[tuple[list[Candidate], str, bool]] = []
         for other in self.bgp_neighbours(node, version):
             mesh_ibgp = self.cluster.node_as(other) == node_as
@@ -191,64 +223,103 @@ class AdvertisementModel(NodeExports):
                 continue  # BIRD never passes iBGP-learned routes to another iBGP peer
             path = REFLECTED if (not ebgp and node.is_route_reflector) else MESH
             learned_sets.append((self.mesh_out(other, version), path, mesh_ibgp))
-        for candidate in local:
-            self._through_filters(
-                candidate,
-                rules,
-                node,
-                version,
-                emit,
-                address=address,
-                as_path=local_path,
-                next_hop=address,
-                why=candidate.why,
-                learned=False,
-            )
+        add_path = self.options.add_path
+        if not rules and add_path:
+            # The common case, kept free of per-route tuples beyond the routes themselves:
+            # without filters the peer sees exactly what the node sends over the mesh.
+            parts = [self._own_routes(node, version, address, local_path)]
+            if learned_sets:
+                parts.append(self._learned_routes(node, learned_sets, address, local_path, keep))
+            return expectation, parts
+        # (route, why, learned?, origin address) — the last two rank paths when ADD-PATH is off.
+        out: list[tuple[Route, Reason, bool, str]] = []
+        emit = out.append
+        if rules:
+            for candidate in self.local_candidates(node, version, with_own_workloads=True):
+                self._through_filters(
+                    candidate,
+                    rules,
+                    node,
+                    version,
+                    emit,
+                    address=address,
+                    as_path=local_path,
+                    next_hop=address,
+                    why=candidate.why,
+                    learned=False,
+                )
+        else:
+            routes, whys = self._own_routes(node, version, address, local_path)
+            out.extend((route, why, False, address) for route, why in zip(routes, whys, strict=True))
+        for candidates, path, mesh_ibgp in learned_sets:
+            if not rules:
+                origins: list[str] = []
+                routes, whys = self._learned_routes(
+                    node, [(candidates, path, mesh_ibgp)], address, local_path, keep, origins=origins
+                )
+                out.extend(zip(routes, whys, [True] * len(routes), origins, strict=True))
+                continue
+            for candidate in candidates:
+                self._through_filters(
+                    candidate,
+                    rules,
+                    node,
+                    version,
+                    emit,
+                    address=address,
+                    as_path=local_path if mesh_ibgp else local_path + candidate.as_tail,
+                    next_hop=candidate.origin_address if keep else address,
+                    why=candidate.why._replace(path=path),
+                    learned=True,
+                )
+        if add_path:
+            return expectation, [([item[0] for item in out], [item[1] for item in out])]
+        # Best path only: the node's own route first (static/kernel beat BGP), then the copy
+        # from the lowest router ID (the node address) — BIRD's final tie-breaker.
+        best: dict[Prefix, tuple[Route, Reason, bool, str]] = {}
+        for item in out:
+            current = best.get(item[0].prefix)
+            if current is None or (item[2], address_sort_key(item[3])) < (current[2], address_sort_key(current[3])):
+                best[item[0].prefix] = item
+        chosen = list(best.values())
+        return expectation, [([item[0] for item in chosen], [item[1] for item in chosen])]
+
+    def _learned_routes(
+        self,
+        node: NodeInfo,
+        learned_sets: list[tuple[list[Candidate], str, bool]],
+        address: str,
+        local_path: tuple[int, ...],
+        keep: bool,
+        *,
+        origins: list[str] | None = None,
+    ) -> _Paths:
+        """Routes ``node`` re-exports from other nodes to a peer without filters; ``origins``, if
+        given, gets each route's original next hop (to rank paths when ADD-PATH is off)."""
+        routes: list[Route] = []
+        whys: list[Reason] = []
+        add_route, add_why = routes.append, whys.append
+        node_communities = bool(self.communities(node))
+        calico_export = self.calico_export
+        route = Route
         for candidates, path, mesh_ibgp in learned_sets:
             for candidate in candidates:
-                why = candidate.why._replace(path=path)
+                prefix = candidate.prefix
+                if not calico_export(node, prefix):
+                    continue
                 as_path = local_path if mesh_ibgp else local_path + candidate.as_tail
                 next_hop = candidate.origin_address if keep else address
-                if rules:
-                    self._through_filters(
-                        candidate,
-                        rules,
-                        node,
-                        version,
-                        emit,
-                        address=address,
-                        as_path=as_path,
-                        next_hop=next_hop,
-                        why=why,
-                        learned=True,
-                    )
-                    continue
-                prefix = candidate.prefix
-                if not self.calico_export(node, prefix):
-                    continue
                 communities = (
                     self.add_communities(node, prefix, candidate.communities)
                     if node_communities
                     else candidate.communities
                 )
-                emit(
-                    (
-                        Route(prefix, next_hop, address, as_path, "igp", communities[0], communities[1]),
-                        why,
-                        True,
-                        candidate.origin_address,
-                    )
-                )
-        if self.options.add_path:
-            return expectation, out
-        # Best path only: the node's own route first (static/kernel beat BGP), then the copy
-        # from the lowest router ID (the node address) — BIRD's final tie-breaker.
-        best: dict[Prefix, tuple[Route, Why, bool, str]] = {}
-        for item in out:
-            current = best.get(item[0].prefix)
-            if current is None or (item[2], address_sort_key(item[3])) < (current[2], address_sort_key(current[3])):
-                best[item[0].prefix] = item
-        return expectation, list(best.values())
+                add_route(route(prefix, next_hop, address, as_path, "igp", communities[0], communities[1]))
+                rule, owner, _, detail = candidate.why
+                add_why((rule, owner, path, detail))
+                if origins is not None:
+                    origins.append(candidate.origin_address)
+        return routes, whys
 
     def _through_filters(
         self,
@@ -256,7 +327,7 @@ class AdvertisementModel(NodeExports):
         rules: tuple[ExportRule, ...],
         node: NodeInfo,
         version: int,
-        emit: Callable[[tuple[Route, Why, bool, str]], None],
+        emit: Callable[[tuple[Route, Reason, bool, str]], None],
         *,
         address: str,
         as_path: tuple[int, ...],

@@ -10,14 +10,16 @@ per-peer view on top.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from bgpflat.core.advertise_services import ServiceStatics, service_statics
 from bgpflat.core.calico import BGPConfiguration, BGPPeer
-from bgpflat.core.cluster import ClusterState, NodeInfo, parse_calico_version
+from bgpflat.core.cluster import Allocation, ClusterState, NodeInfo, parse_calico_version
 from bgpflat.core.expected import (
     BLOCK,
     BORROWED,
+    LOCAL,
     POOL_ROUTE,
     SERVICE_RANGE,
     ModelOptions,
@@ -77,6 +79,7 @@ class NodeExports:
         self.calico = parsed
         self.pools: PrefixIndex[str] = PrefixIndex((p.cidr, p.name) for p in cluster.pools)
         self.no_export: PrefixIndex[str] = PrefixIndex((p.cidr, p.name) for p in cluster.pools if p.disable_bgp_export)
+        self._any_no_export = bool(self.no_export)
         config = cluster.bgp_configuration
         self.lb_ranges: PrefixIndex[bool] = PrefixIndex(
             (p, True) for p in (config.service_load_balancer_ips if config else ())
@@ -88,7 +91,7 @@ class NodeExports:
         # One index of every confirmed block -> the node(s) it is affine to. IPAM blocks never
         # overlap, so the longest covering entry is *the* block holding an address; calico_aggr of
         # node N then only asks whether N is among its owners.
-        self._aggr: PrefixIndex[list[str]] = PrefixIndex()
+        self._aggr = _BlockOwners()
         self._confirmed: dict[str, list[Prefix]] = {}
         self._range_ok: dict[Prefix, bool] = {}
         for affinity in cluster.affinities:
@@ -109,14 +112,29 @@ class NodeExports:
                     self._own_blocks.setdefault(node, []).append(block.cidr)
                     self._confirmed.setdefault(node, []).append(block.cidr)
                     self._add_block(block.cidr, node)
-        self._workloads: dict[str, list[tuple[Prefix, str, str]]] = {}
+        # Nearly always a node's blocks are all confirmed: one list serves both (a model keeps
+        # what it builds, and every kept container is one more for each garbage collection).
+        own_blocks = self._own_blocks
+        for node, blocks in self._confirmed.items():
+            if own_blocks[node] == blocks:
+                self._confirmed[node] = own_blocks[node]
+        # The allocations themselves, not a copy per address: their routes sit on a cali* veth.
+        self._workloads: dict[str, list[Allocation]] = {}
         for allocation in cluster.allocations:
             if allocation.kind == "workload":
-                self._workloads.setdefault(allocation.node, []).append((allocation.address, allocation.owner, "cali"))
+                found_list = self._workloads.get(allocation.node)
+                if found_list is None:
+                    self._workloads[allocation.node] = [allocation]
+                else:
+                    found_list.append(allocation)
         self._communities: dict[str, PrefixIndex[Communities]] = {}
         self._mesh_out: dict[tuple[str, int], list[Candidate]] = {}
         self._ranges: PrefixIndex[bool] = PrefixIndex((p, True) for p, _ in self.services.ranges)
-        self._hosts: dict[str, frozenset[Prefix]] = {}
+        # Host routes every node has (single-address ranges, Services from every node); a node's
+        # own ones are the few in ``services.by_node``.
+        self._every_node_hosts = frozenset(
+            [p for p, _ in self.services.ranges if p.is_host] + [p for p, _, _ in self.services.every_node]
+        )
         # Nodes grouped by identical label sets: a selector is evaluated once per group (racks of
         # nodes often share every label), not once per node and BGPPeer.
         self._label_groups: dict[tuple[tuple[str, str], ...], list[NodeInfo]] = {}
@@ -129,16 +147,13 @@ class NodeExports:
         self._adjacencies: dict[int, dict[str, set[str]]] = {}
 
     def _add_block(self, cidr: Prefix, node: str) -> None:
-        owners = self._aggr.get(cidr)
-        if owners is None:
-            self._aggr.add(cidr, [node])
-        elif node not in owners:
-            owners.append(node)
+        self._aggr.add(cidr, node)
 
-    def _own_block(self, node: str, prefix: Prefix) -> Prefix | None:
-        """The confirmed block of ``node`` that holds ``prefix``, if any."""
-        found = self._aggr.longest(prefix)
-        if found is not None and node in found[1]:
+    def _own_block(self, node: str, prefix: Prefix) -> int | None:
+        """The length of the confirmed block of ``node`` that holds ``prefix``, if there is one
+        (the block is then the prefix of that length around ``prefix``)."""
+        found = self._aggr.holder(prefix)
+        if found is not None and _owned_by(found[1], node):
             return found[0]
         return None
 
@@ -159,12 +174,11 @@ class NodeExports:
         """Step 6: inside one of the node's ``/staticroutes`` (global ranges or its host routes)."""
         if node.excluded_from_load_balancers:
             return False
-        if self._ranges.covers(prefix):
+        if self._ranges.longest(prefix) is not None:
             return True
-        hosts = self._hosts.get(node.name)
-        if hosts is None:
-            hosts = self._hosts[node.name] = frozenset(p for p, _ in self.statics(node) if p.is_host)
-        return prefix in hosts
+        if prefix in self._every_node_hosts:
+            return True
+        return any(prefix == host for host, _, _ in self.services.by_node.get(node.name, ()))
 
     def local_candidates(
         self, node: NodeInfo, version: int, *, with_own_workloads: bool, shortcut: bool = False
@@ -176,23 +190,38 @@ class NodeExports:
         """
         name = node.name
         out: list[Candidate] = []
-        for block in self._own_blocks.get(name, ()):
+        own_blocks = self._own_blocks.get(name, ())
+        if shortcut and own_blocks is self._confirmed.get(name):
+            own_blocks = ()  # all confirmed: the shortcut leaves every one out
+        for block in own_blocks:
             # A /32 block gets no blackhole; its one workload's kernel route stands for it.
             if block.version == version and not block.is_host:
-                if shortcut and self._own_block(name, block) == block:
+                if shortcut and self._own_block(name, block) == block.length:
                     continue
                 out.append(Candidate(block, Why(BLOCK, name)))
-        for address, owner, interface in self._workloads.get(name, ()):
+        holder = self._aggr.holder  # ``_own_block`` inline: this loop sees every workload once
+        for allocation in self._workloads.get(name, ()):
+            address = allocation.address
             if address.version != version:
                 continue
-            inside_own = self._own_block(name, address) is not None
+            found = holder(address)
+            inside_own = found is not None and _owned_by(found[1], name)
             if inside_own and not with_own_workloads:
                 continue  # calico_aggr rejects it anyway; only a BGPFilter Accept could leak it
             rule = POOL_ROUTE if inside_own else BORROWED
-            out.append(Candidate(address, Why(rule, name, detail=f"workload {owner}"), interface=interface))
-        for prefix, why in self.statics(node):
-            if prefix.version == version and not (shortcut and why.rule == SERVICE_RANGE and self.range_ok(prefix)):
-                out.append(Candidate(prefix, why))
+            out.append(Candidate(address, Why(rule, name, LOCAL, f"workload {allocation.owner}"), "cali"))
+        if not shortcut:
+            out.extend(Candidate(prefix, why) for prefix, why in self.statics(node) if prefix.version == version)
+        elif not node.excluded_from_load_balancers:
+            # As ``statics`` but without the ranges that are accepted anyway, and without keeping
+            # a list per node: a shortcut pass runs once per node.
+            services = self.services
+            for prefix, setting in services.ranges:
+                if prefix.version == version and not self.range_ok(prefix):
+                    out.append(Candidate(prefix, Why(SERVICE_RANGE, name, detail=setting)))
+            for prefix, rule, service in (*services.every_node, *services.by_node.get(name, ())):
+                if prefix.version == version:
+                    out.append(Candidate(prefix, Why(rule, name, detail=service)))
         if version == 4 and node.ipv4_network is not None and not node.ipv4_network.is_host:
             out.append(Candidate(node.ipv4_network, Why(POOL_ROUTE, name, detail="node subnet (direct route)")))
         if self.options.tunnel_addresses and version == 4 and node.ipip_tunnel_address:
@@ -205,7 +234,7 @@ class NodeExports:
         """A service range that no block holds: exported by every node unless disableBGPExport."""
         found = self._range_ok.get(prefix)
         if found is None:
-            found = self._range_ok[prefix] = self._aggr.longest(prefix) is None and not (
+            found = self._range_ok[prefix] = self._aggr.holder(prefix) is None and not (
                 self.no_export and self.no_export.covers(prefix)
             )
         return found
@@ -237,16 +266,18 @@ class NodeExports:
 
     def calico_export(self, node: NodeInfo, prefix: Prefix) -> bool:
         """``calico_export_to_bgp_peers`` minus communities: does the route leave the node?"""
-        if self.no_export and self.no_export.covers(prefix):
+        # ``longest`` rather than ``covers``, and the blocks' index inline: this runs for every
+        # route a node does not export by shortcut, and for every mesh-learned route.
+        if self._any_no_export and self.no_export.longest(prefix) is not None:
             return False
-        block = self._own_block(node.name, prefix)
-        if block is not None:
-            return block == prefix
+        found = self._aggr.holder(prefix)
+        if found is not None and _owned_by(found[1], node.name):
+            return found[0] == prefix.length  # the block itself; anything inside it is aggregated
         if self._static_covers(node, prefix):
             return True
-        if node.is_route_reflector and self.lb_ranges.covers(prefix):
+        if node.is_route_reflector and self.lb_ranges.longest(prefix) is not None:
             return True
-        return self.pools.covers(prefix)
+        return self.pools.longest(prefix) is not None
 
     def add_communities(self, node: NodeInfo, prefix: Prefix, current: Communities) -> Communities:
         found = self.communities(node).covering(prefix)
@@ -262,38 +293,59 @@ class NodeExports:
     def mesh_out(self, node: NodeInfo, version: int) -> list[Candidate]:
         """What ``node`` sends to the other nodes over the mesh (same filter, internal=true).
 
-        This is also exactly what it sends to an outside peer without BGPFilters, so it is computed
-        once per node and shared by every peer and every other node.
+        This is also exactly what it sends to an outside peer without BGPFilters; every other
+        node it peers with sees it, so it is computed once per node.
         """
         key = (node.name, version)
         found = self._mesh_out.get(key)
+        if found is None:
+            address = self.node_address(node, version) or ""
+            tail = (self.cluster.node_as(node),)
+            name = node.name
+            found = self._mesh_out[key] = [
+                Candidate(prefix, why, interface, name, address, tail, communities)
+                for prefix, why, interface, communities in self.mesh_exports(node, version)
+            ]
+        return found
+
+    def mesh_exports(self, node: NodeInfo, version: int) -> Iterator[tuple[Prefix, Why, str, Communities]]:
+        """``mesh_out`` as (prefix, reason, interface, communities), computed afresh.
+
+        A node no other node peers with (the mesh is off in large clusters) is asked once, by its
+        outside peers: they read this directly and no candidate is kept for it.
+        """
+        found = self._mesh_out.get((node.name, version))
         if found is not None:
-            return found
-        address = self.node_address(node, version) or ""
-        tail = (self.cluster.node_as(node),)
+            for candidate in found:
+                yield candidate.prefix, candidate.why, candidate.interface, candidate.communities
+            return
         name = node.name
-        index = self.communities(node)
-        no_export = self.no_export if self.no_export else None
-        accepted: list[tuple[Prefix, Why, str]] = []
+        index = bool(self.communities(node))  # once: ``PrefixIndex.__bool__`` is a Python call
+        no_export = self.no_export if self._any_no_export else None
+        add_communities = self.add_communities
+        host_length = 32 if version == 4 else 128
         # Shortcuts for the bulk: calico_aggr accepts a node's own confirmed block as it is (only
         # step 1 can stop it), and a service range outside every block passes or fails alike on
-        # every node.
+        # every node. The node's blocks share one reason: they differ only in the prefix.
+        block_why = Why(BLOCK, name)
         for block in self._confirmed.get(name, ()):
-            if block.version == version and not block.is_host and not (no_export and no_export.covers(block)):
-                accepted.append((block, Why(BLOCK, name), ""))
+            if (
+                block.version == version
+                and block.length != host_length
+                and not (no_export and no_export.longest(block) is not None)
+            ):
+                yield block, block_why, "", add_communities(node, block, _NO_COMMUNITIES) if index else _NO_COMMUNITIES
         if not node.excluded_from_load_balancers:
             for prefix, setting in self.services.ranges:
                 if prefix.version == version and self.range_ok(prefix):
-                    accepted.append((prefix, Why(SERVICE_RANGE, name, detail=setting), ""))
-        for prefix, why, interface, *_ in self.local_candidates(node, version, with_own_workloads=False, shortcut=True):
+                    communities = add_communities(node, prefix, _NO_COMMUNITIES) if index else _NO_COMMUNITIES
+                    yield prefix, Why(SERVICE_RANGE, name, detail=setting), "", communities
+        for prefix, why, interface, _, _, _, _ in self.local_candidates(
+            node, version, with_own_workloads=False, shortcut=True
+        ):
             if self.calico_export(node, prefix):
-                accepted.append((prefix, why, interface))
-        out: list[Candidate] = []
-        for prefix, why, interface in accepted:
-            communities = self.add_communities(node, prefix, _NO_COMMUNITIES) if index else _NO_COMMUNITIES
-            out.append(Candidate(prefix, why, interface, name, address, tail, communities))
-        self._mesh_out[key] = out
-        return out
+                communities = add_communities(node, prefix, _NO_COMMUNITIES) if index else _NO_COMMUNITIES
+                yield prefix, why, interface, communities
 
     def speakers(self, version: int) -> list[NodeInfo]:
         """Nodes that run BGP in this address family (they have a BGP address)."""
@@ -383,6 +435,58 @@ class NodeExports:
             return self._selector_matches(text, node)
         except SpecError as exc:
             raise SpecError(exc.message, path=f"BGPPeer {bgp_peer.name}.spec.nodeSelector", fix=exc.fix) from None
+
+
+class _BlockOwners:
+    """Confirmed blocks -> the node(s) affine to each, answering "which block holds this prefix".
+
+    ``PrefixIndex`` keeps a (prefix, value) tuple per entry; tens of thousands of blocks would be
+    as many tuples for every garbage collection to walk while the model runs. Here an entry is a
+    network number -> a node name (a tuple of names only for a block shared in broken data), in
+    one dict per block length, and a lookup gives (length, owners).
+    """
+
+    __slots__ = ("_levels",)
+
+    def __init__(self) -> None:
+        self._levels: dict[int, list[tuple[int, int, dict[int, str | tuple[str, ...]]]]] = {}
+
+    def _table(self, version: int, length: int) -> dict[int, str | tuple[str, ...]]:
+        levels = self._levels.setdefault(version, [])
+        for level_length, _, table in levels:
+            if level_length == length:
+                return table
+        table = {}
+        levels.append((length, _BITS[version] - length, table))
+        levels.sort(key=lambda level: -level[0])
+        return table
+
+    def add(self, block: Prefix, node: str) -> None:
+        version, value, length = block
+        table = self._table(version, length)
+        key = value >> (_BITS[version] - length)
+        owners = table.get(key)
+        if owners is None:
+            table[key] = node
+        elif not _owned_by(owners, node):
+            table[key] = (owners, node) if isinstance(owners, str) else (*owners, node)
+
+    def holder(self, prefix: Prefix) -> tuple[int, str | tuple[str, ...]] | None:
+        """(length, owners) of the most specific block equal to or containing ``prefix``."""
+        version, value, prefix_length = prefix
+        for length, shift, table in self._levels.get(version, ()):
+            if length <= prefix_length:
+                owners = table.get(value >> shift)
+                if owners is not None:
+                    return length, owners
+        return None
+
+
+_BITS = {4: 32, 6: 128}
+
+
+def _owned_by(owners: str | tuple[str, ...], node: str) -> bool:
+    return owners == node if isinstance(owners, str) else node in owners
 
 
 def _community_names(default: BGPConfiguration | None, own: BGPConfiguration | None) -> dict[str, str]:

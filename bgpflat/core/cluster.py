@@ -188,6 +188,7 @@ class _Builder:
         self.version: str | None = None
         self.strict_affinity: bool | None = None
         self.notes: list[str] = []
+        self.cidrs: dict[str, Prefix] = {}
 
     def build(self, objects: Iterable[Mapping[str, Any]]) -> ClusterState:
         for index, obj in enumerate(objects):
@@ -303,12 +304,21 @@ class _Builder:
             return  # the core v1 Node is the source of truth in KDD; a v3 copy adds nothing
         self.nodes[name] = node
 
+    def _cidr(self, value: object) -> Prefix:
+        """A block CIDR, parsed once: each block's BlockAffinity and IPAMBlock share one object,
+        which halves the block prefixes every garbage collection walks in a large cluster."""
+        found = self.cidrs.get(value) if isinstance(value, str) else None
+        if found is None:
+            found = _cidr(value, "spec.cidr")
+            self.cidrs[str(value)] = found
+        return found
+
     def _affinity(self, obj: Mapping[str, Any]) -> None:
         spec = _spec(obj)
         deleted = spec.get("deleted")
         self.affinities.append(
             Affinity(
-                cidr=_cidr(spec.get("cidr"), "spec.cidr"),
+                cidr=self._cidr(spec.get("cidr")),
                 node=str(spec.get("node") or ""),
                 state=str(spec.get("state") or "confirmed"),
                 deleted=deleted is True or str(deleted).lower() == "true",
@@ -318,7 +328,7 @@ class _Builder:
 
     def _block(self, obj: Mapping[str, Any]) -> None:
         spec = _spec(obj)
-        cidr = _cidr(spec.get("cidr"), "spec.cidr")
+        cidr = self._cidr(spec.get("cidr"))
         affinity = spec.get("affinity")
         self.blocks.append(Block(cidr=cidr, affinity=str(affinity) if affinity else None))
         allocations = spec.get("allocations") or []

@@ -1,14 +1,14 @@
 """What ``expected_routes`` returns: the expected table, and why each route is in it.
 
 The table is an ordinary ``RouteTable`` (so the diff and the renderers treat expected and learned
-routes alike). The reasons live beside it, keyed by route, as small named tuples: building them
-costs one tuple per path, and the sentences a person reads are made only when a route is shown
-(``explain``), never in the computation itself.
+routes alike). The reasons live beside it, keyed by route, as small named tuples (``Reasons``
+keeps the single reason most routes have without a wrapping tuple), and the sentences a person
+reads are made only when a route is shown (``explain``), never in the computation itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -83,6 +83,40 @@ class Why(NamedTuple):
     owner: str
     path: str = LOCAL
     detail: str = ""
+
+
+# A reason as stored by ``Reasons``: a ``Why`` or a plain tuple of the same four fields.
+Reason = tuple[str, str, str, str]
+
+
+class Reasons(Mapping[Route, tuple[Why, ...]]):
+    """Route -> its reasons (``Why``), stored compactly and made into ``Why`` only when read.
+
+    Nearly every route has exactly one reason, kept without a wrapping tuple; and the bulk of them
+    are plain tuples of strings rather than ``Why`` named tuples: the garbage collector stops
+    tracking a plain tuple of strings, so a hundred thousand reasons add nothing to the work of
+    each collection (a named tuple stays tracked for good).
+    """
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Mapping[Route, Reason | tuple[Reason, ...]]) -> None:
+        self._store = store  # a value whose first item is a string is one reason, else several
+
+    def __getitem__(self, route: Route) -> tuple[Why, ...]:
+        found: Any = self._store[route]
+        if type(found[0]) is str:
+            return (found if type(found) is Why else Why._make(found),)
+        return tuple(why if type(why) is Why else Why._make(why) for why in found)
+
+    def __contains__(self, route: object) -> bool:
+        return route in self._store
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -113,48 +113,99 @@ def as_set(results: list[ExpectedRoutes]) -> set[tuple[str, str, str]]:
 
 
 def naive(cluster: ClusterState) -> set[tuple[str, str, str]]:
-    """The same rules with netaddr objects and pairwise containment loops (the obvious code)."""
-    pools = [netaddr.IPNetwork(str(p.cidr)) for p in cluster.pools]
-    no_export = [netaddr.IPNetwork(str(p.cidr)) for p in cluster.pools if p.disable_bgp_export]
+    """The model's algorithm on this cluster with netaddr objects instead of integer tuples.
+
+    Same steps and same data structures as ``AdvertisementModel``: one dict per prefix length to
+    find the block that holds an address, each selected node's candidates (confirmed blocks,
+    service ranges, borrowed workload /32s, service /32s), Calico's export filter, and for every
+    peer route records with a reason each, in a table grouped by (session, prefix). What differs
+    is only the representation, so the ratio measures what the integer-tuple prefixes buy.
+    """
+    network = netaddr.IPNetwork
+
+    def index(items: list[tuple[netaddr.IPNetwork, Any]]) -> list[tuple[int, dict[netaddr.IPNetwork, Any]]]:
+        levels: dict[int, dict[netaddr.IPNetwork, Any]] = {}
+        for net, value in items:
+            levels.setdefault(net.prefixlen, {}).setdefault(net, value)
+        return sorted(levels.items(), key=lambda level: -level[0])
+
+    def longest(levels: list[tuple[int, dict[netaddr.IPNetwork, Any]]], net: netaddr.IPNetwork) -> Any:
+        for length, table in levels:
+            if length <= net.prefixlen:
+                found = table.get(network((net.value, length)).cidr)
+                if found is not None:
+                    return found
+        return None
+
     config = cluster.bgp_configuration
     assert config is not None
-    ranges = [netaddr.IPNetwork(str(p)) for p in (*config.service_cluster_ips, *config.service_load_balancer_ips)]
-    balancer = [netaddr.IPNetwork(str(p)) for p in config.service_load_balancer_ips]
+    pools = index([(network(str(p.cidr)), p.name) for p in cluster.pools])
+    no_export = index([(network(str(p.cidr)), p.name) for p in cluster.pools if p.disable_bgp_export])
+    range_nets = [network(str(p)) for p in (*config.service_cluster_ips, *config.service_load_balancer_ips)]
+    ranges = index([(net, True) for net in range_nets])
+    balancer = index([(network(str(p)), True) for p in config.service_load_balancer_ips])
     blocks: dict[str, list[netaddr.IPNetwork]] = {}
+    owner_items = []
     for affinity in cluster.affinities:
-        blocks.setdefault(affinity.node, []).append(netaddr.IPNetwork(str(affinity.cidr)))
-    workloads: dict[str, list[netaddr.IPNetwork]] = {}
+        net = network(str(affinity.cidr))
+        blocks.setdefault(affinity.node, []).append(net)
+        owner_items.append((net, (net, affinity.node)))
+    owners = index(owner_items)
+    workloads: dict[str, list[tuple[netaddr.IPNetwork, str]]] = {}
     for allocation in cluster.allocations:
-        workloads.setdefault(allocation.node, []).append(netaddr.IPNetwork(str(allocation.address)))
-    local: dict[str, list[netaddr.IPNetwork]] = {}
+        workloads.setdefault(allocation.node, []).append((network(str(allocation.address)), allocation.owner))
+    local: dict[str, list[tuple[netaddr.IPNetwork, str]]] = {}
     for service in cluster.services:
-        ips = [netaddr.IPNetwork(f"{service.cluster_ip}/32")]
-        ips += [netaddr.IPNetwork(f"{ip}/32") for ip in service.ingress_ips
-                if any(netaddr.IPAddress(ip) in r for r in balancer)]
+        ips = [network(f"{service.cluster_ip}/32")]
+        ips += [network(f"{ip}/32") for ip in service.ingress_ips if longest(balancer, network(f"{ip}/32"))]
         for ref in cluster.slice_endpoints.get(service.key, ()):
             if ref.ready is not False:
-                local.setdefault(ref.node, []).extend(ips)
+                local.setdefault(ref.node, []).extend((ip, service.key) for ip in ips)
+    range_ok = [net for net in range_nets if longest(owners, net) is None and longest(no_export, net) is None]
+
+    def own_block(name: str, net: netaddr.IPNetwork) -> netaddr.IPNetwork | None:
+        found = longest(owners, net)
+        return found[0] if found is not None and found[1] == name else None
+
+    def export(name: str, net: netaddr.IPNetwork, hosts: set[netaddr.IPNetwork]) -> bool:
+        if longest(no_export, net) is not None:
+            return False
+        block = own_block(name, net)
+        if block is not None:
+            return bool(block == net)
+        if longest(ranges, net) is not None or net in hosts:
+            return True
+        return longest(pools, net) is not None
+
     out: set[tuple[str, str, str]] = set()
     for peer in PEERS:
         target = netaddr.IPAddress(peer.address)
         bgp_peer = next(p for p in cluster.peers if p.peer_ip and netaddr.IPAddress(p.peer_ip) == target)
+        assert bgp_peer.as_number is not None
         key, _, value = (bgp_peer.node_selector or "").partition(" == ")
-        for node in cluster.nodes.values():
+        reasons: dict[tuple[Any, ...], list[tuple[str, str, str, str]]] = {}
+        table: dict[tuple[str, netaddr.IPNetwork], list[tuple[Any, ...]]] = {}
+        for name in sorted(cluster.nodes):
+            node = cluster.nodes[name]
             if node.labels.get(key) != value.strip("'"):
                 continue
-            own = blocks.get(node.name, [])
-            statics = ranges + local.get(node.name, [])
-            candidates = own + [w for w in workloads.get(node.name, []) if not any(w in b for b in own)] + statics
-            for net in candidates:
-                if any(net in p for p in no_export):
-                    continue
-                inside = [b for b in own if net in b]
-                if inside:
-                    if net != inside[0]:
-                        continue
-                elif not any(net in s for s in statics) and not any(net in p for p in pools):
-                    continue
-                out.add((str(node.ipv4_address), str(net.cidr), str(node.ipv4_address)))
+            address = str(netaddr.IPAddress(str(node.ipv4_address)))
+            local_as = cluster.node_as(node)
+            as_path = (local_as,) if local_as != bgp_peer.as_number else ()
+            statics = local.get(name, [])
+            hosts = {net for net, _ in statics}
+            accepted = [(net, ("block", name, "local", "")) for net in blocks.get(name, [])
+                        if longest(no_export, net) is None]
+            accepted += [(net, ("service-range", name, "local", "")) for net in range_ok]
+            candidates = [(net, ("borrowed", name, "local", f"workload {owner}"))
+                          for net, owner in workloads.get(name, []) if own_block(name, net) is None]
+            candidates += [(net, ("service-local", name, "local", service)) for net, service in statics]
+            accepted += [(net, why) for net, why in candidates if export(name, net, hosts)]
+            for net, why in accepted:
+                route = (net, address, address, as_path, "igp", (), ())
+                reasons.setdefault(route, []).append(why)
+                table.setdefault((address, net), []).append(route)
+        out.update((session, str(net), route[1]) for (session, net), paths in table.items() for route in paths)
     return out
 
 

@@ -62,27 +62,60 @@ class Route(NamedTuple):
         """Inverse of ``to_dict``; raises ``SpecError`` naming ``where`` on bad input."""
         if not isinstance(data, Mapping):
             raise SpecError("a route must be a mapping", path=where)
+        if "prefix" not in data:
+            raise SpecError("missing field 'prefix'", path=where)
+        field = "prefix"
         try:
             prefix = Prefix.parse(str(data["prefix"]))
+            field = "next_hop"
             next_hop = canonical_address(str(data["next_hop"])) if data.get("next_hop") else ""
+            field = "session"
             session = canonical_address(str(data["session"])) if data.get("session") else ""
-            as_path = tuple(int(asn) for asn in data.get("as_path") or ())
+            field = "as_path"
+            as_path = _as_path(data.get("as_path"))
+            field = "origin"
             origin = str(data.get("origin") or "igp")
-            communities = make_communities(parse_community(str(c)) for c in data.get("communities") or ())
+            field = "communities"
+            communities = make_communities(parse_community(str(c)) for c in _listed(data.get("communities")))
+            field = "large_communities"
             large = make_large_communities(
-                parse_large_community(str(c)) for c in data.get("large_communities") or ()
+                parse_large_community(str(c)) for c in _listed(data.get("large_communities"))
             )
+            field = "path_id"
             path_id_raw = data.get("path_id")
             path_id = None if path_id_raw is None else int(path_id_raw)
-        except KeyError as missing:
-            raise SpecError(f"missing field {missing.args[0]!r}", path=where) from None
         except SpecError as exc:
-            raise SpecError(exc.message, path=where, fix=exc.fix) from None
-        except (TypeError, ValueError) as exc:
-            raise SpecError(f"bad value: {exc}", path=where) from None
+            raise SpecError(exc.message, path=f"{where}.{field}", fix=exc.fix) from None
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"{data.get(field)!r} is not a valid {field.replace('_', ' ')}",
+                path=f"{where}.{field}",
+                fix=_FIELD_FIXES.get(field),
+            ) from None
         if origin not in ORIGINS:
             raise SpecError(f"unknown origin {origin!r}", path=f"{where}.origin", fix="igp, egp or incomplete")
         return cls(prefix, next_hop, session, as_path, origin, communities, large, path_id)
+
+
+_FIELD_FIXES = {
+    "as_path": "a list of AS numbers, e.g. [64512, 65000]",
+    "path_id": "a whole number (the ADD-PATH path identifier)",
+}
+
+
+def _listed(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise TypeError(value)
+
+
+def _as_path(value: Any) -> tuple[int, ...]:
+    asns = tuple(int(asn) for asn in _listed(value))
+    if any(not 0 <= asn <= 0xFFFFFFFF for asn in asns):
+        raise ValueError(value)
+    return asns
 
 
 def parse_community(text: str) -> Community:

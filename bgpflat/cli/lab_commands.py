@@ -307,6 +307,9 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         description="Every lab recorded under $XDG_STATE_HOME/bgpflat/lab (or the given --state-dir): "
         "namespaces, processes and control plane. Exit 0 when all are healthy, 1 otherwise.",
     )
+    status.add_argument(
+        "scenario", nargs="?", metavar="SCENARIO", help="show only this scenario's lab (default: every lab)"
+    )
     status.add_argument("--state-dir", metavar="DIR", type=Path, help="show only the lab in DIR")
     add_output_option(status)
     status.set_defaults(func=_cmd_lab_status)
@@ -336,6 +339,15 @@ def _lab_dir(args: argparse.Namespace) -> Path:
     from bgpflat.lab.lifecycle import default_state_dir
 
     return Path(args.state_dir) if args.state_dir else default_state_dir(args.scenario)
+
+
+def _known_lab_dir(args: argparse.Namespace) -> Path:
+    """The lab's state directory, refusing a scenario name that is a typo before anything is touched."""
+    from bgpflat.lab.lifecycle import require_known_scenario
+
+    state_dir = _lab_dir(args)
+    require_known_scenario(args.scenario, state_dir)
+    return state_dir
 
 
 def _scenario_name(name_or_path: str) -> str:
@@ -411,7 +423,7 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
 def _cmd_lab_down(args: argparse.Namespace) -> int:
     from bgpflat.lab.lifecycle import down
 
-    state_dir = _lab_dir(args)
+    state_dir = _known_lab_dir(args)
     done = down(state_dir)
     if done:
         info(f"lab {args.scenario} down: stopped and removed {len(done)} item(s)")
@@ -425,7 +437,10 @@ def _cmd_lab_down(args: argparse.Namespace) -> int:
 def _cmd_lab_status(args: argparse.Namespace) -> int:
     from bgpflat.lab.lifecycle import Lab, recorded_labs
 
-    directories = [Path(args.state_dir)] if args.state_dir else recorded_labs()
+    if args.scenario:
+        directories = [_known_lab_dir(args)]
+    else:
+        directories = [Path(args.state_dir)] if args.state_dir else recorded_labs()
     labs = [Lab.attach(d).status() for d in directories]
     if args.output == "json":
         print(json.dumps({"format_version": 1, "labs": labs}, indent=2))
@@ -460,7 +475,7 @@ def _cmd_lab_check(args: argparse.Namespace) -> int:
     from bgpflat.lab.check import run_check
     from bgpflat.lab.lifecycle import Lab
 
-    lab = Lab.attach(_lab_dir(args))
+    lab = Lab.attach(_known_lab_dir(args))
     report = run_check(lab, verify_timeout=args.verify_timeout, progress=info)
     if args.output == "json":
         print(json.dumps(report.to_dict(), indent=2))

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bgpflat.core.checks import Finding
+from bgpflat.core.checks import SEVERITIES, Finding
 from bgpflat.core.state import resource_key
-from bgpflat.errors import PlanError, SpecError
+from bgpflat.errors import PlanError
 
 FORMAT_VERSION = 1
 ACTIONS = ("create", "update", "delete", "no-op")
@@ -82,28 +82,34 @@ class ResourceChange:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResourceChange:
-        action = str(data["action"])
+    def from_dict(cls, data: Any, *, where: str = "change") -> ResourceChange:
+        """One change read back from a plan file; ``where`` is its JSON path, for the error."""
+        change = _object(data, where)
+        action = _required_str(change, "action", where)
         if action not in ACTIONS:
-            raise SpecError(f"unknown action {action!r}", fix=f"use {', '.join(ACTIONS)}")
-        fields = tuple(
-            FieldChange(path=str(f["path"]), before=f.get("before"), after=f.get("after"))
-            for f in data.get("fields") or ()
-        )
-        rv = data.get("resource_version")
-        note = data.get("note")
+            raise PlanError(f"{where}: unknown action {_json(action)} (bgpflat knows {', '.join(ACTIONS)})")
+        fields = []
+        for i, item in enumerate(_optional_list(change, "fields", where)):
+            at = f"{where}.fields[{i}]"
+            entry = _object(item, at)
+            fields.append(
+                FieldChange(path=_required_str(entry, "path", at), before=entry.get("before"), after=entry.get("after"))
+            )
+        chained = change.get("chained", False)
+        if not isinstance(chained, bool):
+            raise PlanError(f"{where}.chained: expected true or false, got {_type_of(chained)}")
         return cls(
             action=action,
-            api_version=str(data["api_version"]),
-            kind=str(data["kind"]),
-            name=str(data["name"]),
-            stage=str(data.get("stage") or ""),
-            fields=fields,
-            patch=data.get("patch"),
-            manifest=data.get("manifest"),
-            resource_version=None if rv is None else str(rv),
-            chained=bool(data.get("chained", False)),
-            note=None if note is None else str(note),
+            api_version=_required_str(change, "api_version", where),
+            kind=_required_str(change, "kind", where),
+            name=_required_str(change, "name", where),
+            stage=_optional_str(change, "stage", where) or "",
+            fields=tuple(fields),
+            patch=_optional_object(change, "patch", where),
+            manifest=_optional_object(change, "manifest", where),
+            resource_version=_optional_str(change, "resource_version", where),
+            chained=chained,
+            note=_optional_str(change, "note", where),
         )
 
 
@@ -183,36 +189,46 @@ class Plan:
 
     @classmethod
     def from_dict(cls, data: Any) -> Plan:
+        """A plan read back from its JSON form. Every refusal is a ``PlanError`` naming the JSON path
+        (``stages[0].changes[2]: missing "kind"``): saved plans get truncated and hand-edited, and a
+        bare ``KeyError`` text would not tell anyone which entry is wrong."""
         if not isinstance(data, Mapping):
             raise PlanError("not a bgpflat plan: expected a JSON object")
-        version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if "format_version" not in data:
+            raise PlanError('not a bgpflat plan: missing "format_version"')
+        version = data["format_version"]
+        # bool is an int in Python, so ``true`` would otherwise pass for version 1.
+        if isinstance(version, bool) or version != FORMAT_VERSION:
             raise PlanError(
-                f"unsupported plan format_version {version!r} (this bgpflat reads {FORMAT_VERSION}); "
-                "make the plan again with this version"
+                f"format_version {_json(version)} is not supported (this bgpflat reads {FORMAT_VERSION}) "
+                "(fix: make the plan again with `bgpflat plan --out`)"
             )
-        try:
-            stages = tuple(
-                Stage(
-                    name=str(s["name"]),
-                    title=str(s.get("title") or STAGE_TITLES.get(str(s["name"]), "")),
-                    changes=tuple(ResourceChange.from_dict(c) for c in s.get("changes") or ()),
-                )
-                for s in data.get("stages") or ()
+        stages = []
+        for i, item in enumerate(_optional_list(data, "stages", "")):
+            at = f"stages[{i}]"
+            stage = _object(item, at)
+            name = _required_str(stage, "name", at)
+            changes = tuple(
+                ResourceChange.from_dict(c, where=f"{at}.changes[{j}]")
+                for j, c in enumerate(_optional_list(stage, "changes", at))
             )
-            return cls(
-                stages=stages,
-                unchanged=tuple(ResourceChange.from_dict(c) for c in data.get("unchanged") or ()),
-                findings=tuple(Finding.from_dict(f) for f in data.get("findings") or ()),
-                observed_versions={
-                    str(k): None if v is None else str(v) for k, v in (data.get("observed_versions") or {}).items()
-                },
-                identity={str(k): str(v) for k, v in (data.get("identity") or {}).items()},
-                cluster={str(k): None if v is None else str(v) for k, v in (data.get("cluster") or {}).items()},
-                prune=bool(data.get("prune", False)),
-            )
-        except (KeyError, TypeError, AttributeError, SpecError) as exc:
-            raise PlanError(f"not a valid bgpflat plan: {exc}") from None
+            title = _optional_str(stage, "title", at) or STAGE_TITLES.get(name, "")
+            stages.append(Stage(name=name, title=title, changes=changes))
+        prune = data.get("prune", False)
+        if not isinstance(prune, bool):
+            raise PlanError(f"prune: expected true or false, got {_type_of(prune)}")
+        return cls(
+            stages=tuple(stages),
+            unchanged=tuple(
+                ResourceChange.from_dict(c, where=f"unchanged[{i}]")
+                for i, c in enumerate(_optional_list(data, "unchanged", ""))
+            ),
+            findings=tuple(_finding(f, f"findings[{i}]") for i, f in enumerate(_optional_list(data, "findings", ""))),
+            observed_versions=_string_map(data, "observed_versions", nullable=True),
+            identity={k: v for k, v in _string_map(data, "identity", nullable=False).items() if v is not None},
+            cluster=_string_map(data, "cluster", nullable=True),
+            prune=prune,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -221,3 +237,104 @@ class Plan:
         except json.JSONDecodeError as exc:
             raise PlanError(f"not a bgpflat plan: invalid JSON ({exc.msg} at line {exc.lineno})") from None
         return cls.from_dict(data)
+
+
+# --- reading a plan back: structural checks with the JSON path in every message ------------------
+#
+# Optional keys stay optional (absent or null means the default) so small hand-written plans in
+# tests and older files keep loading; a key that is present must have the right JSON type, because
+# ``str()``/``bool()`` coercion would silently turn a hand-edit like ``"prune": "no"`` into True.
+
+
+def _json(value: Any) -> str:
+    """A value as it looks in the file (``"explode"``, ``7``, ``null``), not as Python prints it."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _type_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"the number {_json(value)}"
+    if isinstance(value, str):
+        return f"the string {_json(value)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PlanError(f"{where}: expected an object, got {_type_of(value)}")
+    return value
+
+
+def _required_str(data: Mapping[str, Any], key: str, where: str) -> str:
+    if key not in data:
+        raise PlanError(f'{where}: missing "{key}"' if where else f'missing "{key}"')
+    value = data[key]
+    if not isinstance(value, str):
+        raise PlanError(f"{_join(where, key)}: expected a string, got {_type_of(value)}")
+    return value
+
+
+def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise PlanError(f"{_join(where, key)}: expected a string, got {_type_of(value)}")
+    return value
+
+
+def _optional_list(data: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PlanError(f"{_join(where, key)}: expected a list, got {_type_of(value)}")
+    return value
+
+
+def _optional_object(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    return _object(value, _join(where, key))
+
+
+def _string_map(data: Mapping[str, Any], key: str, *, nullable: bool) -> dict[str, str | None]:
+    mapping = _optional_object(data, key, "") or {}
+    out: dict[str, str | None] = {}
+    for name, value in mapping.items():
+        if not (isinstance(value, str) or (nullable and value is None)):
+            wanted = "a string or null" if nullable else "a string"
+            raise PlanError(f"{key}[{_json(name)}]: expected {wanted}, got {_type_of(value)}")
+        out[str(name)] = value
+    return out
+
+
+def _finding(value: Any, where: str) -> Finding:
+    # Finding.from_dict trusts its input; check here so a bad entry is named, not a KeyError.
+    finding = _object(value, where)
+    for key in ("code", "severity", "message"):
+        _required_str(finding, key, where)
+    if finding["severity"] not in SEVERITIES:
+        raise PlanError(
+            f"{where}: unknown severity {_json(finding['severity'])} (bgpflat knows {', '.join(SEVERITIES)})"
+        )
+    _optional_str(finding, "fix", where)
+    subjects = _optional_list(finding, "subjects", where)
+    for i, subject in enumerate(subjects):
+        if not isinstance(subject, str):
+            raise PlanError(f"{where}.subjects[{i}]: expected a string, got {_type_of(subject)}")
+    return Finding.from_dict(finding)

@@ -57,7 +57,7 @@ from bgpflat.lab import netns
 from bgpflat.lab.controlplane import STATE_FILE as CONTROL_PLANE_STATE
 from bgpflat.lab.controlplane import ControlPlane
 from bgpflat.lab.follower import api_source
-from bgpflat.lab.seed import Scenario, load_scenario
+from bgpflat.lab.seed import Scenario, labs_dir, load_scenario
 from bgpflat.lab.topology import FlatLab, Topology, load_topology
 from bgpflat.lab.versions import DEFAULT_SERVICE_CLUSTER_IP_RANGE
 
@@ -83,6 +83,27 @@ def labs_root() -> Path:
 
 def default_state_dir(scenario: str) -> Path:
     return labs_root() / Path(scenario).name
+
+
+def scenario_names() -> list[str]:
+    """The scenarios under ``labs/``: directories with a ``cluster.yaml`` (``labs/external`` holds
+    only shared files and is not one)."""
+    base = labs_dir()
+    return sorted(p.name for p in base.iterdir() if (p / "cluster.yaml").is_file()) if base.is_dir() else []
+
+
+def require_known_scenario(scenario: str, state_dir: Path) -> None:
+    """Refuse a name that is neither a scenario nor something recorded in ``state_dir``.
+
+    Without this a typo reads as "no lab recorded", as if the lab had merely not been started. A
+    lab started from a scenario directory outside ``labs/`` is still found by its name, because
+    then its state directory exists.
+    """
+    path = Path(scenario)
+    if (path / "cluster.yaml").is_file() or path.name in scenario_names() or state_dir.exists():
+        return
+    known = ", ".join(scenario_names()) or "none found under labs/"
+    raise LabError(f"unknown scenario {scenario!r} (fix: one of {known})")
 
 
 def bgpflat_argv(*args: str) -> list[str]:

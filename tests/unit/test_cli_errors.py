@@ -223,7 +223,7 @@ def test_hand_edited_plan_names_the_file(capsys: pytest.CaptureFixture[str]) -> 
     del stages[0]["changes"][0]["kind"]
     Path("plan.json").write_text(json.dumps(data))
     assert only_error(capsys, "apply", "plan.json") == (
-        "plan.json: not a valid bgpflat plan: 'kind' "
+        'plan.json: stages[0].changes[0]: missing "kind" '
         "(fix: make the plan again with `bgpflat plan --out`; a saved plan is not edited by hand)"
     )
 
@@ -233,7 +233,8 @@ def test_plan_from_another_version_names_the_file(capsys: pytest.CaptureFixture[
     data["format_version"] = 99
     Path("plan.json").write_text(json.dumps(data))
     assert only_error(capsys, "apply", "plan.json") == (
-        "plan.json: unsupported plan format_version 99 (this bgpflat reads 1); make the plan again with this version"
+        "plan.json: format_version 99 is not supported (this bgpflat reads 1) "
+        "(fix: make the plan again with `bgpflat plan --out`)"
     )
 
 
@@ -536,3 +537,44 @@ def test_spec_error_is_a_spec_error() -> None:
 
     with pytest.raises(SpecError):
         parse_documents("a: 1\na: 2\n", file="x.yaml")
+
+
+# --- lab scenario names ------------------------------------------------------------------------------
+
+UNKNOWN_SCENARIO = "unknown scenario 'nosuchscenario' (fix: one of calico-bgp, forwarding-node, ipip-migration)"
+
+
+@pytest.mark.parametrize("command", ["check", "down", "status"])
+def test_lab_unknown_scenario_is_refused_before_any_lab_is_touched(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert only_error(capsys, "lab", command, "nosuchscenario") == UNKNOWN_SCENARIO
+    assert not (tmp_path / "state").exists()
+
+
+def test_lab_known_scenario_that_is_not_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A real scenario name keeps the "not started" wording, by name or by directory.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    state = tmp_path / "state" / "bgpflat" / "lab" / "calico-bgp"
+    not_up = f"no lab recorded in {state}; start one with `bgpflat lab up SCENARIO`"
+    assert only_error(capsys, "lab", "check", "calico-bgp") == not_up
+    assert only_error(capsys, "lab", "check", str(LABS / "calico-bgp")) == not_up
+    assert only_error(capsys, "lab", "status", "calico-bgp") == not_up
+    code, err = run(capsys, "lab", "down", "calico-bgp")
+    assert code == 0
+    assert err.strip() == f"no lab recorded in {state}; nothing to do"
+
+
+def test_lab_started_from_a_directory_outside_labs_is_found_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `lab up /some/dir/mylab` keeps its state under the directory's name: that name is not refused.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    state = tmp_path / "state" / "bgpflat" / "lab" / "mylab"
+    state.mkdir(parents=True)
+    assert only_error(capsys, "lab", "check", "mylab") == (
+        f"no lab recorded in {state}; start one with `bgpflat lab up SCENARIO`"
+    )

@@ -496,11 +496,12 @@ def test_plan_json_round_trip_is_byte_identical() -> None:
         ("[]", "not a bgpflat plan: expected a JSON object"),
         (
             '{"format_version": 99}',
-            "unsupported plan format_version 99 (this bgpflat reads 1); make the plan again with this version",
+            "format_version 99 is not supported (this bgpflat reads 1) "
+            "(fix: make the plan again with `bgpflat plan --out`)",
         ),
         (
             '{"format_version": 1, "stages": [{"name": "peers", "changes": [{"action": "explode"}]}]}',
-            "not a valid bgpflat plan: unknown action 'explode' (fix: use create, update, delete, no-op)",
+            'stages[0].changes[0]: unknown action "explode" (bgpflat knows create, update, delete, no-op)',
         ),
     ],
 )

@@ -81,6 +81,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--state-dir", metavar="DIR", help=f"event log, snapshots, sockets (default ./{DEFAULT_STATE_DIR})"
     )
     run.add_argument(
+        "--events-max-bytes",
+        type=int,
+        metavar="N",
+        help="rotate DIR/events.jsonl once it would pass N bytes: it becomes events.jsonl.1, older "
+        "ones .2 and .3, the oldest is dropped (default 64 MiB; 0 = never rotate). DIR/exabgp.log "
+        "is not rotated",
+    )
+    run.add_argument(
         "--endpoint", metavar="HOST:PORT", help="serve the read-only endpoint on loopback TCP instead of DIR/peer.sock"
     )
     run.add_argument("--exabgp", metavar="COMMAND", help="ExaBGP command line (default: this Python's exabgp server)")
@@ -118,6 +126,7 @@ _FILE_KEYS = {
     "state_dir",
     "endpoint",
     "exabgp",
+    "events_max_bytes",
 }
 
 
@@ -304,6 +313,7 @@ def _snapshot_objects(path: str) -> list[dict[str, Any]]:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from bgpflat.peer.state import EVENTS_MAX_BYTES
     from bgpflat.peer.supervisor import PeerRuntime, RunOptions
 
     settings = _settings(args)
@@ -312,6 +322,9 @@ def run_command(args: argparse.Namespace) -> int:
         config=config,
         state_dir=Path(str(settings.get("state_dir") or DEFAULT_STATE_DIR)).resolve(),
         endpoint=settings.get("endpoint"),
+        events_max_bytes=_setting_int(
+            settings, "events_max_bytes", "--events-max-bytes", default=EVENTS_MAX_BYTES, low=0, high=2**62
+        ),
     )
     if settings.get("exabgp"):
         options = dataclasses.replace(options, exabgp_command=tuple(shlex.split(str(settings["exabgp"]))))

@@ -2,10 +2,12 @@
 
 Layout of ``--state-dir DIR``::
 
-    events.jsonl     one JSON object per line: sessions, End-of-RIB, updates, ExaBGP lifecycle
+    events.jsonl     one JSON object per line: sessions, End-of-RIB, updates, ExaBGP lifecycle;
+                     rotated by size to events.jsonl.1 .. .3 (see ``EVENTS_MAX_BYTES``)
     snapshot.json    sessions + learned routes, replaced atomically (readers never see half a file)
     exabgp.conf      the generated receive-only config (mode 0600: it may hold the MD5 password)
-    exabgp.log       ExaBGP's own output
+    exabgp.log       ExaBGP's own output (appended to, never rotated: it grows only with
+                     ExaBGP's own messages, not with the routes)
     collector.sock   where the collector that ExaBGP runs connects
     peer.sock        the read-only local endpoint (unless --endpoint HOST:PORT is given)
     lock             held while a ``bgpflat peer run`` uses the directory
@@ -24,6 +26,9 @@ from typing import IO, Any
 from bgpflat.errors import PeerError
 
 FORMAT_VERSION = 1
+# One line per UPDATE: a busy neighbor would otherwise fill the disk over weeks of running.
+EVENTS_MAX_BYTES = 64 * 1024 * 1024
+EVENTS_GENERATIONS = 3
 
 
 def iso_time(epoch: float) -> str:
@@ -33,8 +38,12 @@ def iso_time(epoch: float) -> str:
 class StateDir:
     """Paths and file operations of one state directory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, events_max_bytes: int = EVENTS_MAX_BYTES, events_generations: int = EVENTS_GENERATIONS
+    ) -> None:
         self.path = path
+        self.events_max_bytes = events_max_bytes  # 0: never rotate
+        self.events_generations = events_generations
         self.events = path / "events.jsonl"
         self.snapshot = path / "snapshot.json"
         self.exabgp_conf = path / "exabgp.conf"
@@ -42,7 +51,8 @@ class StateDir:
         self.collector_sock = path / "collector.sock"
         self.endpoint_sock = path / "peer.sock"
         self.lock = path / "lock"
-        self._events_file: IO[str] | None = None
+        self._events_file: IO[bytes] | None = None
+        self._events_size = 0
         self._lock_file: IO[str] | None = None
 
     def create(self) -> None:
@@ -81,11 +91,46 @@ class StateDir:
         os.chmod(path, 0o600)
 
     def log_events(self, records: list[dict[str, Any]]) -> None:
-        if self._events_file is None:
-            self._events_file = self.events.open("a", encoding="utf-8")
+        """Append records, one line each; a line never straddles two generations."""
+        handle = self._open_events()
+        limit = self.events_max_bytes
         for record in records:
-            self._events_file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._events_file.flush()
+            line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
+            # Rotate before a line that would pass the limit, so every line lands whole in one
+            # file. A line longer than the limit still goes into a fresh (empty) file.
+            if limit > 0 and self._events_size and self._events_size + len(line) > limit:
+                handle = self._rotate_events()
+            handle.write(line)
+            self._events_size += len(line)
+        handle.flush()
+
+    def event_files(self) -> list[Path]:
+        """The event log's generations that exist, oldest first (the current file last)."""
+        names = [self.events.with_name(f"{self.events.name}.{n}") for n in range(self.events_generations, 0, -1)]
+        return [path for path in (*names, self.events) if path.exists()]
+
+    def _open_events(self) -> IO[bytes]:
+        if self._events_file is None:
+            # Binary, so that the size counted is the size on disk; appending keeps what an
+            # earlier run wrote, and counts it towards the limit.
+            self._events_file = self.events.open("ab")
+            self._events_size = self._events_file.tell()
+        return self._events_file
+
+    def _rotate_events(self) -> IO[bytes]:
+        assert self._events_file is not None
+        self._events_file.close()  # flushes: everything written so far is in the file renamed below
+        self._events_file = None
+        for n in range(self.events_generations, 0, -1):
+            older = self.events.with_name(f"{self.events.name}.{n}")
+            newer = self.events if n == 1 else self.events.with_name(f"{self.events.name}.{n - 1}")
+            # os.replace over the oldest generation drops it; a missing one (early on) is skipped.
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(newer, older)
+        if self.events_generations <= 0:
+            with contextlib.suppress(FileNotFoundError):
+                self.events.unlink()
+        return self._open_events()
 
     def write_snapshot(self, data: dict[str, Any]) -> None:
         """Write, fsync, then rename over the old snapshot: a reader sees the old or the new one."""

@@ -42,7 +42,7 @@ from bgpflat.errors import PeerError, SpecError
 from bgpflat.peer import collector
 from bgpflat.peer.endpoint import Endpoint, parse_endpoint
 from bgpflat.peer.process import ExabgpChild, exabgp_environment
-from bgpflat.peer.state import FORMAT_VERSION, StateDir, iso_time
+from bgpflat.peer.state import EVENTS_MAX_BYTES, FORMAT_VERSION, StateDir, iso_time
 
 NotifyFn = Callable[[Notice], None]
 _HELLO = b'{"bgpflat-collector"'
@@ -66,6 +66,7 @@ class RunOptions:
     snapshot_interval: float = 30.0
     stop_timeout: float = 10.0
     extra_env: tuple[tuple[str, str], ...] = ()
+    events_max_bytes: int = EVENTS_MAX_BYTES  # events.jsonl is rotated past this size; 0: never
 
 
 def route_records(routes: Iterable[Route]) -> list[dict[str, Any]]:
@@ -129,7 +130,7 @@ class PeerRuntime:
 
     def __init__(self, options: RunOptions, *, notify: NotifyFn | None = None) -> None:
         self.options = options
-        self.state = StateDir(options.state_dir)
+        self.state = StateDir(options.state_dir, events_max_bytes=options.events_max_bytes)
         self.rib = Rib()
         self._notify = notify or (lambda notice: None)
         self._lock = threading.Lock()

@@ -74,11 +74,15 @@ def plan_external(client: RestClient, services: Sequence[ExternalService], *, le
             observed[key] = client.request("GET", f"{collection}/{name}", action=f"read {key}")
         except KubeNotFound:
             observed[key] = None
-    return make_external_plan(desired=desired, observed=observed, related=_related(client, services))
+    related = _related(client, services, known=observed)
+    return make_external_plan(desired=desired, observed=observed, related=related)
 
 
-def _related(client: RestClient, services: Sequence[ExternalService]) -> list[dict[str, Any]]:
-    """The endpoint objects the cluster holds for these Services (for stale-object cleanup)."""
+def _related(
+    client: RestClient, services: Sequence[ExternalService], *, known: Mapping[str, Mapping[str, Any] | None]
+) -> list[dict[str, Any]]:
+    """The endpoint objects the cluster holds for these Services (for stale-object cleanup); an
+    Endpoints object already read for the plan (``known``, by key) is not read again."""
     out: list[dict[str, Any]] = []
     for service in services:
         slices, _ = _collection(f"EndpointSlice/{service.namespace}/-")
@@ -88,12 +92,17 @@ def _related(client: RestClient, services: Sequence[ExternalService]) -> list[di
         )
         for item in (found or {}).get("items") or []:
             out.append({**item, "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice"})
-        endpoints, _ = _collection(f"Endpoints/{service.namespace}/-")
-        try:
-            item = client.request("GET", f"{endpoints}/{service.name}", action=f"read Endpoints of {service.key}")
-        except KubeNotFound:
-            continue
-        out.append({**item, "apiVersion": "v1", "kind": "Endpoints"})
+        key = f"Endpoints/{service.namespace}/{service.name}"
+        if key in known:
+            item = known[key]
+        else:
+            endpoints, _ = _collection(key)
+            try:
+                item = client.request("GET", f"{endpoints}/{service.name}", action=f"read Endpoints of {service.key}")
+            except KubeNotFound:
+                item = None
+        if item is not None:
+            out.append({**item, "apiVersion": "v1", "kind": "Endpoints"})
     return out
 
 

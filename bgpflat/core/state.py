@@ -34,12 +34,9 @@ from bgpflat.core.calico import (
     parse_as_number,
     parse_resource,
 )
+from bgpflat.core.cluster import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.core.prefixes import Prefix
 from bgpflat.errors import SpecError
-
-ANNOTATION_IPV4 = "projectcalico.org/IPv4Address"
-ANNOTATION_IPV6 = "projectcalico.org/IPv6Address"
-ANNOTATION_ASN = "projectcalico.org/ASNumber"
 
 
 def _frozen_map(value: object) -> Mapping[str, str]:
@@ -119,9 +116,9 @@ class ObservedNode:
             raise SpecError("a Node needs metadata", fix="pass Nodes as the API serves them")
         annotations = _frozen_map(metadata.get("annotations"))
         asn: int | None = None
-        if annotations.get(ANNOTATION_ASN):
+        if annotations.get(ANNOTATION_AS):
             try:
-                asn = parse_as_number(annotations[ANNOTATION_ASN])
+                asn = parse_as_number(annotations[ANNOTATION_AS])
             except SpecError:
                 asn = None
         return cls(

@@ -43,13 +43,9 @@ def snapshot_identity(header: Mapping[str, Any], *, file: str) -> dict[str, str]
         "clusterID": str(header.get("clusterUID") or ""),
         "apiGroup": str(header.get("apiGroup") or ""),
         "apiFlavour": str(header.get("apiFlavour") or ""),
-        "calicoVersion": str(header.get("calicoVersion") or _calico_version(header) or ""),
+        "calicoVersion": str(header.get("calicoVersion") or ""),
         "snapshot": file,
     }
-
-
-def _calico_version(header: Mapping[str, Any]) -> str:
-    return str(header.get("calicoVersion") or "")
 
 
 def plan_snapshot(

@@ -59,6 +59,12 @@ def only_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return lines[0].removeprefix("bgpflat: error: ")
 
 
+def plan_spec_error(capsys: pytest.CaptureFixture[str], text: str) -> str:
+    """Write ``spec.yaml`` with ``text``, plan it against the lab snapshot; return the one error line."""
+    Path("spec.yaml").write_text(text)
+    return only_error(capsys, "plan", "-f", "spec.yaml", "--snapshot", str(CLUSTER))
+
+
 def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(list(argv))
@@ -70,24 +76,19 @@ def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
 
 
 def test_duplicate_key_is_refused_with_both_lines(capsys: pytest.CaptureFixture[str]) -> None:
-    Path("spec.yaml").write_text("version: 1\nbgp:\n  asNumber: 64513\n  asNumber: 64514\n")
-    assert only_error(capsys, "plan", "-f", "spec.yaml", "--snapshot", str(CLUSTER)) == (
+    assert plan_spec_error(capsys, "version: 1\nbgp:\n  asNumber: 64513\n  asNumber: 64514\n") == (
         "spec.yaml:4: bgp.asNumber: duplicate key 'asNumber' (first at line 3) (fix: keep one of them)"
     )
 
 
 def test_duplicate_key_in_a_flow_mapping_names_the_list_item(capsys: pytest.CaptureFixture[str]) -> None:
-    Path("spec.yaml").write_text(
-        "pools:\n  - {name: p, cidr: 10.1.0.0/16}\n  - {name: p, cidr: 10.2.0.0/16, name: q}\n"
-    )
-    assert only_error(capsys, "plan", "-f", "spec.yaml", "--snapshot", str(CLUSTER)) == (
-        "spec.yaml:3: pools[1].name: duplicate key 'name' (first at line 3) (fix: keep one of them)"
-    )
+    assert plan_spec_error(
+        capsys, "pools:\n  - {name: p, cidr: 10.1.0.0/16}\n  - {name: p, cidr: 10.2.0.0/16, name: q}\n"
+    ) == ("spec.yaml:3: pools[1].name: duplicate key 'name' (first at line 3) (fix: keep one of them)")
 
 
 def test_tab_indentation_says_tab(capsys: pytest.CaptureFixture[str]) -> None:
-    Path("spec.yaml").write_text("version: 1\nbgp:\n\tasNumber: 64513\n")
-    assert only_error(capsys, "plan", "-f", "spec.yaml", "--snapshot", str(CLUSTER)) == (
+    assert plan_spec_error(capsys, "version: 1\nbgp:\n\tasNumber: 64513\n") == (
         "spec.yaml:3: invalid YAML: a tab character; YAML indents with spaces only "
         "(fix: replace the tabs on that line with spaces)"
     )
@@ -101,31 +102,27 @@ def test_directory_given_as_a_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_empty_spec_file_is_named(capsys: pytest.CaptureFixture[str]) -> None:
-    Path("spec.yaml").write_text("# nothing yet\n")
-    assert only_error(capsys, "plan", "-f", "spec.yaml", "--snapshot", str(CLUSTER)) == (
+    assert plan_spec_error(capsys, "# nothing yet\n") == (
         "spec.yaml: empty file: no flat spec and no Calico manifests (fix: pass a bgpflat.yaml or Calico manifests)"
     )
 
 
 def test_pools_as_a_string_is_not_a_list(capsys: pytest.CaptureFixture[str]) -> None:
-    Path("spec.yaml").write_text("pools: default-pool\n")
-    assert only_error(capsys, "plan", "-f", "spec.yaml", "--snapshot", str(CLUSTER)) == (
+    assert plan_spec_error(capsys, "pools: default-pool\n") == (
         "spec.yaml:1: pools: expected a list, got str (fix: write a YAML list)"
     )
 
 
 @pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "list"), ("hello\n", "str")])
 def test_spec_that_is_not_a_mapping(capsys: pytest.CaptureFixture[str], text: str, kind: str) -> None:
-    Path("spec.yaml").write_text(text)
-    assert only_error(capsys, "plan", "-f", "spec.yaml", "--snapshot", str(CLUSTER)) == (
+    assert plan_spec_error(capsys, text) == (
         f"spec.yaml:1: expected a flat spec or a Kubernetes object (a mapping), got {kind} "
         "(fix: start a flat spec with keys such as version:, bgp:, pools:, peers:)"
     )
 
 
 def test_unquoted_dotted_as_number_says_quote_it(capsys: pytest.CaptureFixture[str]) -> None:
-    Path("spec.yaml").write_text("bgp:\n  asNumber: 1.10\n")
-    assert only_error(capsys, "plan", "-f", "spec.yaml", "--snapshot", str(CLUSTER)) == (
+    assert plan_spec_error(capsys, "bgp:\n  asNumber: 1.10\n") == (
         "spec.yaml:2: bgp.asNumber: invalid AS number 1.1: YAML read it as a decimal number "
         '(fix: write an asplain number, or quote a dotted one: "1.10")'
     )

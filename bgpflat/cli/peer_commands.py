@@ -398,19 +398,15 @@ def describe_notice(notice: Notice) -> str:
 
 def read_state(args: argparse.Namespace, path: str) -> dict[str, Any]:
     """From the running peer's endpoint, or else from its last snapshot (said on stderr)."""
-    from bgpflat.peer.endpoint import EndpointUnavailable, fetch
+    from bgpflat.peer.endpoint import EndpointUnavailable, fetch, fetch_running
     from bgpflat.peer.state import StateDir
 
     state = StateDir(Path(args.state_dir))
-    address = args.endpoint or f"unix:{state.endpoint_sock}"
-    if args.endpoint or state.endpoint_sock.exists():
-        try:
-            data = fetch(address, path)
-            data["source"] = "live"
-            return data
-        except EndpointUnavailable:
-            if args.endpoint:
-                raise
+    answered = fetch_running(state, args.endpoint, path)
+    if answered is not None:
+        data = answered[1]
+        data["source"] = "live"
+        return data
     data = state.read_snapshot()
     recorded = data.get("endpoint")
     if data.get("running") and isinstance(recorded, str) and not recorded.startswith("unix:"):

@@ -215,18 +215,15 @@ class PeerSource:
         self.endpoint = endpoint
 
     def read(self) -> LearnedState:
-        from bgpflat.peer.endpoint import EndpointUnavailable, fetch
+        from bgpflat.peer.endpoint import fetch_running
         from bgpflat.peer.state import StateDir
         from bgpflat.verify import learned_from_json
 
         state = StateDir(Path(self.state_dir))
-        address = self.endpoint or f"unix:{state.endpoint_sock}"
-        if self.endpoint or state.endpoint_sock.exists():
-            try:
-                return learned_from_json(fetch(address, "/snapshot"), source=f"peer {address}")
-            except EndpointUnavailable:
-                if self.endpoint:
-                    raise
+        live = fetch_running(state, self.endpoint, "/snapshot")
+        if live is not None:
+            address, data = live
+            return learned_from_json(data, source=f"peer {address}")
         return learned_from_json(state.read_snapshot(), source=str(state.snapshot))
 
 

@@ -17,15 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bgpflat.core.calico_models import DEFAULT_AS_NUMBER, parse_as_number, parse_peer_ip
+from bgpflat.core.cluster import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.core.exabgp_conf import Neighbor, neighbor
 from bgpflat.core.prefixes import canonical_address, parse_address
+from bgpflat.core.selector import Selector, parse_selector
 from bgpflat.errors import PeerError, SpecError
-from bgpflat.peer.selector import selector_matches
-
-DEFAULT_AS = 64512
-_IPV4_ANNOTATION = "projectcalico.org/IPv4Address"
-_IPV6_ANNOTATION = "projectcalico.org/IPv6Address"
-_AS_ANNOTATION = "projectcalico.org/ASNumber"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,15 +37,10 @@ class ClusterPeering:
 
 
 def _as_number(value: Any, *, where: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if text.isdigit():
-        return int(text)
-    high, dot, low = text.partition(".")
-    if dot and high.isdigit() and low.isdigit():  # asdot "a.b", which calicoctl accepts
-        return int(high) << 16 | int(low)
-    raise SpecError(f"{where}: {value!r} is not an AS number")
+    try:
+        return parse_as_number(value)
+    except SpecError as exc:
+        raise SpecError(f"{where}: {exc.message}", fix=exc.fix) from None
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -61,19 +53,9 @@ def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     return spec if isinstance(spec, Mapping) else {}
 
 
-def _host(peer_ip: str) -> str:
-    """``IP``, ``IPv4:port`` or ``[IPv6]:port`` -> canonical IP."""
-    text = peer_ip.strip()
-    if text.startswith("["):
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:
-        text = text.partition(":")[0]
-    return canonical_address(text)
-
-
 def _node_address(node: Mapping[str, Any], version: int) -> str | None:
     annotations = _meta(node).get("annotations") or {}
-    key = _IPV4_ANNOTATION if version == 4 else _IPV6_ANNOTATION
+    key = ANNOTATION_IPV4 if version == 4 else ANNOTATION_IPV6
     text = annotations.get(key) or (_spec(node).get("bgp") or {}).get("ipv4Address" if version == 4 else "ipv6Address")
     if not text:
         return None
@@ -83,7 +65,7 @@ def _node_address(node: Mapping[str, Any], version: int) -> str | None:
 def _node_as(node: Mapping[str, Any], default_as: int) -> int:
     name = _meta(node).get("name", "?")
     annotations = _meta(node).get("annotations") or {}
-    value = annotations.get(_AS_ANNOTATION) or (_spec(node).get("bgp") or {}).get("asNumber")
+    value = annotations.get(ANNOTATION_AS) or (_spec(node).get("bgp") or {}).get("asNumber")
     return default_as if value in (None, "") else _as_number(value, where=f"node {name} AS number")
 
 
@@ -99,7 +81,7 @@ def select_neighbors(
     """
     ours = {canonical_address(a) for a in local_addresses}
     peers, nodes = [], []
-    default_as = DEFAULT_AS
+    default_as = DEFAULT_AS_NUMBER
     for obj in objects:
         kind = obj.get("kind")
         if kind == "BGPPeer":
@@ -122,7 +104,7 @@ def select_neighbors(
         if not spec.get("peerIP") or spec.get("peerSelector"):
             continue
         try:
-            target = _host(str(spec["peerIP"]))
+            target = parse_peer_ip(str(spec["peerIP"])).ip
         except SpecError:
             skipped.append(f"BGPPeer {name}: peerIP {spec['peerIP']!r} is not an address")
             continue
@@ -132,16 +114,20 @@ def select_neighbors(
         if spec.get("asNumber") not in (None, ""):
             local_as.add(_as_number(spec["asNumber"], where=f"BGPPeer {name} asNumber"))
         version = parse_address(target)[0]
+        selector: Selector | None = None  # parsed at first use: a peer that selects no node never fails on it
         for node in sorted(nodes, key=lambda n: str(_meta(n).get("name", ""))):
             node_name = str(_meta(node).get("name", "?"))
             if spec.get("node"):
                 if spec["node"] != node_name:
                     continue
-            elif not selector_matches(str(spec.get("nodeSelector") or ""), _meta(node).get("labels") or {}):
-                continue
+            else:
+                if selector is None:
+                    selector = parse_selector(str(spec.get("nodeSelector") or ""))
+                if not selector.matches(_meta(node).get("labels") or {}):
+                    continue
             address = _node_address(node, version)
             if address is None:
-                annotation = _IPV4_ANNOTATION if version == 4 else _IPV6_ANNOTATION
+                annotation = ANNOTATION_IPV4 if version == 4 else ANNOTATION_IPV6
                 skipped.append(f"node {node_name}: no IPv{version} BGP address (annotation {annotation})")
                 continue
             if address in ours:

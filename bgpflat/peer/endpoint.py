@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bgpflat.errors import PeerError
+from bgpflat.peer.state import StateDir
 
 Provider = Callable[[str], dict[str, Any] | None]
 PATHS = ("/status", "/routes", "/snapshot")
@@ -160,3 +161,19 @@ def fetch(address: str, path: str, *, timeout: float = 10.0) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PeerError(f"the peer at {address} sent an unexpected answer")
     return data
+
+
+def fetch_running(state: StateDir, endpoint: str | None, path: str) -> tuple[str, dict[str, Any]] | None:
+    """GET ``path`` from the peer running on ``state``: at ``endpoint`` if given, else at DIR/peer.sock.
+
+    None when no peer answers at the socket (read the snapshot instead); with an explicit
+    ``endpoint`` a peer that does not answer is an error. Returns the address that answered.
+    """
+    address = endpoint or f"unix:{state.endpoint_sock}"
+    if endpoint or state.endpoint_sock.exists():
+        try:
+            return address, fetch(address, path)
+        except EndpointUnavailable:
+            if endpoint:
+                raise
+    return None

@@ -106,8 +106,12 @@ class StateDir:
 
     def event_files(self) -> list[Path]:
         """The event log's generations that exist, oldest first (the current file last)."""
-        names = [self.events.with_name(f"{self.events.name}.{n}") for n in range(self.events_generations, 0, -1)]
+        names = [self._generation(n) for n in range(self.events_generations, 0, -1)]
         return [path for path in (*names, self.events) if path.exists()]
+
+    def _generation(self, n: int) -> Path:
+        """``events.jsonl.n``; generation 0 is the current file."""
+        return self.events if n == 0 else self.events.with_name(f"{self.events.name}.{n}")
 
     def _open_events(self) -> IO[bytes]:
         if self._events_file is None:
@@ -122,11 +126,9 @@ class StateDir:
         self._events_file.close()  # flushes: everything written so far is in the file renamed below
         self._events_file = None
         for n in range(self.events_generations, 0, -1):
-            older = self.events.with_name(f"{self.events.name}.{n}")
-            newer = self.events if n == 1 else self.events.with_name(f"{self.events.name}.{n - 1}")
             # os.replace over the oldest generation drops it; a missing one (early on) is skipped.
             with contextlib.suppress(FileNotFoundError):
-                os.replace(newer, older)
+                os.replace(self._generation(n - 1), self._generation(n))
         if self.events_generations <= 0:
             with contextlib.suppress(FileNotFoundError):
                 self.events.unlink()

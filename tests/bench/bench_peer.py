@@ -38,7 +38,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from netns import Lab, Netns, calico_bird_conf  # noqa: E402
+from netns import Lab, Netns, calico_bird_conf, start_peer  # noqa: E402
 
 from bgpflat.core import exabgp_conf  # noqa: E402
 from bgpflat.peer.endpoint import fetch  # noqa: E402
@@ -256,25 +256,12 @@ class Bench:
 
     def run_bgpflat(self, i: int) -> dict[str, Any]:
         state = self.work / f"bgpflat-{i}"
-        proc = self.lab.start(
+        proc = start_peer(
+            self.lab,
             self.peer,
-            [
-                sys.executable,
-                "-c",
-                "import sys; from bgpflat.cli import main; sys.exit(main())",
-                "peer",
-                "run",
-                "--local-as",
-                "65000",
-                "--listen",
-                PEER_IP,
-                "--neighbor",
-                NODE_IP,
-                "--peer-as",
-                "64512",
-                "--state-dir",
-                str(state),
-            ],
+            listen=PEER_IP,
+            neighbor=NODE_IP,
+            state_dir=state,
             log=self.work / f"bgpflat-{i}.log",
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )

@@ -23,6 +23,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,49 @@ from types import TracebackType
 from typing import IO, Any
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def bgpflat_argv(*args: str) -> list[str]:
+    """Run the CLI of this checkout with this interpreter."""
+    return [sys.executable, "-c", "import sys; from bgpflat.cli import main; sys.exit(main())", *args]
+
+
+def bgpflat_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def start_peer(
+    lab: Lab,
+    ns: Netns,
+    *,
+    listen: str,
+    neighbor: str,
+    state_dir: Path,
+    local_as: str = "65000",
+    peer_as: str = "64512",
+    extra: Sequence[str] = (),
+    log: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[Any]:
+    """``bgpflat peer run`` inside ``ns`` with one neighbor, tracked by ``lab``."""
+    argv = bgpflat_argv(
+        "peer",
+        "run",
+        "--local-as",
+        local_as,
+        "--listen",
+        listen,
+        "--neighbor",
+        neighbor,
+        "--peer-as",
+        peer_as,
+        "--state-dir",
+        str(state_dir),
+        *extra,
+    )
+    return lab.start(ns, argv, log=log, env=bgpflat_env() if env is None else env)
 
 
 def skip_unless_root_and(*binaries: str) -> None:

@@ -26,24 +26,26 @@ from bgpflat.core.routes import Route, RouteTable
 from bgpflat.peer.endpoint import fetch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from netns import Lab, Netns, calico_bird_conf, skip_unless_root_and, wait_for, write_bird_bulk, write_bird_statics
+from netns import (
+    Lab,
+    Netns,
+    bgpflat_argv,
+    bgpflat_env,
+    calico_bird_conf,
+    skip_unless_root_and,
+    start_peer,
+    wait_for,
+    write_bird_bulk,
+    write_bird_statics,
+)
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 NODE_IP, PEER_IP = "10.0.0.1", "10.0.0.100"
 PROTOCOL = "Global_10_0_0_100"
 BLOCKS = ("10.244.0.0/26", "10.244.0.64/26")
 SERVICES = ("10.96.0.0/12",)
 BULK = 20_000
-
-
-def bgpflat_argv(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from bgpflat.cli import main; sys.exit(main())", *args]
-
-
-def bgpflat_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def bgpflat(*args: str) -> subprocess.CompletedProcess[str]:
@@ -157,26 +159,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         bird = lab.start(node, ["bird", "-f", "-c", str(conf), "-s", str(bird_dir / "bird.ctl")], log=tmp / "bird.out")
         state_dir = tmp / "state"
         peer_log = tmp / "peer.out"
-        peer_proc = lab.start(
-            peer,
-            bgpflat_argv(
-                "peer",
-                "run",
-                "--local-as",
-                "65000",
-                "--listen",
-                PEER_IP,
-                "--neighbor",
-                NODE_IP,
-                "--peer-as",
-                "64512",
-                "--hold-time",
-                "9",
-                "--state-dir",
-                str(state_dir),
-            ),
-            log=peer_log,
-            env=bgpflat_env(),
+        peer_proc = start_peer(
+            lab, peer, listen=PEER_IP, neighbor=NODE_IP, state_dir=state_dir, extra=["--hold-time", "9"], log=peer_log
         )
         setup = Setup(lab, node, peer, bird_dir, state_dir, bird, peer_proc, peer_log)
         wait_for(lambda: (state_dir / "peer.sock").exists(), timeout=20, what="the peer endpoint")

@@ -23,11 +23,10 @@ from bgpflat.core.routes import Route, RouteTable, make_communities, make_large_
 from bgpflat.peer.endpoint import fetch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from netns import Lab, Netns, skip_unless_root_and, wait_for
+from netns import Lab, Netns, skip_unless_root_and, start_peer, wait_for
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 SPEAKER_IP, SPEAKER_IP6 = "10.0.2.1", "fd00:2::1"
 PEER_IP, PEER_IP6 = "10.0.2.100", "fd00:2::100"
 SPEAKER_AS, PEER_AS = 65010, 65000
@@ -54,14 +53,6 @@ GOBGPD_TOML = f"""
     [neighbors.afi-safis.mp-graceful-restart.config]
       enabled = true
 """
-
-
-def bgpflat_argv(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from bgpflat.cli import main; sys.exit(main())", *args]
-
-
-def bgpflat_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def random_routes(rng: random.Random) -> list[Route]:
@@ -163,24 +154,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         for route in sent:
             speaker.run(*gobgp_add_args(route))
         state_dir = tmp / "state"
-        lab.start(
+        start_peer(
+            lab,
             peer,
-            bgpflat_argv(
-                "peer",
-                "run",
-                "--local-as",
-                str(PEER_AS),
-                "--listen",
-                PEER_IP,
-                "--neighbor",
-                SPEAKER_IP,
-                "--peer-as",
-                str(SPEAKER_AS),
-                "--state-dir",
-                str(state_dir),
-            ),
+            listen=PEER_IP,
+            neighbor=SPEAKER_IP,
+            local_as=str(PEER_AS),
+            peer_as=str(SPEAKER_AS),
+            state_dir=state_dir,
             log=tmp / "peer.out",
-            env=bgpflat_env(),
         )
         wait_for(lambda: (state_dir / "peer.sock").exists(), timeout=20, what="the peer endpoint")
         yield Setup(speaker, state_dir, sent)

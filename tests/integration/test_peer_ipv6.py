@@ -8,7 +8,6 @@ given), and its table must equal what bird6 exports on the session.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,26 +21,17 @@ from bgpflat.core.routes import RouteTable
 from bgpflat.peer.endpoint import fetch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from netns import Lab, Netns, skip_unless_root_and, wait_for
+from netns import Lab, Netns, skip_unless_root_and, start_peer, wait_for
 from test_peer_bird import parse_bird_export
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 NODE_IP, PEER_IP = "fd00:bf6::1", "fd00:bf6::100"
 # calico/node names a global peer after its address, with the colons made underscores.
 PROTOCOL = "Global_fd00_bf6__100"
 POOL = "fd5f:a1b2:c3d4::/48"
 BLOCKS = ("fd5f:a1b2:c3d4:0:1234:5678:9abc:0/122", "fd5f:a1b2:c3d4:0:1234:5678:9abc:40/122")
 SERVICES = ("fd00:96::/108",)
-
-
-def bgpflat_argv(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from bgpflat.cli import main; sys.exit(main())", *args]
-
-
-def bgpflat_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def bird6_conf(directory: Path) -> Path:
@@ -116,28 +106,14 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
             node, ["bird6", "-f", "-c", str(conf), "-s", str(bird_dir / "bird6.ctl")], log=tmp_path / "bird6.out"
         )
         state_dir = tmp_path / "state"
-        lab.start(
+        start_peer(
+            lab,
             peer,
-            bgpflat_argv(
-                "peer",
-                "run",
-                "--local-as",
-                "65000",
-                "--router-id",
-                "10.0.0.100",
-                "--listen",
-                PEER_IP,
-                "--neighbor",
-                NODE_IP,
-                "--peer-as",
-                "64512",
-                "--hold-time",
-                "9",
-                "--state-dir",
-                str(state_dir),
-            ),
+            listen=PEER_IP,
+            neighbor=NODE_IP,
+            state_dir=state_dir,
+            extra=["--router-id", "10.0.0.100", "--hold-time", "9"],
             log=tmp_path / "peer.out",
-            env=bgpflat_env(),
         )
         wait_for(lambda: (state_dir / "peer.sock").exists(), timeout=20, what="the peer endpoint")
         yield Setup(node, bird_dir, state_dir, bird)

@@ -15,16 +15,11 @@ from bgpflat.peer.endpoint import fetch
 from bgpflat.peer.process import exabgp_environment
 
 sys.path.insert(0, str(Path(__file__).parent))
-from netns import Lab, calico_bird_conf, skip_unless_root_and, wait_for
+from netns import REPO, Lab, calico_bird_conf, skip_unless_root_and, start_peer, wait_for
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 NODE_IP, PEER_IP = "10.0.0.1", "10.0.0.100"
-
-
-def bgpflat_argv(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from bgpflat.cli import main; sys.exit(main())", *args]
 
 
 def test_exabgp_accepts_the_generated_config(tmp_path: Path) -> None:
@@ -72,7 +67,6 @@ def test_md5_password_must_match(tmp_path: Path) -> None:
         )
         lab.start(node, ["bird", "-f", "-c", str(conf), "-s", str(tmp_path / "bird.ctl")], log=tmp_path / "bird.out")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        args = ("peer", "run", "--local-as", "65000", "--listen", PEER_IP, "--neighbor", NODE_IP, "--peer-as", "64512")
 
         def established(state_dir: Path) -> bool:
             if not (state_dir / "peer.sock").exists():
@@ -81,16 +75,27 @@ def test_md5_password_must_match(tmp_path: Path) -> None:
 
         # The right password first: BIRD backs off after failed sessions (error wait 5..30 s),
         # which would only slow the positive case down.
-        right = lab.start(
+        right = start_peer(
+            lab,
             peer,
-            bgpflat_argv(*args, "--state-dir", str(tmp_path / "a")),
+            listen=PEER_IP,
+            neighbor=NODE_IP,
+            state_dir=tmp_path / "a",
             env={**env, "BGPFLAT_PEER_PASSWORD": "s3cr et"},
         )
         wait_for(lambda: established(tmp_path / "a"), timeout=30, what="the MD5-protected session")
         Lab.stop(right)
         wrong = tmp_path / "wrong"
         wrong.write_text("not it\n")
-        lab.start(peer, bgpflat_argv(*args, "--password-file", str(wrong), "--state-dir", str(tmp_path / "b")), env=env)
+        start_peer(
+            lab,
+            peer,
+            listen=PEER_IP,
+            neighbor=NODE_IP,
+            state_dir=tmp_path / "b",
+            extra=["--password-file", str(wrong)],
+            env=env,
+        )
         wait_for(lambda: (tmp_path / "b" / "peer.sock").exists(), timeout=20, what="the second peer")
         time.sleep(6)  # BIRD retries every 5 s; ExaBGP connects out at once
         assert not established(tmp_path / "b")

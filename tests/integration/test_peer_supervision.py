@@ -19,20 +19,11 @@ import pytest
 from bgpflat.peer.endpoint import fetch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from netns import Lab, skip_unless_root_and, wait_for
+from netns import Lab, bgpflat_argv, bgpflat_env, skip_unless_root_and, start_peer, wait_for
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
 PEER_IP, ABSENT_IP = "10.9.0.100", "10.9.0.1"
-
-
-def bgpflat_argv(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from bgpflat.cli import main; sys.exit(main())", *args]
-
-
-def bgpflat_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def free_port() -> int:
@@ -102,25 +93,7 @@ def test_malformed_lines_are_counted_and_a_lost_stream_restarts_exabgp(tmp_path:
         absent = lab.netns("absent")
         lab.veth(peer, "p-abs", [f"{PEER_IP}/24"], absent, "a-peer", [f"{ABSENT_IP}/24"])
         state_dir = tmp_path / "state"
-        lab.start(
-            peer,
-            bgpflat_argv(
-                "peer",
-                "run",
-                "--local-as",
-                "65000",
-                "--listen",
-                PEER_IP,
-                "--neighbor",
-                ABSENT_IP,
-                "--peer-as",
-                "64512",
-                "--state-dir",
-                str(state_dir),
-            ),
-            log=tmp_path / "peer.out",
-            env=bgpflat_env(),
-        )
+        start_peer(lab, peer, listen=PEER_IP, neighbor=ABSENT_IP, state_dir=state_dir, log=tmp_path / "peer.out")
         endpoint = f"unix:{state_dir / 'peer.sock'}"
         wait_for(
             lambda: (state_dir / "peer.sock").exists() and fetch(endpoint, "/status")["exabgp"]["running"],
@@ -362,24 +335,13 @@ def test_exabgp_does_not_outlive_a_killed_bgpflat(tmp_path: Path) -> None:
         absent = lab.netns("absent")
         lab.veth(peer, "p-abs", [f"{PEER_IP}/24"], absent, "a-peer", [f"{ABSENT_IP}/24"])
         state_dir = tmp_path / "state"
-        proc = lab.start(
+        proc = start_peer(
+            lab,
             peer,
-            bgpflat_argv(
-                "peer",
-                "run",
-                "--local-as",
-                "65000",
-                "--listen",
-                PEER_IP,
-                "--neighbor",
-                ABSENT_IP,
-                "--peer-as",
-                "64512",
-                "--state-dir",
-                str(state_dir),
-                "--passive",  # no connection attempts: ExaBGP has nothing to say, the worst case
-            ),
-            env=bgpflat_env(),
+            listen=PEER_IP,
+            neighbor=ABSENT_IP,
+            state_dir=state_dir,
+            extra=["--passive"],  # no connection attempts: ExaBGP has nothing to say, the worst case
         )
         endpoint = f"unix:{state_dir / 'peer.sock'}"
         wait_for(

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from bgpflat.core.selector import parse_selector
 from bgpflat.errors import SpecError
 from bgpflat.peer.cluster import load_objects, select_neighbors
-from bgpflat.peer.selector import selector_matches
 
 
 def node(
@@ -115,13 +115,13 @@ def test_disagreeing_as_numbers_are_an_error() -> None:
 )
 def test_calico_selectors(selector: str, expected: bool) -> None:
     labels = {"rack": "a", "bgp": "yes", "kubernetes.io/hostname": "n1"}
-    assert selector_matches(selector, labels) is expected
+    assert parse_selector(selector).matches(labels) is expected
 
 
 @pytest.mark.parametrize("selector", ["rack ==", "rack === 'a'", "(has(a)", "rack ~ 'a'"])
 def test_bad_selectors_are_spec_errors(selector: str) -> None:
     with pytest.raises(SpecError):
-        selector_matches(selector, {"rack": "a"})
+        parse_selector(selector).matches({"rack": "a"})
 
 
 def test_load_objects_from_list_and_multidoc(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ from pathlib import Path
 from bgpflat.errors import LabError
 from bgpflat.lab import go_build
 from bgpflat.lab.crds import module_dir
+from bgpflat.lab.processes import log_tail
 from bgpflat.lab.versions import ModulePin
 
 CALICO_CONFD = ModulePin(
@@ -240,10 +241,11 @@ def render_bird_config(
             except subprocess.TimeoutExpired:
                 _stop(proc)
                 raise LabError(
-                    f"confd did not finish within {timeout:.0f} s (pid {proc.pid}); log: {log_path}\n" + _tail(log_path)
+                    f"confd did not finish within {timeout:.0f} s (pid {proc.pid}); log: {log_path}\n"
+                    + log_tail(log_path, 15, missing="")
                 ) from None
     if code != 0:
-        raise LabError(f"confd exited with {code}; log: {log_path}\n{_tail(log_path)}")
+        raise LabError(f"confd exited with {code}; log: {log_path}\n" + log_tail(log_path, 15, missing=""))
     missing = [d.name for d in dests if not d.is_file()]
     if missing:
         raise LabError(f"confd exited 0 but did not write {', '.join(missing)}; log: {log_path}")
@@ -260,13 +262,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=STOP_TIMEOUT)
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 # --- checking with stock BIRD ---------------------------------------------------------------------

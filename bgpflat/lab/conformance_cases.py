@@ -102,12 +102,26 @@ def _cidr_name(cidr: str) -> str:
     return cidr.replace(".", "-").replace(":", "-").replace("/", "-")
 
 
-def _affinity(node: str, cidr: str) -> JsonObject:
+def _calico(kind: str, name: str, spec: JsonObject) -> JsonObject:
+    """A cluster-scoped ``projectcalico.org/v3`` object."""
+    return {"apiVersion": V3, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def _ip_pool(name: str, cidr: str, **flags: Any) -> JsonObject:
+    """A /26-block IPPool on every node without encapsulation, plus ``flags`` (natOutgoing, disabled…)."""
+    return _calico(
+        "IPPool",
+        name,
+        {"cidr": cidr, "blockSize": 26, **flags, "ipipMode": "Never", "vxlanMode": "Never", "nodeSelector": "all()"},
+    )
+
+
+def _affinity(node: str, cidr: str, *, state: str = "confirmed") -> JsonObject:
     return {
         "apiVersion": IPAM,
         "kind": "BlockAffinity",
         "metadata": {"name": f"{node}-{_cidr_name(cidr)}", "labels": block_affinity_labels(node, cidr)},
-        "spec": {"cidr": cidr, "node": node, "state": "confirmed", "deleted": "false", "type": "host"},
+        "spec": {"cidr": cidr, "node": node, "state": state, "deleted": "false", "type": "host"},
     }
 
 
@@ -164,38 +178,20 @@ def workloads_of(situation: Situation) -> tuple[Workload, ...]:
 def build_objects(situation: Situation, *, service_range: str) -> list[JsonObject]:
     """The whole cluster of one cell, as the objects to create in the API server."""
     objects: list[JsonObject] = [
-        {
-            "apiVersion": V3,
-            "kind": "ClusterInformation",
-            "metadata": {"name": "default"},
-            "spec": {"calicoVersion": CALICO_VERSION, "datastoreReady": True},
-        },
-        {
-            "apiVersion": V3,
-            "kind": "IPPool",
-            "metadata": {"name": "pods"},
-            "spec": {
-                "cidr": POOL,
-                "blockSize": 26,
-                "ipipMode": "Never",
-                "vxlanMode": "Never",
-                "natOutgoing": True,
-                "nodeSelector": "all()",
-            },
-        },
+        _calico("ClusterInformation", "default", {"calicoVersion": CALICO_VERSION, "datastoreReady": True}),
+        _ip_pool("pods", POOL, natOutgoing=True),
     ]
     config_spec: JsonObject = {"asNumber": CLUSTER_AS, "nodeToNodeMeshEnabled": situation.mesh, "listenPort": 179}
     config_spec.update(copy.deepcopy(dict(situation.bgp_config)))
     if "serviceClusterIPs" in config_spec:  # the server's own service range, whatever it is
         config_spec["serviceClusterIPs"] = [{"cidr": service_range}]
-    objects.append({"apiVersion": V3, "kind": "BGPConfiguration", "metadata": {"name": "default"}, "spec": config_spec})
+    objects.append(_calico("BGPConfiguration", "default", config_spec))
     objects.append(
-        {
-            "apiVersion": V3,
-            "kind": "BGPPeer",
-            "metadata": {"name": "outside-peer"},
-            "spec": {"peerIP": PEER_ADDRESS, "asNumber": situation.peer_as, **copy.deepcopy(dict(situation.peer_spec))},
-        }
+        _calico(
+            "BGPPeer",
+            "outside-peer",
+            {"peerIP": PEER_ADDRESS, "asNumber": situation.peer_as, **copy.deepcopy(dict(situation.peer_spec))},
+        )
     )
     for node in NODES:
         labels = {
@@ -233,12 +229,9 @@ def build_objects(situation: Situation, *, service_range: str) -> list[JsonObjec
 # -- the cells ------------------------------------------------------------------------------------
 
 _RR_ANNOTATION = {"projectcalico.org/RouteReflectorClusterID": "224.0.0.1"}
-_RR_PEERING: JsonObject = {
-    "apiVersion": V3,
-    "kind": "BGPPeer",
-    "metadata": {"name": "peer-with-route-reflectors"},
-    "spec": {"nodeSelector": "all()", "peerSelector": f"{RR_LABEL} == 'true'"},
-}
+_RR_PEERING: JsonObject = _calico(
+    "BGPPeer", "peer-with-route-reflectors", {"nodeSelector": "all()", "peerSelector": f"{RR_LABEL} == 'true'"}
+)
 _SERVICES_CONFIG: dict[str, Any] = {
     "serviceClusterIPs": "@services",
     "serviceExternalIPs": [{"cidr": EXTERNAL_RANGE}],
@@ -344,23 +337,19 @@ _NO_AGGREGATION_OBJECTS: tuple[JsonObject, ...] = (
     _service("no-endpoints", etp="Cluster", lb_ip="10.78.0.8"),
 )
 
-_REJECT_REMOTE: JsonObject = {
-    "apiVersion": V3,
-    "kind": "BGPFilter",
-    "metadata": {"name": "only-own-routes"},
-    "spec": {"exportV4": [{"action": "Reject", "source": "RemotePeers"}]},
-}
-_ACCEPT_POOL: JsonObject = {
-    "apiVersion": V3,
-    "kind": "BGPFilter",
-    "metadata": {"name": "accept-pool-hosts"},
-    "spec": {
+_REJECT_REMOTE: JsonObject = _calico(
+    "BGPFilter", "only-own-routes", {"exportV4": [{"action": "Reject", "source": "RemotePeers"}]}
+)
+_ACCEPT_POOL: JsonObject = _calico(
+    "BGPFilter",
+    "accept-pool-hosts",
+    {
         "exportV4": [
             {"action": "Accept", "cidr": POOL, "matchOperator": "In", "prefixLength": {"min": 32, "max": 32}},
             {"action": "Reject", "cidr": "10.244.4.0/24", "matchOperator": "In"},
         ]
     },
-}
+)
 _COMMUNITIES: dict[str, Any] = {
     "communities": [{"name": "pods", "value": "65000:100"}, {"name": "pods-large", "value": "65000:1:2"}],
     "prefixAdvertisements": [
@@ -368,12 +357,9 @@ _COMMUNITIES: dict[str, Any] = {
         {"cidr": "10.244.3.0/26", "communities": ["65000:300"]},
     ],
 }
-_NODE_B_COMMUNITIES: JsonObject = {
-    "apiVersion": V3,
-    "kind": "BGPConfiguration",
-    "metadata": {"name": "node.node-b"},
-    "spec": {"prefixAdvertisements": [{"cidr": POOL, "communities": ["65000:222"]}]},
-}
+_NODE_B_COMMUNITIES: JsonObject = _calico(
+    "BGPConfiguration", "node.node-b", {"prefixAdvertisements": [{"cidr": POOL, "communities": ["65000:222"]}]}
+)
 
 # The run order keeps the mesh cells together and the mesh-off ones last: BIRD takes longest to
 # settle when mesh sessions give way to route-reflector peerings, so that happens once.
@@ -410,21 +396,7 @@ SITUATIONS: tuple[Situation, ...] = (
         peer_as=EXTERNAL_AS,
         blocks=(("10.245.2.0/26", "node-b"),),
         workloads=(Workload(node="node-b", address="10.245.2.9", block="10.245.2.0/26", name="pod-hidden"),),
-        objects=(
-            {
-                "apiVersion": V3,
-                "kind": "IPPool",
-                "metadata": {"name": "hidden"},
-                "spec": {
-                    "cidr": "10.245.0.0/16",
-                    "blockSize": 26,
-                    "disableBGPExport": True,
-                    "ipipMode": "Never",
-                    "vxlanMode": "Never",
-                    "nodeSelector": "all()",
-                },
-            },
-        ),
+        objects=(_ip_pool("hidden", "10.245.0.0/16", disableBGPExport=True),),
         behaviour="nothing inside a disableBGPExport pool leaves any node, over the mesh neither",
     ),
     Situation(
@@ -518,21 +490,7 @@ SITUATIONS: tuple[Situation, ...] = (
         name="disabled-pool-covers-subnet",
         description="a disabled pool covering the node subnet: the direct route is exported, full mesh, eBGP",
         peer_as=EXTERNAL_AS,
-        objects=(
-            {
-                "apiVersion": V3,
-                "kind": "IPPool",
-                "metadata": {"name": "node-subnet"},
-                "spec": {
-                    "cidr": SUBNET,
-                    "blockSize": 26,
-                    "disabled": True,
-                    "ipipMode": "Never",
-                    "vxlanMode": "Never",
-                    "nodeSelector": "all()",
-                },
-            },
-        ),
+        objects=(_ip_pool("node-subnet", SUBNET, disabled=True),),
         behaviour="any route inside any pool is exported, disabled or not (calico#9572)",
     ),
     Situation(
@@ -540,26 +498,8 @@ SITUATIONS: tuple[Situation, ...] = (
         description="a pending affinity on node-b and a pendingDeletion one on node-c, full mesh, eBGP",
         peer_as=EXTERNAL_AS,
         objects=(
-            {
-                **_affinity("node-b", "10.244.20.0/26"),
-                "spec": {
-                    "cidr": "10.244.20.0/26",
-                    "node": "node-b",
-                    "state": "pending",
-                    "deleted": "false",
-                    "type": "host",
-                },
-            },
-            {
-                **_affinity("node-c", "10.244.30.0/26"),
-                "spec": {
-                    "cidr": "10.244.30.0/26",
-                    "node": "node-c",
-                    "state": "pendingDeletion",
-                    "deleted": "false",
-                    "type": "host",
-                },
-            },
+            _affinity("node-b", "10.244.20.0/26", state="pending"),
+            _affinity("node-c", "10.244.30.0/26", state="pendingDeletion"),
         ),
         behaviour="a pendingDeletion block is still advertised, a pending one is not",
     ),
@@ -568,12 +508,11 @@ SITUATIONS: tuple[Situation, ...] = (
         description="a global BGPPeer and a node-a BGPPeer (nextHopMode Keep) to the same address, eBGP",
         peer_as=EXTERNAL_AS,
         objects=(
-            {
-                "apiVersion": V3,
-                "kind": "BGPPeer",
-                "metadata": {"name": "outside-peer-node-a"},
-                "spec": {"peerIP": PEER_ADDRESS, "asNumber": EXTERNAL_AS, "node": "node-a", "nextHopMode": "Keep"},
-            },
+            _calico(
+                "BGPPeer",
+                "outside-peer-node-a",
+                {"peerIP": PEER_ADDRESS, "asNumber": EXTERNAL_AS, "node": "node-a", "nextHopMode": "Keep"},
+            ),
         ),
         behaviour="the global peer wins: the node-specific one to the same address is dropped",
     ),

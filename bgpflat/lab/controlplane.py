@@ -42,6 +42,7 @@ from bgpflat.lab.processes import (
     ProcessRecord,
     default_route_exists,
     free_loopback_port,
+    log_tail,
     process_start_time,
     rss_bytes,
     stop_process,
@@ -229,7 +230,7 @@ class ControlPlane:
                 break
             time.sleep(0.01)
         if start_time is None:
-            raise LabError(f"{name} exited at once:\n{self._log_tail(log_path)}")
+            raise LabError(f"{name} exited at once:\n{log_tail(log_path, 20)}")
         record = ProcessRecord(name=name, pid=proc.pid, start_time=start_time, binary=str(binary), log=str(log_path))
         self._children[proc.pid] = proc
         self.state.processes.append(record)
@@ -237,22 +238,15 @@ class ControlPlane:
         self.state.save(self.state_dir / STATE_FILE)
         return record
 
-    @staticmethod
-    def _log_tail(path: Path, lines: int = 20) -> str:
-        try:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
     def _wait(self, record: ProcessRecord, check: Callable[[], bool], *, what: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not record.alive():
-                raise LabError(f"{record.name} exited while starting:\n{self._log_tail(Path(record.log))}")
+                raise LabError(f"{record.name} exited while starting:\n{log_tail(record.log, 20)}")
             if check():
                 return
             time.sleep(0.1)
-        raise LabError(f"{what} not ready after {timeout:.0f} s; log {record.log}:\n{self._log_tail(Path(record.log))}")
+        raise LabError(f"{what} not ready after {timeout:.0f} s; log {record.log}:\n{log_tail(record.log, 20)}")
 
     def _start_etcd(self, bins: Binaries, *, timeout: float) -> None:
         self.state.etcd_port = free_loopback_port()

@@ -27,7 +27,7 @@ from typing import Any
 from bgpflat.errors import LabError
 from bgpflat.lab.controlplane import ControlPlane
 from bgpflat.lab.crds import Flavour
-from bgpflat.lab.kube_rest import KubeRest
+from bgpflat.lab.kube_rest import KubeRest, api_base
 from bgpflat.lab.topology import FlatLab, Objects, ObjectSource
 
 CALICO_V1 = "crd.projectcalico.org/v1"
@@ -47,8 +47,7 @@ def _list(rest: KubeRest, api_version: str, kind: str) -> list[dict[str, Any]] |
         plural, _namespaced = rest.resource(api_version, kind)
     except LabError:
         return None
-    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    path = f"{base}/{plural}"  # the cluster-wide list, namespaced kinds included
+    path = f"{api_base(api_version)}/{plural}"  # the cluster-wide list, namespaced kinds included
     deadline = time.monotonic() + RETRY_SECONDS
     while True:
         response = rest.request("GET", path)

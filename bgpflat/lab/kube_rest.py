@@ -18,6 +18,11 @@ from bgpflat.errors import LabError
 JsonObject = dict[str, Any]
 
 
+def api_base(api_version: str) -> str:
+    """The URL path an API version is served under: ``/api/v1`` for the core group, else ``/apis/<gv>``."""
+    return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Response:
     status: int
@@ -86,8 +91,7 @@ class KubeRest:
         """``(plural, namespaced)`` of ``kind`` in ``api_version``, from the server's discovery."""
         key = (api_version, kind)
         if key not in self._resources or refresh:
-            base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-            response = self.request("GET", base)
+            response = self.request("GET", api_base(api_version))
             if not response.ok:
                 raise LabError(f"the API server does not serve {api_version} (HTTP {response.status})")
             for item in response.body.get("resources", []):
@@ -106,7 +110,6 @@ class KubeRest:
 
     def collection_path(self, api_version: str, kind: str, namespace: str | None = None) -> str:
         plural, namespaced = self.resource(api_version, kind)
-        base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         if namespaced:
-            return f"{base}/namespaces/{namespace or 'default'}/{plural}"
-        return f"{base}/{plural}"
+            return f"{api_base(api_version)}/namespaces/{namespace or 'default'}/{plural}"
+        return f"{api_base(api_version)}/{plural}"

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bgpflat.errors import LabError
+from bgpflat.lab.processes import log_tail, process_alive, process_start_time
 
 STATE_FILE = "lab.json"
 LOCK_FILE = "lab.lock"
@@ -44,18 +45,6 @@ def default_state_dir(name: str) -> Path:
     """``$XDG_STATE_HOME/bgpflat/lab/<name>`` (``~/.local/state/...``)."""
     xdg = os.environ.get("XDG_STATE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".local" / "state") / "bgpflat" / "lab" / name
-
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks (``/proc/<pid>/stat`` field 22); None when gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
 
 
 def netns_exists(name: str) -> bool:
@@ -104,7 +93,7 @@ class ProcessRecord:
     log: str
 
     def alive(self) -> bool:
-        return process_start_time(self.pid) == self.start_time
+        return process_alive(self.pid, self.start_time)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -338,7 +327,7 @@ class NetnsLab:
         record = self.process(name)
         if not record.alive():
             raise LabError(
-                f"{name} (pid {record.pid}) is not running; last lines of {record.log}:\n{_tail(record.log)}"
+                f"{name} (pid {record.pid}) is not running; last lines of {record.log}:\n{log_tail(record.log, 15)}"
             )
 
     def signal(self, name: str, signum: int) -> None:
@@ -360,22 +349,18 @@ class NetnsLab:
         self.save()
 
     def _terminate(self, targets: list[tuple[int, int | None]]) -> None:
-        def alive(pid: int, start: int | None) -> bool:
-            current = process_start_time(pid)
-            return current is not None and (start is None or current == start)
-
         for pid, start in targets:
-            if alive(pid, start):
+            if process_alive(pid, start):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline:
             self._reap()
-            if not any(alive(pid, start) for pid, start in targets):
+            if not any(process_alive(pid, start) for pid, start in targets):
                 break
             time.sleep(0.02)
         for pid, start in targets:
-            if alive(pid, start):
+            if process_alive(pid, start):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         for pid, _ in targets:
@@ -474,10 +459,3 @@ def sweep(prefix: str) -> list[str]:
     with contextlib.suppress(OSError):
         NETNS_ETC.rmdir()
     return removed
-
-
-def _tail(path: str, lines: int = 15) -> str:
-    try:
-        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"

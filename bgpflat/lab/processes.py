@@ -26,16 +26,30 @@ def free_loopback_port() -> int:
 
 
 def process_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None when the PID does not exist."""
+    """Start time of ``pid`` in clock ticks (``/proc/<pid>/stat`` field 22); None when gone, a zombie or dead."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and parentheses; fields restart after the last ')'.
     fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
+    if fields[0] in ("Z", "X"):  # exited; only the parent's wait (or the kernel's cleanup) is missing
         return None
     return int(fields[19])
+
+
+def process_alive(pid: int, start_time: int | None) -> bool:
+    """Whether ``pid`` runs and, when ``start_time`` is given, is still the process that started then."""
+    current = process_start_time(pid)
+    return current is not None and (start_time is None or current == start_time)
+
+
+def log_tail(path: str | Path, lines: int, *, missing: str = "(no log)") -> str:
+    """The last ``lines`` lines of a process log for an error message; ``missing`` when unreadable."""
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return missing
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -69,7 +83,7 @@ class ProcessRecord:
     log: str
 
     def alive(self) -> bool:
-        return process_start_time(self.pid) == self.start_time
+        return process_alive(self.pid, self.start_time)
 
 
 def stop_process(record: ProcessRecord, child: subprocess.Popen[bytes] | None, *, timeout: float) -> None:

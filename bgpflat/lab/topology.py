@@ -629,30 +629,6 @@ class FlatLab:
             reconfigured=tuple(changed), services_changed=services_changed, seconds=time.monotonic() - started
         )
 
-    def follow(
-        self,
-        source: ObjectSource,
-        *,
-        interval: float = 1.0,
-        stop: Callable[[], bool],
-        on_change: Callable[[ReconcileReport], None] | None = None,
-    ) -> None:
-        """Poll ``source`` every ``interval`` seconds and reconcile when the objects changed, until ``stop()``.
-
-        Polling (not a watch) keeps this independent of where the objects come from; a list of a
-        few hundred objects every second costs nothing next to BIRD's own 2 s kernel scan.
-        """
-        last: str | None = None
-        while not stop():
-            objects = list(source())
-            fingerprint = json.dumps(objects, sort_keys=True, default=str)
-            if fingerprint != last:
-                report = self.reconcile(objects)
-                last = fingerprint
-                if on_change is not None and (report.reconfigured or report.services_changed):
-                    on_change(report)
-            time.sleep(interval)
-
     def start_daemon(self, role: str, name: str, argv: Sequence[str]) -> None:
         """Run another daemon (e.g. the verification peer in ``verifier``) under the lab's records."""
         self.netns.start(name, self.namespace(role), argv, log=self.netns.state_dir / "logs" / f"{name}.log")

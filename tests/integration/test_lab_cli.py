@@ -24,7 +24,8 @@ from test_lab_flat import skip_unless_lab_can_run
 from bgpflat.errors import LabError
 from bgpflat.lab.binaries import ensure_binaries
 from bgpflat.lab.lifecycle import lab_spec
-from bgpflat.lab.netns import NETNS_ETC, process_start_time
+from bgpflat.lab.netns import NETNS_ETC
+from bgpflat.lab.processes import process_start_time
 from bgpflat.lab.seed import load_scenario
 from bgpflat.lab.topology import load_topology
 

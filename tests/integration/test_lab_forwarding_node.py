@@ -19,7 +19,8 @@ from test_lab_flat import skip_unless_lab_can_run
 
 from bgpflat.lab import check, office
 from bgpflat.lab.lifecycle import Lab, down
-from bgpflat.lab.netns import NETNS_ETC, netns_exists, ns_argv, process_start_time, run
+from bgpflat.lab.netns import NETNS_ETC, netns_exists, ns_argv, run
+from bgpflat.lab.processes import process_start_time
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 
@@ -83,7 +84,8 @@ def test_forwarding_node_up_check_down(tmp_path: Path) -> None:
         down(state_dir)
 
     assert all(not netns_exists(n) for n in namespaces)
-    assert not any(n.startswith(prefix) for n in (Path("/run/netns").iterdir() if Path("/run/netns").is_dir() else []))
+    run_netns = Path("/run/netns")
+    assert not any(n.name.startswith(prefix) for n in (run_netns.iterdir() if run_netns.is_dir() else []))
     assert [pid for pid, start in processes if process_start_time(pid) == start] == []
     assert [p for p in outside if Path(p).exists()] == []
     assert not any((NETNS_ETC / n).exists() for n in namespaces)

@@ -108,12 +108,9 @@ def _calico(kind: str, name: str, spec: JsonObject) -> JsonObject:
 
 
 def _ip_pool(name: str, cidr: str, **flags: Any) -> JsonObject:
-    """A /26-block IPPool on every node without encapsulation, plus ``flags`` (natOutgoing, disabled…)."""
-    return _calico(
-        "IPPool",
-        name,
-        {"cidr": cidr, "blockSize": 26, **flags, "ipipMode": "Never", "vxlanMode": "Never", "nodeSelector": "all()"},
-    )
+    """A /26-block IPPool on every node, unencapsulated unless ``flags`` say otherwise (ipipMode, natOutgoing…)."""
+    spec = {"cidr": cidr, "blockSize": 26, "ipipMode": "Never", "vxlanMode": "Never", "nodeSelector": "all()"}
+    return _calico("IPPool", name, {**spec, **flags})
 
 
 def _affinity(node: str, cidr: str, *, state: str = "confirmed") -> JsonObject:
@@ -179,7 +176,7 @@ def build_objects(situation: Situation, *, service_range: str) -> list[JsonObjec
     """The whole cluster of one cell, as the objects to create in the API server."""
     objects: list[JsonObject] = [
         _calico("ClusterInformation", "default", {"calicoVersion": CALICO_VERSION, "datastoreReady": True}),
-        _ip_pool("pods", POOL, natOutgoing=True),
+        _ip_pool("pods", POOL, **{"natOutgoing": True, **copy.deepcopy(dict(situation.pool_spec))}),
     ]
     config_spec: JsonObject = {"asNumber": CLUSTER_AS, "nodeToNodeMeshEnabled": situation.mesh, "listenPort": 179}
     config_spec.update(copy.deepcopy(dict(situation.bgp_config)))

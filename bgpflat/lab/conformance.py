@@ -56,7 +56,11 @@ LAB_NAME = "bgpflat-cf"
 PEER_ROLE = "peer"
 TUNNEL_INTERFACE = "tunl0"
 WORKLOAD_INTERFACE = "caliwl0"  # "cali*": excluded from protocol direct, as Felix's interfaces are
-CONVERGE_TIMEOUT = 30.0
+# Peerings that are passive on neither side (route reflection via peerSelector in Calico v3.31)
+# meet BIRD 1.6's connection collisions: both ends connect, each collision kills both attempts and
+# the retry timers (5 s, jittered) line up again. Measured 4-30 s to settle, longer on a loaded
+# machine; a cell that converges sooner returns sooner.
+CONVERGE_TIMEOUT = 90.0
 SETTLE_SECONDS = 0.6
 POLL_SECONDS = 0.15
 PEER_LISTEN_TIMEOUT = 20.0
@@ -510,9 +514,14 @@ class ConformanceLab:
                 out.append((parts[0], parts[3], " ".join(parts[5:]) if len(parts) > 5 else ""))
         return out
 
-    def _cluster_sessions_up(self) -> bool:
-        """Every BGP session of every node's BIRD is Established (the mesh, route reflection, the peer)."""
-        return all(info.startswith("Established") for node in cases.NODES for _, _, info in self._protocols(node.name))
+    def _cluster_sessions_down(self) -> list[str]:
+        """BGP sessions of the nodes' BIRDs (mesh, route reflection, the peer) not Established, with BIRD's reason."""
+        return [
+            f"{node.name} {name} ({info or state})"
+            for node in cases.NODES
+            for name, state, info in self._protocols(node.name)
+            if not info.startswith("Established")
+        ]
 
     def _converge(self, *, sessions: Iterable[str]) -> tuple[RouteTable, list[str]]:
         """Wait for End-of-RIB on ``sessions``, every cluster session up, and a table that stays put."""
@@ -541,8 +550,9 @@ class ConformanceLab:
                 previous = None
                 time.sleep(POLL_SECONDS)
                 continue
-            if not self._cluster_sessions_up():
-                last_reason = "BGP sessions inside the cluster are not all Established"
+            down = self._cluster_sessions_down()
+            if down:
+                last_reason = "BGP sessions inside the cluster not Established: " + ", ".join(down)
                 previous = None
                 time.sleep(POLL_SECONDS)
                 continue

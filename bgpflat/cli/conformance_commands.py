@@ -99,7 +99,9 @@ def _run(args: argparse.Namespace, chosen: list[Any]) -> ConformanceReport:
                 raise LabError("conformance runs against a crd.projectcalico.org/v1 control plane (--calico-api v1)")
             return run_conformance(plane=plane, state_dir=state_dir, situations=chosen, progress=info)
         info("starting a private control plane for the run")
-        plane = ControlPlane.start(state_dir=Path(tmp) / "control-plane", flavour="v1", progress=info)
+        plane = ControlPlane.start(
+            state_dir=Path(tmp) / "control-plane", flavour="v1", progress=info, tied_to_caller=True
+        )
         try:
             return run_conformance(plane=plane, state_dir=state_dir, situations=chosen, progress=info)
         finally:

@@ -41,6 +41,7 @@ from bgpflat.lab.kube_rest import KubeRest
 from bgpflat.lab.processes import (
     ProcessRecord,
     default_route_exists,
+    die_with_caller,
     free_loopback_port,
     log_tail,
     process_start_time,
@@ -97,6 +98,7 @@ class ControlPlane:
         # Popen handles exist only in the process that started the pair; they let it reap the
         # children. A later `down` from another process stops the same PIDs without them.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._tied_to_caller = False
 
     # -- paths ------------------------------------------------------------------------------------
     @property
@@ -156,8 +158,14 @@ class ControlPlane:
         binaries: Binaries | None = None,
         progress: Progress | None = None,
         timeout: float = START_TIMEOUT,
+        tied_to_caller: bool = False,
     ) -> ControlPlane:
-        """Start etcd and kube-apiserver, install the CRDs of ``flavour``, write the kubeconfig."""
+        """Start etcd and kube-apiserver, install the CRDs of ``flavour``, write the kubeconfig.
+
+        ``tied_to_caller``: the kernel kills both processes when the calling process dies, even
+        without a teardown (for test sessions and private runs; ``lab control-plane up`` leaves
+        them running on purpose). Must be called from the thread that lives as long as they should.
+        """
         say = progress or (lambda _line: None)
         if flavour not in crd_sources.FLAVOURS:
             raise LabError(f"unknown Calico API flavour {flavour!r}; use v1 or v3")
@@ -192,6 +200,7 @@ class ControlPlane:
             started_at=time.time(),
         )
         plane = cls(state_dir, state)
+        plane._tied_to_caller = tied_to_caller
         started = time.monotonic()
         try:
             pki.make_credentials(state_dir / "pki")
@@ -215,8 +224,9 @@ class ControlPlane:
     def _spawn(self, name: str, binary: Path, args: list[str]) -> ProcessRecord:
         log_path = self.state_dir / f"{name}.log"
         with open(log_path, "ab") as log:
+            argv = [str(binary), *args]
             proc = subprocess.Popen(
-                [str(binary), *args],
+                die_with_caller(argv) if self._tied_to_caller else argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

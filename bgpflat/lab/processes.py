@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,18 @@ def free_loopback_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def die_with_caller(argv: list[str]) -> list[str]:
+    """``argv`` wrapped so that the kernel kills it (SIGKILL) when the process that started it dies.
+
+    For processes that belong to one run (a test session, a private control plane): if that run is
+    killed before its teardown, nothing is left listening. ``setpriv`` (util-linux) sets the
+    parent-death signal and then execs ``argv``, so the PID stays the program's own. Without
+    ``setpriv`` the command runs unwrapped and teardown alone stops it.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv] if setpriv else list(argv)
 
 
 def process_start_time(pid: int) -> int | None:

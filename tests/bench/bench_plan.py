@@ -259,6 +259,7 @@ def main() -> int:
                 flavour="v1",
                 service_cluster_ip_range="10.233.0.0/18",
                 progress=lambda line: print(f"  {line}", file=sys.stderr),
+                tied_to_caller=True,
             )
             plane.seed_scenario("calico-bgp")
             creds = plane.credentials

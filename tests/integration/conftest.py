@@ -106,6 +106,7 @@ class _Servers:
             flavour=flavour,
             service_cluster_ip_range=service_range,
             binaries=binaries,
+            tied_to_caller=True,
         )
         self.planes[flavour] = plane
         self.baselines[flavour] = Baseline.capture(plane.rest())

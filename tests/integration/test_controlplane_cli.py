@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,34 @@ def test_up_refuses_a_state_dir_with_foreign_files(cached_binaries: None, tmp_pa
     assert up.returncode == 2
     assert "is not empty" in up.stderr
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+_TIED_RUN = """\
+import sys, time
+from pathlib import Path
+from bgpflat.lab.controlplane import ControlPlane
+plane = ControlPlane.start(state_dir=Path(sys.argv[1]), flavour="v1", tied_to_caller=True)
+print(" ".join(str(p.pid) for p in plane.state.processes), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_run_killed_before_its_teardown_leaves_no_server_running(cached_binaries: None, tmp_path: Path) -> None:
+    """A test session or private run that is SIGKILLed cannot stop its servers; the kernel must."""
+    run = subprocess.Popen([sys.executable, "-c", _TIED_RUN, str(tmp_path / "cp")], stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        assert run.stdout is not None
+        pids = [int(p) for p in run.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids), "etcd and kube-apiserver should be running"
+        run.kill()
+        run.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(p) for p in pids), "etcd/kube-apiserver outlived the run that started them"
+    finally:
+        run.kill()
+        for pid in pids:  # only if the assertion above failed: stop them by PID
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -21,9 +21,11 @@ from bgpflat.core.external import (
     ExternalService,
     desired_manifests,
     make_external_plan,
+    moved_since,
     object_key,
 )
-from bgpflat.errors import KubeNotFound, PlanError
+from bgpflat.errors import KubeNotFound, PlanError, StalePlanError
+from bgpflat.workflows.guards import check_same_cluster
 
 FIELD_MANAGER = "bgpflat"
 # Kubernetes 1.21 made discovery.k8s.io/v1 EndpointSlices GA; older clusters get Endpoints.
@@ -64,7 +66,11 @@ def wants_legacy_endpoints(client: RestClient, *, mode: str) -> bool:
     return str(version.get("major")) == "1" and bool(digits) and int(digits) < SLICE_MINOR
 
 
-def plan_external(client: RestClient, services: Sequence[ExternalService], *, legacy_endpoints: bool) -> ExternalPlan:
+def plan_external(
+    client: RestClient, services: Sequence[ExternalService], *, legacy_endpoints: bool, prune: bool = False
+) -> ExternalPlan:
+    """Read what the file's objects are now and plan; ``prune`` also deletes bgpflat's Services
+    (anywhere in the cluster) that the file no longer lists, with their endpoint objects."""
     desired = desired_manifests(services, legacy_endpoints=legacy_endpoints)
     observed: dict[str, Mapping[str, Any] | None] = {}
     for manifest in desired:
@@ -74,36 +80,80 @@ def plan_external(client: RestClient, services: Sequence[ExternalService], *, le
             observed[key] = client.request("GET", f"{collection}/{name}", action=f"read {key}")
         except KubeNotFound:
             observed[key] = None
-    related = _related(client, services, known=observed)
-    return make_external_plan(desired=desired, observed=observed, related=related)
+    owners = [(s.namespace, s.name) for s in services]
+    managed: list[dict[str, Any]] | None = None
+    if prune:
+        found = client.request(
+            "GET",
+            "/api/v1/services",
+            query={"labelSelector": f"{MANAGED_BY_LABEL}={MANAGED_BY}"},
+            action="list the Services bgpflat manages",
+        )
+        managed = [{**item, "apiVersion": "v1", "kind": "Service"} for item in (found or {}).get("items") or []]
+        described = {s.key for s in services}
+        for item in managed:
+            meta = item.get("metadata") or {}
+            if f"{meta.get('namespace')}/{meta.get('name')}" not in described:
+                owners.append((str(meta.get("namespace")), str(meta.get("name"))))
+    related = _related(client, owners, known=observed)
+    return make_external_plan(
+        desired=desired, observed=observed, related=related, managed_services=managed, legacy_endpoints=legacy_endpoints
+    )
 
 
 def _related(
-    client: RestClient, services: Sequence[ExternalService], *, known: Mapping[str, Mapping[str, Any] | None]
+    client: RestClient, owners: Sequence[tuple[str, str]], *, known: Mapping[str, Mapping[str, Any] | None]
 ) -> list[dict[str, Any]]:
-    """The endpoint objects the cluster holds for these Services (for stale-object cleanup); an
-    Endpoints object already read for the plan (``known``, by key) is not read again."""
+    """The endpoint objects the cluster holds for these Services, by (namespace, name), for
+    stale-object cleanup; an Endpoints object already read for the plan (``known``) is not read again."""
     out: list[dict[str, Any]] = []
-    for service in services:
-        slices, _ = _collection(f"EndpointSlice/{service.namespace}/-")
-        selector = f"{SERVICE_NAME_LABEL}={service.name},{MANAGED_BY_LABEL}={MANAGED_BY}"
+    for namespace, name in owners:
+        slices, _ = _collection(f"EndpointSlice/{namespace}/-")
+        selector = f"{SERVICE_NAME_LABEL}={name},{MANAGED_BY_LABEL}={MANAGED_BY}"
         found = client.request(
-            "GET", slices, query={"labelSelector": selector}, action=f"list EndpointSlices of {service.key}"
+            "GET", slices, query={"labelSelector": selector}, action=f"list EndpointSlices of {namespace}/{name}"
         )
         for item in (found or {}).get("items") or []:
             out.append({**item, "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice"})
-        key = f"Endpoints/{service.namespace}/{service.name}"
+        key = f"Endpoints/{namespace}/{name}"
         if key in known:
             item = known[key]
         else:
             endpoints, _ = _collection(key)
             try:
-                item = client.request("GET", f"{endpoints}/{service.name}", action=f"read Endpoints of {service.key}")
+                item = client.request("GET", f"{endpoints}/{name}", action=f"read Endpoints of {namespace}/{name}")
             except KubeNotFound:
                 item = None
         if item is not None:
             out.append({**item, "apiVersion": "v1", "kind": "Endpoints"})
     return out
+
+
+def current_versions(client: RestClient, keys: Sequence[str]) -> dict[str, str | None]:
+    """The resourceVersion of each object now (None: it does not exist)."""
+    out: dict[str, str | None] = {}
+    for key in keys:
+        collection, name = _collection(key)
+        try:
+            found = client.request("GET", f"{collection}/{name}", action=f"read {key}")
+        except KubeNotFound:
+            out[key] = None
+            continue
+        rv = ((found or {}).get("metadata") or {}).get("resourceVersion")
+        out[key] = None if rv is None else str(rv)
+    return out
+
+
+def check_saved_plan(client: RestClient, plan: ExternalPlan, *, target: Mapping[str, str]) -> None:
+    """Refuse a saved plan made for another cluster, or one the cluster has moved away from."""
+    check_same_cluster(plan.target, target)
+    moved = moved_since(plan, current_versions(client, sorted(plan.observed)))
+    if moved:
+        raise StalePlanError(
+            "plan is stale: the cluster changed since the plan was made: "
+            + "; ".join(moved)
+            + " (fix: run `bgpflat external plan` again and review the new plan)"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

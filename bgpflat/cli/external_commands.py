@@ -1,7 +1,8 @@
 """``bgpflat external render|plan|apply``: outside services as in-cluster Services (scenario E).
 
-``render`` prints the manifests (no cluster needed); ``plan`` shows what ``apply`` would create or
-change; ``apply`` writes Services, then their EndpointSlices (Endpoints before Kubernetes 1.21).
+``render`` prints the manifests (no cluster needed); ``plan`` shows what ``apply`` would create,
+change or delete (``--out`` saves it); ``apply`` writes Services, then their EndpointSlices
+(Endpoints before Kubernetes 1.21), from a services file or from a saved plan that is still fresh.
 Exit codes: 0 done, 2 error; ``plan --detailed-exitcode`` 0 no changes, 1 error, 2 changes.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_cluster_options, add_output_option
@@ -16,11 +18,13 @@ from bgpflat.cli.output import EXIT_OK, error_line, info
 from bgpflat.errors import BgpflatError, PlanError, SpecError
 
 if TYPE_CHECKING:
-    from bgpflat.core.external import ExternalService
+    from bgpflat.core.external import ExternalPlan, ExternalService
 
 
-def _common(parser: argparse.ArgumentParser, *, cluster: bool) -> None:
-    parser.add_argument("-f", "--filename", dest="file", required=True, metavar="FILE", help="external services file")
+def _common(parser: argparse.ArgumentParser, *, cluster: bool, file_required: bool = True) -> None:
+    parser.add_argument(
+        "-f", "--filename", dest="file", required=file_required, metavar="FILE", help="external services file"
+    )
     # render reads no cluster, so it has no server to ask: "auto" exists only where there is one.
     parser.add_argument(
         "--endpoints",
@@ -31,6 +35,13 @@ def _common(parser: argparse.ArgumentParser, *, cluster: bool) -> None:
         else "EndpointSlices (Kubernetes 1.21+, default) or Endpoints (older)",
     )
     if cluster:
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="also delete Services labelled app.kubernetes.io/managed-by=bgpflat, in any namespace, "
+            "that the file no longer lists (with their EndpointSlices/Endpoints); the file must then "
+            "describe every outside service of the cluster",
+        )
         add_cluster_options(parser, calico_api=False)
 
 
@@ -47,13 +58,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     render = verbs.add_parser("render", help="print the Service/EndpointSlice manifests")
     _common(render, cluster=False)
     render.set_defaults(func=_cmd_render)
-    plan = verbs.add_parser("plan", help="show what apply would create or change")
+    plan = verbs.add_parser("plan", help="show what apply would create, change or delete")
     _common(plan, cluster=True)
     add_output_option(plan)
     plan.add_argument("--detailed-exitcode", action="store_true", help="0 no changes, 1 error, 2 changes")
+    plan.add_argument("--out", metavar="PLAN.json", help="save the plan for `bgpflat external apply PLAN.json`")
     plan.set_defaults(func=_cmd_plan)
-    apply = verbs.add_parser("apply", help="create or update the Services and their endpoints")
-    _common(apply, cluster=True)
+    apply = verbs.add_parser(
+        "apply",
+        help="create, update or delete the Services and their endpoints",
+        description="Apply a services file (plan and apply in one go) or a plan saved by "
+        "`bgpflat external plan --out`; a saved plan is refused when it was made for another "
+        "cluster or anything it read has changed since.",
+    )
+    apply.add_argument("plan_file", nargs="?", metavar="PLAN.json", help="a plan saved by `external plan --out`")
+    _common(apply, cluster=True, file_required=False)
     apply.add_argument("--yes", "--auto-approve", dest="yes", action="store_true", help="do not ask")
     apply.add_argument("--dry-run", choices=("none", "server"), default="none")
     apply.set_defaults(func=_cmd_apply)
@@ -92,23 +111,52 @@ def _connect(args: argparse.Namespace) -> Any:
     return client
 
 
+def _target(client: Any) -> dict[str, str]:
+    return {"context": client.target.context, "server": client.target.server, "clusterID": client.cluster_uid()}
+
+
+def load_saved_plan(path: str) -> ExternalPlan:
+    """A plan file from ``external plan --out``; every refusal names the file."""
+    from bgpflat.adapters.files import read_json
+    from bgpflat.core.external import ExternalPlan
+
+    if Path(path).suffix in (".yaml", ".yml"):
+        raise PlanError(
+            f"{path}: a saved plan is the JSON file `bgpflat external plan --out` writes; "
+            f"to plan and apply a services file, run: bgpflat external apply -f {path}"
+        )
+    try:
+        return ExternalPlan.from_dict(read_json(path))
+    except PlanError as exc:
+        raise PlanError(
+            f"{path}: {exc} (fix: make the plan again with `bgpflat external plan --out`; "
+            "a saved plan is not edited by hand)"
+        ) from None
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from bgpflat import workflows_external as wf
+    from bgpflat.adapters.files import write_text_atomic
 
     try:
         services = load_services(args.file)
         client = _connect(args)
         try:
             legacy = wf.wants_legacy_endpoints(client, mode=args.endpoints)
-            plan = wf.plan_external(client, services, legacy_endpoints=legacy)
+            plan = wf.plan_external(client, services, legacy_endpoints=legacy, prune=args.prune)
+            plan = plan.with_target(_target(client))
         finally:
             client.close()
+        if args.out:
+            write_text_atomic(args.out, plan.to_json())
     except BgpflatError as exc:
         if args.detailed_exitcode and not args.debug:
             error_line(str(exc))
             return 1
         raise
     sys.stdout.write(plan.to_json() if args.output == "json" else plan.text())
+    if args.out:
+        info(f"Plan saved to {args.out}; apply it with: bgpflat external apply {args.out}")
     if args.detailed_exitcode:
         return 2 if plan.has_changes else 0
     return EXIT_OK
@@ -117,15 +165,30 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     from bgpflat import workflows_external as wf
 
-    services = load_services(args.file)
+    if bool(args.plan_file) == bool(args.file):
+        raise PlanError("give either a saved plan (bgpflat external apply PLAN.json) or a services file (-f FILE)")
+    saved = None
+    if args.plan_file:
+        if args.prune or args.endpoints != "auto":
+            raise PlanError(
+                "--prune and --endpoints are decided when the plan is made; pass them to `bgpflat external plan`"
+            )
+        saved = load_saved_plan(args.plan_file)
+        services: tuple[ExternalService, ...] = ()
+    else:
+        services = load_services(args.file)
     dry_run = args.dry_run == "server"
     # Refused before the cluster is contacted: without a terminal there is no one to ask.
     if not args.yes and not dry_run and not sys.stdin.isatty():
         raise PlanError("stdin is not a terminal, so bgpflat cannot ask for confirmation; pass --yes to apply")
     client = _connect(args)
     try:
-        legacy = wf.wants_legacy_endpoints(client, mode=args.endpoints)
-        plan = wf.plan_external(client, services, legacy_endpoints=legacy)
+        if saved is not None:
+            wf.check_saved_plan(client, saved, target=_target(client))
+            plan = saved
+        else:
+            legacy = wf.wants_legacy_endpoints(client, mode=args.endpoints)
+            plan = wf.plan_external(client, services, legacy_endpoints=legacy, prune=args.prune)
         sys.stdout.write(plan.text())
         if not plan.has_changes:
             return EXIT_OK

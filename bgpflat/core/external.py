@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bgpflat.core.calico import format_path
@@ -461,13 +461,92 @@ class ExternalChange:
         }
 
 
+PLAN_KIND = "bgpflat-external-plan"
+PLAN_FORMAT_VERSION = 1
+ACTIONS = ("create", "update", "delete", "no-op")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExternalPlan:
+    """The changes, plus what a saved plan needs to be applied safely later.
+
+    ``observed`` holds every object the plan was made from, by key, with the resourceVersion it had
+    (None: it did not exist); ``apply`` of a saved plan re-reads them and refuses if any moved.
+    ``target`` names the cluster (context, server, clusterID) the plan was made against.
+    """
+
     changes: tuple[ExternalChange, ...]
+    observed: Mapping[str, str | None] = field(default_factory=dict)
+    target: Mapping[str, str] = field(default_factory=dict)
+    legacy_endpoints: bool = False
+    prune: bool = False
 
     @property
     def has_changes(self) -> bool:
         return any(c.action != "no-op" for c in self.changes)
+
+    def with_target(self, target: Mapping[str, str]) -> ExternalPlan:
+        return replace(self, target=dict(target))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ExternalPlan:
+        """A saved plan read back; every refusal names the field (the caller adds the file)."""
+        if not isinstance(data, Mapping):
+            raise PlanError(f"expected a JSON object, got {type(data).__name__}")
+        if data.get("kind") != PLAN_KIND:
+            raise PlanError(
+                f"kind: expected {PLAN_KIND!r}, got {data.get('kind')!r}; this is not a plan saved by "
+                "`bgpflat external plan --out` (a Calico plan is applied with `bgpflat apply`)"
+            )
+        if data.get("format_version") != PLAN_FORMAT_VERSION:
+            raise PlanError(
+                f"format_version: expected {PLAN_FORMAT_VERSION}, got {data.get('format_version')!r}; "
+                "make the plan again with this bgpflat"
+            )
+        changes = []
+        raw_changes = data.get("changes")
+        if not isinstance(raw_changes, list):
+            raise PlanError("changes: expected a list")
+        for index, item in enumerate(raw_changes):
+            where = f"changes[{index}]"
+            if not isinstance(item, Mapping):
+                raise PlanError(f"{where}: expected an object")
+            action, key, manifest = item.get("action"), item.get("key"), item.get("manifest")
+            if action not in ACTIONS:
+                raise PlanError(f"{where}.action: expected one of {', '.join(ACTIONS)}, got {action!r}")
+            if not isinstance(key, str) or key.count("/") != 2 or key.split("/", 1)[0] not in OWNED:
+                raise PlanError(f"{where}.key: expected Kind/namespace/name for a Service, EndpointSlice or Endpoints")
+            if not isinstance(manifest, Mapping):
+                raise PlanError(f"{where}.manifest: expected an object")
+            fields = item.get("fields", [])
+            rv = item.get("resource_version")
+            if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+                raise PlanError(f"{where}.fields: expected a list of strings")
+            if rv is not None and not isinstance(rv, str):
+                raise PlanError(f"{where}.resource_version: expected a string or null")
+            if action == "update" and rv is None:
+                raise PlanError(f"{where}.resource_version: an update needs the version it was planned against")
+            changes.append(
+                ExternalChange(action=action, key=key, manifest=manifest, fields=tuple(fields), resource_version=rv)
+            )
+        observed = data.get("observed")
+        if not isinstance(observed, Mapping) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in observed.items()
+        ):
+            raise PlanError("observed: expected an object of key -> resourceVersion (or null)")
+        missing = sorted({c.key for c in changes} - set(observed))
+        if missing:
+            raise PlanError(f"observed: no recorded version for {', '.join(missing)}")
+        target = data.get("target")
+        if not isinstance(target, Mapping) or not all(isinstance(v, str) for v in target.values()):
+            raise PlanError("target: expected an object with context, server and clusterID")
+        return cls(
+            changes=tuple(changes),
+            observed=dict(observed),
+            target=dict(target),
+            legacy_endpoints=bool(data.get("legacy_endpoints", False)),
+            prune=bool(data.get("prune", False)),
+        )
 
     def summary(self) -> str:
         add = sum(1 for c in self.changes if c.action == "create")
@@ -476,7 +555,15 @@ class ExternalPlan:
         return f"Plan: {add} to add, {change} to change, {delete} to delete."
 
     def to_json(self) -> str:
-        body = {"format_version": 1, "changes": [c.to_dict() for c in self.changes]}
+        body = {
+            "kind": PLAN_KIND,
+            "format_version": PLAN_FORMAT_VERSION,
+            "target": dict(self.target),
+            "legacy_endpoints": self.legacy_endpoints,
+            "prune": self.prune,
+            "observed": dict(sorted(self.observed.items())),
+            "changes": [c.to_dict() for c in self.changes],
+        }
         return json.dumps(body, indent=2, sort_keys=True) + "\n"
 
     def text(self) -> str:
@@ -527,30 +614,50 @@ def _patch_for(kind: str, desired: Mapping[str, Any], paths: Sequence[str]) -> d
     return patch
 
 
+def _version(obj: Mapping[str, Any] | None) -> str | None:
+    if obj is None:
+        return None
+    rv = (obj.get("metadata") or {}).get("resourceVersion")
+    return None if rv is None else str(rv)
+
+
+def _managed(obj: Mapping[str, Any]) -> bool:
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+
+
 def make_external_plan(
     *,
     desired: Sequence[Mapping[str, Any]],
     observed: Mapping[str, Mapping[str, Any] | None],
     related: Sequence[Mapping[str, Any]] = (),
+    managed_services: Sequence[Mapping[str, Any]] | None = None,
+    legacy_endpoints: bool = False,
 ) -> ExternalPlan:
     """Create what is missing, update owned fields that differ; refuse objects someone else owns.
 
-    ``related`` are the endpoint objects the cluster holds for the file's Services (EndpointSlices
+    ``related`` are the endpoint objects the cluster holds for the Services concerned (EndpointSlices
     labelled with their names, Endpoints named like them); those bgpflat manages but the file no
     longer asks for (an address family dropped, a Service turned ExternalName) are deleted, last.
+    ``managed_services`` (prune) are the Services labelled as bgpflat's anywhere in the cluster:
+    those the file no longer lists are deleted after their endpoint objects, so no orphan remains.
     """
     changes = []
     wanted = {object_key(m) for m in desired}
+    seen: dict[str, str | None] = {key: _version(obj) for key, obj in observed.items()}
     stale = []
     for obj in related:
-        meta = obj.get("metadata") or {}
         key = object_key(obj)
-        if key in wanted or (meta.get("labels") or {}).get(MANAGED_BY_LABEL) != MANAGED_BY:
+        seen.setdefault(key, _version(obj))
+        if key in wanted or not _managed(obj):
             continue
-        rv = meta.get("resourceVersion")
-        stale.append(
-            ExternalChange(action="delete", key=key, manifest={}, resource_version=None if rv is None else str(rv))
-        )
+        stale.append(ExternalChange(action="delete", key=key, manifest={}, resource_version=_version(obj)))
+    pruned = []
+    for obj in managed_services or ():
+        key = object_key({**obj, "kind": "Service"})
+        seen.setdefault(key, _version(obj))
+        if key in wanted or not _managed(obj):
+            continue
+        pruned.append(ExternalChange(action="delete", key=key, manifest={}, resource_version=_version(obj)))
     for manifest in desired:
         key = object_key(manifest)
         kind = str(manifest["kind"])
@@ -570,7 +677,6 @@ def make_external_plan(
             for path in OWNED[kind]
             if _normalise(kind, path, _get(manifest, path)) != _normalise(kind, path, _get(current, path))
         ]
-        rv = (current.get("metadata") or {}).get("resourceVersion")
         if differing:
             changes.append(
                 ExternalChange(
@@ -578,9 +684,33 @@ def make_external_plan(
                     key=key,
                     manifest=_patch_for(kind, manifest, differing),
                     fields=tuple(differing),
-                    resource_version=None if rv is None else str(rv),
+                    resource_version=_version(current),
                 )
             )
         else:
             changes.append(ExternalChange(action="no-op", key=key, manifest=manifest))
-    return ExternalPlan(changes=(*changes, *sorted(stale, key=lambda c: c.key)))
+    return ExternalPlan(
+        changes=(*changes, *sorted(stale, key=lambda c: c.key), *sorted(pruned, key=lambda c: c.key)),
+        observed=seen,
+        legacy_endpoints=legacy_endpoints,
+        prune=managed_services is not None,
+    )
+
+
+def moved_since(plan: ExternalPlan, current: Mapping[str, str | None]) -> list[str]:
+    """What changed in the cluster since ``plan`` was made: one line per object, by key.
+
+    ``current`` maps every key of ``plan.observed`` to its resourceVersion now (None: absent).
+    """
+    out = []
+    for key, planned in sorted(plan.observed.items()):
+        now = current.get(key)
+        if planned == now:
+            continue
+        if planned is None:
+            out.append(f"{key} was created since the plan")
+        elif now is None:
+            out.append(f"{key} was deleted since the plan")
+        else:
+            out.append(f"{key} resourceVersion {planned} -> {now}")
+    return out

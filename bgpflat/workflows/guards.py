@@ -24,6 +24,21 @@ def check_plan_target(plan: Plan, current: Mapping[str, str]) -> None:
             "run `bgpflat plan` against the cluster to get a plan that can be applied"
         )
 
+    check_same_cluster(made, current)
+    if made.get("apiGroup") and current.get("apiGroup") and made["apiGroup"] != current["apiGroup"]:
+        raise StalePlanError(
+            f"plan is stale: it was made through {made['apiGroup']}, the cluster now serves "
+            f"{current['apiGroup']}; make the plan again"
+        )
+    wanted = (plan.cluster or {}).get("context")
+    if wanted and current.get("context") and wanted != current["context"]:
+        raise PlanError(f"the plan's spec is for context {wanted!r} but the target is {current['context']!r}")
+
+
+def check_same_cluster(made: Mapping[str, str], current: Mapping[str, str]) -> None:
+    """Refuse a saved plan made for another cluster: the kube-system UID decides when both sides
+    know it (a server URL can change, or be shared through a tunnel), the server URL otherwise."""
+
     def describe(identity: Mapping[str, str]) -> str:
         uid = identity.get("clusterID") or "unknown UID"
         return f"context {identity.get('context') or '?'} at {identity.get('server') or '?'} (cluster {uid})"
@@ -35,14 +50,6 @@ def check_plan_target(plan: Plan, current: Mapping[str, str]) -> None:
             f"wrong cluster: the plan was made for {describe(made)}, but the target is {describe(current)}; "
             "pass the --context the plan was made for, or make a new plan"
         )
-    if made.get("apiGroup") and current.get("apiGroup") and made["apiGroup"] != current["apiGroup"]:
-        raise StalePlanError(
-            f"plan is stale: it was made through {made['apiGroup']}, the cluster now serves "
-            f"{current['apiGroup']}; make the plan again"
-        )
-    wanted = (plan.cluster or {}).get("context")
-    if wanted and current.get("context") and wanted != current["context"]:
-        raise PlanError(f"the plan's spec is for context {wanted!r} but the target is {current['context']!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

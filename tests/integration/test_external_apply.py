@@ -140,3 +140,90 @@ def test_stale_endpoint_slice_is_deleted_when_a_service_turns_external_name(
     assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
     gone = kube_v1.rest().request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-ipv4")
     assert gone.status == 404
+
+
+def _status(kube: ControlPlane, path: str) -> int:
+    return int(kube.rest().request("GET", path).status)
+
+
+def test_saved_plan_is_applied_as_reviewed(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "plan.json"
+    assert _run(kube_v1, "plan", "-f", SERVICES, "--out", saved) == 0
+    assert _status(kube_v1, "/api/v1/namespaces/default/services/external-service") == 404  # plan writes nothing
+    capsys.readouterr()
+    assert _run(kube_v1, "apply", saved, "--yes") == 0
+    out = capsys.readouterr().out
+    assert "Applied: create Service/default/external-service" in out
+    assert "Applied: create EndpointSlice/default/external-service-ipv4" in out
+    assert _get(kube_v1, "/api/v1/namespaces/default/services/office-wiki")["spec"]["type"] == "ExternalName"
+
+
+def test_stale_saved_plan_is_refused_and_nothing_is_written(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(kube_v1, "apply", "-f", SERVICES, "--yes") == 0
+    changed = tmp_path / "services.yaml"
+    changed.write_text(SERVICES.read_text().replace("192.168.26.82", "192.168.26.83"))
+    saved = tmp_path / "plan.json"
+    assert _run(kube_v1, "plan", "-f", changed, "--out", saved) == 0
+    # Someone else changes the slice between plan and apply.
+    slices = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+    patch = {"endpoints": [{"addresses": ["192.168.26.99"], "conditions": {"ready": True}}]}
+    assert (
+        kube_v1.rest()
+        .request("PATCH", f"{slices}/external-service-ipv4", patch, content_type="application/merge-patch+json")
+        .ok
+    )
+    capsys.readouterr()
+    assert _run(kube_v1, "apply", saved, "--yes") == 2
+    err = capsys.readouterr().err
+    assert "plan is stale" in err and "EndpointSlice/default/external-service-ipv4 resourceVersion" in err
+    stored = _get(kube_v1, f"{slices}/external-service-ipv4")
+    assert [e["addresses"] for e in stored["endpoints"]] == [["192.168.26.99"]]
+
+
+def test_saved_plan_is_refused_on_another_cluster(
+    kube_v1: ControlPlane, kube_v3: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "plan.json"
+    assert _run(kube_v1, "plan", "-f", SERVICES, "--out", saved) == 0
+    capsys.readouterr()
+    assert _run(kube_v3, "apply", saved, "--yes") == 2
+    assert "wrong cluster: the plan was made for" in capsys.readouterr().err
+    assert _status(kube_v3, "/api/v1/namespaces/default/services/external-service") == 404
+
+
+def test_prune_deletes_services_the_file_no_longer_lists_and_nothing_else(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "services.yaml"
+    spec.write_text(
+        "services:\n"
+        "  - {name: db, namespace: default, ports: [{port: 5432}], addresses: [10.1.2.3]}\n"
+        "  - {name: ldap, namespace: kube-public, ports: [{port: 389}], addresses: [10.1.2.4, 'fd00::4']}\n"
+    )
+    assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "theirs", "namespace": "kube-public"},
+        "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]},
+    }
+    assert kube_v1.rest().request("POST", "/api/v1/namespaces/kube-public/services", theirs).ok
+    spec.write_text("services:\n  - {name: db, namespace: default, ports: [{port: 5432}], addresses: [10.1.2.3]}\n")
+    capsys.readouterr()
+    # Without --prune a Service dropped from the file is left alone.
+    assert _run(kube_v1, "plan", "-f", spec, "--detailed-exitcode") == 0
+    assert _run(kube_v1, "plan", "-f", spec, "--prune", "--detailed-exitcode") == 2
+    out = capsys.readouterr().out
+    assert out.index("- EndpointSlice/kube-public/ldap-ipv6") < out.index("- Service/kube-public/ldap")
+    assert "theirs" not in out and "Service/default/db" in out
+    assert _run(kube_v1, "apply", "-f", spec, "--prune", "--yes") == 0
+    public = "/api/v1/namespaces/kube-public/services"
+    assert _status(kube_v1, f"{public}/ldap") == 404
+    for family in ("ipv4", "ipv6"):
+        assert _status(kube_v1, f"/apis/discovery.k8s.io/v1/namespaces/kube-public/endpointslices/ldap-{family}") == 404
+    assert _status(kube_v1, f"{public}/theirs") == 200
+    assert _status(kube_v1, "/api/v1/namespaces/default/services/db") == 200

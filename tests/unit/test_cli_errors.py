@@ -575,3 +575,21 @@ def test_lab_started_from_a_directory_outside_labs_is_found_by_name(
     assert only_error(capsys, "lab", "check", "mylab") == (
         f"no lab recorded in {state}; start one with `bgpflat lab up SCENARIO`"
     )
+
+
+def test_external_apply_takes_a_saved_plan_or_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert only_error(capsys, "external", "apply", "--yes") == (
+        "give either a saved plan (bgpflat external apply PLAN.json) or a services file (-f FILE)"
+    )
+    assert only_error(capsys, "external", "apply", str(SERVICES), "--yes") == (
+        f"{SERVICES}: a saved plan is the JSON file `bgpflat external plan --out` writes; "
+        f"to plan and apply a services file, run: bgpflat external apply -f {SERVICES}"
+    )
+    Path("plan.json").write_text('{"kind": "bgpflat-external-plan", "format_version": 1, "changes": {}}')
+    assert only_error(capsys, "external", "apply", "plan.json", "--yes") == (
+        "plan.json: changes: expected a list (fix: make the plan again with `bgpflat external plan --out`; "
+        "a saved plan is not edited by hand)"
+    )
+    assert only_error(capsys, "external", "apply", "plan.json", "--prune", "--yes") == (
+        "--prune and --endpoints are decided when the plan is made; pass them to `bgpflat external plan`"
+    )

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import copy
+import json
+import re
 from typing import Any
 
 import pytest
 
 from bgpflat.adapters.files import parse_documents
 from bgpflat.core.external import (
+    ExternalPlan,
     ExternalService,
     desired_manifests,
     endpoint_slice_manifests,
     make_external_plan,
+    moved_since,
     object_key,
     parse_external,
     service_manifest,
@@ -191,3 +195,46 @@ def test_plan_deletes_managed_endpoints_the_file_no_longer_needs() -> None:
         ("delete", "EndpointSlice/default/external-service-ipv6", "9")
     ]
     assert plan.summary() == "Plan: 0 to add, 0 to change, 1 to delete."
+
+
+def test_prune_deletes_unlisted_managed_services_after_their_endpoints_and_never_foreign_ones() -> None:
+    (service,) = parse(GOOD)
+    desired = desired_manifests([service])
+    observed = {object_key(m): served(m) for m in desired}
+    gone = parse(GOOD.replace("external-service", "old-db"))[0]
+    gone_service, gone_slice = served(service_manifest(gone), rv="7"), served(endpoint_slice_manifests(gone)[0], rv="8")
+    foreign = {**gone_service, "metadata": {**gone_service["metadata"], "name": "theirs", "labels": {}}}
+    listed = [served(service_manifest(service)), gone_service, foreign]
+    plan = make_external_plan(desired=desired, observed=observed, related=[gone_slice], managed_services=listed)
+    assert [(c.action, c.key, c.resource_version) for c in plan.changes if c.action != "no-op"] == [
+        ("delete", "EndpointSlice/default/old-db-ipv4", "8"),
+        ("delete", "Service/default/old-db", "7"),
+    ]
+    assert plan.prune and plan.observed["Service/default/old-db"] == "7"
+
+
+def test_saved_plan_round_trips_and_names_what_is_wrong() -> None:
+    (service,) = parse(GOOD)
+    desired = desired_manifests([service])
+    plan = make_external_plan(desired=desired, observed={object_key(m): None for m in desired}).with_target(
+        {"context": "office", "server": "https://10.0.0.1:6443", "clusterID": "uid-1"}
+    )
+    data = json.loads(plan.to_json())
+    assert ExternalPlan.from_dict(data) == plan
+    for broken, message in [
+        ({**data, "kind": "Plan"}, "not a plan saved by `bgpflat external plan --out`"),
+        ({**data, "format_version": 9}, "format_version: expected 1"),
+        ({**data, "observed": {}}, "observed: no recorded version for"),
+        ({**data, "changes": [{**data["changes"][0], "action": "replace"}]}, "changes[0].action"),
+        ({**data, "changes": [{**data["changes"][0], "key": "Pod/default/x"}]}, "changes[0].key"),
+        ({**data, "changes": [{**data["changes"][0], "action": "update"}]}, "changes[0].resource_version"),
+    ]:
+        with pytest.raises(PlanError, match=re.escape(message)):
+            ExternalPlan.from_dict(broken)
+
+
+def test_moved_since_names_each_object_that_changed() -> None:
+    plan = ExternalPlan(changes=(), observed={"Service/a/x": "5", "Service/a/y": None, "Service/a/z": "3"})
+    now = {"Service/a/x": "6", "Service/a/y": "1", "Service/a/z": "3"}
+    assert moved_since(plan, now) == ["Service/a/x resourceVersion 5 -> 6", "Service/a/y was created since the plan"]
+    assert moved_since(plan, {"Service/a/x": "5", "Service/a/z": None}) == ["Service/a/z was deleted since the plan"]

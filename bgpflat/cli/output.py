@@ -42,9 +42,7 @@ def console(*, stderr: bool = False) -> Console:
     width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
     # soft_wrap: long lines are never broken by rich, so piped output stays one record per line.
     if wanted is False:
-        return Console(
-            file=stream, no_color=True, highlight=False, force_terminal=False, soft_wrap=True, width=width
-        )
+        return Console(file=stream, no_color=True, highlight=False, force_terminal=False, soft_wrap=True, width=width)
     if wanted is True:
         return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True, width=width)
     return Console(file=stream, highlight=False, soft_wrap=True, width=width)

@@ -103,7 +103,7 @@ class Service:
 
 
 class EndpointRef(NamedTuple):
-    node: str                # "" when the endpoint names no node
+    node: str  # "" when the endpoint names no node
     ready: bool | None  # None: the condition was not reported ("unknown", treated as ready)
 
 

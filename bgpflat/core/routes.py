@@ -203,8 +203,15 @@ class RouteTable:
         """Deterministic order: session address, prefix, next hop, then the other attributes."""
         return sorted(
             self,
-            key=lambda r: (_address_sort_key(r.session), r.prefix, _address_sort_key(r.next_hop), r.as_path,
-                           r.communities, r.large_communities, r.path_id or 0),
+            key=lambda r: (
+                _address_sort_key(r.session),
+                r.prefix,
+                _address_sort_key(r.next_hop),
+                r.as_path,
+                r.communities,
+                r.large_communities,
+                r.path_id or 0,
+            ),
         )
 
     def to_records(self) -> list[dict[str, Any]]:

@@ -202,13 +202,13 @@ def test_withdraw_and_reannounce(setup: Setup) -> None:
     setup.birdc("configure")
     wait_for(
         lambda: Prefix.parse(BLOCKS[1]) not in setup.learned().prefixes(),
-        timeout=10,
+        timeout=30,
         what="the withdraw to reach the peer",
     )
     assert setup.learned() == setup.exported()
     write_bird_statics(setup.bird_dir, blocks=BLOCKS, service_cidrs=SERVICES)
     setup.birdc("configure")
-    wait_for(lambda: converged(setup) and len(setup.learned()) == 3, timeout=10, what="the re-announce")
+    wait_for(lambda: converged(setup) and len(setup.learned()) == 3, timeout=30, what="the re-announce")
 
 
 def _children(pid: int) -> list[int]:
@@ -237,7 +237,7 @@ def test_kill_9_of_exabgp_mid_feed_converges_back(setup: Setup) -> None:
     finally:
         os.kill(collector_pid, signal.SIGCONT)
     # What was in the pipe arrives, then the stream ends: a partial table, marked stale.
-    stale = wait_for(lambda: (s := setup.session())["stale"] and s, timeout=10, what="the table marked stale")
+    stale = wait_for(lambda: (s := setup.session())["stale"] and s, timeout=30, what="the table marked stale")
     assert 3 <= stale["paths"] < BULK + 3, stale
     wait_for(
         lambda: converged(setup) and len(setup.learned()) == BULK + 3,
@@ -271,7 +271,7 @@ def test_stopping_bird_empties_the_session(setup: Setup) -> None:
     seen = len(setup.events())
     Lab.stop(setup.bird)
     # After "down", ExaBGP keeps trying to reconnect, which the peer shows as "connecting".
-    wait_for(lambda: setup.session()["state"] in {"down", "connecting"}, timeout=15, what="the session to go down")
+    wait_for(lambda: setup.session()["state"] in {"down", "connecting"}, timeout=30, what="the session to go down")
     assert len(setup.learned()) == 0
     assert setup.session()["paths"] == 0
     downs = [e for e in setup.events()[seen:] if e["event"] == "down"]

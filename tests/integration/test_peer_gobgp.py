@@ -187,7 +187,7 @@ def test_receive_only(setup: Setup) -> None:
 def test_withdraw_is_seen(setup: Setup) -> None:
     gone = setup.sent.pop()  # an IPv6 route
     setup.speaker.run("gobgp", "global", "rib", "-a", "ipv6", "del", str(gone.prefix))
-    wait_for(setup.converged, timeout=10, what="the withdraw to reach the peer")
+    wait_for(setup.converged, timeout=30, what="the withdraw to reach the peer")
     assert gone.prefix not in setup.learned().prefixes()
 
 

@@ -107,14 +107,14 @@ def test_malformed_lines_are_counted_and_a_lost_stream_restarts_exabgp(tmp_path:
             sock.sendall(b'{"type": "update", "neighbor": 7}\nnot json\n{"exabgp": "5.0.0"}\ndone\n')
         status = wait_for(
             lambda: (s := fetch(endpoint, "/status"))["counters"]["malformed"] == 3 and s,
-            timeout=10,
+            timeout=30,
             what="the malformed lines to be counted",
         )
         assert status["counters"]["last_malformed"].startswith("no 'type'")  # the last bad line
         # Lines may have been lost, so ExaBGP is restarted to make its neighbors re-send.
         wait_for(
             lambda: (s := fetch(endpoint, "/status")["exabgp"])["running"] and s["pid"] != first_pid,
-            timeout=15,
+            timeout=30,
             what="ExaBGP to be restarted",
         )
         assert any(e["event"] == "collector-lost" for e in events(state_dir))

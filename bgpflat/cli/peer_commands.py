@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="rotate DIR/events.jsonl once it would pass N bytes: it becomes events.jsonl.1, older "
         "ones .2 and .3, the oldest is dropped (default 64 MiB; 0 = never rotate). DIR/exabgp.log "
-        "is not rotated",
+        "past N bytes becomes exabgp.log.1 when ExaBGP is (re)started",
     )
     run.add_argument(
         "--endpoint", metavar="HOST:PORT", help="serve the read-only endpoint on loopback TCP instead of DIR/peer.sock"

@@ -38,10 +38,18 @@ class ExabgpChild:
     """One ExaBGP process at a time, in its own process group, with its output in a log file."""
 
     def __init__(
-        self, *, command: Sequence[str], log: Path, env: dict[str, str], backoff: Sequence[float], stable_after: float
+        self,
+        *,
+        command: Sequence[str],
+        log: Path,
+        env: dict[str, str],
+        backoff: Sequence[float],
+        stable_after: float,
+        log_max_bytes: int = 0,
     ) -> None:
         self.command = list(command)
         self.log = log
+        self.log_max_bytes = log_max_bytes  # past this, a (re)start moves the log to <log>.1; 0: never
         self.env = env
         self.backoff = tuple(backoff)
         self.stable_after = stable_after
@@ -63,6 +71,7 @@ class ExabgpChild:
 
     def start(self) -> int:
         self.restart_at = None
+        self._rotate_log()
         with self.log.open("ab") as log:
             log.write(f"--- bgpflat: starting {' '.join(self.command)} at {iso_time(time.time())}\n".encode())
             log.flush()
@@ -82,6 +91,15 @@ class ExabgpChild:
         self.started_at = time.time()
         self._reaped = False
         return self.proc.pid
+
+    def _rotate_log(self) -> None:
+        """One old generation, checked at each (re)start: ExaBGP writes little between restarts
+        (session changes, not routes), and a peer that flaps for weeks must not fill the disk."""
+        if self.log_max_bytes <= 0:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            if self.log.stat().st_size > self.log_max_bytes:
+                os.replace(self.log, self.log.with_name(f"{self.log.name}.1"))
 
     def exited(self) -> int | None:
         """The exit code once the running process has ended (and no restart is pending yet)."""

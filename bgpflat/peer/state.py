@@ -6,8 +6,8 @@ Layout of ``--state-dir DIR``::
                      rotated by size to events.jsonl.1 .. .3 (see ``EVENTS_MAX_BYTES``)
     snapshot.json    sessions + learned routes, replaced atomically (readers never see half a file)
     exabgp.conf      the generated receive-only config (mode 0600: it may hold the MD5 password)
-    exabgp.log       ExaBGP's own output (appended to, never rotated: it grows only with
-                     ExaBGP's own messages, not with the routes)
+    exabgp.log       ExaBGP's own output (session changes, not routes); when ExaBGP is
+                     (re)started and the log is past the events size limit, it becomes exabgp.log.1
     collector.sock   where the collector that ExaBGP runs connects
     peer.sock        the read-only local endpoint (unless --endpoint HOST:PORT is given)
     lock             held while a ``bgpflat peer run`` uses the directory

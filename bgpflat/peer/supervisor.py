@@ -145,6 +145,7 @@ class PeerRuntime:
             env=exabgp_environment(dict(options.extra_env)),
             backoff=options.backoff,
             stable_after=options.stable_after,
+            log_max_bytes=options.events_max_bytes,
         )
         self._resync_at: float | None = None
         self._stopping = False

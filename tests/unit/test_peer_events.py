@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from bgpflat.cli.peer_commands import _load_config_file
+from bgpflat.peer.process import ExabgpChild
 from bgpflat.peer.state import StateDir
 
 
@@ -72,3 +74,25 @@ def test_config_file_key(tmp_path: Path) -> None:
     config = tmp_path / "peer.yaml"
     config.write_text("events-max-bytes: 1048576\nlisten: 192.0.2.10\n")
     assert _load_config_file(str(config))["events_max_bytes"] == 1048576
+
+
+def test_exabgp_log_past_the_limit_moves_aside_when_exabgp_restarts(tmp_path: Path) -> None:
+    log = tmp_path / "exabgp.log"
+    child = ExabgpChild(
+        command=[sys.executable, "-c", "print('hello from exabgp')"],
+        log=log,
+        env={},
+        backoff=(1.0,),
+        stable_after=1.0,
+        log_max_bytes=100,
+    )
+    log.write_bytes(b"x" * 50)
+    child.start()
+    assert child.proc is not None and child.proc.wait(timeout=30) == 0
+    assert not log.with_name("exabgp.log.1").exists()  # under the limit: appended to
+    assert log.read_bytes().startswith(b"x" * 50)
+    log.write_bytes(b"y" * 150)
+    child.start()
+    assert child.proc is not None and child.proc.wait(timeout=30) == 0
+    assert log.with_name("exabgp.log.1").read_bytes() == b"y" * 150
+    assert b"hello from exabgp" in log.read_bytes() and b"y" * 150 not in log.read_bytes()

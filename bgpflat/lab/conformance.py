@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -293,9 +294,10 @@ class ConformanceLab:
 
         try:
             self._stop_peer()
-            # The peer boots (a second or two of Python and ExaBGP) while the cell is prepared.
-            self._start_peer(situation)
-            lap("peer")
+            if not situation.peer_from_snapshot:
+                # The peer boots (a second or two of Python and ExaBGP) while the cell is prepared.
+                self._start_peer(situation)
+                lap("peer")
             rest = self.plane.rest()
             self._reset(rest)
             lap("reset")
@@ -306,8 +308,11 @@ class ConformanceLab:
             self._program_workloads(situation)
             calico_sessions = self._render_all()
             lap("confd")
-            expected = self._expected(situation)
+            expected, cluster_objects = self._expected(situation)
             lap("model")
+            if situation.peer_from_snapshot:
+                self._start_peer(situation, objects=cluster_objects)
+                lap("peer")
             self._wait_peer_listening()
             self._load_birds()
             lap("load")
@@ -392,8 +397,9 @@ class ConformanceLab:
             peers = list(pool.map(render, cases.NODES))
         return {node.address for node, peers_here in zip(cases.NODES, peers, strict=True) if peers_here}
 
-    def _expected(self, situation: cases.Situation) -> ExpectedRoutes:
-        """``expected_routes`` from the objects as the API serves them (the ``routes expected`` read)."""
+    def _expected(self, situation: cases.Situation) -> tuple[ExpectedRoutes, list[dict[str, Any]]]:
+        """``expected_routes`` from the objects as the API serves them (the ``routes expected``
+        read), and those objects."""
         from bgpflat.adapters.kube import KubeClient
 
         if self._kube is None:
@@ -405,17 +411,27 @@ class ConformanceLab:
             objects.extend(client.list_calico(flavour, kind))
         objects.extend(client.list_ipam(flavour))
         cluster = ClusterState.from_objects(objects)
-        return expected_routes(
+        expected = expected_routes(
             cluster=cluster,
             peer=OutsidePeer(address=cases.PEER_ADDRESS),
             options=ModelOptions(add_path=situation.add_path),
         )
+        return expected, objects
 
-    def _start_peer(self, situation: cases.Situation) -> None:
+    def _start_peer(self, situation: cases.Situation, *, objects: Sequence[Mapping[str, Any]] = ()) -> None:
+        """The verification peer for ``situation``: accepting any node address in the subnet with
+        one AS, or (``peer_from_snapshot``) the nodes the BGPPeers in ``objects`` select, each
+        with its own AS."""
         # A short path: the peer binds unix sockets there, and sun_path holds only 108 bytes.
         self._peers_started += 1
         state_dir = Path(str(self.netns.state.info["peer_root"])) / f"{self._peers_started:02d}"
         shutil.rmtree(state_dir, ignore_errors=True)
+        if situation.peer_from_snapshot:
+            snapshot = self.netns.state_dir / f"objects-{situation.name}.json"  # JSON is YAML too
+            snapshot.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+            neighbors = ["--from-snapshot", str(snapshot)]
+        else:
+            neighbors = ["--peer-as", str(situation.cluster_as_seen), "--neighbor-range", cases.SUBNET]
         argv = [
             sys.executable,
             "-c",
@@ -426,10 +442,7 @@ class ConformanceLab:
             cases.PEER_ADDRESS,
             "--local-as",
             str(situation.peer_as),
-            "--peer-as",
-            str(situation.cluster_as_seen),
-            "--neighbor-range",
-            cases.SUBNET,
+            *neighbors,
             "--passive",
             "--state-dir",
             str(state_dir),

@@ -36,6 +36,7 @@ POOL = "10.244.0.0/16"
 LB_RANGE = "10.78.0.0/24"
 EXTERNAL_RANGE = "10.79.0.0/24"
 RR_LABEL = "route-reflector"
+AS_ANNOTATION = "projectcalico.org/ASNumber"  # a node's own AS in Kubernetes-datastore mode
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 
 
@@ -88,11 +89,20 @@ class Situation:
     cluster_as_seen: int = CLUSTER_AS  # the AS the peer sees the nodes in (localASNumber changes it)
     add_path: bool = True  # the peer offers ADD-PATH receive (BIRD then sends every path it holds)
     tunnel_addresses: Mapping[str, str] = field(default_factory=dict)  # node -> its tunl0 address
+    # The peer picks its neighbors from the cluster's objects (``peer run --from-snapshot``), each
+    # with its node's own AS, as a user runs it; needed when the nodes are not all in one AS.
+    peer_from_snapshot: bool = False
     behaviour: str = ""
 
     @property
     def session_type(self) -> str:
-        return "iBGP" if self.peer_as == self.cluster_as_seen else "eBGP"
+        """iBGP or eBGP as the nodes see the outside peer; both when the nodes' AS differ."""
+        seen = {
+            int(annotations.get(AS_ANNOTATION, self.cluster_as_seen))
+            for annotations in (self.node_annotations.get(node.name, {}) for node in NODES)
+        }
+        kinds = sorted({"iBGP" if self.peer_as == asn else "eBGP" for asn in seen})
+        return "+".join(kinds)
 
 
 # -- building the objects -------------------------------------------------------------------------
@@ -358,6 +368,9 @@ _NODE_B_COMMUNITIES: JsonObject = _calico(
     "BGPConfiguration", "node.node-b", {"prefixAdvertisements": [{"cidr": POOL, "communities": ["65000:222"]}]}
 )
 
+RACK_AS = {"node-a": 64601, "node-b": 64601, "node-c": 64602, "node-d": 64602}
+_RACK_AS_ANNOTATIONS = {node: {AS_ANNOTATION: str(asn)} for node, asn in RACK_AS.items()}
+
 # The run order keeps the mesh cells together and the mesh-off ones last: BIRD takes longest to
 # settle when mesh sessions give way to route-reflector peerings, so that happens once.
 SITUATIONS: tuple[Situation, ...] = (
@@ -372,6 +385,24 @@ SITUATIONS: tuple[Situation, ...] = (
         description="full mesh, iBGP outside peer on every node",
         peer_as=CLUSTER_AS,
         behaviour="BIRD never passes iBGP-learned routes to an iBGP peer: each node sends only its own block",
+    ),
+    Situation(
+        name="mesh-mixed-as",
+        description="full mesh across two AS (one per rack), eBGP outside peer on every node",
+        peer_as=EXTERNAL_AS,
+        node_annotations=_RACK_AS_ANNOTATIONS,
+        peer_from_snapshot=True,
+        behaviour="the mesh is iBGP inside a rack and eBGP across; every node sends every block, "
+        "the other rack's with its AS on the path",
+    ),
+    Situation(
+        name="mixed-as-ibgp-rack",
+        description="full mesh across two AS, outside peer in rack 1's AS (iBGP there, eBGP to rack 2)",
+        peer_as=64601,
+        node_annotations=_RACK_AS_ANNOTATIONS,
+        peer_from_snapshot=True,
+        behaviour="rack 1 nodes send their own block and rack 2's (learned over eBGP), never each "
+        "other's; rack 2 nodes send every block",
     ),
     Situation(
         name="next-hop-keep",

@@ -107,7 +107,7 @@ def test_matrix_covers_what_conformance_must_cover() -> None:
     assert len(situations) >= 12
     assert len({s.name for s in situations}) == len(situations)
     assert {s.mesh for s in situations} == {True, False}
-    assert {s.session_type for s in situations} == {"iBGP", "eBGP"}
+    assert {s.session_type for s in situations} == {"iBGP", "eBGP", "eBGP+iBGP"}
     modes = {s.peer_spec.get("nextHopMode") for s in situations}
     assert {"Self", "Keep"} <= modes
     objects = [o for s in situations for o in s.objects]
@@ -278,3 +278,36 @@ def test_cell_json_lists_situation_match_and_diff() -> None:
     assert findings[0] == f"sessions expected but not configured by confd: {ADDRESS['node-d']}"
     assert any("10.244.4.0/26 missing" in line for line in findings)
     assert data["diff"]["counts"]["missing"] == 1
+
+
+def as_paths(result: ExpectedRoutes, prefix: str) -> dict[str, set[tuple[int, ...]]]:
+    out: dict[str, set[tuple[int, ...]]] = {}
+    for route in result.table:
+        if str(route.prefix) == prefix:
+            out.setdefault(result.node_of(route.session), set()).add(route.as_path)
+    return out
+
+
+def test_mixed_as_mesh_sends_every_block_with_the_other_racks_as_on_the_path() -> None:
+    result = expect("mesh-mixed-as")
+    rack1, rack2 = (64601,), (64602,)
+    a_block, c_block = cases.NODES[0].block, cases.NODES[2].block
+    assert senders(result, a_block) == ALL and senders(result, c_block) == ALL
+    # Inside a rack the mesh is iBGP (the path is the rack's AS alone); across it is eBGP.
+    assert as_paths(result, a_block) == {
+        "node-a": {rack1},
+        "node-b": {rack1},
+        "node-c": {rack2 + rack1},
+        "node-d": {rack2 + rack1},
+    }
+    assert as_paths(result, c_block)["node-a"] == {rack1 + rack2}
+
+
+def test_outside_peer_in_one_racks_as_gets_no_ibgp_learned_blocks_from_that_rack() -> None:
+    result = expect("mixed-as-ibgp-rack")
+    a_block, b_block, c_block = (cases.NODES[i].block for i in range(3))
+    # node-b learned node-a's block over iBGP and the peer is iBGP to node-b: not passed on.
+    assert senders(result, a_block) == {"node-a", "node-c", "node-d"}
+    assert senders(result, b_block) == {"node-b", "node-c", "node-d"}
+    assert senders(result, c_block) == ALL
+    assert len(result.table) == 14

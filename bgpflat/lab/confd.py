@@ -15,13 +15,14 @@ The binary is built from the Go module proxy by ``build/confd/build.sh`` and cac
 
 ``BGPFLAT_CONFD`` points at a ready binary and bypasses the cache.
 
-Rendering (``render_bird_config``) runs ``confd -onetime`` with a copy of Calico's templates whose
-``dest`` paths point into the output directory, without ``reload_cmd`` (calico-node's is
-``sv hup bird``) and, by default, without ``check_cmd`` (``bird -p -c`` on ``bird.cfg``/``bird6.cfg``):
-on a fresh directory confd checks ``bird.cfg`` before the files it includes exist, so that check
-fails and confd writes the file anyway; once the file exists, a changed ``bird.cfg`` that fails the
-check (e.g. on ``krt_tunnel``, below) makes confd exit non-zero and keep the old file.
-``check_with_bird`` runs the parse check afterwards, on the finished set.
+Rendering (``render_bird_config``) runs confd as calico-node does (watching the datastore, not
+``-onetime``; see ``_render_settled`` for why) until its output settles, with a copy of Calico's
+templates whose ``dest`` paths point into the output directory, without ``reload_cmd``
+(calico-node's is ``sv hup bird``) and, by default, without ``check_cmd`` (``bird -p -c`` on
+``bird.cfg``/``bird6.cfg``): on a fresh directory confd checks ``bird.cfg`` before the files it
+includes exist, so that check fails and confd writes the file anyway; once the file exists, a
+changed ``bird.cfg`` that fails the check (e.g. on ``krt_tunnel``, below) is not written and the
+old file stays. ``check_with_bird`` runs the parse check afterwards, on the finished set.
 
 Stock BIRD 1.6 and Calico's fork differ in one statement that matters here: up to Calico v3.31,
 ``bird_ipam.cfg`` assigns ``krt_tunnel`` (a fork-only route attribute) for every non-VXLAN pool, and
@@ -38,6 +39,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -67,6 +69,8 @@ TEMPLATES_SUBDIR = "confd/etc/calico/confd"
 BUILD_SCRIPT_ENV = "BGPFLAT_CONFD_BUILD_SCRIPT"
 BINARY_ENV = "BGPFLAT_CONFD"
 RENDER_TIMEOUT = 120.0
+SETTLE_SECONDS = 1.0  # confd's output unchanged this long counts as rendered (see _render_settled)
+POLL_SECONDS = 0.05
 STOP_TIMEOUT = 10.0
 
 _DEST = re.compile(r'^(\s*dest\s*=\s*)"([^"]*)"\s*$')
@@ -217,6 +221,28 @@ def render_bird_config(
     """
     binary = confd or ensure_confd()
     out_dir = out_dir.resolve()
+    return _render_settled(binary, kubeconfig, node_name, out_dir, templates_dir, keep_check_cmd, extra_env, timeout)
+
+
+def _render_settled(
+    binary: Path,
+    kubeconfig: Path,
+    node_name: str,
+    out_dir: Path,
+    templates_dir: Path,
+    keep_check_cmd: bool,
+    extra_env: Mapping[str, str] | None,
+    timeout: float,
+) -> Path:
+    """confd as calico-node runs it (watching, not ``-onetime``) until its output has settled.
+
+    ``confd -onetime`` renders as soon as every source reports in sync, but its Service route
+    generator decides with the BGPConfiguration it had when its informers synced; when the
+    syncer delivers the real one (``serviceLoadBalancerAggregation: Disabled``, say) it re-decides
+    asynchronously, after that render. Measured: 2 onetime renders in 40 of one node lacked every
+    Service /32. calico-node keeps confd running and re-renders a moment later; so does this, and
+    it returns once all files exist and none has changed for ``SETTLE_SECONDS``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "confd.log"
     with tempfile.TemporaryDirectory(prefix="bgpflat-confd-") as tmp:
@@ -233,23 +259,47 @@ def render_bird_config(
             "NODENAME": node_name,
             **(extra_env or {}),
         }
-        argv = [str(binary), "-confdir", str(confdir), "-config-file", str(config_file), "-onetime"]
+        argv = [str(binary), "-confdir", str(confdir), "-config-file", str(config_file)]
         with open(log_path, "w") as log:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out_dir)
             try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
+                _wait_settled(proc, dests, timeout=timeout, log_path=log_path)
+            finally:
                 _stop(proc)
-                raise LabError(
-                    f"confd did not finish within {timeout:.0f} s (pid {proc.pid}); log: {log_path}\n"
-                    + log_tail(log_path, 15, missing="")
-                ) from None
-    if code != 0:
-        raise LabError(f"confd exited with {code}; log: {log_path}\n" + log_tail(log_path, 15, missing=""))
-    missing = [d.name for d in dests if not d.is_file()]
-    if missing:
-        raise LabError(f"confd exited 0 but did not write {', '.join(missing)}; log: {log_path}")
     return out_dir
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_mtime_ns, info.st_size)
+
+
+def _wait_settled(proc: subprocess.Popen[bytes], dests: list[Path], *, timeout: float, log_path: Path) -> None:
+    """Until every file in ``dests`` exists and none has changed for ``SETTLE_SECONDS``."""
+    deadline = time.monotonic() + timeout
+    last: list[tuple[int, int] | None] | None = None
+    changed_at = time.monotonic()
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise LabError(f"confd exited with {code}; log: {log_path}\n" + log_tail(log_path, 15, missing=""))
+        now = time.monotonic()
+        state = [_file_state(d) for d in dests]
+        if state != last:
+            last, changed_at = state, now
+        elif None not in state and now - changed_at >= SETTLE_SECONDS:
+            return
+        if now > deadline:
+            missing = [d.name for d, s in zip(dests, state, strict=True) if s is None]
+            what = f"did not write {', '.join(missing)}" if missing else "kept rewriting its output"
+            raise LabError(
+                f"confd {what} within {timeout:.0f} s (pid {proc.pid}); log: {log_path}\n"
+                + log_tail(log_path, 15, missing="")
+            )
+        time.sleep(POLL_SECONDS)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -5,8 +5,8 @@ For every situation of ``conformance_cases`` the same sequence runs:
 1. the previous cell's objects are deleted from the API server and this cell's are created;
 2. Felix's part is imitated: each workload address held by a node gets its kernel ``/32`` on a
    ``cali*`` interface in that node's namespace (BIRD learns those with ``protocol kernel``);
-3. Calico's confd (``-onetime``, Kubernetes datastore mode) renders each node's BIRD files from
-   the API server; the fork-only ``krt_tunnel`` assignments are neutralised for stock BIRD;
+3. Calico's confd (watching until its output settles, Kubernetes datastore mode) renders each
+   node's BIRD files from the API server; the fork-only ``krt_tunnel`` assignments are neutralised for stock BIRD;
 4. the verification peer (``bgpflat peer run``, ExaBGP) starts in the peer namespace with the AS
    the cell's BGPPeer names, passive for the whole node subnet;
 5. each node's BIRD loads the new files (``birdc configure``) and its sessions to the peer are

@@ -1,8 +1,9 @@
 """Calico's own confd renders BIRD configuration from objects in a real kube-apiserver.
 
 confd is built from the Go module proxy once (``bgpflat.lab.confd.ensure_confd``, minutes on a cold
-cache) and run with ``-onetime`` against the session's ``crd.projectcalico.org/v1`` server. The
-rendered files are then parsed by stock BIRD 1.6 (``bird -p``).
+cache) and run (watching until its output settles) against the session's
+``crd.projectcalico.org/v1`` server. The rendered files are then parsed by stock BIRD 1.6
+(``bird -p``).
 """
 
 from __future__ import annotations

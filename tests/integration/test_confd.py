@@ -202,3 +202,56 @@ def test_block_affinity_without_calico_labels_is_invisible_to_confd(
     aggr_cfg = (out / "bird_aggr.cfg").read_text()
     assert f"route {BLOCK} blackhole;" in aggr_cfg
     assert "10.244.2.0/26" not in aggr_cfg
+
+
+def test_every_render_has_the_service_routes_the_bgp_configuration_asks_for(
+    kube_v1: ControlPlane, confd_binary: Path, confd_templates: Path, tmp_path: Path
+) -> None:
+    """With aggregation Disabled, a Service with an endpoint on the node gets a /32 on every render.
+
+    ``confd -onetime`` sometimes rendered before its route generator had applied the
+    BGPConfiguration (2 renders in 40 without any Service /32); rendering as calico-node does,
+    until the output settles, must never miss them.
+    """
+    _seed_one_node(kube_v1)
+    rest = kube_v1.rest()
+    patch = {"spec": {"serviceClusterIPs": [{"cidr": "10.233.0.0/18"}], "serviceLoadBalancerAggregation": "Disabled"}}
+    rest.must(
+        "PATCH",
+        f"{rest.collection_path(CRD, 'BGPConfiguration')}/default",
+        patch,
+        content_type="application/merge-patch+json",
+    )
+    service = rest.must(
+        "POST",
+        "/api/v1/namespaces/default/services",
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        },
+    )
+    cluster_ip = service["spec"]["clusterIP"]
+    _create(
+        kube_v1,
+        {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "web-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.244.1.5"], "nodeName": NODE, "conditions": {"ready": True}}],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        },
+    )
+    missing = 0
+    for attempt in range(8):
+        out = render_bird_config(
+            kubeconfig=kube_v1.kubeconfig,
+            node_name=NODE,
+            out_dir=tmp_path / f"rendered-{attempt}",
+            templates_dir=confd_templates,
+            confd=confd_binary,
+        )
+        missing += f"route {cluster_ip}/32 blackhole;" not in (out / "bird_aggr.cfg").read_text()
+    assert missing == 0, f"{missing} of 8 renders lack the Service's /32"

@@ -25,7 +25,7 @@ from bgpflat.core.external import (
     object_key,
 )
 from bgpflat.errors import KubeNotFound, PlanError, StalePlanError
-from bgpflat.workflows.guards import check_same_cluster
+from bgpflat.workflows.guards import check_same_cluster, rv_of
 
 FIELD_MANAGER = "bgpflat"
 # Kubernetes 1.21 made discovery.k8s.io/v1 EndpointSlices GA; older clusters get Endpoints.
@@ -72,14 +72,7 @@ def plan_external(
     """Read what the file's objects are now and plan; ``prune`` also deletes bgpflat's Services
     (anywhere in the cluster) that the file no longer lists, with their endpoint objects."""
     desired = desired_manifests(services, legacy_endpoints=legacy_endpoints)
-    observed: dict[str, Mapping[str, Any] | None] = {}
-    for manifest in desired:
-        key = object_key(manifest)
-        collection, name = _collection(key)
-        try:
-            observed[key] = client.request("GET", f"{collection}/{name}", action=f"read {key}")
-        except KubeNotFound:
-            observed[key] = None
+    observed = {key: _read(client, key) for key in map(object_key, desired)}
     owners = [(s.namespace, s.name) for s in services]
     managed: list[dict[str, Any]] | None = None
     if prune:
@@ -116,32 +109,25 @@ def _related(
         for item in (found or {}).get("items") or []:
             out.append({**item, "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice"})
         key = f"Endpoints/{namespace}/{name}"
-        if key in known:
-            item = known[key]
-        else:
-            endpoints, _ = _collection(key)
-            try:
-                item = client.request("GET", f"{endpoints}/{name}", action=f"read Endpoints of {namespace}/{name}")
-            except KubeNotFound:
-                item = None
+        item = known[key] if key in known else _read(client, key)
         if item is not None:
             out.append({**item, "apiVersion": "v1", "kind": "Endpoints"})
     return out
 
 
+def _read(client: RestClient, key: str) -> Mapping[str, Any] | None:
+    """The object ``Kind/namespace/name`` as served, or None when it does not exist."""
+    collection, name = _collection(key)
+    try:
+        found: Mapping[str, Any] | None = client.request("GET", f"{collection}/{name}", action=f"read {key}")
+    except KubeNotFound:
+        return None
+    return found
+
+
 def current_versions(client: RestClient, keys: Sequence[str]) -> dict[str, str | None]:
     """The resourceVersion of each object now (None: it does not exist)."""
-    out: dict[str, str | None] = {}
-    for key in keys:
-        collection, name = _collection(key)
-        try:
-            found = client.request("GET", f"{collection}/{name}", action=f"read {key}")
-        except KubeNotFound:
-            out[key] = None
-            continue
-        rv = ((found or {}).get("metadata") or {}).get("resourceVersion")
-        out[key] = None if rv is None else str(rv)
-    return out
+    return {key: rv_of(_read(client, key)) for key in keys}
 
 
 def check_saved_plan(client: RestClient, plan: ExternalPlan, *, target: Mapping[str, str]) -> None:

@@ -16,7 +16,7 @@ The binary is built from the Go module proxy by ``build/confd/build.sh`` and cac
 ``BGPFLAT_CONFD`` points at a ready binary and bypasses the cache.
 
 Rendering (``render_bird_config``) runs confd as calico-node does (watching the datastore, not
-``-onetime``; see ``_render_settled`` for why) until its output settles, with a copy of Calico's
+``-onetime``; see ``render_bird_config`` for why) until its output settles, with a copy of Calico's
 templates whose ``dest`` paths point into the output directory, without ``reload_cmd``
 (calico-node's is ``sv hup bird``) and, by default, without ``check_cmd`` (``bird -p -c`` on
 ``bird.cfg``/``bird6.cfg``): on a fresh directory confd checks ``bird.cfg`` before the files it
@@ -69,7 +69,7 @@ TEMPLATES_SUBDIR = "confd/etc/calico/confd"
 BUILD_SCRIPT_ENV = "BGPFLAT_CONFD_BUILD_SCRIPT"
 BINARY_ENV = "BGPFLAT_CONFD"
 RENDER_TIMEOUT = 120.0
-SETTLE_SECONDS = 1.0  # confd's output unchanged this long counts as rendered (see _render_settled)
+SETTLE_SECONDS = 1.0  # confd's output unchanged this long counts as rendered (see render_bird_config)
 POLL_SECONDS = 0.05
 STOP_TIMEOUT = 10.0
 
@@ -210,7 +210,8 @@ def render_bird_config(
     extra_env: Mapping[str, str] | None = None,
     timeout: float = RENDER_TIMEOUT,
 ) -> Path:
-    """Run confd once for ``node_name`` against the API server of ``kubeconfig``; return ``out_dir``.
+    """Run confd for ``node_name`` against the API server of ``kubeconfig`` until its output
+    settles, then stop it; return ``out_dir``.
 
     ``out_dir`` receives the rendered files (``bird.cfg``, ``bird_aggr.cfg``, ``bird_ipam.cfg``,
     ``bird6*.cfg``) and ``confd.log``. confd sees only the environment it needs
@@ -221,28 +222,12 @@ def render_bird_config(
     """
     binary = confd or ensure_confd()
     out_dir = out_dir.resolve()
-    return _render_settled(binary, kubeconfig, node_name, out_dir, templates_dir, keep_check_cmd, extra_env, timeout)
-
-
-def _render_settled(
-    binary: Path,
-    kubeconfig: Path,
-    node_name: str,
-    out_dir: Path,
-    templates_dir: Path,
-    keep_check_cmd: bool,
-    extra_env: Mapping[str, str] | None,
-    timeout: float,
-) -> Path:
-    """confd as calico-node runs it (watching, not ``-onetime``) until its output has settled.
-
-    ``confd -onetime`` renders as soon as every source reports in sync, but its Service route
-    generator decides with the BGPConfiguration it had when its informers synced; when the
-    syncer delivers the real one (``serviceLoadBalancerAggregation: Disabled``, say) it re-decides
-    asynchronously, after that render. Measured: 2 onetime renders in 40 of one node lacked every
-    Service /32. calico-node keeps confd running and re-renders a moment later; so does this, and
-    it returns once all files exist and none has changed for ``SETTLE_SECONDS``.
-    """
+    # Not ``-onetime``: that renders as soon as every source reports in sync, but confd's Service
+    # route generator decides with the BGPConfiguration it had when its informers synced; when the
+    # syncer delivers the real one (``serviceLoadBalancerAggregation: Disabled``, say) it re-decides
+    # asynchronously, after that render. Measured: 2 onetime renders in 40 of one node lacked every
+    # Service /32. calico-node keeps confd running and re-renders a moment later; so does this,
+    # until all files exist and none has changed for ``SETTLE_SECONDS``.
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "confd.log"
     with tempfile.TemporaryDirectory(prefix="bgpflat-confd-") as tmp:

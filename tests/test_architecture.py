@@ -16,9 +16,26 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "bgpflat"
 
 CORE_FORBIDDEN = {
-    "kubernetes", "yaml", "rich", "exabgp", "subprocess", "socket", "os", "shutil", "time",
-    "tempfile", "signal", "threading", "asyncio", "urllib", "http", "requests", "random", "pathlib",
-    "select", "selectors",
+    "kubernetes",
+    "yaml",
+    "rich",
+    "exabgp",
+    "subprocess",
+    "socket",
+    "os",
+    "shutil",
+    "time",
+    "tempfile",
+    "signal",
+    "threading",
+    "asyncio",
+    "urllib",
+    "http",
+    "requests",
+    "random",
+    "pathlib",
+    "select",
+    "selectors",
 }
 CORE_ALLOWED_THIRD_PARTY = {"netaddr"}
 
@@ -65,7 +82,7 @@ def bgpflat_imports(path: Path) -> set[str]:
 
 
 def test_modules_found() -> None:
-    assert any(module_name(p) == "bgpflat.core.prefixes" for p in MODULES)
+    assert any(module_name(p) == "bgpflat.core.net.prefixes" for p in MODULES)
 
 
 @pytest.mark.parametrize("path", [p for p in MODULES if layer(module_name(p)) == "core"], ids=module_name)

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from bgpflat.core.calico_models import format_path
+from bgpflat.core.calico.models import format_path
 from bgpflat.errors import PlanError, SpecError
 
 # The C loader/dumper are an order of magnitude faster on snapshots of thousands of objects.

@@ -19,7 +19,7 @@ from bgpflat.errors import LabError
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from bgpflat.lab.conformance import ConformanceReport
+    from bgpflat.lab.conformance.matrix import ConformanceReport
 
 
 def register_conformance(lab_sub: argparse._SubParsersAction[Any]) -> None:
@@ -55,7 +55,7 @@ def register_conformance(lab_sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cmd_conformance(args: argparse.Namespace) -> int:
-    from bgpflat.lab import conformance_cases as cases
+    from bgpflat.lab.conformance import cases
 
     if args.list:
         if args.output == "json":
@@ -85,8 +85,8 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, chosen: list[Any]) -> ConformanceReport:
-    from bgpflat.lab.conformance import check_prerequisites, run_conformance
-    from bgpflat.lab.controlplane import ControlPlane
+    from bgpflat.lab.conformance.matrix import check_prerequisites, run_conformance
+    from bgpflat.lab.controlplane.server import ControlPlane
 
     check_prerequisites()
     with tempfile.TemporaryDirectory(prefix="bgpflat-conformance-") as tmp:

@@ -135,8 +135,8 @@ def load_saved_plan(path: str) -> ExternalPlan:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from bgpflat import workflows_external as wf
     from bgpflat.adapters.files import write_text_atomic
+    from bgpflat.workflows import external as wf
 
     try:
         services = load_services(args.file)
@@ -163,7 +163,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from bgpflat import workflows_external as wf
+    from bgpflat.workflows import external as wf
 
     if bool(args.plan_file) == bool(args.file):
         raise PlanError("give either a saved plan (bgpflat external apply PLAN.json) or a services file (-f FILE)")

@@ -2,7 +2,7 @@
 
 ``lab up|down|status|check`` run a whole scenario (``labs/<name>``): a real API server seeded with
 the scenario's cluster, the namespace fabric rendered from it and kept in line with it, and the
-verification peer (``bgpflat.lab.lifecycle``, ``bgpflat.lab.check``). ``lab control-plane
+verification peer (``bgpflat.lab.fabric.lifecycle``, ``bgpflat.lab.fabric.check``). ``lab control-plane
 build|up|down|status|seed`` run the API server alone.
 
 ``lab`` owns a sub-parser; each family of lab commands registers itself on it through its own
@@ -126,14 +126,14 @@ def _register_control_plane(lab_sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
-    from bgpflat.lab.controlplane import default_state_dir
+    from bgpflat.lab.controlplane.server import default_state_dir
 
     return Path(args.state_dir) if args.state_dir else default_state_dir()
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from bgpflat.lab import crds
-    from bgpflat.lab.binaries import ensure_binaries
+    from bgpflat.lab.controlplane import crds
+    from bgpflat.lab.controlplane.binaries import ensure_binaries
 
     binaries = ensure_binaries(progress=info)
     info(f"kube-apiserver and etcd: {binaries.directory}")
@@ -155,8 +155,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from bgpflat.lab.controlplane import STATE_FILE, ControlPlane
-    from bgpflat.lab.seed import load_scenario
+    from bgpflat.lab.controlplane.seed import load_scenario
+    from bgpflat.lab.controlplane.server import STATE_FILE, ControlPlane
     from bgpflat.lab.versions import DEFAULT_SERVICE_CLUSTER_IP_RANGE
 
     state_dir = _state_dir(args)
@@ -201,7 +201,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    from bgpflat.lab.controlplane import STATE_FILE, ControlPlane
+    from bgpflat.lab.controlplane.server import STATE_FILE, ControlPlane
 
     state_dir = _state_dir(args)
     if not (state_dir / STATE_FILE).is_file():
@@ -215,7 +215,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from bgpflat.lab.controlplane import STATE_FILE, ControlPlane
+    from bgpflat.lab.controlplane.server import STATE_FILE, ControlPlane
 
     state_dir = _state_dir(args)
     if not (state_dir / STATE_FILE).is_file():
@@ -244,7 +244,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
-    from bgpflat.lab.controlplane import ControlPlane
+    from bgpflat.lab.controlplane.server import ControlPlane
 
     plane = ControlPlane.attach(_state_dir(args))
     result = plane.seed_scenario(args.scenario)
@@ -336,14 +336,14 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _lab_dir(args: argparse.Namespace) -> Path:
-    from bgpflat.lab.lifecycle import default_state_dir
+    from bgpflat.lab.fabric.lifecycle import default_state_dir
 
     return Path(args.state_dir) if args.state_dir else default_state_dir(args.scenario)
 
 
 def _known_lab_dir(args: argparse.Namespace) -> Path:
     """The lab's state directory, refusing a scenario name that is a typo before anything is touched."""
-    from bgpflat.lab.lifecycle import require_known_scenario
+    from bgpflat.lab.fabric.lifecycle import require_known_scenario
 
     state_dir = _lab_dir(args)
     require_known_scenario(args.scenario, state_dir)
@@ -351,13 +351,13 @@ def _known_lab_dir(args: argparse.Namespace) -> Path:
 
 
 def _scenario_name(name_or_path: str) -> str:
-    from bgpflat.lab.seed import load_scenario
+    from bgpflat.lab.controlplane.seed import load_scenario
 
     return load_scenario(name_or_path).name
 
 
 def _cmd_lab_up(args: argparse.Namespace) -> int:
-    from bgpflat.lab.lifecycle import RUN_FILE, Lab
+    from bgpflat.lab.fabric.lifecycle import RUN_FILE, Lab
 
     state_dir = _lab_dir(args)
     if (state_dir / RUN_FILE).is_file():
@@ -370,7 +370,7 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
             f"a lab ({running.record.scenario}) is recorded in {state_dir} but is not healthy or is another "
             "scenario; run `bgpflat lab down` for it first"
         )
-    from bgpflat.lab.topology import MODE_STATIC_NAT
+    from bgpflat.lab.fabric.topology import MODE_STATIC_NAT
 
     lab = Lab.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info)
     fabric = lab.fabric()
@@ -421,7 +421,7 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab_down(args: argparse.Namespace) -> int:
-    from bgpflat.lab.lifecycle import down
+    from bgpflat.lab.fabric.lifecycle import down
 
     state_dir = _known_lab_dir(args)
     done = down(state_dir)
@@ -435,7 +435,7 @@ def _cmd_lab_down(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab_status(args: argparse.Namespace) -> int:
-    from bgpflat.lab.lifecycle import Lab, recorded_labs
+    from bgpflat.lab.fabric.lifecycle import Lab, recorded_labs
 
     if args.scenario:
         directories = [_known_lab_dir(args)]
@@ -472,8 +472,8 @@ def _cmd_lab_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab_check(args: argparse.Namespace) -> int:
-    from bgpflat.lab.check import run_check
-    from bgpflat.lab.lifecycle import Lab
+    from bgpflat.lab.fabric.check import run_check
+    from bgpflat.lab.fabric.lifecycle import Lab
 
     lab = Lab.attach(_known_lab_dir(args))
     report = run_check(lab, verify_timeout=args.verify_timeout, progress=info)

@@ -20,8 +20,8 @@ from bgpflat.errors import PeerError, SpecError
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from bgpflat.core.exabgp_conf import PeerConfig
-    from bgpflat.core.rib import Notice
+    from bgpflat.core.exabgp.config import PeerConfig
+    from bgpflat.core.exabgp.rib import Notice
 
 PASSWORD_ENV = "BGPFLAT_PEER_PASSWORD"
 DEFAULT_STATE_DIR = "bgpflat-peer"
@@ -183,8 +183,8 @@ def _password(settings: Mapping[str, Any]) -> str | None:
 
 def build_config(args: argparse.Namespace, settings: Mapping[str, Any]) -> PeerConfig:
     """Flags and config file -> a validated ``PeerConfig``."""
-    from bgpflat.core import exabgp_conf
-    from bgpflat.core.prefixes import parse_address
+    from bgpflat.core.exabgp import config as exabgp_conf
+    from bgpflat.core.net.prefixes import parse_address
     from bgpflat.peer import cluster
 
     listen = _as_list(settings.get("listen"))
@@ -262,7 +262,7 @@ def build_config(args: argparse.Namespace, settings: Mapping[str, Any]) -> PeerC
 
 
 def _check_address(text: str, flag: str, *, fix: str) -> None:
-    from bgpflat.core.prefixes import canonical_address
+    from bgpflat.core.net.prefixes import canonical_address
 
     try:
         canonical_address(text)
@@ -424,7 +424,7 @@ def read_state(args: argparse.Namespace, path: str) -> dict[str, Any]:
 
 
 def routes_command(args: argparse.Namespace) -> int:
-    from bgpflat.core.routes import RouteTable
+    from bgpflat.core.routes.table import RouteTable
 
     data = read_state(args, "/routes")
     records = data.get("routes") or []

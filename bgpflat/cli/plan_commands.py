@@ -21,8 +21,8 @@ from bgpflat.errors import BgpflatError, PlanError, SpecError
 
 if TYPE_CHECKING:
     from bgpflat.adapters.kube import CalicoApi
-    from bgpflat.core.plan import Plan
-    from bgpflat.core.state import DesiredState
+    from bgpflat.core.plan.planner import Plan
+    from bgpflat.core.spec.state import DesiredState
     from bgpflat.workflows import ApplyReport
 
 DEFAULT_BACKUP_DIR = Path(".bgpflat") / "backups"
@@ -147,7 +147,7 @@ def _announce(api: CalicoApi, verb: str) -> None:
 
 def load_desired_files(paths: Sequence[str]) -> DesiredState:
     from bgpflat.adapters import files
-    from bgpflat.core.spec import load_desired
+    from bgpflat.core.spec.flat import load_desired
 
     documents: list[files.Document] = []
     for path in paths:
@@ -166,7 +166,7 @@ def load_saved_plan(path: str) -> Plan:
     """A plan file from ``plan --out``; every refusal names the file, and a snapshot plan is refused
     here, before any cluster is contacted."""
     from bgpflat.adapters.files import read_json
-    from bgpflat.core.plan import Plan
+    from bgpflat.core.plan.planner import Plan
 
     if Path(path).suffix in (".yaml", ".yml"):
         raise PlanError(
@@ -189,7 +189,7 @@ def load_saved_plan(path: str) -> Plan:
 
 
 def _print_plan(plan: Plan, output: str, *, stderr: bool = False) -> None:
-    from bgpflat.render_plan import plan_renderable
+    from bgpflat.views.plan import plan_renderable
 
     if output == "json":
         sys.stdout.write(plan.to_json())
@@ -202,7 +202,7 @@ def _print_plan(plan: Plan, output: str, *, stderr: bool = False) -> None:
 
 
 def _print_report(report: ApplyReport, output: str, *, verb: str) -> None:
-    from bgpflat.render_plan import report_text
+    from bgpflat.views.plan import report_text
 
     if output == "json":
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")

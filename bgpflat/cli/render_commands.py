@@ -21,8 +21,8 @@ from bgpflat.cli.output import EXIT_OK, info
 from bgpflat.errors import SpecError
 
 if TYPE_CHECKING:
+    from bgpflat.core.net.prefixes import Prefix
     from bgpflat.core.office.intent import OfficeIntent
-    from bgpflat.core.prefixes import Prefix
 
 TOR_VENDORS = ("frr", "bird", "cisco-ios", "nxos", "junos", "eos")
 STATIC_FORMATS = ("linux", "frr", "cisco-ios", "nxos", "junos", "eos")
@@ -126,7 +126,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _prefixes(values: Sequence[str] | None, flag: str) -> tuple[Prefix, ...]:
-    from bgpflat.core.prefixes import Prefix
+    from bgpflat.core.net.prefixes import Prefix
 
     out = []
     for value in values or ():
@@ -138,7 +138,7 @@ def _prefixes(values: Sequence[str] | None, flag: str) -> tuple[Prefix, ...]:
 
 
 def _addresses(values: Sequence[str] | None, flag: str) -> tuple[str, ...]:
-    from bgpflat.core.prefixes import canonical_address
+    from bgpflat.core.net.prefixes import canonical_address
 
     out = []
     for value in values or ():
@@ -174,8 +174,8 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
     """Spec + cluster objects -> the renderers' intent (all file and API reading happens here)."""
     from bgpflat.adapters import files
     from bgpflat.core.office.intent import build_intent
-    from bgpflat.core.spec import load_desired
-    from bgpflat.core.state import ObservedState
+    from bgpflat.core.spec.flat import load_desired
+    from bgpflat.core.spec.state import ObservedState
 
     spec_files = list(args.files or [])
     snapshot = args.snapshot

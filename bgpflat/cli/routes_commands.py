@@ -19,9 +19,9 @@ from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:
-    from bgpflat.core.cluster import ClusterState
-    from bgpflat.core.expected import ExpectedRoutes
-    from bgpflat.verify import LearnedState
+    from bgpflat.core.routes.cluster import ClusterState
+    from bgpflat.core.routes.expected import ExpectedRoutes
+    from bgpflat.core.routes.verdict import LearnedState
 
 FORMAT_VERSION = 1
 DEFAULT_STATE_DIR = "bgpflat-peer"
@@ -127,7 +127,7 @@ def _as_number(text: str) -> int:
 
 
 def _calico_version(text: str) -> str:
-    from bgpflat.core.cluster import parse_calico_version
+    from bgpflat.core.routes.cluster import parse_calico_version
 
     # A version read from the cluster may be a dev build ("master") and only draws a note; one
     # typed here is a choice, and a typo must not quietly model another release.
@@ -140,7 +140,7 @@ def _calico_version(text: str) -> str:
 
 
 def load_cluster(args: argparse.Namespace) -> ClusterState:
-    from bgpflat.core.cluster import ClusterState
+    from bgpflat.core.routes.cluster import ClusterState
 
     if args.snapshot:
         from bgpflat.adapters.files import load_snapshot
@@ -171,9 +171,9 @@ def read_live_objects(*, kubeconfig: str | None, context: str | None) -> list[di
 
 
 def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
-    from bgpflat.core.advertise import expected_routes
-    from bgpflat.core.expected import ModelOptions, OutsidePeer
-    from bgpflat.core.prefixes import canonical_address
+    from bgpflat.core.net.prefixes import canonical_address
+    from bgpflat.core.routes.advertise import expected_routes
+    from bgpflat.core.routes.expected import ModelOptions, OutsidePeer
 
     try:
         address = canonical_address(args.peer)
@@ -202,7 +202,7 @@ class FileSource:
 
     def read(self) -> LearnedState:
         from bgpflat.adapters.files import read_json
-        from bgpflat.verify import learned_from_json
+        from bgpflat.core.routes.verdict import learned_from_json
 
         return learned_from_json(read_json(self.path), source=self.path)
 
@@ -215,9 +215,9 @@ class PeerSource:
         self.endpoint = endpoint
 
     def read(self) -> LearnedState:
+        from bgpflat.core.routes.verdict import learned_from_json
         from bgpflat.peer.endpoint import fetch_running
         from bgpflat.peer.state import StateDir
-        from bgpflat.verify import learned_from_json
 
         state = StateDir(Path(self.state_dir))
         live = fetch_running(state, self.endpoint, "/snapshot")
@@ -239,15 +239,16 @@ def expected_command(args: argparse.Namespace) -> int:
         for note in result.notes:  # in the JSON too; repeated where a person watching will see it
             info(f"note: {note}")
     else:
-        from bgpflat.render_routes import expected_routes_table
+        from bgpflat.views.routes import expected_routes_table
 
         console().print(expected_routes_table(result))
     return EXIT_OK
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    from bgpflat.reports import junit_xml, markdown_summary
-    from bgpflat.verify import CANNOT_VERIFY, MATCH, verify
+    from bgpflat.core.routes.verdict import CANNOT_VERIFY, MATCH
+    from bgpflat.views.reports import junit_xml, markdown_summary
+    from bgpflat.workflows.verify import verify
 
     # Flag values first: a typo must not wait for the whole cluster to be read.
     if args.timeout < 0 or args.interval <= 0 or args.settle < 0:
@@ -286,7 +287,7 @@ def verify_command(args: argparse.Namespace) -> int:
         json.dump(result.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        from bgpflat.render_routes import verify_result
+        from bgpflat.views.routes import verify_result
 
         console().print(verify_result(result))
     if result.status == CANNOT_VERIFY:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bgpflat.core.calico import format_path
-from bgpflat.core.prefixes import Prefix, canonical_address, parse_address
+from bgpflat.core.net.prefixes import Prefix, canonical_address, parse_address
 from bgpflat.errors import PlanError, SpecError
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

@@ -1,8 +1,8 @@
 """Every version the local control plane is built from, in one place.
 
 Kubernetes and etcd are built from the Go module proxy by ``build/k8s/build.sh`` (see
-``bgpflat.lab.binaries``). Calico's CRDs and the operator's ``Installation`` CRD are read out of
-module zips fetched from the same proxy (see ``bgpflat.lab.crds``); nothing is copied into the repo.
+``bgpflat.lab.controlplane.binaries``). Calico's CRDs and the operator's ``Installation`` CRD are read out of
+module zips fetched from the same proxy (see ``bgpflat.lab.controlplane.crds``); nothing is copied into the repo.
 
 A module pin with a ``sum`` is checked against that ``h1:`` hash by bgpflat itself. That matters for
 zips the checksum database does not list (the proxy serves them, ``sum.golang.org`` answers 404):

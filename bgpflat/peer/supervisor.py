@@ -33,11 +33,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bgpflat.core import exabgp_conf
-from bgpflat.core.exabgp_json import MalformedEvent, PathAttributes, PathKey, UpdateEvent, parse_line, prefix_of
-from bgpflat.core.prefixes import parse_address
-from bgpflat.core.rib import Notice, Rib
-from bgpflat.core.routes import Route
+from bgpflat.core.exabgp import config as exabgp_conf
+from bgpflat.core.exabgp.events import MalformedEvent, PathAttributes, PathKey, UpdateEvent, parse_line, prefix_of
+from bgpflat.core.exabgp.rib import Notice, Rib
+from bgpflat.core.net.prefixes import parse_address
+from bgpflat.core.routes.table import Route
 from bgpflat.errors import PeerError, SpecError
 from bgpflat.peer import collector
 from bgpflat.peer.endpoint import Endpoint, parse_endpoint

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgpflat.core.calico import parse_path, parse_resource, validate
-from bgpflat.core.plan import Plan, ResourceChange, Stage
+from bgpflat.core.plan.planner import Plan, ResourceChange, Stage
 from bgpflat.errors import (
     BgpflatError,
     KubeConflict,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bgpflat.core.calico import normalize_spec_value, parse_path
-from bgpflat.core.plan import Plan, ResourceChange
+from bgpflat.core.plan.planner import Plan, ResourceChange
 from bgpflat.errors import PlanError, StalePlanError
 from bgpflat.workflows.ports import ClusterApi
 

@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from bgpflat.core.plan import Plan, make_plan
-from bgpflat.core.state import DesiredState, ObservedState
+from bgpflat.core.plan.planner import Plan, make_plan
+from bgpflat.core.spec.state import DesiredState, ObservedState
 from bgpflat.errors import PlanError
 from bgpflat.workflows.ports import ClusterApi
 

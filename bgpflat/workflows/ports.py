@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bgpflat.core.plan import Stage
+from bgpflat.core.plan.planner import Stage
 
 
 class ClusterApi(Protocol):

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 from netns import Lab, Netns, calico_bird_conf, start_peer  # noqa: E402
 
-from bgpflat.core import exabgp_conf  # noqa: E402
+from bgpflat.core.exabgp import config as exabgp_conf  # noqa: E402
 from bgpflat.peer.endpoint import fetch  # noqa: E402
 from bgpflat.peer.process import exabgp_environment  # noqa: E402
 

@@ -246,7 +246,7 @@ def main() -> int:
         return 2
 
     sys.path.insert(0, str(ROOT))
-    from bgpflat.lab.controlplane import ControlPlane
+    from bgpflat.lab.controlplane.server import ControlPlane
 
     state = Path(tempfile.mkdtemp(prefix="bgpflat-bench-"))
     plane = None

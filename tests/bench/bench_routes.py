@@ -28,12 +28,12 @@ import netaddr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bgpflat.core.advertise import AdvertisementModel
-from bgpflat.core.cluster import ClusterState
-from bgpflat.core.expected import ExpectedRoutes, ModelOptions, OutsidePeer
-from bgpflat.core.prefixes import Prefix, format_address
-from bgpflat.core.routediff import diff_routes
-from bgpflat.core.routes import Route, RouteTable
+from bgpflat.core.net.prefixes import Prefix, format_address
+from bgpflat.core.routes.advertise import AdvertisementModel
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.core.routes.diff import diff_routes
+from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
+from bgpflat.core.routes.table import Route, RouteTable
 
 NODES, BLOCKS_PER_NODE, RACK, SERVICES = 5000, 4, 100, 2000
 POOL = Prefix.parse("10.128.0.0/10")
@@ -50,53 +50,123 @@ def block(i: int, j: int) -> Prefix:
 
 def cluster_objects() -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = [
-        {"apiVersion": V1, "kind": "ClusterInformation", "metadata": {"name": "default"},
-         "spec": {"calicoVersion": "v3.32.0"}},
-        {"apiVersion": V3, "kind": "IPPool", "metadata": {"name": "pods"},
-         "spec": {"cidr": str(POOL), "blockSize": 26, "nodeSelector": "all()"}},
-        {"apiVersion": V3, "kind": "BGPConfiguration", "metadata": {"name": "default"},
-         "spec": {"asNumber": 64512, "nodeToNodeMeshEnabled": False,
-                  "serviceClusterIPs": [{"cidr": "10.96.0.0/12"}],
-                  "serviceLoadBalancerIPs": [{"cidr": "192.168.0.0/16"}]}},
+        {
+            "apiVersion": V1,
+            "kind": "ClusterInformation",
+            "metadata": {"name": "default"},
+            "spec": {"calicoVersion": "v3.32.0"},
+        },
+        {
+            "apiVersion": V3,
+            "kind": "IPPool",
+            "metadata": {"name": "pods"},
+            "spec": {"cidr": str(POOL), "blockSize": 26, "nodeSelector": "all()"},
+        },
+        {
+            "apiVersion": V3,
+            "kind": "BGPConfiguration",
+            "metadata": {"name": "default"},
+            "spec": {
+                "asNumber": 64512,
+                "nodeToNodeMeshEnabled": False,
+                "serviceClusterIPs": [{"cidr": "10.96.0.0/12"}],
+                "serviceLoadBalancerIPs": [{"cidr": "192.168.0.0/16"}],
+            },
+        },
     ]
     for r in range(NODES // RACK):
-        objects.append({"apiVersion": V3, "kind": "BGPPeer", "metadata": {"name": f"tor-{r}"},
-                        "spec": {"peerIP": f"172.31.0.{r + 1}", "asNumber": 65000 + r,
-                                 "nodeSelector": f"rack == 'r{r}'"}})
+        objects.append(
+            {
+                "apiVersion": V3,
+                "kind": "BGPPeer",
+                "metadata": {"name": f"tor-{r}"},
+                "spec": {"peerIP": f"172.31.0.{r + 1}", "asNumber": 65000 + r, "nodeSelector": f"rack == 'r{r}'"},
+            }
+        )
     for i in range(NODES):
         name = f"node-{i}"
-        objects.append({"apiVersion": "v1", "kind": "Node",
-                        "metadata": {"name": name, "labels": {"rack": f"r{i // RACK}"},
-                                     "annotations": {"projectcalico.org/IPv4Address": f"{node_ip(i)}/16"}}})
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "labels": {"rack": f"r{i // RACK}"},
+                    "annotations": {"projectcalico.org/IPv4Address": f"{node_ip(i)}/16"},
+                },
+            }
+        )
         for j in range(BLOCKS_PER_NODE):
             cidr = str(block(i, j))
-            objects.append({"apiVersion": V1, "kind": "BlockAffinity", "metadata": {"name": f"{name}-{j}"},
-                            "spec": {"cidr": cidr, "node": name, "state": "confirmed", "deleted": "false",
-                                     "type": "host"}})
+            objects.append(
+                {
+                    "apiVersion": V1,
+                    "kind": "BlockAffinity",
+                    "metadata": {"name": f"{name}-{j}"},
+                    "spec": {"cidr": cidr, "node": name, "state": "confirmed", "deleted": "false", "type": "host"},
+                }
+            )
             allocations: list[int | None] = [None] * 64
-            attributes = [{"handle_id": f"k8s-pod-network.{name}-{j}",
-                           "secondary": {"namespace": "default", "node": name, "pod": f"p-{i}-{j}"}}]
+            attributes = [
+                {
+                    "handle_id": f"k8s-pod-network.{name}-{j}",
+                    "secondary": {"namespace": "default", "node": name, "pod": f"p-{i}-{j}"},
+                }
+            ]
             allocations[5] = 0
             if j == 0:  # one address of this block is used by a pod on the next node: borrowed
                 allocations[10] = 1
                 holder = f"node-{(i + NODES - 1) % NODES}"
-                attributes.append({"handle_id": f"k8s-pod-network.b-{i}",
-                                   "secondary": {"namespace": "default", "node": holder, "pod": f"b-{i}"}})
-            objects.append({"apiVersion": V1, "kind": "IPAMBlock", "metadata": {"name": cidr.replace("/", "-")},
-                            "spec": {"cidr": cidr, "affinity": f"host:{name}", "allocations": allocations,
-                                     "attributes": attributes}})
+                attributes.append(
+                    {
+                        "handle_id": f"k8s-pod-network.b-{i}",
+                        "secondary": {"namespace": "default", "node": holder, "pod": f"b-{i}"},
+                    }
+                )
+            objects.append(
+                {
+                    "apiVersion": V1,
+                    "kind": "IPAMBlock",
+                    "metadata": {"name": cidr.replace("/", "-")},
+                    "spec": {
+                        "cidr": cidr,
+                        "affinity": f"host:{name}",
+                        "allocations": allocations,
+                        "attributes": attributes,
+                    },
+                }
+            )
     for k in range(SERVICES):
         name = f"svc-{k}"
-        objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
-                        "spec": {"type": "LoadBalancer", "clusterIP": f"10.96.{k // 250}.{k % 250 + 1}",
-                                 "externalTrafficPolicy": "Local"},
-                        "status": {"loadBalancer": {"ingress": [{"ip": f"192.168.{k // 250}.{k % 250 + 1}"}]}}})
-        endpoints = [{"addresses": [f"10.128.0.{n}"], "nodeName": f"node-{(k * 7 + n) % NODES}",
-                      "conditions": {"ready": True}} for n in (0, 1)]
-        objects.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                        "metadata": {"name": f"{name}-x", "namespace": "default",
-                                     "labels": {"kubernetes.io/service-name": name}},
-                        "endpoints": endpoints})
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {
+                    "type": "LoadBalancer",
+                    "clusterIP": f"10.96.{k // 250}.{k % 250 + 1}",
+                    "externalTrafficPolicy": "Local",
+                },
+                "status": {"loadBalancer": {"ingress": [{"ip": f"192.168.{k // 250}.{k % 250 + 1}"}]}},
+            }
+        )
+        endpoints = [
+            {"addresses": [f"10.128.0.{n}"], "nodeName": f"node-{(k * 7 + n) % NODES}", "conditions": {"ready": True}}
+            for n in (0, 1)
+        ]
+        objects.append(
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{name}-x",
+                    "namespace": "default",
+                    "labels": {"kubernetes.io/service-name": name},
+                },
+                "endpoints": endpoints,
+            }
+        )
     return objects
 
 
@@ -194,11 +264,15 @@ def naive(cluster: ClusterState) -> set[tuple[str, str, str]]:
             as_path = (local_as,) if local_as != bgp_peer.as_number else ()
             statics = local.get(name, [])
             hosts = {net for net, _ in statics}
-            accepted = [(net, ("block", name, "local", "")) for net in blocks.get(name, [])
-                        if longest(no_export, net) is None]
+            accepted = [
+                (net, ("block", name, "local", "")) for net in blocks.get(name, []) if longest(no_export, net) is None
+            ]
             accepted += [(net, ("service-range", name, "local", "")) for net in range_ok]
-            candidates = [(net, ("borrowed", name, "local", f"workload {owner}"))
-                          for net, owner in workloads.get(name, []) if own_block(name, net) is None]
+            candidates = [
+                (net, ("borrowed", name, "local", f"workload {owner}"))
+                for net, owner in workloads.get(name, [])
+                if own_block(name, net) is None
+            ]
             candidates += [(net, ("service-local", name, "local", service)) for net, service in statics]
             accepted += [(net, why) for net, why in candidates if export(name, net, hosts)]
             for net, why in accepted:
@@ -221,13 +295,15 @@ def containment(cluster: ClusterState) -> None:
     naive_found = [next((node for net, node in blocks if netaddr.IPAddress(p.value) in net), None) for p in sample]
     per_address = (time.process_time() - start) / len(sample)
     assert naive_found == found[::step]
-    print(f"owner block of {len(addresses)} addresses among {len(blocks)} blocks: {index_time * 1000:.0f} ms "
-          f"with PrefixIndex; pairwise netaddr ≈ {per_address * len(addresses):.0f} s "
-          f"(measured on {len(sample)}, extrapolated) — {per_address * len(addresses) / index_time:.0f}×")
+    print(
+        f"owner block of {len(addresses)} addresses among {len(blocks)} blocks: {index_time * 1000:.0f} ms "
+        f"with PrefixIndex; pairwise netaddr ≈ {per_address * len(addresses):.0f} s "
+        f"(measured on {len(sample)}, extrapolated) — {per_address * len(addresses) / index_time:.0f}×"
+    )
 
 
 def _owners(cluster: ClusterState, addresses: list[Prefix]) -> list[str | None]:
-    from bgpflat.core.prefix_index import PrefixIndex
+    from bgpflat.core.net.prefix_index import PrefixIndex
 
     index = PrefixIndex((a.cidr, a.node) for a in cluster.affinities)
     out: list[str | None] = []
@@ -293,9 +369,11 @@ def diff_figure(*, spread: bool) -> None:
     diff_time, diff = timed(lambda: diff_routes(expected=expected, learned=learned), repeat=3)
     counts = diff.counts()
     where = "one of each on every session" if spread else "all on 10 of the 1,000 sessions"
-    print(f"diff {len(expected)} × {len(learned)} routes, differences {where}: {diff_time * 1000:.0f} ms — "
-          f"{counts['present']} present, {counts['missing']} missing, {counts['mismatched']} mismatched, "
-          f"{counts['unexpected']} unexpected  [goal ≤ 1000 ms] (tables built in {built:.1f} s)")
+    print(
+        f"diff {len(expected)} × {len(learned)} routes, differences {where}: {diff_time * 1000:.0f} ms — "
+        f"{counts['present']} present, {counts['missing']} missing, {counts['mismatched']} mismatched, "
+        f"{counts['unexpected']} unexpected  [goal ≤ 1000 ms] (tables built in {built:.1f} s)"
+    )
     if spread:
         diff_peak = peak_mib(lambda: diff_routes(expected=expected, learned=learned))
         print(f"peak traced memory during the diff (beyond the two tables): {diff_peak:.0f} MiB")
@@ -313,16 +391,20 @@ def calibration() -> float:
 
 
 def main() -> None:
-    print(f"machine: 10M-step Python loop takes {calibration():.2f} s CPU "
-          f"(load average {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())})")
+    print(
+        f"machine: 10M-step Python loop takes {calibration():.2f} s CPU "
+        f"(load average {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())})"
+    )
     t0 = time.perf_counter()
     objects = cluster_objects()
     generate = time.perf_counter() - t0
     load_time, cluster = timed(lambda: ClusterState.from_objects(objects), repeat=1)
-    print(f"cluster: {NODES} nodes, {len(cluster.affinities)} blocks, "
-          f"{len(cluster.allocations)} allocations, "
-          f"{len(cluster.services)} services, {len(cluster.peers)} BGPPeers "
-          f"(generated in {generate:.2f} s, ClusterState.from_objects {load_time:.2f} s)")
+    print(
+        f"cluster: {NODES} nodes, {len(cluster.affinities)} blocks, "
+        f"{len(cluster.allocations)} allocations, "
+        f"{len(cluster.services)} services, {len(cluster.peers)} BGPPeers "
+        f"(generated in {generate:.2f} s, ClusterState.from_objects {load_time:.2f} s)"
+    )
 
     plain_time, _ = timed(lambda: fast(cluster))
     # The CLI freezes the loaded cluster state out of the garbage collector's sight (gc.freeze):
@@ -334,11 +416,15 @@ def main() -> None:
     naive_time, naive_routes = timed(lambda: naive(cluster), repeat=1)
     assert fast_routes == naive_routes, (len(fast_routes), len(naive_routes))
     borrowed = sum(1 for _, p, _ in fast_routes if POOL.contains(Prefix.parse(p)) and p.endswith("/32"))
-    print(f"expected routes, all 50 peers: {fast_time * 1000:.0f} ms for {len(fast_routes)} routes "
-          f"({borrowed} borrowed /32s)  [goal ≤ 500 ms]; {plain_time * 1000:.0f} ms without gc.freeze()")
+    print(
+        f"expected routes, all 50 peers: {fast_time * 1000:.0f} ms for {len(fast_routes)} routes "
+        f"({borrowed} borrowed /32s)  [goal ≤ 500 ms]; {plain_time * 1000:.0f} ms without gc.freeze()"
+    )
     print(f"expected routes, one peer (incl. indexing the cluster): {one_time * 1000:.0f} ms")
-    print(f"naive netaddr reference: {naive_time * 1000:.0f} ms — same routes; ratio naive/fast "
-          f"{naive_time / fast_time:.1f}×")
+    print(
+        f"naive netaddr reference: {naive_time * 1000:.0f} ms — same routes; ratio naive/fast "
+        f"{naive_time / fast_time:.1f}×"
+    )
     print(f"peak traced memory, all 50 peers: {peak_mib(lambda: fast(cluster)):.0f} MiB")
     containment(cluster)
 
@@ -346,15 +432,23 @@ def main() -> None:
     for obj in mesh_objects:
         if obj["kind"] == "BGPConfiguration":
             obj["spec"] = {**obj["spec"], "nodeToNodeMeshEnabled": True}
-    mesh_objects.append({"apiVersion": V3, "kind": "BGPPeer", "metadata": {"name": "edge"},
-                         "spec": {"peerIP": "172.31.1.1", "asNumber": 65100, "node": "node-0"}})
+    mesh_objects.append(
+        {
+            "apiVersion": V3,
+            "kind": "BGPPeer",
+            "metadata": {"name": "edge"},
+            "spec": {"peerIP": "172.31.1.1", "asNumber": 65100, "node": "node-0"},
+        }
+    )
     mesh_cluster = ClusterState.from_objects(mesh_objects)
     one_node = OutsidePeer(address="172.31.1.1")
     mesh_time, mesh_result = timed(
         lambda: AdvertisementModel(mesh_cluster, ModelOptions()).expected_routes(one_node), repeat=1
     )
-    print(f"mesh on, one node re-exporting the whole cluster to an eBGP peer: {mesh_time * 1000:.0f} ms for "
-          f"{len(mesh_result.table)} routes")
+    print(
+        f"mesh on, one node re-exporting the whole cluster to an eBGP peer: {mesh_time * 1000:.0f} ms for "
+        f"{len(mesh_result.table)} routes"
+    )
 
     for spread in (True, False):
         diff_figure(spread=spread)

@@ -1,6 +1,6 @@
 """Fixtures for tests against a real kube-apiserver + etcd with Calico's CRDs.
 
-The servers are the ones ``bgpflat lab control-plane up`` runs (``bgpflat.lab.controlplane``):
+The servers are the ones ``bgpflat lab control-plane up`` runs (``bgpflat.lab.controlplane.server``):
 kube-apiserver and etcd built from the Go module proxy and cached under ``~/.cache/bgpflat/``.
 One server per Calico API flavour is started lazily, the first time a test asks for it, and runs
 for the whole session (about 5 s each to start).
@@ -10,7 +10,7 @@ Fixtures
 ``kube_v1`` / ``kube_v3`` (function scope)
     A ``ControlPlane`` serving ``crd.projectcalico.org/v1`` (resp. ``projectcalico.org/v3``: native
     CRDs when the pinned release can be fetched, else CRDs derived from the v1 schemas, see
-    ``bgpflat.lab.crds``) plus the operator's ``Installation`` CRD. Useful members:
+    ``bgpflat.lab.controlplane.crds``) plus the operator's ``Installation`` CRD. Useful members:
 
     - ``.kubeconfig``: path of an admin kubeconfig (for ``kubernetes.config``, kubectl, the CLI);
     - ``.api_client()``: a new ``kubernetes.client.ApiClient`` for that kubeconfig;
@@ -21,7 +21,7 @@ Fixtures
       ``.state.service_cluster_ip_range``.
 
     Isolation: after each test every object created since the server started is deleted
-    (``bgpflat.lab.baseline``, about 0.5 s), namespaces included; each test starts from the bare
+    (``bgpflat.lab.conformance.baseline``, about 0.5 s), namespaces included; each test starts from the bare
     server. Calico's objects and Nodes are cluster-scoped, so per-test namespaces would not isolate
     them. (pytest-xdist works: every worker is its own session with its own servers, ~0.5 GiB each.)
 
@@ -55,11 +55,11 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bgpflat.errors import LabError
-from bgpflat.lab.baseline import Baseline
-from bgpflat.lab.binaries import ensure_binaries
-from bgpflat.lab.controlplane import ControlPlane
-from bgpflat.lab.crds import Flavour, crds_available
-from bgpflat.lab.seed import SeedResult, load_scenario
+from bgpflat.lab.conformance.baseline import Baseline
+from bgpflat.lab.controlplane.binaries import ensure_binaries
+from bgpflat.lab.controlplane.crds import Flavour, crds_available
+from bgpflat.lab.controlplane.seed import SeedResult, load_scenario
+from bgpflat.lab.controlplane.server import ControlPlane
 
 REFERENCE_SCENARIO = "calico-bgp"
 

@@ -9,8 +9,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from bgpflat.lab.controlplane import ControlPlane
-from bgpflat.lab.crds import CALICO_GROUPS
+from bgpflat.lab.controlplane.crds import CALICO_GROUPS
+from bgpflat.lab.controlplane.server import ControlPlane
 
 pytestmark = pytest.mark.integration
 

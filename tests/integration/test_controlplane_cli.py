@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bgpflat.errors import LabError
-from bgpflat.lab.binaries import find_cached
+from bgpflat.lab.controlplane.binaries import find_cached
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ def test_up_refuses_a_state_dir_with_foreign_files(cached_binaries: None, tmp_pa
 _TIED_RUN = """\
 import sys, time
 from pathlib import Path
-from bgpflat.lab.controlplane import ControlPlane
+from bgpflat.lab.controlplane.server import ControlPlane
 plane = ControlPlane.start(state_dir=Path(sys.argv[1]), flavour="v1", tied_to_caller=True)
 print(" ".join(str(p.pid) for p in plane.state.processes), flush=True)
 time.sleep(600)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bgpflat.lab.baseline import Baseline
-from bgpflat.lab.controlplane import ControlPlane
-from bgpflat.lab.crds import CALICO_GROUPS
-from bgpflat.lab.seed import METADATA_ANNOTATION, SeedResult, ensure_service_cidr
+from bgpflat.lab.conformance.baseline import Baseline
+from bgpflat.lab.controlplane.crds import CALICO_GROUPS
+from bgpflat.lab.controlplane.seed import METADATA_ANNOTATION, SeedResult, ensure_service_cidr
+from bgpflat.lab.controlplane.server import ControlPlane
 
 pytestmark = pytest.mark.integration
 

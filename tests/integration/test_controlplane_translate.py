@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
-from bgpflat.lab.seed import METADATA_ANNOTATION, calico_v1_to_v3, calico_v3_to_v1, for_flavour, load_scenario
+from bgpflat.lab.controlplane.seed import (
+    METADATA_ANNOTATION,
+    calico_v1_to_v3,
+    calico_v3_to_v1,
+    for_flavour,
+    load_scenario,
+)
 
 V3_PEER = {
     "apiVersion": "projectcalico.org/v3",

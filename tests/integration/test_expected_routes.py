@@ -16,9 +16,9 @@ import pytest
 
 from bgpflat.cli import main
 from bgpflat.cli.routes_commands import read_live_objects
-from bgpflat.core.advertise import expected_routes
-from bgpflat.core.cluster import ClusterState
-from bgpflat.core.expected import OutsidePeer
+from bgpflat.core.routes.advertise import expected_routes
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.core.routes.expected import OutsidePeer
 
 pytestmark = pytest.mark.integration
 

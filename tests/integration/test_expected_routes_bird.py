@@ -44,22 +44,52 @@ def bgpflat_env() -> dict[str, str]:
 def cluster_snapshot() -> list[dict[str, Any]]:
     v3, v1 = "projectcalico.org/v3", "crd.projectcalico.org/v1"
     objects: list[dict[str, Any]] = [
-        {"apiVersion": v1, "kind": "ClusterInformation", "metadata": {"name": "default"},
-         "spec": {"calicoVersion": "v3.30.7"}},
-        {"apiVersion": v3, "kind": "IPPool", "metadata": {"name": "pods"},
-         "spec": {"cidr": "10.244.0.0/16", "blockSize": 26, "nodeSelector": "all()"}},
-        {"apiVersion": v3, "kind": "BGPConfiguration", "metadata": {"name": "default"},
-         "spec": {"asNumber": 64512, "nodeToNodeMeshEnabled": True, "serviceClusterIPs": [{"cidr": SERVICES}],
-                  "prefixAdvertisements": [{"cidr": "10.244.0.0/26", "communities": ["64512:100", "64512:1:2"]}]}},
-        {"apiVersion": v3, "kind": "BGPPeer", "metadata": {"name": "verifier"},
-         "spec": {"peerIP": PEER, "asNumber": 65000}},
+        {
+            "apiVersion": v1,
+            "kind": "ClusterInformation",
+            "metadata": {"name": "default"},
+            "spec": {"calicoVersion": "v3.30.7"},
+        },
+        {
+            "apiVersion": v3,
+            "kind": "IPPool",
+            "metadata": {"name": "pods"},
+            "spec": {"cidr": "10.244.0.0/16", "blockSize": 26, "nodeSelector": "all()"},
+        },
+        {
+            "apiVersion": v3,
+            "kind": "BGPConfiguration",
+            "metadata": {"name": "default"},
+            "spec": {
+                "asNumber": 64512,
+                "nodeToNodeMeshEnabled": True,
+                "serviceClusterIPs": [{"cidr": SERVICES}],
+                "prefixAdvertisements": [{"cidr": "10.244.0.0/26", "communities": ["64512:100", "64512:1:2"]}],
+            },
+        },
+        {
+            "apiVersion": v3,
+            "kind": "BGPPeer",
+            "metadata": {"name": "verifier"},
+            "spec": {"peerIP": PEER, "asNumber": 65000},
+        },
     ]
     for name, (address, block) in NODES.items():
-        objects.append({"apiVersion": "v1", "kind": "Node",
-                        "metadata": {"name": name, "annotations": {"projectcalico.org/IPv4Address": f"{address}/24"}}})
-        objects.append({"apiVersion": v1, "kind": "BlockAffinity", "metadata": {"name": f"{name}-block"},
-                        "spec": {"cidr": block, "node": name, "state": "confirmed", "deleted": "false",
-                                 "type": "host"}})
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "annotations": {"projectcalico.org/IPv4Address": f"{address}/24"}},
+            }
+        )
+        objects.append(
+            {
+                "apiVersion": v1,
+                "kind": "BlockAffinity",
+                "metadata": {"name": f"{name}-block"},
+                "spec": {"cidr": block, "node": name, "state": "confirmed", "deleted": "false", "type": "host"},
+            }
+        )
     return objects
 
 
@@ -73,9 +103,13 @@ class Setup:
 
     def verify(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            bgpflat_argv("verify", "--peer", PEER, "--snapshot", str(self.snapshot), "--state-dir",
-                         str(self.state_dir), *extra),
-            env=bgpflat_env(), capture_output=True, text=True, timeout=120,
+            bgpflat_argv(
+                "verify", "--peer", PEER, "--snapshot", str(self.snapshot), "--state-dir", str(self.state_dir), *extra
+            ),
+            env=bgpflat_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     def birdc(self, name: str, *args: str) -> str:
@@ -105,19 +139,37 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 directory=bird_dirs[name],
                 router_id=address,
                 local_as=64512,
-                peers=[(f"Mesh_{other.replace('.', '_')}", other, address, 64512),
-                       (f"Global_{PEER.replace('.', '_')}", PEER, address, 65000)],
+                peers=[
+                    (f"Mesh_{other.replace('.', '_')}", other, address, 64512),
+                    (f"Global_{PEER.replace('.', '_')}", PEER, address, 65000),
+                ],
                 blocks=(block,),
                 service_cidrs=(SERVICES,),
             )
-            lab.start(ns, ["bird", "-f", "-c", str(conf), "-s", str(bird_dirs[name] / "bird.ctl")],
-                      log=tmp / f"{name}.bird.out")
+            lab.start(
+                ns,
+                ["bird", "-f", "-c", str(conf), "-s", str(bird_dirs[name] / "bird.ctl")],
+                log=tmp / f"{name}.bird.out",
+            )
         state_dir = tmp / "state"
         lab.start(
             peer,
-            bgpflat_argv("peer", "run", "--local-as", "65000", "--listen", PEER, "--neighbor",
-                         ",".join(a for a, _ in NODES.values()), "--peer-as", "64512", "--hold-time", "9",
-                         "--state-dir", str(state_dir)),
+            bgpflat_argv(
+                "peer",
+                "run",
+                "--local-as",
+                "65000",
+                "--listen",
+                PEER,
+                "--neighbor",
+                ",".join(a for a, _ in NODES.values()),
+                "--peer-as",
+                "64512",
+                "--hold-time",
+                "9",
+                "--state-dir",
+                str(state_dir),
+            ),
             log=tmp / "peer.out",
             env=bgpflat_env(),
         )
@@ -142,8 +194,8 @@ def test_paths_per_prefix_under_add_path_match_the_reasons(setup: Setup) -> None
     per expected route count the same paths. (The diff compares distinct paths, so the verdict
     does not depend on this count.)
     """
-    from bgpflat.core.advertise import expected_routes
-    from bgpflat.core.cluster import ClusterState
+    from bgpflat.core.routes.advertise import expected_routes
+    from bgpflat.core.routes.cluster import ClusterState
     from bgpflat.peer.endpoint import fetch
 
     expected = expected_routes(cluster=ClusterState.from_objects(cluster_snapshot()), peer=PEER)
@@ -162,13 +214,17 @@ def test_paths_per_prefix_under_add_path_match_the_reasons(setup: Setup) -> None
     observed = paths()
     assert observed == predicted
     assert {prefix: count for (_, prefix), count in observed.items()} == {
-        "10.244.0.0/26": 1, "10.244.0.64/26": 1, SERVICES: 2}
+        "10.244.0.0/26": 1,
+        "10.244.0.64/26": 1,
+        SERVICES: 2,
+    }
 
 
 def test_a_block_withdrawn_by_bird_is_reported_missing(setup: Setup) -> None:
     write_bird_statics(setup.bird_dirs["node-2"], blocks=(), service_cidrs=(SERVICES,))
     setup.birdc("node-2", "configure")
     try:
+
         def mismatch() -> dict[str, Any] | None:
             done = setup.verify("-o", "json")
             data = json.loads(done.stdout)

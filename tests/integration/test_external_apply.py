@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bgpflat.cli import main
-from bgpflat.lab.controlplane import ControlPlane
+from bgpflat.lab.controlplane.server import ControlPlane
 
 pytestmark = pytest.mark.integration
 

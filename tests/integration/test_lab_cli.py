@@ -22,12 +22,12 @@ import yaml
 from test_lab_flat import skip_unless_lab_can_run
 
 from bgpflat.errors import LabError
-from bgpflat.lab.binaries import ensure_binaries
-from bgpflat.lab.lifecycle import lab_spec
-from bgpflat.lab.netns import NETNS_ETC
+from bgpflat.lab.controlplane.binaries import ensure_binaries
+from bgpflat.lab.controlplane.seed import load_scenario
+from bgpflat.lab.fabric.lifecycle import lab_spec
+from bgpflat.lab.fabric.netns import NETNS_ETC
+from bgpflat.lab.fabric.topology import load_topology
 from bgpflat.lab.processes import process_start_time
-from bgpflat.lab.seed import load_scenario
-from bgpflat.lab.topology import load_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from bgpflat.core.advertise import expected_routes
-from bgpflat.core.cluster import ClusterState
-from bgpflat.lab.topology import FlatLab, file_source, load_topology
+from bgpflat.core.routes.advertise import expected_routes
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.lab.fabric.topology import FlatLab, file_source, load_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 

@@ -17,9 +17,9 @@ import pytest
 from test_lab_cli import skip_unless_control_plane_can_run
 from test_lab_flat import skip_unless_lab_can_run
 
-from bgpflat.lab import check, office
-from bgpflat.lab.lifecycle import Lab, down
-from bgpflat.lab.netns import NETNS_ETC, netns_exists, ns_argv, run
+from bgpflat.lab.fabric import check, office
+from bgpflat.lab.fabric.lifecycle import Lab, down
+from bgpflat.lab.fabric.netns import NETNS_ETC, netns_exists, ns_argv, run
 from bgpflat.lab.processes import process_start_time
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]

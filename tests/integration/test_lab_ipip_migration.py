@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from test_lab_flat import skip_unless_lab_can_run, wait_until
 
-from bgpflat.core.advertise import expected_routes
-from bgpflat.core.cluster import ClusterState
-from bgpflat.lab.topology import FlatLab, file_source, load_topology
+from bgpflat.core.routes.advertise import expected_routes
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.lab.fabric.topology import FlatLab, file_source, load_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 

@@ -14,9 +14,9 @@ import pytest
 from test_lab_flat import SCENARIO, skip_unless_lab_can_run
 
 from bgpflat.errors import LabError, SpecError
-from bgpflat.lab.netns import NETNS_ETC, NetnsLab, netns_exists, sweep
+from bgpflat.lab.fabric.netns import NETNS_ETC, NetnsLab, netns_exists, sweep
+from bgpflat.lab.fabric.topology import FlatLab, file_source, load_topology
 from bgpflat.lab.processes import process_start_time
-from bgpflat.lab.topology import FlatLab, file_source, load_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from test_lab_flat import SCENARIO, after_apply, skip_unless_lab_can_run
 
-from bgpflat.lab.topology import FlatLab, file_source, load_topology
+from bgpflat.lab.fabric.topology import FlatLab, file_source, load_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.routes import Route, RouteTable
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.table import Route, RouteTable
 from bgpflat.peer.endpoint import fetch
 
 sys.path.insert(0, str(Path(__file__).parent))

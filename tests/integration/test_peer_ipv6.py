@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.routes import RouteTable
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.table import RouteTable
 from bgpflat.peer.endpoint import fetch
 
 sys.path.insert(0, str(Path(__file__).parent))

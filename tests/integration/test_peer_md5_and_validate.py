@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bgpflat.core.exabgp_conf import PeerConfig, neighbor, render
+from bgpflat.core.exabgp.config import PeerConfig, neighbor, render
 from bgpflat.peer.endpoint import fetch
 from bgpflat.peer.process import exabgp_environment
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bgpflat.lab.controlplane import ControlPlane
+from bgpflat.lab.controlplane.server import ControlPlane
 
 pytestmark = pytest.mark.integration
 

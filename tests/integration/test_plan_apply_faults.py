@@ -16,7 +16,7 @@ import yaml
 from faultproxy import FaultProxy, Rule, proxy_for
 from test_plan_apply import SPEC, bgpflat, calico, kubectl
 
-from bgpflat.lab.controlplane import ControlPlane
+from bgpflat.lab.controlplane.server import ControlPlane
 
 pytestmark = pytest.mark.integration
 

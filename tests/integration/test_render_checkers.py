@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from bgpflat.lab.controlplane import ControlPlane
+from bgpflat.lab.controlplane.server import ControlPlane
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_office_golden import CASES

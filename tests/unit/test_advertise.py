@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bgpflat.core.advertise import AdvertisementModel, expected_routes
-from bgpflat.core.cluster import ClusterState
-from bgpflat.core.expected import ExpectedRoutes, ModelOptions, OutsidePeer
-from bgpflat.core.prefixes import Prefix
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.advertise import AdvertisementModel, expected_routes
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
 from bgpflat.errors import SpecError
 
 V3 = "projectcalico.org/v3"
@@ -24,26 +24,42 @@ ADDR = {"a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3"}
 BLOCK = {"a": "10.244.0.0/26", "b": "10.244.0.64/26", "c": "10.244.0.128/26"}
 
 
-def node(name: str, *, labels: dict[str, str] | None = None, asn: int | None = None,
-         rr: str | None = None, address: str | None = None) -> dict[str, Any]:
+def node(
+    name: str,
+    *,
+    labels: dict[str, str] | None = None,
+    asn: int | None = None,
+    rr: str | None = None,
+    address: str | None = None,
+) -> dict[str, Any]:
     annotations = {"projectcalico.org/IPv4Address": f"{address or ADDR[name]}/24"}
     if asn is not None:
         annotations["projectcalico.org/ASNumber"] = str(asn)
     if rr is not None:
         annotations["projectcalico.org/RouteReflectorClusterID"] = rr
-    return {"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": labels or {}, "annotations": annotations}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels or {}, "annotations": annotations},
+    }
 
 
 def pool(name: str, cidr: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": V3, "kind": "IPPool", "metadata": {"name": name},
-            "spec": {"cidr": cidr, "blockSize": 26, "nodeSelector": "all()", **spec}}
+    return {
+        "apiVersion": V3,
+        "kind": "IPPool",
+        "metadata": {"name": name},
+        "spec": {"cidr": cidr, "blockSize": 26, "nodeSelector": "all()", **spec},
+    }
 
 
 def affinity(node_name: str, cidr: str, state: str = "confirmed", kind: str = "host") -> dict[str, Any]:
-    return {"apiVersion": V1, "kind": "BlockAffinity",
-            "metadata": {"name": f"{node_name}-{cidr.replace('/', '-')}"},
-            "spec": {"cidr": cidr, "node": node_name, "state": state, "deleted": "false", "type": kind}}
+    return {
+        "apiVersion": V1,
+        "kind": "BlockAffinity",
+        "metadata": {"name": f"{node_name}-{cidr.replace('/', '-')}"},
+        "spec": {"cidr": cidr, "node": node_name, "state": state, "deleted": "false", "type": kind},
+    }
 
 
 def ipam_block(cidr: str, owner: str | None, allocations: dict[int, tuple[str, str]]) -> dict[str, Any]:
@@ -53,11 +69,20 @@ def ipam_block(cidr: str, owner: str | None, allocations: dict[int, tuple[str, s
     attributes = []
     for offset, (holder, pod) in sorted(allocations.items()):
         slots[offset] = len(attributes)
-        attributes.append({"handle_id": f"k8s-pod-network.{pod}",
-                           "secondary": {"namespace": "default", "node": holder, "pod": pod}})
-    return {"apiVersion": V1, "kind": "IPAMBlock", "metadata": {"name": cidr.replace("/", "-")},
-            "spec": {"cidr": cidr, "affinity": f"host:{owner}" if owner else None,
-                     "allocations": slots, "attributes": attributes}}
+        attributes.append(
+            {"handle_id": f"k8s-pod-network.{pod}", "secondary": {"namespace": "default", "node": holder, "pod": pod}}
+        )
+    return {
+        "apiVersion": V1,
+        "kind": "IPAMBlock",
+        "metadata": {"name": cidr.replace("/", "-")},
+        "spec": {
+            "cidr": cidr,
+            "affinity": f"host:{owner}" if owner else None,
+            "allocations": slots,
+            "attributes": attributes,
+        },
+    }
 
 
 def bgp_configuration(name: str = "default", **spec: Any) -> dict[str, Any]:
@@ -75,15 +100,26 @@ def bgp_filter(name: str, export_v4: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def version(text: str) -> dict[str, Any]:
-    return {"apiVersion": V1, "kind": "ClusterInformation", "metadata": {"name": "default"},
-            "spec": {"calicoVersion": text}}
+    return {
+        "apiVersion": V1,
+        "kind": "ClusterInformation",
+        "metadata": {"name": "default"},
+        "spec": {"calicoVersion": text},
+    }
 
 
-def base(*, mesh: bool = True, peer: dict[str, Any] | None = None, calico: str = "v3.30.7",
-         config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def base(
+    *,
+    mesh: bool = True,
+    peer: dict[str, Any] | None = None,
+    calico: str = "v3.30.7",
+    config: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     return [
         version(calico),
-        node("a"), node("b"), node("c"),
+        node("a"),
+        node("b"),
+        node("c"),
         pool("pods", "10.244.0.0/16"),
         *(affinity(n, BLOCK[n]) for n in "abc"),
         bgp_configuration(asNumber=64512, nodeToNodeMeshEnabled=mesh, **(config or {})),
@@ -92,8 +128,9 @@ def base(*, mesh: bool = True, peer: dict[str, Any] | None = None, calico: str =
 
 
 def expect(objects: list[dict[str, Any]], *, peer: str = PEER, **options: Any) -> ExpectedRoutes:
-    return expected_routes(cluster=ClusterState.from_objects(objects), peer=OutsidePeer(address=peer),
-                           options=ModelOptions(**options))
+    return expected_routes(
+        cluster=ClusterState.from_objects(objects), peer=OutsidePeer(address=peer), options=ModelOptions(**options)
+    )
 
 
 def seen(result: ExpectedRoutes) -> set[tuple[str, str, str]]:
@@ -118,15 +155,21 @@ def test_confirmed_block_is_advertised_by_its_node_with_the_node_as_next_hop() -
 
 
 def test_pending_affinity_gives_no_route_but_pending_deletion_does_until_removed() -> None:
-    objects = [*base(mesh=False), affinity("a", "10.244.1.0/26", "pending"),
-               affinity("a", "10.244.2.0/26", "pendingDeletion")]
+    objects = [
+        *base(mesh=False),
+        affinity("a", "10.244.1.0/26", "pending"),
+        affinity("a", "10.244.2.0/26", "pendingDeletion"),
+    ]
     assert from_node(expect(objects), "a") == {BLOCK["a"], "10.244.2.0/26"}
     assert from_node(expect(objects, pending_deletion_blocks=False), "a") == {BLOCK["a"]}
 
 
 def test_deleted_and_virtual_affinities_give_no_route() -> None:
-    objects = [*base(mesh=False), pool("lb", "192.0.2.0/24", allowedUses=["LoadBalancer"]),
-               affinity("a", "192.0.2.0/26", kind="virtual")]
+    objects = [
+        *base(mesh=False),
+        pool("lb", "192.0.2.0/24", allowedUses=["LoadBalancer"]),
+        affinity("a", "192.0.2.0/26", kind="virtual"),
+    ]
     deleted = affinity("a", "10.244.3.0/26")
     deleted["spec"]["deleted"] = "true"
     objects.append(deleted)
@@ -149,8 +192,8 @@ def test_borrowed_address_is_a_host_route_from_the_node_running_the_workload() -
 def test_mesh_reexport_skips_host_routes_inside_the_reexporting_nodes_own_block() -> None:
     objects = [*base(), ipam_block(BLOCK["a"], "a", {5: ("b", "web-1")})]
     result = expect(objects)
-    assert "10.244.0.5/32" not in from_node(result, "a")      # a's calico_aggr rejects it
-    assert "10.244.0.5/32" in from_node(result, "c")          # c re-exports it (next hop self)
+    assert "10.244.0.5/32" not in from_node(result, "a")  # a's calico_aggr rejects it
+    assert "10.244.0.5/32" in from_node(result, "c")  # c re-exports it (next hop self)
     assert ("c", "10.244.0.5/32", "c") in seen(result)
 
 
@@ -182,8 +225,13 @@ def test_disable_bgp_export_removes_the_pool_everywhere_mesh_included() -> None:
 
 
 def test_encapsulated_pools_are_exported_like_plain_pools() -> None:
-    objects = [*base(mesh=False), pool("ipip", "10.246.0.0/16", ipipMode="Always"), affinity("a", "10.246.0.0/26"),
-               pool("vxlan", "10.247.0.0/16", vxlanMode="Always"), affinity("a", "10.247.0.0/26")]
+    objects = [
+        *base(mesh=False),
+        pool("ipip", "10.246.0.0/16", ipipMode="Always"),
+        affinity("a", "10.246.0.0/26"),
+        pool("vxlan", "10.247.0.0/16", vxlanMode="Always"),
+        affinity("a", "10.247.0.0/26"),
+    ]
     assert from_node(expect(objects), "a") == {BLOCK["a"], "10.246.0.0/26", "10.247.0.0/26"}
 
 
@@ -280,14 +328,14 @@ def test_no_bgp_peer_for_the_address_means_no_session_unless_an_as_is_given() ->
     result = expect(objects)
     assert not result.table
     assert any("no BGPPeer has peerIP 10.0.0.254" in note for note in result.notes)
-    assumed = expected_routes(cluster=ClusterState.from_objects(objects),
-                              peer=OutsidePeer(address=PEER, as_number=65000))
+    assumed = expected_routes(
+        cluster=ClusterState.from_objects(objects), peer=OutsidePeer(address=PEER, as_number=65000)
+    )
     assert len(assumed.sessions) == 3
 
 
 def test_peer_without_as_number_asks_for_one() -> None:
-    objects = base(peer={"apiVersion": V3, "kind": "BGPPeer", "metadata": {"name": "tor"},
-                         "spec": {"peerIP": PEER}})
+    objects = base(peer={"apiVersion": V3, "kind": "BGPPeer", "metadata": {"name": "tor"}, "spec": {"peerIP": PEER}})
     with pytest.raises(SpecError, match=r"AS number of peer 10\.0\.0\.254 is unknown"):
         expect(objects)
 
@@ -295,11 +343,15 @@ def test_peer_without_as_number_asks_for_one() -> None:
 def test_without_add_path_only_the_best_path_is_expected() -> None:
     # Keep mode: with ADD-PATH a sees the service range from a (own static), b and c (mesh).
     objects = base(peer=bgp_peer(keepOriginalNextHop=True), config={"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]})
-    with_add_path = {r.next_hop for r in expect(objects).table if r.session == ADDR["a"] and
-                     str(r.prefix) == "10.96.0.0/12"}
+    with_add_path = {
+        r.next_hop for r in expect(objects).table if r.session == ADDR["a"] and str(r.prefix) == "10.96.0.0/12"
+    }
     assert with_add_path == {ADDR["a"], ADDR["b"], ADDR["c"]}
-    best = {r.next_hop for r in expect(objects, add_path=False).table if r.session == ADDR["a"] and
-            str(r.prefix) == "10.96.0.0/12"}
+    best = {
+        r.next_hop
+        for r in expect(objects, add_path=False).table
+        if r.session == ADDR["a"] and str(r.prefix) == "10.96.0.0/12"
+    }
     assert best == {ADDR["a"]}
 
 
@@ -315,11 +367,14 @@ def test_identical_paths_collapse_into_one_route_with_every_reason() -> None:
 
 
 def test_prefix_advertisement_communities_and_per_node_override() -> None:
-    config = {"communities": [{"name": "pods", "value": "64512:100"}],
-              "prefixAdvertisements": [{"cidr": "10.244.0.0/16", "communities": ["pods", "64512:1:2"]}]}
-    objects = [*base(mesh=False, config=config),
-               bgp_configuration("node.b", prefixAdvertisements=[{"cidr": "10.244.0.0/16",
-                                                                 "communities": ["65000:7"]}])]
+    config = {
+        "communities": [{"name": "pods", "value": "64512:100"}],
+        "prefixAdvertisements": [{"cidr": "10.244.0.0/16", "communities": ["pods", "64512:1:2"]}],
+    }
+    objects = [
+        *base(mesh=False, config=config),
+        bgp_configuration("node.b", prefixAdvertisements=[{"cidr": "10.244.0.0/16", "communities": ["65000:7"]}]),
+    ]
     result = expect(objects)
     by_node = {r.session: (r.communities, r.large_communities) for r in result.table}
     assert by_node[ADDR["a"]] == (((64512, 100),), ((64512, 1, 2),))
@@ -327,9 +382,10 @@ def test_prefix_advertisement_communities_and_per_node_override() -> None:
 
 
 def test_reexported_route_carries_the_owner_and_the_reexporting_node_communities() -> None:
-    objects = [*base(config={"prefixAdvertisements": [{"cidr": BLOCK["b"], "communities": ["64512:200"]}]}),
-               bgp_configuration("node.a", prefixAdvertisements=[{"cidr": "10.244.0.0/16",
-                                                                 "communities": ["64512:300"]}])]
+    objects = [
+        *base(config={"prefixAdvertisements": [{"cidr": BLOCK["b"], "communities": ["64512:200"]}]}),
+        bgp_configuration("node.a", prefixAdvertisements=[{"cidr": "10.244.0.0/16", "communities": ["64512:300"]}]),
+    ]
     route = next(r for r in expect(objects).table if r.session == ADDR["a"] and str(r.prefix) == BLOCK["b"])
     assert route.communities == ((64512, 200), (64512, 300))
 
@@ -338,24 +394,32 @@ def test_reexported_route_carries_the_owner_and_the_reexporting_node_communities
 
 
 def test_filter_rejecting_remote_peers_stops_mesh_reexport() -> None:
-    objects = [*base(peer=bgp_peer(filters=["no-remote"])),
-               bgp_filter("no-remote", [{"action": "Reject", "source": "RemotePeers"}])]
+    objects = [
+        *base(peer=bgp_peer(filters=["no-remote"])),
+        bgp_filter("no-remote", [{"action": "Reject", "source": "RemotePeers"}]),
+    ]
     assert seen(expect(objects)) == {(n, BLOCK[n], n) for n in "abc"}
 
 
 def test_filter_source_field_is_unknown_before_v3_27_so_the_rule_rejects_everything() -> None:
-    objects = [*base(peer=bgp_peer(filters=["no-remote"]), calico="v3.26.4"),
-               bgp_filter("no-remote", [{"action": "Reject", "source": "RemotePeers"}])]
+    objects = [
+        *base(peer=bgp_peer(filters=["no-remote"]), calico="v3.26.4"),
+        bgp_filter("no-remote", [{"action": "Reject", "source": "RemotePeers"}]),
+    ]
     assert not expect(objects).table
 
 
 def test_filter_first_match_wins_and_accept_leaks_without_communities() -> None:
     config = {"prefixAdvertisements": [{"cidr": "10.244.0.0/16", "communities": ["64512:100"]}]}
-    rules = [{"action": "Accept", "cidr": "10.244.0.0/26", "matchOperator": "In",
-              "prefixLength": {"min": 32, "max": 32}},
-             {"action": "Reject", "cidr": "10.244.0.0/16", "matchOperator": "In"}]
-    objects = [*base(mesh=False, peer=bgp_peer(filters=["leak"]), config=config),
-               bgp_filter("leak", rules), ipam_block(BLOCK["a"], "a", {9: ("a", "api-0")})]
+    rules = [
+        {"action": "Accept", "cidr": "10.244.0.0/26", "matchOperator": "In", "prefixLength": {"min": 32, "max": 32}},
+        {"action": "Reject", "cidr": "10.244.0.0/16", "matchOperator": "In"},
+    ]
+    objects = [
+        *base(mesh=False, peer=bgp_peer(filters=["leak"]), config=config),
+        bgp_filter("leak", rules),
+        ipam_block(BLOCK["a"], "a", {9: ("a", "api-0")}),
+    ]
     result = expect(objects)
     # The /32 inside a's own block leaks (Calico's calico_aggr would reject it); blocks are rejected.
     assert seen(result) == {("a", "10.244.0.9/32", "a")}
@@ -365,8 +429,10 @@ def test_filter_first_match_wins_and_accept_leaks_without_communities() -> None:
 
 
 def test_filter_equal_and_not_in_operators() -> None:
-    rules = [{"action": "Reject", "cidr": BLOCK["b"], "matchOperator": "Equal"},
-             {"action": "Reject", "cidr": "10.244.0.0/25", "matchOperator": "NotIn"}]
+    rules = [
+        {"action": "Reject", "cidr": BLOCK["b"], "matchOperator": "Equal"},
+        {"action": "Reject", "cidr": "10.244.0.0/25", "matchOperator": "NotIn"},
+    ]
     objects = [*base(peer=bgp_peer(filters=["f"])), bgp_filter("f", rules)]
     # b's block is rejected by Equal; c's (10.244.0.128/26) by NotIn 10.244.0.0/25.
     assert seen(expect(objects)) == {(n, BLOCK["a"], n) for n in "abc"}
@@ -414,8 +480,11 @@ def test_model_serves_many_peers_from_one_index() -> None:
 def test_ipv6_peer_sees_ipv6_blocks_from_the_nodes_ipv6_address() -> None:
     objects = base(mesh=False)
     objects[1]["metadata"]["annotations"]["projectcalico.org/IPv6Address"] = "fd00::1/64"
-    objects += [pool("pods6", "fd10::/48", blockSize=122), affinity("a", "fd10::/122"),
-                bgp_peer("tor6", peerIP="fd00::fe")]
+    objects += [
+        pool("pods6", "fd10::/48", blockSize=122),
+        affinity("a", "fd10::/122"),
+        bgp_peer("tor6", peerIP="fd00::fe"),
+    ]
     result = expect(objects, peer="fd00::fe")
     assert {(r.session, str(r.prefix), r.next_hop) for r in result.table} == {("fd00::1", "fd10::/122", "fd00::1")}
     assert any("b has no IPv6 BGP address" in note for note in result.notes)

@@ -9,9 +9,17 @@ from test_advertise import ADDR, BLOCK, base, expect, from_node, node, seen
 CLUSTER_RANGE = {"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]}
 
 
-def service(name: str, *, type: str = "LoadBalancer", cluster_ip: str = "10.96.0.10", etp: str | None = None,
-            external_ips: tuple[str, ...] = (), ingress: tuple[str, ...] = (), lb_ip: str | None = None,
-            namespace: str = "default") -> dict[str, Any]:
+def service(
+    name: str,
+    *,
+    type: str = "LoadBalancer",
+    cluster_ip: str = "10.96.0.10",
+    etp: str | None = None,
+    external_ips: tuple[str, ...] = (),
+    ingress: tuple[str, ...] = (),
+    lb_ip: str | None = None,
+    namespace: str = "default",
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": type, "clusterIP": cluster_ip, "clusterIPs": [cluster_ip]}
     if etp:
         spec["externalTrafficPolicy"] = etp
@@ -20,8 +28,13 @@ def service(name: str, *, type: str = "LoadBalancer", cluster_ip: str = "10.96.0
     if lb_ip:
         spec["loadBalancerIP"] = lb_ip
     status = {"loadBalancer": {"ingress": [{"ip": ip} for ip in ingress]}} if ingress else {}
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
-            "spec": spec, "status": status}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+        "status": status,
+    }
 
 
 def endpoints_slice(name: str, nodes: dict[str, bool | None], namespace: str = "default") -> dict[str, Any]:
@@ -31,14 +44,18 @@ def endpoints_slice(name: str, nodes: dict[str, bool | None], namespace: str = "
         if ready is not None:
             entry["conditions"] = {"ready": ready}
         endpoints.append(entry)
-    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": f"{name}-x", "namespace": namespace,
-                         "labels": {"kubernetes.io/service-name": name}},
-            "addressType": "IPv4", "endpoints": endpoints}
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": f"{name}-x", "namespace": namespace, "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+    }
 
 
-def cluster(config: dict[str, Any], *extra: dict[str, Any], calico: str = "v3.30.7",
-            mesh: bool = False) -> list[dict[str, Any]]:
+def cluster(
+    config: dict[str, Any], *extra: dict[str, Any], calico: str = "v3.30.7", mesh: bool = False
+) -> list[dict[str, Any]]:
     return [*base(mesh=mesh, config=config, calico=calico), *extra]
 
 
@@ -53,15 +70,19 @@ def test_excluded_node_advertises_no_service_route_at_all() -> None:
     objects = cluster(CLUSTER_RANGE, service("web", etp="Local"), endpoints_slice("web", {"a": True}), mesh=True)
     objects[1] = node("a", labels={"node.kubernetes.io/exclude-from-external-load-balancers": "true"})
     result = expect(objects)
-    assert from_node(result, "a") == set(BLOCK.values())          # not even b's copies over the mesh
-    assert "10.96.0.10/32" not in {str(r.prefix) for r in result.table}   # its endpoint node is excluded
+    assert from_node(result, "a") == set(BLOCK.values())  # not even b's copies over the mesh
+    assert "10.96.0.10/32" not in {str(r.prefix) for r in result.table}  # its endpoint node is excluded
     assert "10.96.0.0/12" in from_node(result, "b")
 
 
 def test_cluster_ip_host_routes_only_for_etp_local_and_only_from_nodes_with_endpoints() -> None:
-    objects = cluster(CLUSTER_RANGE, service("web", etp="Local"), endpoints_slice("web", {"b": True}),
-                      service("plain", type="ClusterIP", cluster_ip="10.96.0.11"),
-                      endpoints_slice("plain", {"a": True}))
+    objects = cluster(
+        CLUSTER_RANGE,
+        service("web", etp="Local"),
+        endpoints_slice("web", {"b": True}),
+        service("plain", type="ClusterIP", cluster_ip="10.96.0.11"),
+        endpoints_slice("plain", {"a": True}),
+    )
     result = expect(objects)
     host_routes = {(n, p, h) for n, p, h in seen(result) if p.endswith("/32")}
     assert host_routes == {("b", "10.96.0.10/32", "b")}
@@ -92,9 +113,17 @@ def test_endpoint_readiness_by_release() -> None:
 
 
 def test_endpoints_object_is_what_releases_before_v3_31_read() -> None:
-    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"},
-                 "subsets": [{"addresses": [{"ip": "10.244.0.70", "nodeName": "b"}],
-                              "notReadyAddresses": [{"ip": "10.244.0.5", "nodeName": "a"}]}]}
+    endpoints = {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": "web", "namespace": "default"},
+        "subsets": [
+            {
+                "addresses": [{"ip": "10.244.0.70", "nodeName": "b"}],
+                "notReadyAddresses": [{"ip": "10.244.0.5", "nodeName": "a"}],
+            }
+        ],
+    }
     objects = cluster(CLUSTER_RANGE, service("web", etp="Local"), endpoints, endpoints_slice("web", {"c": True}))
     result = expect(objects)
     assert {n for n in "abc" if "10.96.0.10/32" in from_node(result, n)} == {"b"}
@@ -120,13 +149,20 @@ def test_clusterip_service_with_only_a_single_address_external_ip_is_not_adverti
 
 
 def test_etp_local_external_and_load_balancer_ips_only_inside_the_allow_lists() -> None:
-    config = {**CLUSTER_RANGE, "serviceExternalIPs": [{"cidr": "198.51.100.0/24"}],
-              "serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}]}
-    svc = service("web", etp="Local", external_ips=("198.51.100.9", "203.0.113.1"), ingress=("192.0.2.10",
-                                                                                           "100.64.0.1"))
+    config = {
+        **CLUSTER_RANGE,
+        "serviceExternalIPs": [{"cidr": "198.51.100.0/24"}],
+        "serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}],
+    }
+    svc = service(
+        "web", etp="Local", external_ips=("198.51.100.9", "203.0.113.1"), ingress=("192.0.2.10", "100.64.0.1")
+    )
     result = expect(cluster(config, svc, endpoints_slice("web", {"c": True})))
     assert {p for n, p, _ in seen(result) if n == "c" and p.endswith("/32")} == {
-        "10.96.0.10/32", "198.51.100.9/32", "192.0.2.10/32"}
+        "10.96.0.10/32",
+        "198.51.100.9/32",
+        "192.0.2.10/32",
+    }
     assert {p for p in from_node(result, "a") if p.endswith("/32")} == set()
 
 
@@ -135,7 +171,7 @@ def test_load_balancer_single_address_entry_by_release() -> None:
     from_status = service("lb", etp="Cluster", ingress=("192.0.2.200",))
     from_spec = service("lb2", cluster_ip="10.96.0.12", etp="Cluster", lb_ip="192.0.2.200")
     before = expect(cluster(config, from_status, calico="v3.31.4"))
-    assert "192.0.2.200/32" not in from_node(before, "a")        # only spec.loadBalancerIP was checked
+    assert "192.0.2.200/32" not in from_node(before, "a")  # only spec.loadBalancerIP was checked
     assert "192.0.2.0/24" in from_node(before, "a")
     after = expect(cluster(config, from_status, calico="v3.31.5"))
     assert {n for n in "abc" if "192.0.2.200/32" in from_node(after, n)} == {"a", "b", "c"}
@@ -151,13 +187,19 @@ def test_single_address_load_balancer_entry_was_global_before_v3_28() -> None:
 
 
 def test_load_balancer_aggregation_disabled() -> None:
-    config = {**CLUSTER_RANGE, "serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}],
-              "serviceLoadBalancerAggregation": "Disabled"}
-    objects = cluster(config, service("lb", etp="Cluster", ingress=("192.0.2.10",)),
-                      endpoints_slice("lb", {"a": True}),
-                      service("quiet", cluster_ip="10.96.0.13", ingress=("192.0.2.11",)),
-                      endpoints_slice("quiet", {}),
-                      calico="v3.31.0")
+    config = {
+        **CLUSTER_RANGE,
+        "serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}],
+        "serviceLoadBalancerAggregation": "Disabled",
+    }
+    objects = cluster(
+        config,
+        service("lb", etp="Cluster", ingress=("192.0.2.10",)),
+        endpoints_slice("lb", {"a": True}),
+        service("quiet", cluster_ip="10.96.0.13", ingress=("192.0.2.11",)),
+        endpoints_slice("quiet", {}),
+        calico="v3.31.0",
+    )
     result = expect(objects)
     for name in "abc":
         assert from_node(result, name) == {BLOCK[name], "10.96.0.0/12", "10.96.0.10/32", "192.0.2.10/32"}
@@ -168,8 +210,12 @@ def test_load_balancer_aggregation_disabled() -> None:
 
 def test_headless_and_external_name_services_are_never_advertised() -> None:
     headless = service("db", type="ClusterIP", cluster_ip="None", etp=None)
-    external = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": "default"},
-                "spec": {"type": "ExternalName", "externalName": "db.example.com"}}
+    external = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "ext", "namespace": "default"},
+        "spec": {"type": "ExternalName", "externalName": "db.example.com"},
+    }
     config = {**CLUSTER_RANGE, "serviceLoadBalancerAggregation": "Disabled"}
     result = expect(cluster(config, headless, endpoints_slice("db", {"a": True}), external, calico="v3.31.0"))
     assert from_node(result, "a") == {BLOCK["a"], "10.96.0.0/12"}
@@ -181,8 +227,11 @@ def test_route_reflector_accepts_learned_load_balancer_host_routes() -> None:
     config = {"serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}], "serviceLoadBalancerAggregation": "Disabled"}
     from test_advertise import bgp_peer
 
-    objects = [*base(config=config, calico="v3.31.0", peer=bgp_peer(asNumber=64512)),
-               service("lb", etp="Local", ingress=("192.0.2.10",)), endpoints_slice("lb", {"b": True})]
+    objects = [
+        *base(config=config, calico="v3.31.0", peer=bgp_peer(asNumber=64512)),
+        service("lb", etp="Local", ingress=("192.0.2.10",)),
+        endpoints_slice("lb", {"b": True}),
+    ]
     objects[1] = node("a", rr="1.0.0.1")
     result = expect(objects)
     assert {(n, h) for n, p, h in seen(result) if p == "192.0.2.10/32"} == {("a", "b"), ("b", "b")}

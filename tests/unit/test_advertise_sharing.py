@@ -6,20 +6,19 @@ block each, pool 10.244.0.0/16.
 
 from __future__ import annotations
 
-from bgpflat.core.advertise import AdvertisementModel, expected_routes
-from bgpflat.core.cluster import ClusterState
-from bgpflat.core.expected import BLOCK as BLOCK_RULE
-from bgpflat.core.expected import MESH, ModelOptions, OutsidePeer, Reasons, Why
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.routes import Route
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.advertise import AdvertisementModel, expected_routes
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.core.routes.expected import BLOCK as BLOCK_RULE
+from bgpflat.core.routes.expected import MESH, ModelOptions, OutsidePeer, Reasons, Why
+from bgpflat.core.routes.table import Route
 from tests.unit.test_advertise import ADDR, BLOCK, affinity, base, bgp_peer, ipam_block, seen
 
 SECOND = "10.0.0.253"
 
 
 def test_two_peers_of_the_same_nodes_get_what_each_gets_alone() -> None:
-    objects = [*base(mesh=False), bgp_peer("tor-2", peerIP=SECOND),
-               ipam_block(BLOCK["a"], "a", {5: ("b", "borrowed")})]
+    objects = [*base(mesh=False), bgp_peer("tor-2", peerIP=SECOND), ipam_block(BLOCK["a"], "a", {5: ("b", "borrowed")})]
     cluster = ClusterState.from_objects(objects)
     model = AdvertisementModel(cluster, ModelOptions())
     for address in ("10.0.0.254", SECOND, "10.0.0.254", SECOND):  # the third and fourth reuse lists
@@ -32,11 +31,19 @@ def test_two_peers_of_the_same_nodes_get_what_each_gets_alone() -> None:
 
 
 def test_a_block_affine_to_two_nodes_is_each_ones_own_block() -> None:
-    objects = [*base(mesh=False), affinity("b", BLOCK["a"]), affinity("c", BLOCK["a"]),
-               ipam_block(BLOCK["a"], "a", {1: ("b", "on-b"), 2: ("c", "on-c")})]
+    objects = [
+        *base(mesh=False),
+        affinity("b", BLOCK["a"]),
+        affinity("c", BLOCK["a"]),
+        ipam_block(BLOCK["a"], "a", {1: ("b", "on-b"), 2: ("c", "on-c")}),
+    ]
     result = expected_routes(cluster=ClusterState.from_objects(objects), peer=OutsidePeer(address="10.0.0.254"))
     assert {(n, p) for n, p, _ in seen(result)} == {
-        ("a", BLOCK["a"]), ("b", BLOCK["a"]), ("c", BLOCK["a"]), ("b", BLOCK["b"]), ("c", BLOCK["c"])
+        ("a", BLOCK["a"]),
+        ("b", BLOCK["a"]),
+        ("c", BLOCK["a"]),
+        ("b", BLOCK["b"]),
+        ("c", BLOCK["c"]),
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bgpflat.lab.calico_bird import (
+from bgpflat.lab.fabric.calico_bird import (
     BirdConfig,
     CalicoDatastore,
     filter_function_name,

@@ -23,7 +23,7 @@ from bgpflat.core.calico import (
     parse_resource,
     to_manifest,
 )
-from bgpflat.core.prefixes import Prefix
+from bgpflat.core.net.prefixes import Prefix
 from bgpflat.errors import SpecError
 
 V3 = "projectcalico.org/v3"

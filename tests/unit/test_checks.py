@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bgpflat.core.calico import BGPConfiguration, BGPFilter, BGPFilterRule, BGPPeer, IPPool
-from bgpflat.core.checks import (
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.spec.checks import (
     AddressRange,
     Finding,
     check_address_plan,
     risk_findings,
 )
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.state import ObservedNode
+from bgpflat.core.spec.state import ObservedNode
 
 P = Prefix.parse
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from test_advertise import affinity, base, bgp_configuration, node
 
-from bgpflat.core.cluster import ClusterState, parse_calico_version
-from bgpflat.core.prefixes import Prefix
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.cluster import ClusterState, parse_calico_version
 from bgpflat.errors import SpecError
 
 SCENARIO_D = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp" / "cluster.yaml"
@@ -23,15 +23,23 @@ def test_scenario_d_snapshot_is_read() -> None:
     state = scenario_d()
     assert state.calico_version == "v3.30.7"
     assert {n.name: n.ipv4_address for n in state.nodes.values()} == {
-        "node-1": "10.200.20.103", "node-2": "10.200.20.104", "node-3": "10.200.20.105"}
+        "node-1": "10.200.20.103",
+        "node-2": "10.200.20.104",
+        "node-3": "10.200.20.105",
+    }
     assert state.nodes["node-1"].ipv4_network == Prefix.parse("10.200.20.0/24")
     assert state.nodes["node-1"].labels["node-role.kubernetes.io/ingress"] == "ingress"
     assert [(str(a.cidr), a.node) for a in state.affinities] == [
-        ("10.233.65.0/24", "node-1"), ("10.233.92.0/24", "node-2"), ("10.233.110.0/24", "node-3")]
+        ("10.233.65.0/24", "node-1"),
+        ("10.233.92.0/24", "node-2"),
+        ("10.233.110.0/24", "node-3"),
+    ]
     workloads = sorted((str(a.address), a.node, a.owner) for a in state.allocations if a.kind == "workload")
-    assert workloads == [("10.233.110.7/32", "node-3", "default/whoami-7d4b9c6f5-9qzrt"),
-                         ("10.233.65.10/32", "node-1", "default/whoami-7d4b9c6f5-2xk8p"),
-                         ("10.233.92.2/32", "node-2", "kube-system/coredns-5d78c9869d-h7lzk")]
+    assert workloads == [
+        ("10.233.110.7/32", "node-3", "default/whoami-7d4b9c6f5-9qzrt"),
+        ("10.233.65.10/32", "node-1", "default/whoami-7d4b9c6f5-2xk8p"),
+        ("10.233.92.2/32", "node-2", "kube-system/coredns-5d78c9869d-h7lzk"),
+    ]
     assert {a.kind for a in state.allocations} == {"workload", "ipipTunnelAddress"}
     assert [s.key for s in state.services] == ["default/whoami", "kube-system/kube-dns"]
     assert sorted(ref.node for ref in state.slice_endpoints["default/whoami"]) == ["node-1", "node-3"]
@@ -41,10 +49,15 @@ def test_scenario_d_snapshot_is_read() -> None:
 
 
 def test_node_as_and_configurations() -> None:
-    state = ClusterState.from_objects([node("a", asn=65001), node("b"),
-                                       bgp_configuration(asNumber=64513),
-                                       bgp_configuration("node.b", listenPort=1790),
-                                       bgp_configuration("odd-name")])
+    state = ClusterState.from_objects(
+        [
+            node("a", asn=65001),
+            node("b"),
+            bgp_configuration(asNumber=64513),
+            bgp_configuration("node.b", listenPort=1790),
+            bgp_configuration("odd-name"),
+        ]
+    )
     assert state.node_as(state.nodes["a"]) == 65001
     assert state.node_as(state.nodes["b"]) == 64513
     assert list(state.node_configurations) == ["b"]
@@ -52,8 +65,12 @@ def test_node_as_and_configurations() -> None:
 
 
 def test_v3_node_from_calicoctl_is_understood() -> None:
-    v3 = {"apiVersion": "projectcalico.org/v3", "kind": "Node", "metadata": {"name": "x"},
-          "spec": {"bgp": {"ipv4Address": "192.0.2.4/26", "asNumber": 65010, "routeReflectorClusterID": "1.1.1.1"}}}
+    v3 = {
+        "apiVersion": "projectcalico.org/v3",
+        "kind": "Node",
+        "metadata": {"name": "x"},
+        "spec": {"bgp": {"ipv4Address": "192.0.2.4/26", "asNumber": 65010, "routeReflectorClusterID": "1.1.1.1"}},
+    }
     info = ClusterState.from_objects([v3]).nodes["x"]
     assert (info.ipv4_address, info.as_number, info.is_route_reflector) == ("192.0.2.4", 65010, True)
 
@@ -71,8 +88,11 @@ def test_bad_objects_name_the_object_and_field() -> None:
 
 
 def test_unknown_kinds_and_non_calico_groups_are_ignored() -> None:
-    objects = [*base(), {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}},
-               {"apiVersion": "example.com/v1", "kind": "IPPool", "metadata": {"name": "not-calico"}}]
+    objects = [
+        *base(),
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}},
+        {"apiVersion": "example.com/v1", "kind": "IPPool", "metadata": {"name": "not-calico"}},
+    ]
     assert [p.name for p in ClusterState.from_objects(objects).pools] == ["pods"]
 
 

@@ -1,6 +1,6 @@
 """Calico behaviour seen in the conformance lab (confd v3.31.0 + BIRD 1.6), pinned on the model alone.
 
-Each test takes a situation of the conformance matrix (``bgpflat.lab.conformance_cases``), builds
+Each test takes a situation of the conformance matrix (``bgpflat.lab.conformance.cases``), builds
 its objects as the API server would hold them (cluster IPs allocated, the apiserver's own
 ``default/kubernetes`` Service present) and checks that ``expected_routes`` predicts what the
 verification peer learned from confd-configured BIRD in ``bgpflat lab conformance``. No daemon
@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from bgpflat.core.advertise import expected_routes
-from bgpflat.core.cluster import ClusterState
-from bgpflat.core.expected import ExpectedRoutes, ModelOptions, OutsidePeer
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.routediff import diff_routes
-from bgpflat.core.routes import Route, RouteTable
-from bgpflat.lab import conformance_cases as cases
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.advertise import expected_routes
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.core.routes.diff import diff_routes
+from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
+from bgpflat.core.routes.table import Route, RouteTable
+from bgpflat.lab.conformance import cases
 
 SERVICE_RANGE = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
@@ -253,7 +253,7 @@ def test_tunnel_address_outside_the_own_block_is_exported_by_default() -> None:
 
 
 def test_cell_json_lists_situation_match_and_diff() -> None:
-    from bgpflat.lab.conformance import CellResult, ConformanceReport
+    from bgpflat.lab.conformance.matrix import CellResult, ConformanceReport
 
     situation = cases.situation("mesh-ibgp")
     expected = expect("mesh-ibgp")

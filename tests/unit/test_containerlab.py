@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bgpflat.lab import tor
-from bgpflat.lab.topology import load_topology
+from bgpflat.lab.fabric import tor
+from bgpflat.lab.fabric.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 CLAB = REPO / "containerlab"

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bgpflat.core.exabgp_conf import PeerConfig, neighbor, render
+from bgpflat.core.exabgp.config import PeerConfig, neighbor, render
 from bgpflat.errors import SpecError
 
 COLLECTOR = "/usr/bin/python3 /opt/bgpflat/collector.py /run/peer/collector.sock"

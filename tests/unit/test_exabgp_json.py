@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bgpflat.core.exabgp_json import (
+from bgpflat.core.exabgp.events import (
     EndOfRibEvent,
     IgnoredEvent,
     MalformedEvent,
@@ -17,7 +17,7 @@ from bgpflat.core.exabgp_json import (
     UpdateEvent,
     parse_line,
 )
-from bgpflat.core.prefixes import Prefix
+from bgpflat.core.net.prefixes import Prefix
 
 ENV42 = '"exabgp": "4.0.1", "time": 1795241428.6, "host" : "vm", "pid" : 26672, "ppid" : 1, "counter": 3'
 ENV50 = '"exabgp": "5.0.0", "time": 1795241437.1, "host" : "vm", "pid" : 26681, "ppid" : 1, "counter": 3'

@@ -10,15 +10,15 @@ from test_office_golden import GOLDEN, INPUTS, ROOT, intent, scenario_c, scenari
 
 from bgpflat.adapters import files
 from bgpflat.cli import main
+from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.office import render_tor
 from bgpflat.core.office.dns import DnsOptions, render_dns
 from bgpflat.core.office.intent import build_intent
 from bgpflat.core.office.nat import render_nat
 from bgpflat.core.office.static_routes import render_static_routes
 from bgpflat.core.office.vpn import render_vpn
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.spec import load_desired
-from bgpflat.core.state import ObservedState
+from bgpflat.core.spec.flat import load_desired
+from bgpflat.core.spec.state import ObservedState
 from bgpflat.errors import SpecError
 
 LAB = ROOT / "labs" / "calico-bgp"

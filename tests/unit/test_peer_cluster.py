@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bgpflat.core.selector import parse_selector
+from bgpflat.core.net.selector import parse_selector
 from bgpflat.errors import SpecError
 from bgpflat.peer.cluster import load_objects, select_neighbors
 

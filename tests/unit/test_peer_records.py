@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from bgpflat.core.exabgp_json import UpdateEvent, parse_line
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.rib import Rib
-from bgpflat.core.routes import Route, RouteTable
+from bgpflat.core.exabgp.events import UpdateEvent, parse_line
+from bgpflat.core.exabgp.rib import Rib
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.table import Route, RouteTable
 from bgpflat.peer.supervisor import path_records, route_records
 
 ENV = '"exabgp": "5.0.0", "time": 1.0, "host": "vm", "pid": 1, "ppid": 1, "counter": 1'

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from bgpflat.core.plan import Plan
-from bgpflat.core.spec import SpecDocument, load_desired
-from bgpflat.core.state import DesiredState, ObservedState
+from bgpflat.core.plan.planner import Plan
+from bgpflat.core.spec.flat import SpecDocument, load_desired
+from bgpflat.core.spec.state import DesiredState, ObservedState
 from bgpflat.workflows.apply import merge_patch
 
 LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"
@@ -87,7 +87,7 @@ def observed(objects: Iterable[Mapping[str, Any]], **identity: str) -> ObservedS
 
 import pytest  # noqa: E402
 
-from bgpflat.core.plan import make_plan, render_plan_text  # noqa: E402
+from bgpflat.core.plan.planner import make_plan, render_plan_text  # noqa: E402
 from bgpflat.errors import PlanError, ValidationError  # noqa: E402
 
 POOL_SPEC = {"cidr": "10.244.0.0/16", "blockSize": 26, "ipipMode": "Always", "vxlanMode": "Never", "natOutgoing": True}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bgpflat.cli import main
-from bgpflat.core.plan import Plan
+from bgpflat.core.plan.planner import Plan
 from bgpflat.errors import PlanError, SpecError
 
 LABS = Path(__file__).resolve().parents[2] / "labs"

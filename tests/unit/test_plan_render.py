@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 from test_plan_scenario_d import GOLDEN, scenario_plan
 
-from bgpflat.render_plan import plan_renderable, plan_text
+from bgpflat.views.plan import plan_renderable, plan_text
 
 
 def rendered(*, color: bool) -> str:

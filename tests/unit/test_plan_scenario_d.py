@@ -7,7 +7,7 @@ from typing import Any
 
 from test_plan import apply_to_objects, lab_desired, lab_objects, observed
 
-from bgpflat.core.plan import Plan, make_plan, render_plan_text
+from bgpflat.core.plan.planner import Plan, make_plan, render_plan_text
 
 GOLDEN = """\
 Target: context calico-bgp

@@ -16,8 +16,13 @@ pytest_plugins = ["pytester"]
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makefile(".yaml", cluster=yaml.safe_dump_all(base(mesh=False)))
     good = [
-        {"prefix": f"10.244.0.{offset}/26", "next_hop": f"10.0.0.{i + 1}", "session": f"10.0.0.{i + 1}",
-         "as_path": [64512], "path_id": 1}
+        {
+            "prefix": f"10.244.0.{offset}/26",
+            "next_hop": f"10.0.0.{i + 1}",
+            "session": f"10.0.0.{i + 1}",
+            "as_path": [64512],
+            "path_id": 1,
+        }
         for i, offset in enumerate((0, 64, 128))
     ]
     Path(pytester.path, "good.json").write_text(json.dumps({"routes": good}))
@@ -28,7 +33,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_passing_and_failing_route_assertions(project: pytest.Pytester) -> None:
     project.makepyfile(
         """
-        from bgpflat.pytest_plugin import assert_routes
+        from bgpflat.testing.pytest_plugin import assert_routes
 
         def test_good(bgpflat_expected, bgpflat_learned):
             expected = bgpflat_expected("cluster.yaml", peer="10.0.0.254")
@@ -41,10 +46,12 @@ def test_passing_and_failing_route_assertions(project: pytest.Pytester) -> None:
     )
     result = project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*RouteAssertionError: routes do not comply: 2 present, 1 missing, 0 mismatched, 0 unexpected",
-        "*[[]route-missing[]] 10.244.0.128/26 missing via 10.0.0.3 (c): block of c, originated by the node itself*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*RouteAssertionError: routes do not comply: 2 present, 1 missing, 0 mismatched, 0 unexpected",
+            "*[[]route-missing[]] 10.244.0.128/26 missing via 10.0.0.3 (c): block of c, originated by the node itself*",
+        ]
+    )
     # The plugin's and the library's own frames are hidden: the traceback ends in the user's test.
     assert "def assert_routes(" not in result.stdout.str()
     assert "raise RouteAssertionError" not in result.stdout.str()
@@ -53,7 +60,7 @@ def test_passing_and_failing_route_assertions(project: pytest.Pytester) -> None:
 def test_soft_mode_warns_and_route_check_collects(project: pytest.Pytester) -> None:
     project.makepyfile(
         """
-        from bgpflat.pytest_plugin import assert_routes
+        from bgpflat.testing.pytest_plugin import assert_routes
 
         def test_soft(bgpflat_expected, bgpflat_learned):
             diff = assert_routes(expected=bgpflat_expected("cluster.yaml", peer="10.0.0.254"),
@@ -69,11 +76,13 @@ def test_soft_mode_warns_and_route_check_collects(project: pytest.Pytester) -> N
     result = project.runpytest("-p", "no:cacheprovider")
     # pytest reports a teardown failure as an error on a test that otherwise passed.
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines([
-        "*after apply: routes do not comply: 2 present, 1 missing*",
-        # the warning points at the user's line, not at the plugin
-        "*test_soft_mode_warns_and_route_check_collects.py:4: RouteAssertionWarning: routes do not comply*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*after apply: routes do not comply: 2 present, 1 missing*",
+            # the warning points at the user's line, not at the plugin
+            "*test_soft_mode_warns_and_route_check_collects.py:4: RouteAssertionWarning: routes do not comply*",
+        ]
+    )
     assert "again:" not in result.stdout.str()
 
 
@@ -86,5 +95,6 @@ def test_route_table_equality_explains_itself(project: pytest.Pytester) -> None:
     )
     result = project.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*route tables differ (left: learned, right: expected)*",
-                                 "*10.244.0.128/26 missing via 10.0.0.3*"])
+    result.stdout.fnmatch_lines(
+        ["*route tables differ (left: learned, right: expected)*", "*10.244.0.128/26 missing via 10.0.0.3*"]
+    )

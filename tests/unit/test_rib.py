@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from bgpflat.core.exabgp_json import (
+from bgpflat.core.exabgp.events import (
     EndOfRibEvent,
     MalformedEvent,
     NegotiatedEvent,
     SessionStateEvent,
     UpdateEvent,
 )
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.rib import Rib
-from bgpflat.core.routes import Route, RouteTable
+from bgpflat.core.exabgp.rib import Rib
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.table import Route, RouteTable
 
 N1, N2 = "10.0.0.1", "10.0.0.2"
 
@@ -196,7 +196,7 @@ def test_session_view_round_trips_through_dict() -> None:
     rib.apply(EndOfRibEvent(peer=N1, family="ipv4 unicast"), now=3)
     view = rib.session(N1)
     assert view is not None
-    from bgpflat.core.rib import SessionView
+    from bgpflat.core.exabgp.rib import SessionView
 
     assert SessionView.from_dict(view.to_dict()) == view
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bgpflat.core.routes import Route, RouteTable
+from bgpflat.core.routes.table import Route, RouteTable
 from bgpflat.errors import SpecError
 
 AS_PATH_FIX = "(fix: a list of AS numbers, e.g. [64512, 65000])"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from test_advertise import ADDR, BLOCK, base, bgp_peer, expect
 
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.routediff import (
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.diff import (
     AS_PATH_MISMATCH,
     COMMUNITIES_MISMATCH,
     NEXT_HOP_MISMATCH,
@@ -15,7 +15,7 @@ from bgpflat.core.routediff import (
     SESSION_UNEXPECTED,
     diff_routes,
 )
-from bgpflat.core.routes import Route, RouteTable
+from bgpflat.core.routes.table import Route, RouteTable
 
 
 def learned_copy(table: RouteTable) -> list[Route]:
@@ -51,13 +51,15 @@ def test_wrong_next_hop_as_path_and_communities_each_have_a_code() -> None:
     expected = expect(base(mesh=False))
     routes = learned_copy(expected.table)
     a, b, c = sorted(routes, key=lambda r: r.session)
-    learned = RouteTable([a._replace(next_hop="10.0.0.9"), b._replace(as_path=(64512, 64512)),
-                          c._replace(communities=((65000, 1),))])
+    learned = RouteTable(
+        [a._replace(next_hop="10.0.0.9"), b._replace(as_path=(64512, 64512)), c._replace(communities=((65000, 1),))]
+    )
     diff = diff_routes(expected=expected, learned=learned)
     assert [f.code for f in diff.mismatched] == [NEXT_HOP_MISMATCH, AS_PATH_MISMATCH, COMMUNITIES_MISMATCH]
     texts = [diff.explain(f) for f in diff.mismatched]
-    assert texts[0].startswith("10.244.0.0/26 mismatched via 10.0.0.1 (a): next hop expected 10.0.0.1, "
-                               "learned 10.0.0.9 — block of a")
+    assert texts[0].startswith(
+        "10.244.0.0/26 mismatched via 10.0.0.1 (a): next hop expected 10.0.0.1, learned 10.0.0.9 — block of a"
+    )
     assert "AS path expected [64512], learned [64512 64512]" in texts[1]
     assert "communities expected [], learned 65000:1" in texts[2]
 
@@ -96,10 +98,14 @@ def test_an_extra_path_behind_a_matching_one_is_a_mismatch() -> None:
 
 
 def test_add_path_next_hop_sets_are_compared() -> None:
-    expected = expect(base(peer=bgp_peer(keepOriginalNextHop=True),
-                           config={"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]}))
-    routes = [r for r in learned_copy(expected.table)
-              if not (r.session == ADDR["a"] and str(r.prefix) == "10.96.0.0/12" and r.next_hop == ADDR["c"])]
+    expected = expect(
+        base(peer=bgp_peer(keepOriginalNextHop=True), config={"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]})
+    )
+    routes = [
+        r
+        for r in learned_copy(expected.table)
+        if not (r.session == ADDR["a"] and str(r.prefix) == "10.96.0.0/12" and r.next_hop == ADDR["c"])
+    ]
     diff = diff_routes(expected=expected, learned=RouteTable(routes))
     [finding] = diff.mismatched
     assert finding.code == NEXT_HOP_MISMATCH
@@ -120,8 +126,9 @@ def test_silent_expected_session_and_unknown_session() -> None:
 
 def test_per_session_and_per_node_breakdown() -> None:
     expected = expect(base())
-    learned = RouteTable(r for r in learned_copy(expected.table) if not (r.session == ADDR["b"] and
-                                                                          str(r.prefix) == BLOCK["a"]))
+    learned = RouteTable(
+        r for r in learned_copy(expected.table) if not (r.session == ADDR["b"] and str(r.prefix) == BLOCK["a"])
+    )
     diff = diff_routes(expected=expected, learned=learned)
     summary = {s.node: (s.expected, s.present, s.missing) for s in diff.summaries}
     assert summary == {"a": (3, 3, 0), "b": (3, 2, 1), "c": (3, 3, 0)}
@@ -134,8 +141,13 @@ def test_compliance_view_has_napalm_shape() -> None:
     learned = RouteTable([r for r in learned_copy(expected.table) if r.session != ADDR["b"]] + [extra])
     view = diff_routes(expected=expected, learned=learned).compliance()
     assert view["complies"] is False
-    assert view["sessions"][ADDR["a"]] == {"present": [BLOCK["a"]], "missing": [], "extra": ["192.0.2.0/24"],
-                                           "mismatched": [], "complies": True}
+    assert view["sessions"][ADDR["a"]] == {
+        "present": [BLOCK["a"]],
+        "missing": [],
+        "extra": ["192.0.2.0/24"],
+        "mismatched": [],
+        "complies": True,
+    }
     assert view["sessions"][ADDR["b"]]["missing"] == [BLOCK["b"]]
     assert view["sessions"][ADDR["b"]]["complies"] is False
 
@@ -155,9 +167,13 @@ def test_plain_tables_can_be_diffed_without_reasons() -> None:
     route = Route(Prefix.parse("10.1.0.0/24"), "10.0.0.1", "10.0.0.1", (65001,))
     diff = diff_routes(expected=RouteTable([route]), learned=RouteTable([route._replace(origin="incomplete")]))
     assert diff.complies  # origin is not compared unless asked
-    strict = diff_routes(expected=RouteTable([route]), learned=RouteTable([route._replace(origin="incomplete")]),
-                         compare_origin=True)
+    strict = diff_routes(
+        expected=RouteTable([route]), learned=RouteTable([route._replace(origin="incomplete")]), compare_origin=True
+    )
     assert [f.code for f in strict.mismatched] == ["origin-mismatch"]
-    assert diff_routes(expected=RouteTable([route]), learned=RouteTable()).explain(
-        diff_routes(expected=RouteTable([route]), learned=RouteTable()).missing[0]
-    ) == "10.1.0.0/24 missing via 10.0.0.1: expected"
+    assert (
+        diff_routes(expected=RouteTable([route]), learned=RouteTable()).explain(
+            diff_routes(expected=RouteTable([route]), learned=RouteTable()).missing[0]
+        )
+        == "10.1.0.0/24 missing via 10.0.0.1: expected"
+    )

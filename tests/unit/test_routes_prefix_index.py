@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bgpflat.core.prefix_index import PrefixIndex
-from bgpflat.core.prefixes import Prefix
+from bgpflat.core.net.prefix_index import PrefixIndex
+from bgpflat.core.net.prefixes import Prefix
 
 
 def p(text: str) -> Prefix:
@@ -14,8 +14,8 @@ def test_longest_and_covering_follow_containment() -> None:
     index = PrefixIndex([(p("10.0.0.0/8"), "pool"), (p("10.1.0.0/16"), "sub"), (p("10.1.2.0/24"), "block")])
     assert index.longest(p("10.1.2.3/32")) == (p("10.1.2.0/24"), "block")
     assert [v for _, v in index.covering(p("10.1.2.3/32"))] == ["block", "sub", "pool"]
-    assert index.longest(p("10.1.0.0/16")) == (p("10.1.0.0/16"), "sub")   # equal counts as inside
-    assert index.longest(p("10.0.0.0/7")) is None                          # a wider prefix is not inside
+    assert index.longest(p("10.1.0.0/16")) == (p("10.1.0.0/16"), "sub")  # equal counts as inside
+    assert index.longest(p("10.0.0.0/7")) is None  # a wider prefix is not inside
     assert not index.covers(p("11.0.0.1/32"))
     assert index.get(p("10.1.0.0/16")) == "sub" and index.get(p("10.1.0.0/17")) is None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bgpflat.core.selector import parse_selector
+from bgpflat.core.net.selector import parse_selector
 from bgpflat.errors import SpecError
 
 INGRESS = {"node-role.kubernetes.io/ingress": "ingress", "kubernetes.io/hostname": "node-1", "zone": "a"}

@@ -10,9 +10,9 @@ import pytest
 
 from bgpflat.adapters.files import parse_documents, split_objects
 from bgpflat.core.calico import BGPConfiguration, BGPPeer, IPPool, to_manifest
-from bgpflat.core.prefixes import Prefix
-from bgpflat.core.spec import SpecDocument, load_desired, render_manifests
-from bgpflat.core.state import DesiredState
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.spec.flat import SpecDocument, load_desired, render_manifests
+from bgpflat.core.spec.state import DesiredState
 from bgpflat.errors import SpecError, ValidationError
 
 LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp" / "bgpflat.yaml"

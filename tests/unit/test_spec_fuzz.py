@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bgpflat.core.plan import make_plan
-from bgpflat.core.spec import SpecDocument, load_desired, render_manifests
-from bgpflat.core.state import ObservedState
+from bgpflat.core.plan.planner import make_plan
+from bgpflat.core.spec.flat import SpecDocument, load_desired, render_manifests
+from bgpflat.core.spec.state import ObservedState
 from bgpflat.errors import SpecError
 
 SCENARIO_D: dict[str, Any] = {

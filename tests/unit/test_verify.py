@@ -12,10 +12,8 @@ import yaml
 from test_advertise import ADDR, BLOCK, base, expect
 
 from bgpflat.cli import main
-from bgpflat.core.routes import RouteTable
-from bgpflat.errors import SpecError
-from bgpflat.reports import markdown_summary
-from bgpflat.verify import (
+from bgpflat.core.routes.table import RouteTable
+from bgpflat.core.routes.verdict import (
     BAD_INPUT,
     CANNOT_VERIFY,
     MATCH,
@@ -24,13 +22,13 @@ from bgpflat.verify import (
     NO_SESSION,
     NOTHING_LEARNED,
     LearnedState,
-    RouteAssertionError,
-    RouteAssertionWarning,
-    assert_routes,
     evaluate,
     learned_from_json,
-    verify,
 )
+from bgpflat.errors import SpecError
+from bgpflat.testing.assertions import RouteAssertionError, RouteAssertionWarning, assert_routes
+from bgpflat.views.reports import markdown_summary
+from bgpflat.workflows.verify import verify
 
 EXPECTED = expect(base(mesh=False))
 RECORDS = EXPECTED.table.to_records()
@@ -74,8 +72,13 @@ def test_outcomes_are_distinct() -> None:
 
 
 def test_some_sessions_down_is_a_mismatch_that_names_them() -> None:
-    state = learned_from_json({"routes": [r for r in RECORDS if r["session"] != ADDR["c"]],
-                               "sessions": sessions(peers=(ADDR["a"], ADDR["b"]))}, source="x")
+    state = learned_from_json(
+        {
+            "routes": [r for r in RECORDS if r["session"] != ADDR["c"]],
+            "sessions": sessions(peers=(ADDR["a"], ADDR["b"])),
+        },
+        source="x",
+    )
     result, eor = evaluate(expected=EXPECTED, learned=state)
     assert result.status == MISMATCH
     assert result.sessions_down == (ADDR["c"],)
@@ -113,8 +116,7 @@ def test_wait_polls_until_end_of_rib_and_a_match() -> None:
     partial = {"routes": RECORDS[:1], "sessions": sessions(eor=False)}
     done = {"routes": RECORDS, "sessions": sessions(eor=True)}
     source, clock = Sequence([SpecError("no snapshot yet"), partial, partial, done]), Clock()
-    result = verify(expected=EXPECTED, source=source, wait=True, timeout=60, interval=2, clock=clock,
-                    sleep=clock.sleep)
+    result = verify(expected=EXPECTED, source=source, wait=True, timeout=60, interval=2, clock=clock, sleep=clock.sleep)
     assert (result.status, result.converged, result.attempts) == (MATCH, True, 4)
     assert clock.now == 6
 
@@ -122,8 +124,9 @@ def test_wait_polls_until_end_of_rib_and_a_match() -> None:
 def test_wait_accepts_a_mismatch_only_after_it_settles() -> None:
     stuck = {"routes": RECORDS[:2], "sessions": sessions(eor=True)}
     source, clock = Sequence([stuck]), Clock()
-    result = verify(expected=EXPECTED, source=source, wait=True, timeout=60, interval=1, settle=3, clock=clock,
-                    sleep=clock.sleep)
+    result = verify(
+        expected=EXPECTED, source=source, wait=True, timeout=60, interval=1, settle=3, clock=clock, sleep=clock.sleep
+    )
     assert (result.status, result.converged, result.attempts) == (MISMATCH, True, 4)
     assert clock.now == 3
 
@@ -133,15 +136,15 @@ def test_routes_arriving_after_end_of_rib_are_waited_for() -> None:
     early = {"routes": RECORDS[:2], "sessions": sessions(eor=True)}
     late = {"routes": RECORDS, "sessions": sessions(eor=True)}
     source, clock = Sequence([early, early, late]), Clock()
-    result = verify(expected=EXPECTED, source=source, wait=True, timeout=60, interval=1, settle=5, clock=clock,
-                    sleep=clock.sleep)
+    result = verify(
+        expected=EXPECTED, source=source, wait=True, timeout=60, interval=1, settle=5, clock=clock, sleep=clock.sleep
+    )
     assert (result.status, result.converged, result.attempts) == (MATCH, True, 3)
 
 
 def test_wait_times_out_and_says_so() -> None:
     source, clock = Sequence([{"routes": RECORDS[:1], "sessions": sessions(eor=False)}]), Clock()
-    result = verify(expected=EXPECTED, source=source, wait=True, timeout=5, interval=2, clock=clock,
-                    sleep=clock.sleep)
+    result = verify(expected=EXPECTED, source=source, wait=True, timeout=5, interval=2, clock=clock, sleep=clock.sleep)
     assert result.status == MISMATCH
     assert not result.converged
     assert result.notes == ("not converged after 5 s (End-of-RIB not seen on every session)",)
@@ -191,13 +194,15 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_cli_routes_expected_json(capsys: pytest.CaptureFixture[str], snapshot: Path) -> None:
-    code, out, _ = run(capsys, "routes", "expected", "--peer", "10.0.0.254", "--snapshot", str(snapshot),
-                       "-o", "json")
+    code, out, _ = run(capsys, "routes", "expected", "--peer", "10.0.0.254", "--snapshot", str(snapshot), "-o", "json")
     data = json.loads(out)
     assert code == 0
     assert data["format_version"] == 1
     assert [(r["node"], r["prefix"], r["next_hop"]) for r in data["routes"]] == [
-        ("a", BLOCK["a"], ADDR["a"]), ("b", BLOCK["b"], ADDR["b"]), ("c", BLOCK["c"], ADDR["c"])]
+        ("a", BLOCK["a"], ADDR["a"]),
+        ("b", BLOCK["b"], ADDR["b"]),
+        ("c", BLOCK["c"], ADDR["c"]),
+    ]
     assert data["routes"][0]["explanation"] == "block of a, originated by the node itself (eBGP peer, next hop self)"
 
 
@@ -250,15 +255,36 @@ def test_cli_verify_reads_the_peer_state_directory(
 
     state = StateDir(tmp_path / "peer")
     state.create()
-    state.write_snapshot({"format_version": FORMAT_VERSION, "routes": RECORDS,
-                          "sessions": sessions(peers=(ADDR["a"], ADDR["b"]))})
-    code, out, _ = run(capsys, "verify", "--peer", "10.0.0.254", "--snapshot", str(snapshot),
-                       "--state-dir", str(state.path), "-o", "json")
+    state.write_snapshot(
+        {"format_version": FORMAT_VERSION, "routes": RECORDS, "sessions": sessions(peers=(ADDR["a"], ADDR["b"]))}
+    )
+    code, out, _ = run(
+        capsys,
+        "verify",
+        "--peer",
+        "10.0.0.254",
+        "--snapshot",
+        str(snapshot),
+        "--state-dir",
+        str(state.path),
+        "-o",
+        "json",
+    )
     data = json.loads(out)
     assert code == 1
     assert data["sessions_down"] == [ADDR["c"]]
     assert data["source"].endswith("snapshot.json")
     state.write_snapshot({"format_version": FORMAT_VERSION, "routes": [], "sessions": sessions(state="idle")})
-    code, out, _ = run(capsys, "verify", "--peer", "10.0.0.254", "--snapshot", str(snapshot),
-                       "--state-dir", str(state.path), "-o", "json")
+    code, out, _ = run(
+        capsys,
+        "verify",
+        "--peer",
+        "10.0.0.254",
+        "--snapshot",
+        str(snapshot),
+        "--state-dir",
+        str(state.path),
+        "-o",
+        "json",
+    )
     assert (code, json.loads(out)["reason"]) == (2, "no-session")

@@ -9,8 +9,8 @@ import pytest
 
 from bgpflat import workflows
 from bgpflat.adapters import files
-from bgpflat.core.plan import FieldChange, Plan, ResourceChange
-from bgpflat.core.spec import load_desired
+from bgpflat.core.plan.planner import FieldChange, Plan, ResourceChange
+from bgpflat.core.spec.flat import load_desired
 from bgpflat.errors import PlanError, StalePlanError
 from bgpflat.workflows import apply as apply_flow
 from bgpflat.workflows import restore as rollback_flow
@@ -40,7 +40,7 @@ def test_readme_first_command_plans_scenario_d_from_the_snapshot() -> None:
 
 
 def test_plan_text_says_where_it_was_made() -> None:
-    from bgpflat.render_plan import plan_text
+    from bgpflat.views.plan import plan_text
 
     text = plan_text(lab_plan())
     assert text.splitlines()[0].startswith("Source:  snapshot ")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bgpflat.core.prefixes import Prefix, format_address
+from bgpflat.core.net.prefixes import Prefix, format_address
 
 
 def netmask(prefix: Prefix) -> str:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bgpflat.core.calico import BGPConfiguration, BGPPeer, IPPool, SecretKeyRef
-from bgpflat.core.prefixes import Prefix, canonical_address, collapse, parse_address
-from bgpflat.core.selector import parse_selector
-from bgpflat.core.state import DesiredState, ObservedNode, ObservedState
+from bgpflat.core.net.prefixes import Prefix, canonical_address, collapse, parse_address
+from bgpflat.core.net.selector import parse_selector
+from bgpflat.core.spec.state import DesiredState, ObservedNode, ObservedState
 from bgpflat.errors import SpecError
 
 CLUSTER_DOMAIN = "cluster.local"

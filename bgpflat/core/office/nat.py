@@ -8,8 +8,8 @@ flows, so they sit beside kube-proxy's and Calico's rules instead of replacing t
 
 from __future__ import annotations
 
+from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.office.intent import OfficeIntent, require
-from bgpflat.core.prefixes import Prefix
 
 NAT_FORMATS = ("nftables", "iptables", "sysctl")
 SYSCTL_FILE = "/etc/sysctl.d/90-bgpflat-forwarding.conf"

@@ -6,9 +6,9 @@ forwards (and usually masquerades) office traffic into the cluster.
 
 from __future__ import annotations
 
+from bgpflat.core.net.prefixes import address_version
 from bgpflat.core.office.addresses import netmask
 from bgpflat.core.office.intent import OfficeIntent, require
-from bgpflat.core.prefixes import address_version
 
 STATIC_FORMATS = ("linux", "frr", "cisco-ios", "nxos", "junos", "eos")
 

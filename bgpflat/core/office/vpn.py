@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.office.addresses import netmask
 from bgpflat.core.office.dns import DEFAULT_SEARCH
 from bgpflat.core.office.intent import OfficeIntent, require
-from bgpflat.core.prefixes import Prefix
 
 VPN_PARTS = ("server", "ccd", "lan")
 

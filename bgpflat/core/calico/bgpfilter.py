@@ -1,0 +1,93 @@
+"""BGPFilter export rules as BIRD evaluates them (calico-facts §3.6): first matching rule wins.
+
+A rule matches when every condition it carries matches; a rule with no condition matches every
+route. Fields a Calico release does not know are dropped by its CRD schema and so never reach the
+rule: ``source``/``interface`` before v3.27, ``prefixLength`` before v3.29. The model drops them
+the same way, which can turn a narrow rule into a catch-all — exactly what that cluster does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+from typing import NamedTuple
+
+from bgpflat.core.calico import BGPFilter, BGPFilterRule
+from bgpflat.core.net.prefixes import Prefix
+
+ACCEPT = "Accept"
+REJECT = "Reject"
+
+
+class FilterVerdict(NamedTuple):
+    action: str  # "Accept" or "Reject"
+    filter_name: str
+    rule_index: int
+
+
+class ExportRule(NamedTuple):
+    """A rule reduced to what the running Calico release honours."""
+
+    filter_name: str
+    rule_index: int
+    action: str
+    cidr: Prefix | None
+    operator: str
+    length_min: int | None
+    length_max: int | None
+    remote_only: bool
+    interface: str | None
+
+
+def export_rules(filters: Sequence[BGPFilter], *, version: int, calico: tuple[int, int, int]) -> tuple[ExportRule, ...]:
+    """The export rules for one address family (4 or 6), in evaluation order."""
+    rules: list[ExportRule] = []
+    supports_source = calico >= (3, 27, 0)
+    supports_length = calico >= (3, 29, 0)
+    for bgp_filter in filters:
+        chosen: tuple[BGPFilterRule, ...] = bgp_filter.export_v4 if version == 4 else bgp_filter.export_v6
+        for index, rule in enumerate(chosen):
+            rules.append(
+                ExportRule(
+                    filter_name=bgp_filter.name,
+                    rule_index=index,
+                    action=rule.action,
+                    cidr=rule.cidr,
+                    operator=rule.match_operator or "In",
+                    length_min=rule.prefix_length_min if supports_length else None,
+                    length_max=rule.prefix_length_max if supports_length else None,
+                    remote_only=supports_source and rule.source == "RemotePeers",
+                    interface=rule.interface if supports_source else None,
+                )
+            )
+    return tuple(rules)
+
+
+def rule_matches(rule: ExportRule, prefix: Prefix, *, learned: bool, interface: str) -> bool:
+    """BIRD's test for one rule (``net ~ cidr``, ``source ~ [RTS_BGP]``, ``ifname ~ glob``)."""
+    if rule.remote_only and not learned:
+        return False
+    if rule.interface is not None and not (interface and fnmatchcase(interface, rule.interface)):
+        return False
+    if rule.cidr is not None:
+        inside = rule.cidr.contains(prefix)
+        if inside and (rule.length_min is not None or rule.length_max is not None):
+            low = rule.length_min if rule.length_min is not None else rule.cidr.length
+            high = rule.length_max if rule.length_max is not None else prefix.max_length
+            inside = low <= prefix.length <= high
+        operator = rule.operator
+        if operator == "Equal":
+            return prefix == rule.cidr
+        if operator == "NotEqual":
+            return prefix != rule.cidr
+        if operator == "NotIn":
+            return not inside
+        return inside
+    return True
+
+
+def first_match(rules: Sequence[ExportRule], prefix: Prefix, *, learned: bool, interface: str) -> FilterVerdict | None:
+    for rule in rules:
+        if rule_matches(rule, prefix, learned=learned, interface=interface):
+            return FilterVerdict(rule.action, rule.filter_name, rule.rule_index)
+    return None

@@ -1,0 +1,340 @@
+"""Plan values: ``Plan``, its stages and per-object changes, and their JSON form (``format_version``).
+
+``bgpflat.core.plan.planner`` makes plans; this module only holds and (de)serialises them, deterministically:
+the same plan always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bgpflat.core.spec.checks import SEVERITIES, Finding
+from bgpflat.core.spec.state import resource_key
+from bgpflat.errors import PlanError
+
+FORMAT_VERSION = 1
+ACTIONS = ("create", "update", "delete", "no-op")
+OPERATOR_API = "operator.tigera.io/v1"
+
+STAGES: tuple[tuple[str, str], ...] = (
+    ("bgp-configuration", "BGP configuration (the default BGPConfiguration first)"),
+    ("peers", "BGP peers"),
+    ("service-advertisement", "Service advertisement"),
+    ("pools", "IP pools and encapsulation"),
+    ("pools-final", "IP pool encapsulation, final step"),
+    ("mesh", "Node-to-node mesh"),
+    ("prune", "Deletions"),
+)
+STAGE_TITLES = dict(STAGES)
+
+
+# --- plan values ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldChange:
+    """One field: its path in the object (``spec.ipipMode``) and the JSON before/after (None = absent)."""
+
+    path: str
+    before: Any
+    after: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "before": self.before, "after": self.after}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceChange:
+    """What happens to one object in one stage."""
+
+    action: str
+    api_version: str
+    kind: str
+    name: str
+    stage: str = ""
+    fields: tuple[FieldChange, ...] = ()
+    patch: Mapping[str, Any] | None = None  # merge-patch body (update)
+    manifest: Mapping[str, Any] | None = None  # full manifest (create; the observed object for delete)
+    resource_version: str | None = None  # observed; for chained changes see ``chained``
+    chained: bool = False  # an earlier stage of this plan writes this object first
+    note: str | None = None
+
+    @property
+    def key(self) -> str:
+        return resource_key(self.kind, self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "api_version": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "stage": self.stage,
+            "fields": [f.to_dict() for f in self.fields],
+            "patch": self.patch,
+            "manifest": self.manifest,
+            "resource_version": self.resource_version,
+            "chained": self.chained,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "change") -> ResourceChange:
+        """One change read back from a plan file; ``where`` is its JSON path, for the error."""
+        change = _object(data, where)
+        action = _required_str(change, "action", where)
+        if action not in ACTIONS:
+            raise PlanError(f"{where}: unknown action {_json(action)} (bgpflat knows {', '.join(ACTIONS)})")
+        fields = []
+        for i, item in enumerate(_optional_list(change, "fields", where)):
+            at = f"{where}.fields[{i}]"
+            entry = _object(item, at)
+            fields.append(
+                FieldChange(path=_required_str(entry, "path", at), before=entry.get("before"), after=entry.get("after"))
+            )
+        chained = change.get("chained", False)
+        if not isinstance(chained, bool):
+            raise PlanError(f"{where}.chained: expected true or false, got {_type_of(chained)}")
+        return cls(
+            action=action,
+            api_version=_required_str(change, "api_version", where),
+            kind=_required_str(change, "kind", where),
+            name=_required_str(change, "name", where),
+            stage=_optional_str(change, "stage", where) or "",
+            fields=tuple(fields),
+            patch=_optional_object(change, "patch", where),
+            manifest=_optional_object(change, "manifest", where),
+            resource_version=_optional_str(change, "resource_version", where),
+            chained=chained,
+            note=_optional_str(change, "note", where),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stage:
+    name: str
+    title: str
+    changes: tuple[ResourceChange, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Summary:
+    add: int
+    change: int
+    delete: int
+
+    def __str__(self) -> str:
+        return f"Plan: {self.add} to add, {self.change} to change, {self.delete} to delete."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    stages: tuple[Stage, ...] = ()
+    unchanged: tuple[ResourceChange, ...] = ()  # no-op entries, one per object bgpflat compared
+    findings: tuple[Finding, ...] = ()
+    observed_versions: Mapping[str, str | None] = field(default_factory=dict)  # key -> resourceVersion
+    identity: Mapping[str, str] = field(default_factory=dict)
+    cluster: Mapping[str, str | None] = field(default_factory=dict)
+    prune: bool = False
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def changes(self) -> tuple[ResourceChange, ...]:
+        """Every change in apply order."""
+        return tuple(change for stage in self.stages for change in stage.changes)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.stages)
+
+    @property
+    def summary(self) -> Summary:
+        created = {c.key for c in self.changes if c.action == "create"}
+        deleted = {c.key for c in self.changes if c.action == "delete"}
+        updated = {c.key for c in self.changes if c.action == "update"} - created - deleted
+        return Summary(add=len(created), change=len(updated), delete=len(deleted))
+
+    @property
+    def blocking(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    def ensure_applicable(self) -> None:
+        """Raise ``PlanError`` if an ``error`` finding forbids applying this plan."""
+        if self.blocking:
+            lines = "; ".join(f"[{f.code}] {f.message}" for f in self.blocking)
+            raise PlanError(f"the plan cannot be applied: {lines}")
+
+    def to_dict(self) -> dict[str, Any]:
+        summary = self.summary
+        return {
+            "format_version": self.format_version,
+            "identity": dict(self.identity),
+            "cluster": dict(self.cluster),
+            "prune": self.prune,
+            "summary": {"add": summary.add, "change": summary.change, "delete": summary.delete},
+            "stages": [
+                {"name": s.name, "title": s.title, "changes": [c.to_dict() for c in s.changes]} for s in self.stages
+            ],
+            "unchanged": [c.to_dict() for c in self.unchanged],
+            "findings": [f.to_dict() for f in self.findings],
+            "observed_versions": dict(sorted(self.observed_versions.items())),
+        }
+
+    def to_json(self) -> str:
+        """Deterministic JSON: same plan, same bytes."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Plan:
+        """A plan read back from its JSON form. Every refusal is a ``PlanError`` naming the JSON path
+        (``stages[0].changes[2]: missing "kind"``): saved plans get truncated and hand-edited, and a
+        bare ``KeyError`` text would not tell anyone which entry is wrong."""
+        if not isinstance(data, Mapping):
+            raise PlanError("not a bgpflat plan: expected a JSON object")
+        if "format_version" not in data:
+            raise PlanError('not a bgpflat plan: missing "format_version"')
+        version = data["format_version"]
+        # bool is an int in Python, so ``true`` would otherwise pass for version 1.
+        if isinstance(version, bool) or version != FORMAT_VERSION:
+            raise PlanError(
+                f"format_version {_json(version)} is not supported (this bgpflat reads {FORMAT_VERSION}) "
+                "(fix: make the plan again with `bgpflat plan --out`)"
+            )
+        stages = []
+        for i, item in enumerate(_optional_list(data, "stages", "")):
+            at = f"stages[{i}]"
+            stage = _object(item, at)
+            name = _required_str(stage, "name", at)
+            changes = tuple(
+                ResourceChange.from_dict(c, where=f"{at}.changes[{j}]")
+                for j, c in enumerate(_optional_list(stage, "changes", at))
+            )
+            title = _optional_str(stage, "title", at) or STAGE_TITLES.get(name, "")
+            stages.append(Stage(name=name, title=title, changes=changes))
+        prune = data.get("prune", False)
+        if not isinstance(prune, bool):
+            raise PlanError(f"prune: expected true or false, got {_type_of(prune)}")
+        return cls(
+            stages=tuple(stages),
+            unchanged=tuple(
+                ResourceChange.from_dict(c, where=f"unchanged[{i}]")
+                for i, c in enumerate(_optional_list(data, "unchanged", ""))
+            ),
+            findings=tuple(_finding(f, f"findings[{i}]") for i, f in enumerate(_optional_list(data, "findings", ""))),
+            observed_versions=_string_map(data, "observed_versions", nullable=True),
+            identity={k: v for k, v in _string_map(data, "identity", nullable=False).items() if v is not None},
+            cluster=_string_map(data, "cluster", nullable=True),
+            prune=prune,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanError(f"not a bgpflat plan: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(data)
+
+
+# --- reading a plan back: structural checks with the JSON path in every message ------------------
+#
+# Optional keys stay optional (absent or null means the default) so small hand-written plans in
+# tests and older files keep loading; a key that is present must have the right JSON type, because
+# ``str()``/``bool()`` coercion would silently turn a hand-edit like ``"prune": "no"`` into True.
+
+
+def _json(value: Any) -> str:
+    """A value as it looks in the file (``"explode"``, ``7``, ``null``), not as Python prints it."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _type_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return f"the number {_json(value)}"
+    if isinstance(value, str):
+        return f"the string {_json(value)}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "an object"
+    return type(value).__name__
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _object(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PlanError(f"{where}: expected an object, got {_type_of(value)}")
+    return value
+
+
+def _required_str(data: Mapping[str, Any], key: str, where: str) -> str:
+    if key not in data:
+        raise PlanError(f'{where}: missing "{key}"' if where else f'missing "{key}"')
+    value = data[key]
+    if not isinstance(value, str):
+        raise PlanError(f"{_join(where, key)}: expected a string, got {_type_of(value)}")
+    return value
+
+
+def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise PlanError(f"{_join(where, key)}: expected a string, got {_type_of(value)}")
+    return value
+
+
+def _optional_list(data: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise PlanError(f"{_join(where, key)}: expected a list, got {_type_of(value)}")
+    return value
+
+
+def _optional_object(data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    return _object(value, _join(where, key))
+
+
+def _string_map(data: Mapping[str, Any], key: str, *, nullable: bool) -> dict[str, str | None]:
+    mapping = _optional_object(data, key, "") or {}
+    out: dict[str, str | None] = {}
+    for name, value in mapping.items():
+        if not (isinstance(value, str) or (nullable and value is None)):
+            wanted = "a string or null" if nullable else "a string"
+            raise PlanError(f"{key}[{_json(name)}]: expected {wanted}, got {_type_of(value)}")
+        out[str(name)] = value
+    return out
+
+
+def _finding(value: Any, where: str) -> Finding:
+    # Finding.from_dict trusts its input; check here so a bad entry is named, not a KeyError.
+    finding = _object(value, where)
+    for key in ("code", "severity", "message"):
+        _required_str(finding, key, where)
+    if finding["severity"] not in SEVERITIES:
+        raise PlanError(
+            f"{where}: unknown severity {_json(finding['severity'])} (bgpflat knows {', '.join(SEVERITIES)})"
+        )
+    _optional_str(finding, "fix", where)
+    subjects = _optional_list(finding, "subjects", where)
+    for i, subject in enumerate(subjects):
+        if not isinstance(subject, str):
+            raise PlanError(f"{where}.subjects[{i}]: expected a string, got {_type_of(subject)}")
+    return Finding.from_dict(finding)

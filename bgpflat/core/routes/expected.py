@@ -1,0 +1,222 @@
+"""What ``expected_routes`` returns: the expected table, and why each route is in it.
+
+The table is an ordinary ``RouteTable`` (so the diff and the renderers treat expected and learned
+routes alike). The reasons live beside it, keyed by route, as small named tuples (``Reasons``
+keeps the single reason most routes have without a wrapping tuple), and the sentences a person
+reads are made only when a route is shown (``explain``), never in the computation itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from bgpflat.core.routes.table import Route, RouteTable, address_sort_key
+
+# Fixed codes for the rule that makes a node originate a route (calico-facts §3).
+BLOCK = "block"  # §3.1.1 static blackhole of a confirmed affine block
+BORROWED = "borrowed"  # §3.2 kernel /32 of a workload whose IP is outside the node's blocks
+SERVICE_RANGE = "service-range"  # §3.4 global service CIDR static
+SERVICE_LOCAL = "service-local"  # §3.4 ETP Local /32, node has a ready local endpoint
+SERVICE_SINGLE = "service-single"  # §3.4 ETP Cluster /32 matching a single-address entry
+SERVICE_ANY = "service-endpoints"  # §3.4 aggregation Disabled: /32 from every node once any endpoint is ready
+POOL_ROUTE = "pool-route"  # §3.2 step 8: any other route of the node inside a pool
+FILTER_ACCEPT = "filter-accept"  # §3.6 a BGPFilter export rule accepted it before Calico's filter
+
+# How the route reaches the outside peer from the advertising node.
+LOCAL = "local"
+MESH = "mesh"
+REFLECTED = "reflected"
+
+_RULE_TEXT = {
+    BLOCK: "block of {owner}",
+    BORROWED: "borrowed address on {owner}{detail}",
+    SERVICE_RANGE: "service range{detail} of {owner}",
+    SERVICE_LOCAL: "service /32{detail} with a ready local endpoint on {owner} (externalTrafficPolicy Local)",
+    SERVICE_SINGLE: "service /32{detail} matching a single-address range, from every node incl. {owner}",
+    SERVICE_ANY: "service /32{detail} (serviceLoadBalancerAggregation Disabled, endpoints ready) of {owner}",
+    POOL_ROUTE: "route inside an IP pool on {owner}{detail}",
+    FILTER_ACCEPT: "route of {owner}{detail}",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutsidePeer:
+    """The outside BGP speaker whose view is predicted: its address and, optionally, its AS.
+
+    ``as_number`` overrides the BGPPeer's ``asNumber`` (useful before the BGPPeer exists).
+    """
+
+    address: str
+    as_number: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelOptions:
+    """Choices where Calico's behaviour is version-dependent or not fully known (calico-facts §7).
+
+    ``add_path``: the peer negotiates ADD-PATH receive (the ExaBGP verification peer does; Calico
+    renders ``add paths on``), so a node sends every path it holds for a prefix that passes the
+    export filter, not only its best one (BIRD 1.6 does: its own service-range static *and* the
+    mesh copy). Without it, only the best path per prefix is expected: the node's own route if it
+    has one, else the copy from the node with the lowest router ID (BIRD's last tie-breaker).
+    ``pending_deletion_blocks``: blocks in state ``pendingDeletion`` still carry their static
+    route until confd removes them (calico-facts §3.1); they are expected unless this is off.
+    ``tunnel_addresses``: export the ``tunl0`` /32 of a node whose tunnel address lies outside its
+    own blocks. BIRD's ``protocol direct`` picks it up from tunl0; inside a pool and outside the
+    node's blocks it passes the export filter and the mesh (seen with confd v3.31.0 and BIRD 1.6
+    in the conformance lab, settling the calico-facts §7 item), so it is on by default. Inside the
+    node's own block ``calico_aggr`` hides it either way.
+    """
+
+    calico_version: str | None = None
+    add_path: bool = True
+    pending_deletion_blocks: bool = True
+    tunnel_addresses: bool = True
+
+
+class Why(NamedTuple):
+    """Why one path is expected: the rule, the node that originates it, how it travels, detail."""
+
+    rule: str
+    owner: str
+    path: str = LOCAL
+    detail: str = ""
+
+
+# A reason as stored by ``Reasons``: a ``Why`` or a plain tuple of the same four fields.
+Reason = tuple[str, str, str, str]
+
+
+class Reasons(Mapping[Route, tuple[Why, ...]]):
+    """Route -> its reasons (``Why``), stored compactly and made into ``Why`` only when read.
+
+    Nearly every route has exactly one reason, kept without a wrapping tuple; and the bulk of them
+    are plain tuples of strings rather than ``Why`` named tuples: the garbage collector stops
+    tracking a plain tuple of strings, so a hundred thousand reasons add nothing to the work of
+    each collection (a named tuple stays tracked for good).
+    """
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Mapping[Route, Reason | tuple[Reason, ...]]) -> None:
+        self._store = store  # a value whose first item is a string is one reason, else several
+
+    def __getitem__(self, route: Route) -> tuple[Why, ...]:
+        found: Any = self._store[route]
+        if type(found[0]) is str:
+            return (found if type(found) is Why else Why._make(found),)
+        return tuple(why if type(why) is Why else Why._make(why) for why in found)
+
+    def __contains__(self, route: object) -> bool:
+        return route in self._store
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._store)
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionExpectation:
+    """One expected BGP session between a Calico node and the outside peer."""
+
+    session: str  # the node's peering (source) address, as the peer sees it
+    node: str
+    bgp_peer: str  # the BGPPeer object that makes the node peer
+    local_as: int
+    peer_as: int
+    ebgp: bool
+    next_hop_keep: bool  # next hop of routes learned from other nodes is kept (not self)
+    route_reflector: bool
+    filters: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        kind = "eBGP" if self.ebgp else "iBGP"
+        hop = "next hop keep" if self.next_hop_keep else "next hop self"
+        return f"{kind} peer, {hop}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "node": self.node,
+            "bgp_peer": self.bgp_peer,
+            "local_as": self.local_as,
+            "peer_as": self.peer_as,
+            "type": "eBGP" if self.ebgp else "iBGP",
+            "next_hop": "keep" if self.next_hop_keep else "self",
+            "route_reflector": self.route_reflector,
+            "filters": list(self.filters),
+        }
+
+
+def explain_why(why: Why, session: SessionExpectation | None) -> str:
+    """One reason as a sentence a network engineer reads."""
+    detail = f" ({why.detail})" if why.detail and why.rule != FILTER_ACCEPT else ""
+    text = _RULE_TEXT.get(why.rule, why.rule + " of {owner}").format(owner=why.owner, detail=detail)
+    context = session.describe() if session is not None else ""
+    if why.rule == FILTER_ACCEPT:
+        text += f", accepted by {why.detail} before Calico's export filter (no Calico communities)"
+    if why.path == MESH:
+        return f"{text}, expected through mesh re-export ({context})"
+    if why.path == REFLECTED:
+        node = session.node if session is not None else "the node"
+        return f"{text}, reflected by route reflector {node} (next hop kept)"
+    return f"{text}, originated by the node itself" + (f" ({context})" if context else "")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpectedRoutes:
+    """The routes an outside peer should learn, with a reason per route and per-session context."""
+
+    peer: OutsidePeer
+    table: RouteTable
+    reasons: Mapping[Route, tuple[Why, ...]]
+    sessions: Mapping[str, SessionExpectation]
+    calico_version: str
+    options: ModelOptions = field(default_factory=ModelOptions)
+    notes: tuple[str, ...] = ()
+
+    def why(self, route: Route) -> tuple[Why, ...]:
+        return self.reasons.get(route._replace(path_id=None), ())
+
+    def explain(self, route: Route) -> str:
+        """Every reason for ``route`` as one sentence (several paths may give the same route)."""
+        session = self.sessions.get(route.session)
+        reasons = self.why(route)
+        if not reasons:
+            return "not derived from the cluster state"
+        return "; ".join(explain_why(why, session) for why in reasons)
+
+    def node_of(self, session: str) -> str:
+        found = self.sessions.get(session)
+        return found.node if found is not None else ""
+
+    def rule_of(self, route: Route) -> str:
+        reasons = self.why(route)
+        return reasons[0].rule if reasons else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        routes = []
+        for route in self.table.sorted():
+            record = route.to_dict()
+            record["node"] = self.node_of(route.session)
+            record["reasons"] = [
+                {"rule": w.rule, "owner": w.owner, "path": w.path, "detail": w.detail} for w in self.why(route)
+            ]
+            record["explanation"] = self.explain(route)
+            routes.append(record)
+        return {
+            "peer": {"address": self.peer.address, "as_number": self.peer.as_number},
+            "calico_version": self.calico_version,
+            "add_path": self.options.add_path,
+            "sessions": [self.sessions[s].to_dict() for s in self.table_sessions()],
+            "notes": list(self.notes),
+            "routes": routes,
+        }
+
+    def table_sessions(self) -> list[str]:
+        """Expected sessions in address order, including sessions that expect no route."""
+        return sorted(self.sessions, key=address_sort_key)

@@ -1,0 +1,237 @@
+"""BGP routes and route tables shared by expected routes, the verification peer and the diff.
+
+A ``Route`` is one path for one prefix as seen on one BGP session. ``session`` names the session by
+the address of the speaker that sends the route (for Calico, the node's peering address), so a
+table can hold the same prefix from many nodes and, with ADD-PATH, several paths per prefix from one
+node. Routes are named tuples for the same reason ``Prefix`` is: tables of a million routes must be
+cheap to build, hash and compare.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from bgpflat.core.net.prefixes import Prefix, canonical_address, parse_address
+from bgpflat.errors import SpecError
+
+Community = tuple[int, int]
+LargeCommunity = tuple[int, int, int]
+
+ORIGINS = ("igp", "egp", "incomplete")
+
+
+class Route(NamedTuple):
+    """One path: prefix, next hop and the attributes bgpflat compares, on one session."""
+
+    prefix: Prefix
+    next_hop: str
+    session: str
+    as_path: tuple[int, ...] = ()
+    origin: str = "igp"
+    communities: tuple[Community, ...] = ()
+    large_communities: tuple[LargeCommunity, ...] = ()
+    path_id: int | None = None
+
+    @property
+    def family(self) -> str:
+        return "ipv4 unicast" if self.prefix.version == 4 else "ipv6 unicast"
+
+    def attributes(self) -> tuple[str, tuple[int, ...], tuple[Community, ...], tuple[LargeCommunity, ...]]:
+        """What a comparison of two paths for the same prefix and session looks at."""
+        return (self.next_hop, self.as_path, self.communities, self.large_communities)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "prefix": str(self.prefix),
+            "next_hop": self.next_hop,
+            "session": self.session,
+            "as_path": list(self.as_path),
+            "origin": self.origin,
+            "communities": [f"{a}:{b}" for a, b in self.communities],
+            "large_communities": [f"{a}:{b}:{c}" for a, b, c in self.large_communities],
+        }
+        if self.path_id is not None:
+            data["path_id"] = self.path_id
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "route") -> Route:
+        """Inverse of ``to_dict``; raises ``SpecError`` naming ``where`` on bad input."""
+        if not isinstance(data, Mapping):
+            raise SpecError("a route must be a mapping", path=where)
+        if "prefix" not in data:
+            raise SpecError("missing field 'prefix'", path=where)
+        field = "prefix"
+        try:
+            prefix = Prefix.parse(str(data["prefix"]))
+            field = "next_hop"
+            next_hop = canonical_address(str(data["next_hop"])) if data.get("next_hop") else ""
+            field = "session"
+            session = canonical_address(str(data["session"])) if data.get("session") else ""
+            field = "as_path"
+            as_path = _as_path(data.get("as_path"))
+            field = "origin"
+            origin = str(data.get("origin") or "igp")
+            field = "communities"
+            communities = make_communities(parse_community(str(c)) for c in _listed(data.get("communities")))
+            field = "large_communities"
+            large = make_large_communities(
+                parse_large_community(str(c)) for c in _listed(data.get("large_communities"))
+            )
+            field = "path_id"
+            path_id_raw = data.get("path_id")
+            path_id = None if path_id_raw is None else int(path_id_raw)
+        except SpecError as exc:
+            raise SpecError(exc.message, path=f"{where}.{field}", fix=exc.fix) from None
+        except (TypeError, ValueError):
+            raise SpecError(
+                f"{data.get(field)!r} is not a valid {field.replace('_', ' ')}",
+                path=f"{where}.{field}",
+                fix=_FIELD_FIXES.get(field),
+            ) from None
+        if origin not in ORIGINS:
+            raise SpecError(f"unknown origin {origin!r}", path=f"{where}.origin", fix="igp, egp or incomplete")
+        return cls(prefix, next_hop, session, as_path, origin, communities, large, path_id)
+
+
+_FIELD_FIXES = {
+    "as_path": "a list of AS numbers, e.g. [64512, 65000]",
+    "path_id": "a whole number (the ADD-PATH path identifier)",
+}
+
+
+def _listed(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise TypeError(value)
+
+
+def _as_path(value: Any) -> tuple[int, ...]:
+    asns = tuple(int(asn) for asn in _listed(value))
+    if any(not 0 <= asn <= 0xFFFFFFFF for asn in asns):
+        raise ValueError(value)
+    return asns
+
+
+def parse_community(text: str) -> Community:
+    """``aa:nn`` with 16-bit parts."""
+    parts = text.split(":")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise SpecError(f"community {text!r} is not aa:nn")
+    a, b = int(parts[0]), int(parts[1])
+    if a > 0xFFFF or b > 0xFFFF:
+        raise SpecError(f"community {text!r} has a part above 65535", fix="use aa:nn:mm for 32-bit parts")
+    return (a, b)
+
+
+def parse_large_community(text: str) -> LargeCommunity:
+    """``aa:nn:mm`` with 32-bit parts."""
+    parts = text.split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise SpecError(f"large community {text!r} is not aa:nn:mm")
+    a, b, c = (int(p) for p in parts)
+    if max(a, b, c) > 0xFFFFFFFF:
+        raise SpecError(f"large community {text!r} has a part above 4294967295")
+    return (a, b, c)
+
+
+def make_communities(values: Iterable[Community]) -> tuple[Community, ...]:
+    """Communities as a set in canonical (sorted, unique) order: BGP gives them no order."""
+    return tuple(sorted(set(values)))
+
+
+def make_large_communities(values: Iterable[LargeCommunity]) -> tuple[LargeCommunity, ...]:
+    return tuple(sorted(set(values)))
+
+
+class RouteTable:
+    """Routes grouped by session and prefix; several paths per prefix are kept (ADD-PATH, ECMP)."""
+
+    __slots__ = ("_by_key",)
+
+    def __init__(self, routes: Iterable[Route] = ()) -> None:
+        by_key: dict[tuple[str, Prefix], list[Route]] = defaultdict(list)
+        self._by_key = by_key
+        for route in routes:  # a local name and indexes: this loop runs a million times per table
+            by_key[(route[2], route[0])].append(route)
+
+    def add(self, route: Route) -> None:
+        self._by_key[(route.session, route.prefix)].append(route)
+
+    def __len__(self) -> int:
+        return sum(map(len, self._by_key.values()))
+
+    def __iter__(self) -> Iterator[Route]:
+        for paths in self._by_key.values():
+            yield from paths
+
+    def __bool__(self) -> bool:
+        return any(self._by_key.values())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RouteTable):
+            return NotImplemented
+        return Counter(r._replace(path_id=None) for r in self) == Counter(r._replace(path_id=None) for r in other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def keys(self) -> Iterable[tuple[str, Prefix]]:
+        return (key for key, paths in self._by_key.items() if paths)
+
+    def paths(self, session: str, prefix: Prefix) -> list[Route]:
+        return list(self._by_key.get((session, prefix), ()))
+
+    def grouped(self) -> Mapping[tuple[str, Prefix], list[Route]]:
+        """Read-only view of (session, prefix) -> paths; do not mutate the lists."""
+        return self._by_key
+
+    def sessions(self) -> list[str]:
+        return sorted({session for session, _ in self.keys()}, key=_address_sort_key)
+
+    def prefixes(self) -> list[Prefix]:
+        return sorted({prefix for _, prefix in self.keys()})
+
+    def for_session(self, session: str) -> list[Route]:
+        return [r for (s, _), paths in self._by_key.items() if s == session for r in paths]
+
+    def sorted(self) -> list[Route]:
+        """Deterministic order: session address, prefix, next hop, then the other attributes."""
+        return sorted(
+            self,
+            key=lambda r: (
+                _address_sort_key(r.session),
+                r.prefix,
+                _address_sort_key(r.next_hop),
+                r.as_path,
+                r.communities,
+                r.large_communities,
+                r.path_id or 0,
+            ),
+        )
+
+    def to_records(self) -> list[dict[str, Any]]:
+        return [route.to_dict() for route in self.sorted()]
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]], *, where: str = "routes") -> RouteTable:
+        return cls(Route.from_dict(record, where=f"{where}[{i}]") for i, record in enumerate(records))
+
+
+@lru_cache(maxsize=65536)
+def address_sort_key(text: str) -> tuple[int, int, str]:
+    """Sort addresses numerically (10.0.0.9 before 10.0.0.10); unparsable text sorts last."""
+    if not text:
+        return (0, 0, "")
+    try:
+        version, value = parse_address(text)
+    except SpecError:
+        return (9, 0, text)
+    return (version, value, "")
+
+
+_address_sort_key = address_sort_key

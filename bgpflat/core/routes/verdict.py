@@ -1,0 +1,182 @@
+"""Learned routes against expected ones, once: the verdict of a verify run (pure).
+
+Three outcomes, each with its own exit code: ``match`` (0), ``mismatch`` (1) and ``cannot-verify``
+(2) — the last with a fixed reason (no expectations, no session, nothing learned, bad input),
+because "the check could not run" must never look like "the routes are wrong" (or right). The
+polling loop that waits for convergence is ``bgpflat.workflows.verify``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bgpflat.core.routes.diff import RouteDiff, diff_routes
+from bgpflat.core.routes.expected import ExpectedRoutes
+from bgpflat.core.routes.table import RouteTable, address_sort_key
+from bgpflat.errors import SpecError
+
+FORMAT_VERSION = 1
+
+MATCH = "match"
+MISMATCH = "mismatch"
+CANNOT_VERIFY = "cannot-verify"
+EXIT_CODES = {MATCH: 0, MISMATCH: 1, CANNOT_VERIFY: 2}
+
+# Reasons for cannot-verify (fixed codes, reported in JSON, JUnit and the step summary).
+NO_EXPECTATIONS = "no-expectations"
+NO_SESSION = "no-session"
+NOTHING_LEARNED = "nothing-learned"
+BAD_INPUT = "bad-input"
+
+ESTABLISHED_STATES = frozenset({"up", "established"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionState:
+    """What the verification peer knows about one session (keyed by the node's address)."""
+
+    peer: str
+    state: str
+    end_of_rib: bool = False
+
+    @property
+    def established(self) -> bool:
+        return self.state.lower() in ESTABLISHED_STATES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LearnedState:
+    """Learned routes, and session states when the source has them (a plain route file has not)."""
+
+    routes: RouteTable
+    sessions: Mapping[str, SessionState] | None = None
+    source: str = ""
+
+
+def learned_from_json(data: Any, *, source: str) -> LearnedState:
+    """Accept ``{"routes": [...], "sessions": [...]}`` (peer snapshot / ``peer routes -o json``),
+    ``{"routes": [...]}`` or a bare list of ``Route.to_dict()`` records."""
+    if isinstance(data, list):
+        records, sessions_data = data, None
+    elif isinstance(data, Mapping) and isinstance(data.get("routes"), list):
+        records, sessions_data = data["routes"], data.get("sessions")
+    else:
+        raise SpecError(
+            "not a learned-route file",
+            file=source,
+            fix='give {"routes": [...]} as `bgpflat peer routes -o json` prints it, or a list of routes',
+        )
+    try:
+        table = RouteTable.from_records(records)
+    except SpecError as exc:
+        raise SpecError(exc.message, file=source, path=exc.path, fix=exc.fix) from None
+    sessions: dict[str, SessionState] | None = None
+    if isinstance(sessions_data, list):
+        sessions = {}
+        for item in sessions_data:
+            if not isinstance(item, Mapping) or not item.get("peer"):
+                raise SpecError("a session entry has no peer address", file=source, path="sessions")
+            peer = str(item["peer"])
+            sessions[peer] = SessionState(
+                peer=peer,
+                state=str(item.get("state") or ""),
+                end_of_rib=bool(item.get("eor_complete", item.get("end_of_rib", False))),
+            )
+    return LearnedState(routes=table, sessions=sessions, source=source)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyResult:
+    """The outcome of one ``verify`` run."""
+
+    status: str
+    reason: str
+    message: str
+    expected: ExpectedRoutes
+    diff: RouteDiff | None = None
+    learned: LearnedState | None = None
+    converged: bool = False
+    attempts: int = 1
+    elapsed: float = 0.0
+    sessions_down: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "peer": self.expected.peer.address,
+            "calico_version": self.expected.calico_version,
+            "converged": self.converged,
+            "attempts": self.attempts,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "sessions_down": list(self.sessions_down),
+            "notes": list(self.notes),
+            "source": self.learned.source if self.learned is not None else "",
+            "diff": self.diff.to_dict() if self.diff is not None else None,
+            "compliance": self.diff.compliance() if self.diff is not None else None,
+        }
+
+
+def evaluate(*, expected: ExpectedRoutes, learned: LearnedState, strict: bool = False) -> tuple[VerifyResult, bool]:
+    """One comparison; returns the result and whether End-of-RIB was seen on every live session."""
+
+    def make(**fields: Any) -> VerifyResult:
+        return VerifyResult(expected=expected, learned=learned, **fields)
+
+    if not expected.sessions:
+        return make(
+            status=CANNOT_VERIFY, reason=NO_EXPECTATIONS, message="no Calico node peers with " + expected.peer.address
+        ), False
+    sessions_down: tuple[str, ...] = ()
+    end_of_rib = False
+    if learned.sessions is not None:
+        wanted = sorted(expected.sessions, key=address_sort_key)
+        up = [s for s in wanted if s in learned.sessions and learned.sessions[s].established]
+        sessions_down = tuple(s for s in wanted if s not in up)
+        end_of_rib = bool(up) and all(learned.sessions[s].end_of_rib for s in up)
+        if not up:
+            return make(
+                status=CANNOT_VERIFY,
+                reason=NO_SESSION,
+                sessions_down=sessions_down,
+                message=f"no BGP session is established from the {len(wanted)} expected node(s)",
+            ), False
+    if not learned.routes:
+        return make(
+            status=CANNOT_VERIFY,
+            reason=NOTHING_LEARNED,
+            sessions_down=sessions_down,
+            message="the verification peer has learned no route",
+        ), end_of_rib
+    diff = diff_routes(expected=expected, learned=learned.routes, strict=strict)
+    counts = diff.counts()
+    # An expected session that is not up fails even if (stale, graceful-restart) routes remain.
+    status = MATCH if diff.complies and not sessions_down else MISMATCH
+    message = (
+        f"{counts['present']} present, {counts['missing']} missing, {counts['mismatched']} mismatched, "
+        f"{counts['unexpected']} unexpected"
+    )
+    if sessions_down:
+        message += f"; {len(sessions_down)} expected session(s) not established"
+    return make(status=status, reason="", message=message, diff=diff, sessions_down=sessions_down), end_of_rib
+
+
+def fingerprint_of(result: VerifyResult) -> tuple[Any, ...]:
+    diff = result.diff
+    if diff is None:
+        return (result.status, result.reason, result.sessions_down)
+    return (
+        result.status,
+        len(diff.present),
+        tuple((f.category, f.codes, f.session, f.prefix) for f in diff.findings),
+        result.sessions_down,
+    )

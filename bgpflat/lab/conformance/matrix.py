@@ -1,0 +1,611 @@
+"""Conformance with real Calico: confd-rendered BIRD against bgpflat's expected routes, cell by cell.
+
+For every situation of ``conformance_cases`` the same sequence runs:
+
+1. the previous cell's objects are deleted from the API server and this cell's are created;
+2. Felix's part is imitated: each workload address held by a node gets its kernel ``/32`` on a
+   ``cali*`` interface in that node's namespace (BIRD learns those with ``protocol kernel``);
+3. Calico's confd (watching until its output settles, Kubernetes datastore mode) renders each
+   node's BIRD files from the API server; the fork-only ``krt_tunnel`` assignments are neutralised for stock BIRD;
+4. the verification peer (``bgpflat peer run``, ExaBGP) starts in the peer namespace with the AS
+   the cell's BGPPeer names, passive for the whole node subnet;
+5. each node's BIRD loads the new files (``birdc configure``) and its sessions to the peer are
+   restarted so the peer sees a complete initial table ending with End-of-RIB;
+6. once every expected session has sent End-of-RIB, every BGP session inside the cluster is
+   Established and the learned table stayed the same over a short interval, the learned table is
+   diffed (strictly: unexpected routes count) against ``expected_routes`` computed from the objects
+   read back from the API server, the way ``bgpflat routes expected`` reads them.
+
+One control plane, one set of namespaces and one BIRD per node serve every cell; only the peer is
+restarted per cell (a fresh state directory makes End-of-RIB mean "this cell's table is complete").
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bgpflat
+from bgpflat.core.routes.advertise import expected_routes
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.core.routes.diff import RouteDiff, diff_routes
+from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
+from bgpflat.core.routes.table import RouteTable, address_sort_key
+from bgpflat.core.routes.verdict import learned_from_json
+from bgpflat.errors import BgpflatError, LabError
+from bgpflat.lab.conformance import cases
+from bgpflat.lab.conformance.baseline import Baseline
+from bgpflat.lab.controlplane.kube_rest import KubeRest
+from bgpflat.lab.controlplane.seed import for_flavour, seed_objects
+from bgpflat.lab.controlplane.server import ControlPlane
+from bgpflat.lab.fabric.confd import default_templates_dir, ensure_confd, render_bird_config, without_krt_tunnel
+from bgpflat.lab.fabric.netns import NetnsLab, ns_argv, run
+
+Progress = Callable[[str], None]
+
+LAB_NAME = "bgpflat-cf"
+PEER_ROLE = "peer"
+TUNNEL_INTERFACE = "tunl0"
+WORKLOAD_INTERFACE = "caliwl0"  # "cali*": excluded from protocol direct, as Felix's interfaces are
+# Peerings that are passive on neither side (route reflection via peerSelector in Calico v3.31)
+# meet BIRD 1.6's connection collisions: both ends connect, each collision kills both attempts and
+# the retry timers (5 s, jittered) line up again. Measured 4-30 s to settle, longer on a loaded
+# machine; a cell that converges sooner returns sooner.
+CONVERGE_TIMEOUT = 90.0
+SETTLE_SECONDS = 0.6
+POLL_SECONDS = 0.15
+PEER_LISTEN_TIMEOUT = 20.0
+DAEMONS = ("bird", "birdc", "ss")
+# ``bgpflat peer run`` with only the peer's command group registered, so the verification peer
+# does not depend on every other command group of the CLI being importable and well.
+PEER_ENTRY = (
+    "import argparse, sys\n"
+    "from bgpflat.cli import peer_commands\n"
+    "parser = argparse.ArgumentParser(prog='bgpflat')\n"
+    "peer_commands.register(parser.add_subparsers(dest='command', required=True))\n"
+    "args = parser.parse_args()\n"
+    "sys.exit(args.func(args))\n"
+)
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CellResult:
+    """One situation's verdict: the diff, and the sessions each side says exist."""
+
+    situation: cases.Situation
+    match: bool
+    seconds: float
+    expected_routes: int = 0
+    learned_routes: int = 0
+    expected_sessions: tuple[str, ...] = ()
+    calico_sessions: tuple[str, ...] = ()  # nodes whose confd-rendered BIRD peers with the peer
+    diff: RouteDiff | None = None
+    error: str = ""
+    notes: tuple[str, ...] = ()
+    phases: Mapping[str, float] = field(default_factory=dict)  # seconds per step, for tuning
+
+    @property
+    def findings(self) -> list[str]:
+        """The differences as sentences (session disagreements first)."""
+        out = []
+        only_model = sorted(set(self.expected_sessions) - set(self.calico_sessions), key=address_sort_key)
+        only_calico = sorted(set(self.calico_sessions) - set(self.expected_sessions), key=address_sort_key)
+        if only_model:
+            out.append(f"sessions expected but not configured by confd: {', '.join(only_model)}")
+        if only_calico:
+            out.append(f"sessions configured by confd but not expected: {', '.join(only_calico)}")
+        if self.diff is not None:
+            out.extend(self.diff.explain(f) for f in self.diff.findings)
+        if self.error:
+            out.append(self.error)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        situation = self.situation
+        return {
+            "situation": situation.name,
+            "description": situation.description,
+            "peer": {"address": cases.PEER_ADDRESS, "as_number": situation.peer_as, "type": situation.session_type},
+            "match": self.match,
+            "seconds": round(self.seconds, 2),
+            "expected_routes": self.expected_routes,
+            "learned_routes": self.learned_routes,
+            "sessions": {"expected": list(self.expected_sessions), "calico": list(self.calico_sessions)},
+            "behaviour": situation.behaviour,
+            "error": self.error,
+            "notes": list(self.notes),
+            "phases": {k: round(v, 2) for k, v in self.phases.items()},
+            "diff": {
+                "counts": self.diff.counts() if self.diff is not None else {},
+                "findings": self.findings,
+                "details": self.diff.to_dict()["findings"] if self.diff is not None else [],
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConformanceReport:
+    cells: tuple[CellResult, ...]
+    seconds: float
+    setup_seconds: float
+    calico_version: str = cases.CALICO_VERSION
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def all_match(self) -> bool:
+        return bool(self.cells) and all(c.match for c in self.cells)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": 1,
+            "calico_version": self.calico_version,
+            "all_match": self.all_match,
+            "matched": sum(1 for c in self.cells if c.match),
+            "total": len(self.cells),
+            "seconds": round(self.seconds, 1),
+            "setup_seconds": round(self.setup_seconds, 1),
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+
+# -- the lab --------------------------------------------------------------------------------------
+
+
+def check_prerequisites() -> None:
+    """Raise ``LabError`` naming what is missing (root, BIRD, iproute2's ss)."""
+    if os.geteuid() != 0:
+        raise LabError("the conformance lab needs root (it creates network namespaces)")
+    missing = [d for d in DAEMONS if shutil.which(d) is None and shutil.which(d, path="/usr/sbin:/sbin") is None]
+    if missing:
+        raise LabError(f"the conformance lab needs {', '.join(missing)} (apt-get install bird iproute2)")
+
+
+def _tool(name: str) -> str:
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin") or name
+
+
+def _protocol_suffix(address: str) -> str:
+    """confd names a peer's BIRD protocol ``<Kind>_<address with _>``."""
+    return "_" + address.replace(".", "_").replace(":", "_")
+
+
+class ConformanceLab:
+    """Namespaces (one per node plus the peer's), one BIRD per node, and the control plane they read."""
+
+    def __init__(self, netns: NetnsLab, plane: ControlPlane, *, confd: Path, templates: Path) -> None:
+        self.netns = netns
+        self.plane = plane
+        self.confd = confd
+        self.templates = templates
+        self.baseline = Baseline.capture(plane.rest())
+        self._peer_process: str | None = None
+        self._peer_dir: Path | None = None
+        self._peers_started = 0
+        self._created: list[str] = []  # API paths of the current cell's objects
+        self._birds_started = False
+        self._kube: Any = None
+
+    # -- building ---------------------------------------------------------------------------------
+    @classmethod
+    def up(
+        cls,
+        *,
+        plane: ControlPlane,
+        state_dir: Path,
+        confd: Path | None = None,
+        templates_dir: Path | None = None,
+        progress: Progress | None = None,
+    ) -> ConformanceLab:
+        """Build the namespaces; BIRDs start with the first cell. On failure nothing is left."""
+        check_prerequisites()
+        binary = confd or ensure_confd(progress=progress)
+        templates = templates_dir or default_templates_dir()
+        netns = NetnsLab.create(state_dir, lab=LAB_NAME)
+        try:
+            lab = cls(netns, plane, confd=binary, templates=templates)
+            lab._build()
+        except BaseException:
+            netns.teardown()
+            raise
+        return lab
+
+    def _build(self) -> None:
+        lab = self.netns
+        peer_ns = lab.add_netns(PEER_ROLE)
+        # The peer namespace holds the node subnet's bridge, so the peer needs no router in between.
+        lab.ip(
+            peer_ns,
+            [
+                "link add br0 type bridge",
+                f"addr add {cases.PEER_ADDRESS}/{cases.SUBNET_LENGTH} dev br0",
+                "link set br0 up",
+            ],
+        )
+        for index, node in enumerate(cases.NODES):
+            namespace = lab.add_netns(f"node-{node.name}", forwarding=True)
+            port = f"n{index}"
+            lab.veth(peer_ns, port, namespace, "eth0")
+            lab.ip(peer_ns, [f"link set {port} master br0", f"link set {port} up"])
+            lab.ip(
+                namespace,
+                [
+                    f"addr add {node.address}/{cases.SUBNET_LENGTH} dev eth0",
+                    "link set eth0 up",
+                    # A veth pair, not a dummy: the dummy module is not loadable everywhere (containers).
+                    f"link add {WORKLOAD_INTERFACE} type veth peer name {WORKLOAD_INTERFACE}p",
+                    f"link set {WORKLOAD_INTERFACE}p up",
+                    f"link set {WORKLOAD_INTERFACE} up",
+                    # Felix's IPIP device holds the node's tunnel address as a /32. BIRD's
+                    # protocol direct sees only the name and the address, so a veth named
+                    # tunl0 stands in where the ipip module is not available.
+                    f"link add {TUNNEL_INTERFACE} type veth peer name {TUNNEL_INTERFACE}p",
+                    f"link set {TUNNEL_INTERFACE}p up",
+                    f"link set {TUNNEL_INTERFACE} up",
+                ],
+            )
+            self.bird_dir(node.name).mkdir(parents=True, exist_ok=True)
+        lab.state.info["nodes"] = [n.name for n in cases.NODES]
+        # The peers' state directories (their unix sockets) live under a short temporary path,
+        # recorded for teardown, whatever the length of the lab's own state directory.
+        peer_root = Path(tempfile.mkdtemp(prefix="bgpflat-cf-"))
+        lab.record_path(peer_root)
+        lab.state.info["peer_root"] = str(peer_root)
+        lab.save()
+
+    def namespace(self, node: str) -> str:
+        return self.netns.namespace_name(f"node-{node}")
+
+    def bird_dir(self, node: str) -> Path:
+        return self.netns.state_dir / "bird" / node
+
+    def birdc(self, node: str, *command: str) -> str:
+        output = run([_tool("birdc"), "-s", str(self.bird_dir(node) / "bird.ctl"), *command])
+        lowered = output.lower()
+        if "syntax error" in lowered or "\nerror" in lowered or "parse error" in lowered:
+            raise LabError(f"birdc {' '.join(command)} on {node}: {output.strip()}")
+        return output
+
+    # -- one cell ---------------------------------------------------------------------------------
+    def run_cell(self, situation: cases.Situation, progress: Progress | None = None) -> CellResult:
+        say = progress or (lambda _line: None)
+        started = time.monotonic()
+        notes: list[str] = []
+        phases: dict[str, float] = {}
+        mark = started
+
+        def lap(name: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            phases[name] = now - mark
+            mark = now
+
+        try:
+            self._stop_peer()
+            if not situation.peer_from_snapshot:
+                # The peer boots (a second or two of Python and ExaBGP) while the cell is prepared.
+                self._start_peer(situation)
+                lap("peer")
+            rest = self.plane.rest()
+            self._reset(rest)
+            lap("reset")
+            objects = cases.build_objects(situation, service_range=self.plane.state.service_cluster_ip_range)
+            self._created = [self._object_path(rest, o) for o in objects]
+            seed_objects(rest, objects, flavour=self.plane.flavour, scenario=situation.name)
+            lap("seed")
+            self._program_workloads(situation)
+            calico_sessions = self._render_all()
+            lap("confd")
+            expected, cluster_objects = self._expected(situation)
+            lap("model")
+            if situation.peer_from_snapshot:
+                self._start_peer(situation, objects=cluster_objects)
+                lap("peer")
+            self._wait_peer_listening()
+            self._load_birds()
+            lap("load")
+            learned, converge_notes = self._converge(sessions=set(expected.sessions) | set(calico_sessions))
+            lap("converge")
+            notes.extend(converge_notes)
+            diff = diff_routes(expected=expected, learned=learned, strict=True)
+            sessions_agree = set(expected.sessions) == set(calico_sessions)
+            result = CellResult(
+                situation=situation,
+                match=diff.complies and sessions_agree and not converge_notes,
+                seconds=time.monotonic() - started,
+                expected_routes=len(expected.table),
+                learned_routes=len(learned),
+                expected_sessions=tuple(sorted(expected.sessions, key=address_sort_key)),
+                calico_sessions=tuple(sorted(calico_sessions, key=address_sort_key)),
+                diff=diff,
+                notes=tuple(notes),
+                phases=phases,
+            )
+        except BgpflatError as exc:
+            result = CellResult(
+                situation=situation, match=False, seconds=time.monotonic() - started, error=str(exc), notes=tuple(notes)
+            )
+        say(f"{situation.name}: {'match' if result.match else 'MISMATCH'} ({result.seconds:.1f} s)")
+        return result
+
+    def _object_path(self, rest: KubeRest, obj: Mapping[str, Any]) -> str:
+        served = for_flavour(obj, self.plane.flavour)
+        meta = served.get("metadata") or {}
+        return f"{rest.collection_path(served['apiVersion'], served['kind'], meta.get('namespace'))}/{meta['name']}"
+
+    def _reset(self, rest: KubeRest) -> None:
+        """Delete what the previous cell created, newest first (a full baseline sweep costs a
+        discovery of every resource type; this is a few DELETEs)."""
+        for path in reversed(self._created):
+            answer = rest.request("DELETE", path)
+            if not answer.ok and answer.status != 404:
+                raise LabError(f"resetting the cluster: DELETE {path}: HTTP {answer.status}: {answer.message()}")
+        self._created = []
+
+    def run(self, situations: Sequence[cases.Situation], progress: Progress | None = None) -> list[CellResult]:
+        results = [self.run_cell(s, progress) for s in situations]
+        self._stop_peer()
+        return results
+
+    # -- steps ------------------------------------------------------------------------------------
+    def _program_workloads(self, situation: cases.Situation) -> None:
+        """Felix's part: a kernel /32 per local workload on a cali* interface (proto boot, scope
+        link), and the tunnel address on tunl0 when the node has one."""
+        by_node: dict[str, list[str]] = {}
+        for workload in cases.workloads_of(situation):
+            by_node.setdefault(workload.node, []).append(workload.address)
+        for node in cases.NODES:
+            commands = [f"route flush dev {WORKLOAD_INTERFACE}", f"addr flush dev {TUNNEL_INTERFACE}"]
+            commands += [
+                f"route add {address}/32 dev {WORKLOAD_INTERFACE} scope link" for address in by_node.get(node.name, ())
+            ]
+            tunnel = situation.tunnel_addresses.get(node.name)
+            if tunnel:
+                commands.append(f"addr add {tunnel}/32 dev {TUNNEL_INTERFACE}")
+            self.netns.ip(self.namespace(node.name), commands)
+
+    def _render_all(self) -> set[str]:
+        """confd for every node (in parallel); returns the nodes whose config peers with the peer."""
+
+        def render(node: cases.BaseNode) -> bool:
+            rendered = self.netns.state_dir / "confd" / node.name
+            shutil.rmtree(rendered, ignore_errors=True)
+            render_bird_config(
+                kubeconfig=self.plane.kubeconfig,
+                node_name=node.name,
+                out_dir=rendered,
+                templates_dir=self.templates,
+                confd=self.confd,
+            )
+            without_krt_tunnel(rendered, self.bird_dir(node.name))
+            text = (self.bird_dir(node.name) / "bird.cfg").read_text()
+            return f"neighbor {cases.PEER_ADDRESS} as " in text
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(cases.NODES)) as pool:
+            peers = list(pool.map(render, cases.NODES))
+        return {node.address for node, peers_here in zip(cases.NODES, peers, strict=True) if peers_here}
+
+    def _expected(self, situation: cases.Situation) -> tuple[ExpectedRoutes, list[dict[str, Any]]]:
+        """``expected_routes`` from the objects as the API serves them (the ``routes expected``
+        read), and those objects."""
+        from bgpflat.adapters.kube import KubeClient
+
+        if self._kube is None:
+            self._kube = KubeClient.connect(kubeconfig=str(self.plane.kubeconfig))
+        client = self._kube
+        flavour = client.detect_flavour()
+        objects: list[dict[str, Any]] = list(client.list_core())
+        for kind in ("IPPool", "BGPPeer", "BGPConfiguration", "BGPFilter", "ClusterInformation"):
+            objects.extend(client.list_calico(flavour, kind))
+        objects.extend(client.list_ipam(flavour))
+        cluster = ClusterState.from_objects(objects)
+        expected = expected_routes(
+            cluster=cluster,
+            peer=OutsidePeer(address=cases.PEER_ADDRESS),
+            options=ModelOptions(add_path=situation.add_path),
+        )
+        return expected, objects
+
+    def _start_peer(self, situation: cases.Situation, *, objects: Sequence[Mapping[str, Any]] = ()) -> None:
+        """The verification peer for ``situation``: accepting any node address in the subnet with
+        one AS, or (``peer_from_snapshot``) the nodes the BGPPeers in ``objects`` select, each
+        with its own AS."""
+        # A short path: the peer binds unix sockets there, and sun_path holds only 108 bytes.
+        self._peers_started += 1
+        state_dir = Path(str(self.netns.state.info["peer_root"])) / f"{self._peers_started:02d}"
+        shutil.rmtree(state_dir, ignore_errors=True)
+        if situation.peer_from_snapshot:
+            snapshot = self.netns.state_dir / f"objects-{situation.name}.json"  # JSON is YAML too
+            snapshot.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+            neighbors = ["--from-snapshot", str(snapshot)]
+        else:
+            neighbors = ["--peer-as", str(situation.cluster_as_seen), "--neighbor-range", cases.SUBNET]
+        argv = [
+            sys.executable,
+            "-c",
+            PEER_ENTRY,
+            "peer",
+            "run",
+            "--listen",
+            cases.PEER_ADDRESS,
+            "--local-as",
+            str(situation.peer_as),
+            *neighbors,
+            "--passive",
+            "--state-dir",
+            str(state_dir),
+            *([] if situation.add_path else ["--no-add-path"]),
+        ]
+        source_root = str(Path(bgpflat.__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (source_root, os.environ.get("PYTHONPATH"))))}
+        name = f"peer:{situation.name}"
+        self.netns.start(
+            name,
+            self.netns.namespace_name(PEER_ROLE),
+            argv,
+            log=self.netns.state_dir / "logs" / f"peer-{situation.name}.log",
+            env=env,
+        )
+        self._peer_process = name
+        self._peer_dir = state_dir
+
+    def _wait_peer_listening(self) -> None:
+        name = self._peer_process
+        if name is None:
+            raise LabError("the verification peer is not running")
+        listen = f"{cases.PEER_ADDRESS}:179"
+        deadline = time.monotonic() + PEER_LISTEN_TIMEOUT
+        while True:
+            self.netns.check_alive(name)
+            sockets = run(ns_argv(self.netns.namespace_name(PEER_ROLE), [_tool("ss"), "-Hltn"]), check=False)
+            if listen in sockets:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"the verification peer does not listen on {listen} after {PEER_LISTEN_TIMEOUT:g} s")
+            time.sleep(0.05)
+
+    def _stop_peer(self) -> None:
+        if self._peer_process is not None:
+            self.netns.stop([self._peer_process])
+            self._peer_process = None
+            self._peer_dir = None
+
+    def _load_birds(self) -> None:
+        """Start the BIRDs (first cell) or reload them; then restart their sessions to the peer.
+
+        A reload keeps unchanged sessions (the mesh) up. The sessions to the peer are restarted
+        either way: they must start from scratch against the new peer, and a protocol that lost
+        its peer a moment ago may be waiting out BIRD's connect-retry timer.
+        """
+        if not self._birds_started:
+            for node in cases.NODES:
+                directory = self.bird_dir(node.name)
+                self.netns.start(
+                    f"bird:{node.name}",
+                    self.namespace(node.name),
+                    [_tool("bird"), "-f", "-c", str(directory / "bird.cfg"), "-s", str(directory / "bird.ctl")],
+                    log=self.netns.state_dir / "logs" / f"bird-{node.name}.log",
+                    cwd=directory,
+                )
+            deadline = time.monotonic() + 10
+            for node in cases.NODES:
+                while not (self.bird_dir(node.name) / "bird.ctl").exists():
+                    self.netns.check_alive(f"bird:{node.name}")
+                    if time.monotonic() > deadline:
+                        raise LabError(f"BIRD on {node.name} has no control socket after 10 s")
+                    time.sleep(0.02)
+            self._birds_started = True
+            return
+        suffix = _protocol_suffix(cases.PEER_ADDRESS)
+        for node in cases.NODES:
+            self.netns.check_alive(f"bird:{node.name}")
+            answer = self.birdc(node.name, "configure")
+            if "Reconfigur" not in answer:  # stock BIRD refused confd's files: say why
+                raise LabError(f"BIRD on {node.name} did not take the new configuration: {answer.strip()}")
+            for name, _, _ in self._protocols(node.name):
+                if name.endswith(suffix):
+                    self.birdc(node.name, "restart", name)
+
+    def _protocols(self, node: str) -> list[tuple[str, str, str]]:
+        """BIRD's BGP protocols on ``node``: (name, state, info)."""
+        out = []
+        for line in self.birdc(node, "show", "protocols").splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[1] == "BGP":
+                out.append((parts[0], parts[3], " ".join(parts[5:]) if len(parts) > 5 else ""))
+        return out
+
+    def _cluster_sessions_down(self) -> list[str]:
+        """BGP sessions of the nodes' BIRDs (mesh, route reflection, the peer) not Established, with BIRD's reason."""
+        return [
+            f"{node.name} {name} ({info or state})"
+            for node in cases.NODES
+            for name, state, info in self._protocols(node.name)
+            if not info.startswith("Established")
+        ]
+
+    def _converge(self, *, sessions: Iterable[str]) -> tuple[RouteTable, list[str]]:
+        """Wait for End-of-RIB on ``sessions``, every cluster session up, and a table that stays put."""
+        from bgpflat.peer.endpoint import EndpointUnavailable, fetch
+
+        wanted = set(sessions)
+        socket_path = self._peer_state_dir_current() / "peer.sock"
+        deadline = time.monotonic() + CONVERGE_TIMEOUT
+        previous: RouteTable | None = None
+        last_reason = "nothing read yet"
+        table = RouteTable()
+        while time.monotonic() < deadline:
+            try:
+                data = fetch(f"unix:{socket_path}", "/snapshot", timeout=5.0)
+            except (EndpointUnavailable, BgpflatError, OSError) as exc:
+                last_reason = f"peer endpoint: {exc}"
+                time.sleep(POLL_SECONDS)
+                continue
+            state = learned_from_json(data, source="peer")
+            table = state.routes
+            done = {
+                peer for peer, session in (state.sessions or {}).items() if session.established and session.end_of_rib
+            }
+            if not wanted <= done:
+                last_reason = f"End-of-RIB missing from {', '.join(sorted(wanted - done, key=address_sort_key))}"
+                previous = None
+                time.sleep(POLL_SECONDS)
+                continue
+            down = self._cluster_sessions_down()
+            if down:
+                last_reason = "BGP sessions inside the cluster not Established: " + ", ".join(down)
+                previous = None
+                time.sleep(POLL_SECONDS)
+                continue
+            if previous is not None and previous == table:
+                return table, []
+            previous = table
+            time.sleep(SETTLE_SECONDS)
+        return table, [f"not converged after {CONVERGE_TIMEOUT:g} s: {last_reason}"]
+
+    def _peer_state_dir_current(self) -> Path:
+        if self._peer_dir is None:
+            raise LabError("the verification peer is not running")
+        return self._peer_dir
+
+    # -- teardown ---------------------------------------------------------------------------------
+    def down(self) -> None:
+        if self._kube is not None:
+            self._kube.close()
+            self._kube = None
+        try:
+            self.netns.teardown()
+        finally:
+            # The API server keeps running (it is not ours); leave it as the run found it.
+            with contextlib.suppress(BgpflatError, OSError):
+                self.baseline.restore(self.plane.rest())
+
+
+def run_conformance(
+    *,
+    plane: ControlPlane,
+    state_dir: Path,
+    situations: Sequence[cases.Situation] = cases.SITUATIONS,
+    progress: Progress | None = None,
+) -> ConformanceReport:
+    """Build the lab on ``plane``, run ``situations``, tear the lab down; the report of every cell."""
+    started = time.monotonic()
+    lab = ConformanceLab.up(plane=plane, state_dir=state_dir, progress=progress)
+    try:
+        setup = time.monotonic() - started
+        cells = lab.run(situations, progress)
+    finally:
+        lab.down()
+    return ConformanceReport(cells=tuple(cells), seconds=time.monotonic() - started, setup_seconds=setup)

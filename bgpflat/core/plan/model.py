@@ -132,6 +132,9 @@ class Summary:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
+    """What ``apply`` would do: the changes by stage, the objects left as they are, the risk findings,
+    and the cluster and resourceVersions it was made against (``to_json``/``from_dict`` for files)."""
+
     stages: tuple[Stage, ...] = ()
     unchanged: tuple[ResourceChange, ...] = ()  # no-op entries, one per object bgpflat compared
     findings: tuple[Finding, ...] = ()

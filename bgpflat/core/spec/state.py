@@ -251,6 +251,9 @@ class ClusterTarget:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredState:
+    """What the user wants: validated Calico models, the networks the address-plan checks read, and
+    the cluster the spec names (if it names one)."""
+
     resources: tuple[WritableResource, ...] = ()
     networks: Networks = Networks()
     cluster: ClusterTarget | None = None

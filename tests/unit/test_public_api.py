@@ -15,7 +15,8 @@ import yaml
 
 import bgpflat
 
-LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "labs" / "calico-bgp"
 SPEC = LAB / "bgpflat.yaml"
 SNAPSHOT = LAB / "cluster.yaml"
 TOR = "10.200.20.254"
@@ -73,7 +74,7 @@ def test_every_public_name_resolves_and_says_what_it_is(name: str) -> None:
 
 
 def test_version_is_the_packages() -> None:
-    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
     assert f'version = "{bgpflat.__version__}"' in pyproject
 
 
@@ -93,8 +94,7 @@ def test_import_stays_cheap() -> None:
     # `bgpflat --help` imports the package first; nothing heavy may load before a name is used.
     heavy = "{'bgpflat', 'yaml', 'netaddr', 'kubernetes', 'rich'}"
     code = f"import sys, json, bgpflat; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {heavy})))"
-    root = Path(__file__).resolve().parents[2]
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert json.loads(loaded) == ["bgpflat", "bgpflat.errors"]
 
 
@@ -255,3 +255,21 @@ def test_validate_checks_the_calico_version(version: str, message: str) -> None:
     with pytest.raises(bgpflat.SpecError) as failed:
         bgpflat.validate_manifest(_pool(cidr="10.244.0.0/16"), calico_version=version)
     assert str(failed.value) == message
+
+
+def test_the_readme_example_prints_what_it_says(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("\n## Library\n") :]
+    code = section[section.index("```python\n") + len("```python\n") : section.index("\n```\n")]
+    # Each print states its output in a comment, on its own line or on the next one.
+    lines = code.splitlines()
+    said = []
+    for index, line in enumerate(lines):
+        if line.lstrip().startswith("print("):
+            comment = line.partition("  # ")[2] or lines[index + 1].strip().removeprefix("# ")
+            said.append(comment)
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines() == said

@@ -1,6 +1,6 @@
 """Calico resources for bgpflat: models, manifest parsing and rendering, validation (calico-facts §1).
 
-The public face of four modules:
+The public face of five modules:
 
 * ``calico_models``: frozen models ``IPPool``, ``BGPPeer``, ``BGPConfiguration``, ``BGPFilter``
   (read-only for bgpflat), value parsers (``parse_as_number``, ``parse_peer_ip``) and field paths;
@@ -9,7 +9,9 @@ The public face of four modules:
 * ``calico_render``: ``to_manifest`` (model -> v3 manifest) and ``normalize_spec_value`` (the value
   Calico acts on, for comparisons);
 * ``calico_validation``: ``validate`` — every calicoctl/clientv3 rule bgpflat knows, run client-side
-  before every write whatever the API flavour, because a v1 CRD write skips them all (§1.1).
+  before every write whatever the API flavour, because a v1 CRD write skips them all (§1.1);
+* ``schema``: TypedDicts for the manifests bgpflat writes (``Manifest``, ``ObjectMeta``, one spec
+  per kind), from which ``SPEC_FIELDS`` is read.
 
 Reading never requires the cross-field rules (observed objects may break them: a v1 write is not
 validated); writing always does (``parse_and_validate``).
@@ -48,6 +50,7 @@ from bgpflat.core.calico.models import (
     parse_peer_ip,
 )
 from bgpflat.core.calico.render import normalize_spec_value, spec_default, to_manifest
+from bgpflat.core.calico.schema import Manifest, ObjectMeta
 from bgpflat.core.calico.validation import validate
 
 __all__ = [
@@ -68,6 +71,8 @@ __all__ = [
     "CommunityDefinition",
     "FieldPath",
     "IPPool",
+    "Manifest",
+    "ObjectMeta",
     "PeerAddress",
     "PrefixAdvertisement",
     "SecretKeyRef",

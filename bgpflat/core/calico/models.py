@@ -22,6 +22,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from bgpflat.core.calico.schema import (
+    CLIENT_METADATA,
+    IPPOOL_LEGACY_FIELDS,
+    BGPConfigurationSpec,
+    BGPFilterSpec,
+    BGPPeerSpec,
+    IPPoolSpec,
+    ObjectMeta,
+)
 from bgpflat.core.net.prefixes import Prefix, canonical_address, parse_address
 from bgpflat.errors import SpecError, ValidationError
 
@@ -39,83 +48,19 @@ ENCAP_MODES = ("Never", "Always", "CrossSubnet")
 DEFAULT_AS_NUMBER = 64512
 DEFAULT_LISTEN_PORT = 179
 
-# Known spec fields per kind, camelCase as in the manifest. Unknown fields in a manifest that
-# bgpflat is asked to write are refused: a typo (``cird:``) would otherwise be dropped silently
-# or, written to a v1 CRD, break calico-node (calico#5941).
+# Known spec fields per kind, camelCase as in the manifest, in the order of ``schema``'s TypedDicts.
+# Unknown fields in a manifest that bgpflat is asked to write are refused: a typo (``cird:``) would
+# otherwise be dropped silently or, written to a v1 CRD, break calico-node (calico#5941).
 SPEC_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "IPPool": (
-        "cidr",
-        "blockSize",
-        "ipipMode",
-        "vxlanMode",
-        "natOutgoing",
-        "disabled",
-        "disableBGPExport",
-        "nodeSelector",
-        "namespaceSelector",
-        "allowedUses",
-        "assignmentMode",
-        "ipip",
-        "nat-outgoing",
-    ),
-    "BGPPeer": (
-        "node",
-        "nodeSelector",
-        "peerIP",
-        "asNumber",
-        "localASNumber",
-        "peerSelector",
-        "keepOriginalNextHop",
-        "nextHopMode",
-        "password",
-        "sourceAddress",
-        "maxRestartTime",
-        "keepaliveTime",
-        "numAllowedLocalASNumbers",
-        "ttlSecurity",
-        "reachableBy",
-        "filters",
-        "localWorkloadSelector",
-        "reversePeering",
-    ),
-    "BGPConfiguration": (
-        "logSeverityScreen",
-        "nodeToNodeMeshEnabled",
-        "asNumber",
-        "serviceClusterIPs",
-        "serviceExternalIPs",
-        "serviceLoadBalancerIPs",
-        "serviceLoadBalancerAggregation",
-        "communities",
-        "prefixAdvertisements",
-        "listenPort",
-        "nodeMeshPassword",
-        "nodeMeshMaxRestartTime",
-        "bindMode",
-        "ignoredInterfaces",
-        "localWorkloadPeeringIPV4",
-        "localWorkloadPeeringIPV6",
-        "programClusterRoutes",
-        "ipv4NormalRoutePriority",
-        "ipv6NormalRoutePriority",
-    ),
-    "BGPFilter": ("exportV4", "importV4", "exportV6", "importV6"),
+    "IPPool": (*IPPoolSpec.__annotations__, *IPPOOL_LEGACY_FIELDS),
+    "BGPPeer": tuple(BGPPeerSpec.__annotations__),
+    "BGPConfiguration": tuple(BGPConfigurationSpec.__annotations__),
+    "BGPFilter": tuple(BGPFilterSpec.__annotations__),
 }
 WRITABLE_KINDS = ("IPPool", "BGPPeer", "BGPConfiguration")
 ENTERPRISE_PEER_FIELDS = ("failureDetectionMode", "restartMode", "birdGatewayMode")
 # Metadata the API server fills in; present in `calicoctl get -o yaml` output and ignored on input.
-SERVER_METADATA = (
-    "resourceVersion",
-    "uid",
-    "creationTimestamp",
-    "generation",
-    "managedFields",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "finalizers",
-    "ownerReferences",
-)
+SERVER_METADATA = tuple(key for key in ObjectMeta.__annotations__ if key not in CLIENT_METADATA)
 
 
 # --- field paths -------------------------------------------------------------------------------

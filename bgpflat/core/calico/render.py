@@ -25,6 +25,19 @@ from bgpflat.core.calico.models import (
     parse_as_number,
     parse_peer_ip,
 )
+from bgpflat.core.calico.schema import (
+    BGPConfigurationSpec,
+    BGPFilterRuleSpec,
+    BGPFilterSpec,
+    BGPPeerSpec,
+    CalicoSpec,
+    CIDREntry,
+    IPPoolSpec,
+    Manifest,
+    ObjectMeta,
+    PrefixLength,
+    SecretSource,
+)
 from bgpflat.core.net.prefixes import Prefix, canonical_address
 from bgpflat.core.net.selector import parse_selector
 from bgpflat.errors import SpecError, ValidationError
@@ -32,18 +45,21 @@ from bgpflat.errors import SpecError, ValidationError
 # --- model -> manifest ---------------------------------------------------------------------------
 
 
-def _cidrs(prefixes: Sequence[Prefix]) -> list[dict[str, str]]:
+def _cidrs(prefixes: Sequence[Prefix]) -> list[CIDREntry]:
     return [{"cidr": str(p)} for p in prefixes]
 
 
-def _secret_json(ref: SecretKeyRef | None) -> dict[str, Any] | None:
+def _secret_json(ref: SecretKeyRef | None) -> SecretSource | None:
     return None if ref is None else {"secretKeyRef": {"name": ref.name, "key": ref.key}}
 
 
-def _spec_values(resource: CalicoResource) -> dict[str, Any]:
-    """Every spec field of ``resource`` as manifest JSON (None where unset)."""
+def _spec_values(resource: CalicoResource) -> CalicoSpec:
+    """Every spec field of ``resource`` as manifest JSON (None where unset).
+
+    Each kind's dict is typed with its ``schema`` TypedDict, so a misspelt field fails mypy.
+    """
     if isinstance(resource, IPPool):
-        return {
+        pool: IPPoolSpec = {
             "cidr": str(resource.cidr),
             "blockSize": resource.block_size,
             "ipipMode": resource.ipip_mode,
@@ -56,9 +72,10 @@ def _spec_values(resource: CalicoResource) -> dict[str, Any]:
             "allowedUses": list(resource.allowed_uses),
             "assignmentMode": resource.assignment_mode,
         }
+        return pool
     if isinstance(resource, BGPPeer):
         peer_ip = None if resource.peer_ip is None else str(PeerAddress(resource.peer_ip, resource.peer_port))
-        return {
+        peer: BGPPeerSpec = {
             "node": resource.node,
             "nodeSelector": resource.node_selector,
             "peerIP": peer_ip,
@@ -78,8 +95,9 @@ def _spec_values(resource: CalicoResource) -> dict[str, Any]:
             "localWorkloadSelector": resource.local_workload_selector,
             "reversePeering": resource.reverse_peering,
         }
+        return peer
     if isinstance(resource, BGPConfiguration):
-        return {
+        config: BGPConfigurationSpec = {
             "logSeverityScreen": resource.log_severity_screen,
             "nodeToNodeMeshEnabled": resource.node_to_node_mesh_enabled,
             "asNumber": resource.as_number,
@@ -102,19 +120,23 @@ def _spec_values(resource: CalicoResource) -> dict[str, Any]:
             "ipv4NormalRoutePriority": resource.ipv4_normal_route_priority,
             "ipv6NormalRoutePriority": resource.ipv6_normal_route_priority,
         }
+        return config
 
-    def rules(items: Sequence[BGPFilterRule]) -> list[dict[str, Any]]:
+    def rules(items: Sequence[BGPFilterRule]) -> list[BGPFilterRuleSpec]:
         out = []
         for rule in items:
-            entry: dict[str, Any] = {"action": rule.action}
+            entry: BGPFilterRuleSpec = {"action": rule.action}
             if rule.cidr is not None:
                 entry["cidr"] = str(rule.cidr)
             if rule.match_operator:
                 entry["matchOperator"] = rule.match_operator
             if rule.prefix_length_min is not None or rule.prefix_length_max is not None:
-                entry["prefixLength"] = {
-                    k: v for k, v in (("min", rule.prefix_length_min), ("max", rule.prefix_length_max)) if v is not None
-                }
+                length: PrefixLength = {}
+                if rule.prefix_length_min is not None:
+                    length["min"] = rule.prefix_length_min
+                if rule.prefix_length_max is not None:
+                    length["max"] = rule.prefix_length_max
+                entry["prefixLength"] = length
             if rule.source:
                 entry["source"] = rule.source
             if rule.interface:
@@ -122,12 +144,13 @@ def _spec_values(resource: CalicoResource) -> dict[str, Any]:
             out.append(entry)
         return out
 
-    return {
+    bgp_filter: BGPFilterSpec = {
         "exportV4": rules(resource.export_v4),
         "importV4": rules(resource.import_v4),
         "exportV6": rules(resource.export_v6),
         "importV6": rules(resource.import_v6),
     }
+    return bgp_filter
 
 
 def _is_empty(value: Any) -> bool:
@@ -136,7 +159,8 @@ def _is_empty(value: Any) -> bool:
 
 def spec_json(resource: CalicoResource) -> dict[str, Any]:
     """The spec as manifest JSON: fields the source set explicitly, plus those that differ from Calico's default."""
-    values = _spec_values(resource)
+    # Read by field name from here on: the kind's keys come from SPEC_FIELDS.
+    values: Mapping[str, Any] = _spec_values(resource)
     explicit: frozenset[str] = getattr(resource, "explicit", frozenset())
     spec: dict[str, Any] = {}
     for key in SPEC_FIELDS[resource.kind]:
@@ -161,9 +185,9 @@ def spec_json(resource: CalicoResource) -> dict[str, Any]:
     return spec
 
 
-def to_manifest(resource: CalicoResource) -> dict[str, Any]:
+def to_manifest(resource: CalicoResource) -> Manifest:
     """A ``projectcalico.org/v3`` manifest with only the fields that are set."""
-    metadata: dict[str, Any] = {"name": resource.name}
+    metadata: ObjectMeta = {"name": resource.name}
     if resource.labels:
         metadata["labels"] = dict(resource.labels)
     if resource.annotations:

@@ -43,6 +43,7 @@ from bgpflat.core.calico import (
     BGPConfiguration,
     BGPPeer,
     IPPool,
+    Manifest,
     WritableResource,
     normalize_spec_value,
     parse_resource,
@@ -279,7 +280,7 @@ def _merged_model(
     return merged
 
 
-def _create_manifest(resource: WritableResource, spec: Mapping[str, Any]) -> dict[str, Any]:
+def _create_manifest(resource: WritableResource, spec: Mapping[str, Any]) -> Manifest:
     manifest = to_manifest(resource)
     labels = dict(manifest["metadata"].get("labels") or {})
     labels[MANAGED_BY_LABEL] = MANAGED_BY_BGPFLAT

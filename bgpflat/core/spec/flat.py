@@ -38,6 +38,7 @@ from bgpflat.core.calico import (
     WRITABLE_KINDS,
     BGPFilter,
     FieldPath,
+    Manifest,
     WritableResource,
     format_path,
     parse_and_validate,
@@ -561,7 +562,7 @@ def _networks(reader: _Reader, value: Any, services_value: Any) -> Networks:
     )
 
 
-def render_manifests(desired: DesiredState) -> list[dict[str, Any]]:
+def render_manifests(desired: DesiredState) -> list[Manifest]:
     """The desired Calico resources as ``projectcalico.org/v3`` manifests (what a flat spec means)."""
     from bgpflat.core.calico import to_manifest
 

@@ -34,8 +34,8 @@ from bgpflat.core.calico import (
     parse_as_number,
     parse_resource,
 )
+from bgpflat.core.calico.node import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.routes.cluster import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.errors import SpecError
 
 

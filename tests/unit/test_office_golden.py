@@ -1,4 +1,4 @@
-"""Every office-side renderer against a golden file, for scenarios A–E of scenarios.md.
+"""Every office-side renderer against a golden file, for scenarios A–E of docs/scenarios.md.
 
 Outputs that a real checker can read (FRR, BIRD, dnsmasq, BIND, Unbound, OpenVPN, nft,
 iptables-restore) are also fed to it by ``tests/integration/test_render_checkers.py``, which uses

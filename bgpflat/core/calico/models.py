@@ -33,7 +33,6 @@ MANAGED_BY_BGPFLAT = "bgpflat"
 MANAGED_BY_OPERATOR = "tigera-operator"
 
 FieldPath = tuple[str | int, ...]
-JSON = Any
 
 ENCAP_MODES = ("Never", "Always", "CrossSubnet")
 # Installation encapsulation <-> (ipipMode, vxlanMode) (the operator's ToProjectCalico).

@@ -25,7 +25,6 @@ from typing import Any
 from bgpflat.core.calico import (
     MANAGED_BY_LABEL,
     SPEC_FIELDS,
-    BGPConfiguration,
     BGPFilter,
     BGPPeer,
     CalicoResource,
@@ -270,7 +269,3 @@ class DesiredState:
     @property
     def peers(self) -> tuple[BGPPeer, ...]:
         return tuple(r for r in self.resources if isinstance(r, BGPPeer))
-
-    @property
-    def configurations(self) -> tuple[BGPConfiguration, ...]:
-        return tuple(r for r in self.resources if isinstance(r, BGPConfiguration))

@@ -1,6 +1,6 @@
 """The two inputs of ``make_plan``: what the user wants (``DesiredState``) and what is there (``ObservedState``).
 
-``DesiredState`` comes from ``spec.load_desired`` (a flat spec or native Calico manifests): validated
+``DesiredState`` comes from ``spec.load.load_desired`` (a flat spec or native Calico manifests): validated
 models plus the networks the address-plan checks need. ``ObservedState`` is filled by whoever reads
 the cluster (the Kubernetes adapter, or a snapshot file), from object dicts as the API serves them::
 

@@ -147,7 +147,7 @@ def _announce(api: CalicoApi, verb: str) -> None:
 
 def load_desired_files(paths: Sequence[str]) -> DesiredState:
     from bgpflat.adapters import files
-    from bgpflat.core.spec.flat import load_desired
+    from bgpflat.core.spec.load import load_desired
 
     documents: list[files.Document] = []
     for path in paths:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from bgpflat.core.calico.models import DEFAULT_AS_NUMBER, parse_as_number, parse_peer_ip
+from bgpflat.core.calico.node import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.core.exabgp.config import Neighbor, neighbor
 from bgpflat.core.net.prefixes import canonical_address, parse_address
 from bgpflat.core.net.selector import Selector, parse_selector
-from bgpflat.core.routes.cluster import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.errors import PeerError, SpecError
 
 

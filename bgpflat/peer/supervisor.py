@@ -34,7 +34,9 @@ from types import FrameType
 from typing import Any
 
 from bgpflat.core.exabgp import config as exabgp_conf
-from bgpflat.core.exabgp.events import MalformedEvent, PathAttributes, PathKey, UpdateEvent, parse_line, prefix_of
+from bgpflat.core.exabgp.events import MalformedEvent, PathAttributes, UpdateEvent
+from bgpflat.core.exabgp.nlri import PathKey, prefix_of
+from bgpflat.core.exabgp.parser import parse_line
 from bgpflat.core.exabgp.rib import Notice, Rib
 from bgpflat.core.net.prefixes import parse_address
 from bgpflat.core.routes.table import Route

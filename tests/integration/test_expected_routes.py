@@ -1,7 +1,7 @@
 """Scenario D in a real kube-apiserver: the routes the switch should learn, read through the live API.
 
 labs/calico-bgp/cluster.yaml is the cluster *before* bgpflat: no BGPConfiguration, no BGPPeer.
-The test adds the "after" objects of scenarios.md D (AS 64513, mesh on, serviceClusterIPs
+The test adds the "after" objects of docs/scenarios.md D (AS 64513, mesh on, serviceClusterIPs
 10.233.0.0/18, BGPPeer peer-switch to 10.200.20.254 AS 65200 for the ingress nodes) and checks
 that the switch is expected to learn every pod block plus the service range from each ingress
 node, each with that node as next hop (eBGP, mesh re-export, next hop self).

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bgpflat.cli import build_parser, main, peer_commands
+from bgpflat.cli import build_parser, main, peer_config
 from bgpflat.errors import PeerError, SpecError
 
 LABS = Path(__file__).resolve().parents[2] / "labs"
@@ -430,7 +430,7 @@ def test_peer_run_arguments(capsys: pytest.CaptureFixture[str], extra: tuple[str
 def test_peer_run_zero_hold_time_and_dotted_as_are_kept() -> None:
     argv = [*PEER_RUN, "--listen", "127.0.0.1", "--local-as", "1.10", "--neighbor", "127.0.0.2", "--peer-as", "64512"]
     args = build_parser().parse_args([*argv, "--hold-time", "0"])
-    config = peer_commands.build_config(args, peer_commands._settings(args))
+    config = peer_config.build_config(args, peer_config.collect_settings(args))
     # "0 or 90" used to turn an explicit hold time of 0 (no keepalives) into 90.
     assert (config.hold_time, config.local_as, config.listen_port) == (0, 65546, 179)
 

@@ -1,9 +1,9 @@
 """The containerlab topologies are valid containerlab files and describe the same labs as ``labs/``.
 
 containerlab itself needs a Docker engine, so the files are checked against containerlab's own
-JSON schema (``shared/data/containerlab/clab.schema.json``) and against the namespace lab's data:
-same addresses, same ToR config, same pod and service ranges. A drift between the two labs would
-otherwise only show when someone runs containerlab.
+JSON schema (vendored in ``tests/data/containerlab/``, with its origin and licence) and against
+the namespace lab's data: same addresses, same ToR config, same pod and service ranges. A drift
+between the two labs would otherwise only show when someone runs containerlab.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bgpflat.lab.fabric.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 CLAB = REPO / "containerlab"
-SCHEMA = REPO.parent / "shared" / "data" / "containerlab" / "clab.schema.json"
+SCHEMA = REPO / "tests" / "data" / "containerlab" / "clab.schema.json"
 SCENARIOS = ("calico-bgp", "ipip-migration")
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -35,8 +35,6 @@ def load(scenario: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def validator() -> Any:
-    if not SCHEMA.is_file():
-        pytest.skip(f"containerlab schema not found at {SCHEMA}")
     schema = json.loads(SCHEMA.read_text())
     return jsonschema.Draft7Validator(schema)
 

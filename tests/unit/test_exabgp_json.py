@@ -15,8 +15,8 @@ from bgpflat.core.exabgp.events import (
     OpenEvent,
     SessionStateEvent,
     UpdateEvent,
-    parse_line,
 )
+from bgpflat.core.exabgp.parser import parse_line
 from bgpflat.core.net.prefixes import Prefix
 
 ENV42 = '"exabgp": "4.0.1", "time": 1795241428.6, "host" : "vm", "pid" : 26672, "ppid" : 1, "counter": 3'

@@ -1,4 +1,4 @@
-"""Every office-side renderer against a golden file, for scenarios A–E of scenarios.md.
+"""Every office-side renderer against a golden file, for scenarios A–E of docs/scenarios.md.
 
 Outputs that a real checker can read (FRR, BIRD, dnsmasq, BIND, Unbound, OpenVPN, nft,
 iptables-restore) are also fed to it by ``tests/integration/test_render_checkers.py``, which uses
@@ -27,7 +27,7 @@ from bgpflat.core.office.intent import OfficeIntent, build_intent
 from bgpflat.core.office.nat import render_nat
 from bgpflat.core.office.static_routes import render_static_routes
 from bgpflat.core.office.vpn import VpnOptions, render_vpn
-from bgpflat.core.spec.flat import load_desired
+from bgpflat.core.spec.load import load_desired
 from bgpflat.core.spec.state import ObservedState
 
 ROOT = Path(__file__).resolve().parents[2]

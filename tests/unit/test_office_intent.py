@@ -17,7 +17,7 @@ from bgpflat.core.office.intent import build_intent
 from bgpflat.core.office.nat import render_nat
 from bgpflat.core.office.static_routes import render_static_routes
 from bgpflat.core.office.vpn import render_vpn
-from bgpflat.core.spec.flat import load_desired
+from bgpflat.core.spec.load import load_desired
 from bgpflat.core.spec.state import ObservedState
 from bgpflat.errors import SpecError
 

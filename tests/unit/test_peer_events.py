@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from bgpflat.cli.peer_commands import _load_config_file
+from bgpflat.cli.peer_config import load_config_file
 from bgpflat.peer.process import ExabgpChild
 from bgpflat.peer.state import StateDir
 
@@ -73,7 +73,7 @@ def test_zero_never_rotates(tmp_path: Path) -> None:
 def test_config_file_key(tmp_path: Path) -> None:
     config = tmp_path / "peer.yaml"
     config.write_text("events-max-bytes: 1048576\nlisten: 192.0.2.10\n")
-    assert _load_config_file(str(config))["events_max_bytes"] == 1048576
+    assert load_config_file(str(config))["events_max_bytes"] == 1048576
 
 
 def test_exabgp_log_past_the_limit_moves_aside_when_exabgp_restarts(tmp_path: Path) -> None:

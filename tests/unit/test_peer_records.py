@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bgpflat.core.exabgp.events import UpdateEvent, parse_line
+from bgpflat.core.exabgp.events import UpdateEvent
+from bgpflat.core.exabgp.parser import parse_line
 from bgpflat.core.exabgp.rib import Rib
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.routes.table import Route, RouteTable

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 
 from bgpflat.core.plan.planner import Plan
-from bgpflat.core.spec.flat import SpecDocument, load_desired
+from bgpflat.core.spec.documents import SpecDocument
+from bgpflat.core.spec.load import load_desired
 from bgpflat.core.spec.state import DesiredState, ObservedState
 from bgpflat.workflows.apply import merge_patch
 

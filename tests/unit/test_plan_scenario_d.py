@@ -1,4 +1,4 @@
-"""Scenario D (scenarios.md): the lab cluster still on IPIP, flattened by labs/calico-bgp/bgpflat.yaml."""
+"""Scenario D (docs/scenarios.md): the lab cluster still on IPIP, flattened by labs/calico-bgp/bgpflat.yaml."""
 
 from __future__ import annotations
 

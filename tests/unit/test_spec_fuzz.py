@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bgpflat.core.plan.planner import make_plan
-from bgpflat.core.spec.flat import SpecDocument, load_desired, render_manifests
+from bgpflat.core.spec.documents import SpecDocument
+from bgpflat.core.spec.flat import render_manifests
+from bgpflat.core.spec.load import load_desired
 from bgpflat.core.spec.state import ObservedState
 from bgpflat.errors import SpecError
 

@@ -16,7 +16,6 @@ from bgpflat.core.calico import BGPFilter, BGPFilterRule
 from bgpflat.core.net.prefixes import Prefix
 
 ACCEPT = "Accept"
-REJECT = "Reject"
 
 
 class FilterVerdict(NamedTuple):

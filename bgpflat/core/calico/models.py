@@ -42,9 +42,17 @@ MANAGED_BY_BGPFLAT = "bgpflat"
 MANAGED_BY_OPERATOR = "tigera-operator"
 
 FieldPath = tuple[str | int, ...]
-JSON = Any
 
 ENCAP_MODES = ("Never", "Always", "CrossSubnet")
+# Installation encapsulation <-> (ipipMode, vxlanMode) (the operator's ToProjectCalico).
+ENCAPSULATIONS = {
+    ("Always", "Never"): "IPIP",
+    ("CrossSubnet", "Never"): "IPIPCrossSubnet",
+    ("Never", "Always"): "VXLAN",
+    ("Never", "CrossSubnet"): "VXLANCrossSubnet",
+    ("Never", "Never"): "None",
+}
+MODES_OF_ENCAPSULATION = {v: k for k, v in ENCAPSULATIONS.items()}
 DEFAULT_AS_NUMBER = 64512
 DEFAULT_LISTEN_PORT = 179
 

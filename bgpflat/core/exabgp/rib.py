@@ -40,13 +40,13 @@ from bgpflat.core.exabgp.events import (
     NotificationEvent,
     OpenEvent,
     PathAttributes,
-    PathKey,
     PeerEvent,
     SessionStateEvent,
     UpdateEvent,
     family_of_key,
     routes_of,
 )
+from bgpflat.core.exabgp.nlri import PathKey
 from bgpflat.core.net.prefixes import parse_address
 from bgpflat.core.routes.table import Route, RouteTable
 

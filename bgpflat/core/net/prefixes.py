@@ -151,10 +151,6 @@ class Prefix(NamedTuple):
         return 1 << (_MAX[self.version] - self.length)
 
 
-def parse_prefix(text: str, *, strict: bool = True) -> Prefix:
-    return Prefix.parse(text, strict=strict)
-
-
 def collapse(prefixes: list[Prefix]) -> list[Prefix]:
     """Drop prefixes covered by another prefix in the list; keeps sorted order."""
     result: list[Prefix] = []

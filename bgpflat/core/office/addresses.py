@@ -10,7 +10,3 @@ def netmask(prefix: Prefix) -> str:
     bits = prefix.max_length
     mask = ((1 << bits) - 1) ^ ((1 << (bits - prefix.length)) - 1)
     return format_address(prefix.version, mask)
-
-
-def family_prefixes(prefixes: tuple[Prefix, ...], version: int) -> tuple[Prefix, ...]:
-    return tuple(p for p in prefixes if p.version == version)

@@ -21,8 +21,6 @@ from bgpflat.core.office.addresses import netmask
 from bgpflat.core.office.dns import DEFAULT_SEARCH
 from bgpflat.core.office.intent import OfficeIntent, require
 
-VPN_PARTS = ("server", "ccd", "lan")
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VpnOptions:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from bgpflat.core.calico import IPPool, normalize_spec_value
+from bgpflat.core.calico import ENCAPSULATIONS, IPPool, normalize_spec_value
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.plan.builder import PlanBuilder, encapsulation_notes, noop, owned_spec
 from bgpflat.core.plan.model import OPERATOR_API, FieldChange, ResourceChange
@@ -19,15 +19,6 @@ from bgpflat.core.spec.checks import OPERATOR_MANAGED_POOL, OPERATOR_UNMAPPABLE,
 from bgpflat.core.spec.state import ObservedInstallation, ObservedResource
 from bgpflat.errors import SpecError
 
-# Installation encapsulation <-> (ipipMode, vxlanMode) (the operator's ToProjectCalico).
-ENCAPSULATIONS = {
-    ("Always", "Never"): "IPIP",
-    ("CrossSubnet", "Never"): "IPIPCrossSubnet",
-    ("Never", "Always"): "VXLAN",
-    ("Never", "CrossSubnet"): "VXLANCrossSubnet",
-    ("Never", "Never"): "None",
-}
-MODES_OF_ENCAPSULATION = {v: k for k, v in ENCAPSULATIONS.items()}
 # IPPool fields the operator's Installation can carry (calico-facts §2.5, §5.1).
 OPERATOR_FIELDS = ("ipipMode", "vxlanMode", "natOutgoing", "nodeSelector", "disableBGPExport")
 

@@ -71,7 +71,7 @@ from bgpflat.core.plan.model import (
     Stage,
     Summary,
 )
-from bgpflat.core.plan.operator import ENCAPSULATIONS, MODES_OF_ENCAPSULATION, plan_operator_pool
+from bgpflat.core.plan.operator import plan_operator_pool
 from bgpflat.core.plan.text import changes_for, render_plan_text
 from bgpflat.core.spec.checks import (
     AS_NUMBER_CHANGE,
@@ -90,9 +90,7 @@ from bgpflat.errors import SpecError
 
 __all__ = [
     "ACTIONS",
-    "ENCAPSULATIONS",
     "FORMAT_VERSION",
-    "MODES_OF_ENCAPSULATION",
     "OPERATOR_API",
     "STAGES",
     "FieldChange",

@@ -15,14 +15,10 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from bgpflat.core.calico import BGPConfiguration, BGPFilter, BGPPeer, IPPool, parse_as_number, parse_resource
+from bgpflat.core.calico.node import ANNOTATION_AS, ANNOTATION_IPIP, ANNOTATION_IPV4, ANNOTATION_IPV6, ANNOTATION_RR
 from bgpflat.core.net.prefixes import Prefix, canonical_address, parse_address
 from bgpflat.errors import SpecError
 
-ANNOTATION_IPV4 = "projectcalico.org/IPv4Address"
-ANNOTATION_IPV6 = "projectcalico.org/IPv6Address"
-ANNOTATION_AS = "projectcalico.org/ASNumber"
-ANNOTATION_RR = "projectcalico.org/RouteReflectorClusterID"
-ANNOTATION_IPIP = "projectcalico.org/IPv4IPIPTunnelAddr"
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 

@@ -1,55 +1,31 @@
-"""What the user wants, from ``-f`` files: a flat spec (``bgpflat.yaml``) or native Calico manifests.
+"""The flat spec (``bgpflat.yaml``): one file for pools, peers, the BGP configuration and networks.
 
-Contract with the code that reads files (the core does no I/O)
--------------------------------------------------------------
-``load_desired(documents)`` takes the **already loaded** documents of one or more files. Each
-document is any object with four attributes (``SourceDocument``; ``bgpflat.adapters.files.Document``
-already fits, and ``SpecDocument`` below is the plain version):
-
-* ``data``  – the loaded YAML/JSON value of one document;
-* ``file``  – the file name to print in messages (or ``None``);
-* ``line``  – the 1-based line where the document starts (or ``None``);
-* ``lines`` – a mapping **field path -> 1-based line** for the nodes of that document. A field path
-  is a tuple of mapping keys and list indices from the document root:
-  ``("peers", 2, "asNumber")``, ``("items", 0, "spec", "cidr")``,
-  ``("metadata", "labels", "app.kubernetes.io/managed-by")``. It may be empty (no line numbers).
-
-Every error is a ``SpecError`` (``ValidationError`` for a broken Calico rule) carrying the file, the
-line of the offending node (or of its nearest ancestor present in ``lines``), the field path as text
-(``peers[2].asNumber``; see ``format_path``) and the fix. A ``kind: List`` may be passed whole (its
-items are then ``("items", i, ...)``) or already split into one document per item with rebased
-``lines``; both work.
-
-Which form a document is: a mapping with ``apiVersion``/``kind`` is a Kubernetes manifest
-(``projectcalico.org/v3`` IPPool, BGPPeer, BGPConfiguration, or a ``List``/``IPPoolList``/… of
-them, as ``calicoctl get -o yaml`` prints); any other mapping is a flat spec, which must then be the
-only document. The flat spec schema is in ``FLAT_SPEC_KEYS`` and the README.
+``parse_spec`` turns it into the Calico manifests it stands for, validated as if they had been
+written by hand (errors name the flat-spec field, not the manifest one); ``render_manifests`` shows
+them. The schema is in ``FLAT_SPEC_KEYS`` and the README.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from bgpflat.core.calico import (
     API_V3,
-    WRITABLE_KINDS,
+    MODES_OF_ENCAPSULATION,
     BGPFilter,
     FieldPath,
     Manifest,
     WritableResource,
-    format_path,
     parse_and_validate,
     parse_as_number,
-    parse_path,
     parse_peer_ip,
 )
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.plan.operator import ENCAPSULATIONS, MODES_OF_ENCAPSULATION
+from bgpflat.core.spec.documents import Located, SourceDocument, type_name, where
 from bgpflat.core.spec.state import ClusterTarget, DesiredState, Networks, resource_key
-from bgpflat.errors import SpecError, ValidationError
+from bgpflat.errors import SpecError
 
 FLAT_SPEC_VERSION = 1
 
@@ -92,161 +68,13 @@ FLAT_SPEC_KEYS: Mapping[str, tuple[str, ...]] = {
     "networks": ("nodes", "office", "vpn"),
 }
 ENVIRONMENTS = ("dev", "development", "test", "testing", "staging", "prod", "production")
-_LIST_KINDS = {"List", *(f"{kind}List" for kind in WRITABLE_KINDS)}
-
-
-class SourceDocument(Protocol):
-    @property
-    def data(self) -> Any: ...
-
-    @property
-    def file(self) -> str | None: ...
-
-    @property
-    def line(self) -> int | None: ...
-
-    @property
-    def lines(self) -> Mapping[FieldPath, int]: ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SpecDocument:
-    """A loaded document and where it came from (the plain ``SourceDocument``)."""
-
-    data: Any
-    file: str | None = None
-    line: int | None = None
-    lines: Mapping[FieldPath, int] = field(default_factory=dict)
-
-
-def _line(doc: SourceDocument, path: FieldPath) -> int | None:
-    key = tuple(path)
-    lines = doc.lines or {}
-    while key:
-        if key in lines:
-            return lines[key]
-        key = key[:-1]
-    return lines.get((), doc.line)
-
-
-class _Located:
-    """Raises errors that point into one document."""
-
-    def __init__(self, doc: SourceDocument) -> None:
-        self.doc = doc
-
-    def error(
-        self, message: str, path: FieldPath, *, fix: str | None = None, cls: type[SpecError] = SpecError
-    ) -> SpecError:
-        return cls(message, file=self.doc.file, line=_line(self.doc, path), path=format_path(path) or None, fix=fix)
-
-    def relocate(self, exc: SpecError, mapper: Callable[[FieldPath], FieldPath] | None = None) -> SpecError:
-        path = parse_path(exc.path) if exc.path else ()
-        if mapper is not None:
-            path = mapper(path)
-        return self.error(exc.message, path, fix=exc.fix, cls=type(exc))
-
-
-# --- entry point -----------------------------------------------------------------------------------
-
-
-def load_desired(documents: Sequence[SourceDocument], *, networks: Networks | None = None) -> DesiredState:
-    """Documents of ``-f`` files -> validated ``DesiredState`` (see the module docstring)."""
-    docs = [d for d in documents if d.data is not None]
-    if not docs:
-        raise SpecError(
-            "no Calico resources and no flat spec found",
-            file=documents[0].file if documents else None,
-            fix="pass a bgpflat.yaml or Calico manifests",
-        )
-    flat = [d for d in docs if _is_flat(d.data)]
-    if flat:
-        if len(docs) > 1:
-            other = next(d for d in docs if d is not flat[0])
-            raise _Located(other).error(
-                "a flat spec must be the only document: do not mix it with other documents or manifests",
-                (),
-                fix="put the flat spec in a file of its own, or write everything as Calico manifests",
-            )
-        return parse_spec(flat[0])
-    return parse_manifests(docs, networks=networks)
-
-
-def _is_flat(data: Any) -> bool:
-    return isinstance(data, Mapping) and "kind" not in data and "apiVersion" not in data
-
-
-# --- native manifests ------------------------------------------------------------------------------
-
-
-def parse_manifests(documents: Sequence[SourceDocument], *, networks: Networks | None = None) -> DesiredState:
-    """``projectcalico.org/v3`` manifests (multi-document, ``List`` kinds) -> ``DesiredState``."""
-    resources: list[WritableResource] = []
-    origins: dict[str, str] = {}
-    for doc in documents:
-        located = _Located(doc)
-        data = doc.data
-        if not isinstance(data, Mapping):
-            raise located.error(
-                f"expected a flat spec or a Kubernetes object (a mapping), got {_type(data)}",
-                (),
-                fix="start a flat spec with keys such as version:, bgp:, pools:, peers:",
-            )
-        items: list[tuple[FieldPath, Any]]
-        list_kind = data.get("kind")
-        if isinstance(list_kind, str) and list_kind in _LIST_KINDS:
-            raw_items = data.get("items")
-            if not isinstance(raw_items, list):
-                raise located.error(f"'items' of a kind: {data.get('kind')} must be a list", ("items",))
-            items = [(("items", index), item) for index, item in enumerate(raw_items)]
-        else:
-            items = [((), data)]
-        for prefix, manifest in items:
-            if not isinstance(manifest, Mapping):
-                raise located.error(f"expected a Kubernetes object (a mapping), got {_type(manifest)}", prefix)
-            kind = manifest.get("kind")
-            if kind == "BGPFilter":
-                raise located.error(
-                    "bgpflat reads BGPFilters but does not write them",
-                    (*prefix, "kind"),
-                    fix="apply BGPFilters with calicoctl or kubectl and reference them in BGPPeer spec.filters",
-                )
-            try:
-                resource = parse_and_validate(manifest, path=format_path(prefix) or None)
-            except SpecError as exc:
-                raise located.relocate(exc) from None
-            assert not isinstance(resource, BGPFilter)
-            key = resource_key(resource.kind, resource.name)
-            where = _where(doc, (*prefix, "metadata", "name"))
-            if key in origins:
-                raise located.error(
-                    f"{key} is defined twice (first at {origins[key]})",
-                    (*prefix, "metadata", "name"),
-                    fix="keep one definition",
-                )
-            origins[key] = where
-            resources.append(resource)
-    return DesiredState(resources=tuple(resources), networks=networks or Networks(), origins=origins)
-
-
-def _where(doc: SourceDocument, path: FieldPath) -> str:
-    line = _line(doc, path)
-    name = doc.file or "<input>"
-    return f"{name}:{line}" if line is not None else name
-
-
-def _type(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-# --- the flat spec -------------------------------------------------------------------------------
 
 
 class _Reader:
     """Typed reads from a flat-spec document, with errors that name path and line."""
 
     def __init__(self, doc: SourceDocument) -> None:
-        self.located = _Located(doc)
+        self.located = Located(doc)
 
     def error(self, message: str, path: FieldPath, fix: str | None = None) -> SpecError:
         return self.located.error(message, path, fix=fix)
@@ -255,7 +83,7 @@ class _Reader:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise self.error(f"expected a mapping, got {_type(value)}", path, fix="write key: value pairs")
+            raise self.error(f"expected a mapping, got {type_name(value)}", path, fix="write key: value pairs")
         known = FLAT_SPEC_KEYS[section]
         for key in value:
             if not isinstance(key, str):
@@ -273,7 +101,7 @@ class _Reader:
         if isinstance(value, str) and one_string:
             return [value]
         if not isinstance(value, list):
-            raise self.error(f"expected a list, got {_type(value)}", path, fix="write a YAML list")
+            raise self.error(f"expected a list, got {type_name(value)}", path, fix="write a YAML list")
         return value
 
     def string(self, value: Any, path: FieldPath, *, fix: str = "quote the value") -> str:
@@ -354,7 +182,7 @@ def parse_spec(document: SourceDocument) -> DesiredState:
             raise reader.error(
                 f"{resource.kind} {resource.name!r} is defined twice", (*origin, "name"), "give each one its own name"
             )
-        origins[key] = _where(document, origin)
+        origins[key] = where(document, origin)
         resources.append(resource)
     return DesiredState(resources=tuple(resources), networks=networks, cluster=cluster, origins=origins)
 
@@ -568,17 +396,3 @@ def render_manifests(desired: DesiredState) -> list[Manifest]:
 
     order = {kind: index for index, kind in enumerate(("BGPConfiguration", "IPPool", "BGPPeer"))}
     return [to_manifest(r) for r in sorted(desired.resources, key=lambda r: (order[r.kind], r.name))]
-
-
-__all__ = [
-    "ENCAPSULATIONS",
-    "FLAT_SPEC_KEYS",
-    "FLAT_SPEC_VERSION",
-    "SourceDocument",
-    "SpecDocument",
-    "ValidationError",
-    "load_desired",
-    "parse_manifests",
-    "parse_spec",
-    "render_manifests",
-]

@@ -1,6 +1,6 @@
 """The two inputs of ``make_plan``: what the user wants (``DesiredState``) and what is there (``ObservedState``).
 
-``DesiredState`` comes from ``spec.load_desired`` (a flat spec or native Calico manifests): validated
+``DesiredState`` comes from ``spec.load.load_desired`` (a flat spec or native Calico manifests): validated
 models plus the networks the address-plan checks need. ``ObservedState`` is filled by whoever reads
 the cluster (the Kubernetes adapter, or a snapshot file), from object dicts as the API serves them::
 
@@ -25,7 +25,6 @@ from typing import Any
 from bgpflat.core.calico import (
     MANAGED_BY_LABEL,
     SPEC_FIELDS,
-    BGPConfiguration,
     BGPFilter,
     BGPPeer,
     CalicoResource,
@@ -34,8 +33,8 @@ from bgpflat.core.calico import (
     parse_as_number,
     parse_resource,
 )
+from bgpflat.core.calico.node import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.routes.cluster import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.errors import SpecError
 
 
@@ -273,7 +272,3 @@ class DesiredState:
     @property
     def peers(self) -> tuple[BGPPeer, ...]:
         return tuple(r for r in self.resources if isinstance(r, BGPPeer))
-
-    @property
-    def configurations(self) -> tuple[BGPConfiguration, ...]:
-        return tuple(r for r in self.resources if isinstance(r, BGPConfiguration))

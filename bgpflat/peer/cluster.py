@@ -70,7 +70,7 @@ def select_neighbors(
     names: list[str] = []
     skipped: list[str] = []
     expected_as: dict[int, list[str]] = {}  # the peer's AS each rendered BGPPeer expects -> BGPPeers
-    unrendered_as: dict[int, list[str]] = {}  # the same for every BGPPeer pointing here
+    pointing_as: dict[int, list[str]] = {}  # the same for every BGPPeer pointing here
     for address in dict.fromkeys(canonical_address(a) for a in local_addresses):
         pointing = peerings.pointing_at(address)
         if not pointing:
@@ -78,7 +78,7 @@ def select_neighbors(
         names.extend(p.name for p in pointing)
         for bgp_peer in pointing:
             if bgp_peer.as_number is not None:
-                unrendered_as.setdefault(bgp_peer.as_number, []).append(bgp_peer.name)
+                pointing_as.setdefault(bgp_peer.as_number, []).append(bgp_peer.name)
         sessions, notes = peerings.sessions(address)
         skipped.extend(notes)
         for session in sessions:
@@ -93,7 +93,7 @@ def select_neighbors(
                 ),
             )
     # With no node selected the BGPPeers still say which AS they expect this peer to run.
-    local_as = expected_as or unrendered_as
+    local_as = expected_as or pointing_as
     if len(local_as) > 1:
         who = sorted({name for group in local_as.values() for name in group})
         raise SpecError(f"BGPPeers {', '.join(who)} expect different AS numbers here: {sorted(local_as)}")

@@ -144,7 +144,8 @@ def load_spec(*sources: _PathLike | Mapping[str, Any]) -> DesiredState:
     line and field.
     """
     from bgpflat.adapters import files
-    from bgpflat.core.spec.flat import SourceDocument, SpecDocument, load_desired
+    from bgpflat.core.spec.documents import SourceDocument, SpecDocument
+    from bgpflat.core.spec.load import load_desired
 
     documents: list[SourceDocument] = []
     for source in sources:

@@ -1,10 +1,8 @@
 """Which Calico nodes will peer with this verification peer: ``--from-snapshot`` / ``--from-cluster``.
 
-A calico-node opens a BGP session to a ``BGPPeer``'s ``peerIP`` when the BGPPeer selects the node:
-``spec.node`` names it, ``spec.nodeSelector`` matches its labels, or neither is set (a global peer)
-(calico-facts §1.2). The node connects from its BGP address (``projectcalico.org/IPv4Address``,
-the ``sourceAddress: UseNodeIP`` default) with its own AS (node annotation, else the ``default``
-BGPConfiguration's ``asNumber``, else 64512), unless the BGPPeer sets ``localASNumber``.
+The nodes, and the AS each connects with, are those of the route model's sessions
+(``bgpflat.core.routes.sessions``, calico-facts §1.2): the peer expects exactly the sessions the
+model predicts routes for. This module only turns them into ExaBGP neighbours.
 
 ``select_neighbors`` is pure: it takes already-loaded objects as dicts. ``load_objects`` reads a
 YAML file (a ``kind: List`` or several documents); ``read_cluster_objects`` is the thin live read.
@@ -17,56 +15,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bgpflat.core.calico.models import DEFAULT_AS_NUMBER, parse_as_number, parse_peer_ip
-from bgpflat.core.calico.node import ANNOTATION_AS, ANNOTATION_IPV4, ANNOTATION_IPV6
 from bgpflat.core.exabgp.config import Neighbor, neighbor
 from bgpflat.core.net.prefixes import canonical_address, parse_address
-from bgpflat.core.net.selector import Selector, parse_selector
+from bgpflat.core.routes.cluster import ClusterState, calico_version
+from bgpflat.core.routes.sessions import Peerings
 from bgpflat.errors import PeerError, SpecError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterPeering:
     neighbors: tuple[Neighbor, ...]
-    local_as: int | None  # the asNumber the matching BGPPeers expect this peer to have
+    local_as: int | None  # the asNumber the BGPPeers the nodes render expect this peer to have
     bgp_peers: tuple[str, ...]
-    skipped: tuple[str, ...]  # why a selected node gave no neighbor, for the user
+    skipped: tuple[str, ...]  # why a selected node gave no neighbor, or a BGPPeer is dropped, for the user
 
 
 # -- neighbor selection --------------------------------------------------------------------------
 
-
-def _as_number(value: Any, *, where: str) -> int:
-    try:
-        return parse_as_number(value)
-    except SpecError as exc:
-        raise SpecError(f"{where}: {exc.message}", fix=exc.fix) from None
-
-
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    meta = obj.get("metadata")
-    return meta if isinstance(meta, Mapping) else {}
+# The kinds the peering rule reads. Calico kinds written without an apiVersion (hand-made
+# snapshots) are read as projectcalico.org/v3, as the peer always has.
+_PEERING_KINDS: dict[str, str | None] = {
+    "Node": None,
+    "BGPPeer": "projectcalico.org/v3",
+    "BGPConfiguration": "projectcalico.org/v3",
+    "ClusterInformation": "projectcalico.org/v3",
+}
 
 
-def _spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    spec = obj.get("spec")
-    return spec if isinstance(spec, Mapping) else {}
-
-
-def _node_address(node: Mapping[str, Any], version: int) -> str | None:
-    annotations = _meta(node).get("annotations") or {}
-    key = ANNOTATION_IPV4 if version == 4 else ANNOTATION_IPV6
-    text = annotations.get(key) or (_spec(node).get("bgp") or {}).get("ipv4Address" if version == 4 else "ipv6Address")
-    if not text:
-        return None
-    return canonical_address(str(text).partition("/")[0])
-
-
-def _node_as(node: Mapping[str, Any], default_as: int) -> int:
-    name = _meta(node).get("name", "?")
-    annotations = _meta(node).get("annotations") or {}
-    value = annotations.get(ANNOTATION_AS) or (_spec(node).get("bgp") or {}).get("asNumber")
-    return default_as if value in (None, "") else _as_number(value, where=f"node {name} AS number")
+def _peering_cluster(objects: Iterable[Mapping[str, Any]]) -> ClusterState:
+    kept: list[Mapping[str, Any]] = []
+    for obj in objects:
+        kind = str(obj.get("kind"))
+        if kind not in _PEERING_KINDS:
+            continue
+        default_api = _PEERING_KINDS[kind]
+        kept.append({"apiVersion": default_api, **obj} if default_api and not obj.get("apiVersion") else obj)
+    return ClusterState.from_objects(kept)
 
 
 def select_neighbors(
@@ -79,73 +63,45 @@ def select_neighbors(
 
     ``peer_as`` forces the neighbors' AS instead of each node's own.
     """
-    ours = {canonical_address(a) for a in local_addresses}
-    peers, nodes = [], []
-    default_as = DEFAULT_AS_NUMBER
-    for obj in objects:
-        kind = obj.get("kind")
-        if kind == "BGPPeer":
-            peers.append(obj)
-        elif kind == "Node":
-            nodes.append(obj)
-        elif (
-            kind == "BGPConfiguration"
-            and _meta(obj).get("name") == "default"
-            and _spec(obj).get("asNumber") not in (None, "")
-        ):
-            default_as = _as_number(_spec(obj)["asNumber"], where="BGPConfiguration default asNumber")
+    cluster = _peering_cluster(objects)
+    _, calico, _ = calico_version(cluster.calico_version)
+    peerings = Peerings(cluster, calico)
     by_address: dict[str, Neighbor] = {}
     names: list[str] = []
     skipped: list[str] = []
-    local_as: set[int] = set()
-    for peer in sorted(peers, key=lambda p: str(_meta(p).get("name", ""))):
-        spec = _spec(peer)
-        name = str(_meta(peer).get("name", "?"))
-        if not spec.get("peerIP") or spec.get("peerSelector"):
+    expected_as: dict[int, list[str]] = {}  # the peer's AS each rendered BGPPeer expects -> BGPPeers
+    pointing_as: dict[int, list[str]] = {}  # the same for every BGPPeer pointing here
+    for address in dict.fromkeys(canonical_address(a) for a in local_addresses):
+        pointing = peerings.pointing_at(address)
+        if not pointing:
             continue
-        try:
-            target = parse_peer_ip(str(spec["peerIP"])).ip
-        except SpecError:
-            skipped.append(f"BGPPeer {name}: peerIP {spec['peerIP']!r} is not an address")
-            continue
-        if target not in ours:
-            continue
-        names.append(name)
-        if spec.get("asNumber") not in (None, ""):
-            local_as.add(_as_number(spec["asNumber"], where=f"BGPPeer {name} asNumber"))
-        version = parse_address(target)[0]
-        selector: Selector | None = None  # parsed at first use: a peer that selects no node never fails on it
-        for node in sorted(nodes, key=lambda n: str(_meta(n).get("name", ""))):
-            node_name = str(_meta(node).get("name", "?"))
-            if spec.get("node"):
-                if spec["node"] != node_name:
-                    continue
-            else:
-                if selector is None:
-                    selector = parse_selector(str(spec.get("nodeSelector") or ""))
-                if not selector.matches(_meta(node).get("labels") or {}):
-                    continue
-            address = _node_address(node, version)
-            if address is None:
-                annotation = ANNOTATION_IPV4 if version == 4 else ANNOTATION_IPV6
-                skipped.append(f"node {node_name}: no IPv{version} BGP address (annotation {annotation})")
-                continue
-            if address in ours:
-                continue  # Calico skips a peer that is the node itself
-            if spec.get("localASNumber") not in (None, ""):
-                node_as = _as_number(spec["localASNumber"], where=f"BGPPeer {name} localASNumber")
-            else:
-                node_as = _node_as(node, default_as)
+        names.extend(p.name for p in pointing)
+        for bgp_peer in pointing:
+            if bgp_peer.as_number is not None:
+                pointing_as.setdefault(bgp_peer.as_number, []).append(bgp_peer.name)
+        sessions, notes = peerings.sessions(address)
+        skipped.extend(notes)
+        for session in sessions:
+            if session.peer_as is not None:
+                expected_as.setdefault(session.peer_as, []).append(session.bgp_peer.name)
             by_address.setdefault(
-                address, neighbor(address, peer_as=peer_as if peer_as is not None else node_as, description=node_name)
+                session.address,
+                neighbor(
+                    session.address,
+                    peer_as=peer_as if peer_as is not None else session.local_as,
+                    description=session.node.name,
+                ),
             )
+    # With no node selected the BGPPeers still say which AS they expect this peer to run.
+    local_as = expected_as or pointing_as
     if len(local_as) > 1:
-        raise SpecError(f"BGPPeers {', '.join(names)} expect different AS numbers here: {sorted(local_as)}")
+        who = sorted({name for group in local_as.values() for name in group})
+        raise SpecError(f"BGPPeers {', '.join(who)} expect different AS numbers here: {sorted(local_as)}")
     return ClusterPeering(
         neighbors=tuple(sorted(by_address.values(), key=lambda n: parse_address(n.address))),
         local_as=next(iter(local_as)) if local_as else None,
-        bgp_peers=tuple(names),
-        skipped=tuple(skipped),
+        bgp_peers=tuple(dict.fromkeys(names)),
+        skipped=tuple(dict.fromkeys(skipped)),
     )
 
 

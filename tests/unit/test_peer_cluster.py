@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from bgpflat.core.net.selector import parse_selector
+from bgpflat.core.routes.advertise import expected_routes
+from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.errors import SpecError
 from bgpflat.peer.cluster import load_objects, select_neighbors
 
@@ -138,3 +140,55 @@ def test_load_objects_from_list_and_multidoc(tmp_path: Path) -> None:
     bad.write_text("kind: [\n")
     with pytest.raises(SpecError, match=r"bad\.yaml"):
         load_objects(bad)
+
+
+def test_the_peer_expects_the_sessions_the_route_model_predicts_when_a_global_peer_shadows_a_node_peer() -> None:
+    # Calico renders the global BGPPeer on every node and drops a node-specific one to the same
+    # address (confd client.go updatePeersV1): n2 connects with its own AS, not 65099. A peer
+    # that expected 65099 from n2 would refuse the session the nodes really open.
+    objects: list[dict[str, Any]] = [
+        *NODES,
+        bgppeer("verifier", peerIP="10.0.0.100", asNumber=65000),
+        bgppeer("n2-local-as", peerIP="10.0.0.100", asNumber=65000, node="n2", localASNumber=65099),
+    ]
+    peering = select_neighbors(objects=objects, local_addresses=["10.0.0.100"])
+    model = expected_routes(cluster=ClusterState.from_objects(objects), peer="10.0.0.100")
+    predicted = {s.session: s.local_as for s in model.sessions.values()}
+    assert {n.address: n.peer_as for n in peering.neighbors} == predicted
+    assert predicted == {"10.0.0.1": 64512, "10.0.0.2": 64600, "10.0.0.3": 64512}
+    assert peering.local_as == 65000
+
+
+def test_a_dropped_node_peer_with_another_as_number_does_not_change_the_peers_as() -> None:
+    # Calico never renders the node-specific BGPPeer here, so its asNumber asks nothing of the peer.
+    objects = [
+        *NODES,
+        bgppeer("verifier", peerIP="10.0.0.100", asNumber=65000),
+        bgppeer("n2-other-as", peerIP="10.0.0.100", asNumber=65001, node="n2"),
+    ]
+    peering = select_neighbors(objects=objects, local_addresses=["10.0.0.100"])
+    assert peering.local_as == 65000
+    assert any("n2-other-as is dropped by Calico" in reason for reason in peering.skipped)
+
+
+@pytest.mark.parametrize(
+    "peers",
+    [
+        [bgppeer("rack-a", peerIP="10.0.0.100", asNumber=65000, nodeSelector="rack == 'a'")],
+        [
+            bgppeer("rack-a", peerIP="10.0.0.100", asNumber=65000, nodeSelector="rack == 'a'"),
+            bgppeer("n2", peerIP="10.0.0.100", asNumber=65000, node="n2", localASNumber=65099),
+            bgppeer("n1", peerIP="10.0.0.100", asNumber=65000, node="n1", localASNumber=65098),
+        ],
+        [bgppeer("all", peerIP="10.0.0.100", asNumber=65000, localASNumber=64999)],
+        [bgppeer("to-n1", peerIP="10.0.0.1", asNumber=65000)],
+    ],
+    ids=["selector", "selector-and-node-peers", "global-local-as", "node-address"],
+)
+def test_the_peer_expects_every_session_the_route_model_predicts(peers: list[dict[str, Any]]) -> None:
+    address = str(peers[0]["spec"]["peerIP"])
+    objects = [*NODES, *peers]
+    peering = select_neighbors(objects=objects, local_addresses=[address])
+    model = expected_routes(cluster=ClusterState.from_objects(objects), peer=address)
+    assert {n.address: n.peer_as for n in peering.neighbors} == {s.session: s.local_as for s in model.sessions.values()}
+    assert peering.neighbors

@@ -1,6 +1,7 @@
 """The Calico export model: which routes each node sends to one outside BGP peer (calico-facts §3, §6).
 
-For every node N that a BGPPeer makes peer with the outside address P:
+For every node N that peers with the outside address P (which, with which AS and next-hop
+settings: ``sessions``, the one statement of that rule):
 
 1. N's candidates: static blackholes of its confirmed blocks, kernel /32s of its workloads, its
    service statics (``advertise_services``), its direct subnet, and — over the node-to-node mesh
@@ -24,12 +25,11 @@ For every node N that a BGPPeer makes peer with the outside address P:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
 
 from bgpflat.core.calico import BGPPeer
 from bgpflat.core.calico.bgpfilter import ACCEPT, ExportRule, export_rules, first_match
-from bgpflat.core.net.prefixes import Prefix, canonical_address, parse_address
-from bgpflat.core.routes.cluster import ClusterState, NodeInfo
+from bgpflat.core.net.prefixes import Prefix, parse_address
+from bgpflat.core.routes.cluster import ASSUMED_CALICO_VERSION, ClusterState, NodeInfo
 from bgpflat.core.routes.expected import (
     FILTER_ACCEPT,
     MESH,
@@ -42,13 +42,13 @@ from bgpflat.core.routes.expected import (
     SessionExpectation,
     Why,
 )
-from bgpflat.core.routes.node_routes import ASSUMED_CALICO_VERSION, Candidate, NodeExports
+from bgpflat.core.routes.node_routes import Candidate, NodeExports
+from bgpflat.core.routes.sessions import Session
 from bgpflat.core.routes.table import (
     Route,
     RouteTable,
     address_sort_key,
 )
-from bgpflat.errors import SpecError
 
 __all__ = ["ASSUMED_CALICO_VERSION", "AdvertisementModel", "expected_routes", "expected_routes_for_peers"]
 
@@ -56,14 +56,6 @@ __all__ = ["ASSUMED_CALICO_VERSION", "AdvertisementModel", "expected_routes", "e
 # A session's paths as two parallel lists, routes and their reasons: no tuple per path. A reason
 # is a ``Why`` or, in the bulk paths, a plain tuple of its fields (see ``Reasons``).
 _Paths = tuple[list[Route], list[Reason]]
-
-
-class _Session(NamedTuple):
-    node: NodeInfo
-    address: str
-    bgp_peer: BGPPeer
-    local_as: int
-    peer_as: int
 
 
 def expected_routes(
@@ -83,63 +75,14 @@ class AdvertisementModel(NodeExports):
         # feed the garbage collector).
         self._own_paths: dict[tuple[str, int, str, tuple[int, ...]], _Paths] = {}
         self._own_asked: set[tuple[str, int, str, tuple[int, ...]]] = set()
-        self._peers_by_address: dict[str, list[BGPPeer]] | None = None
 
     # -- per peer -------------------------------------------------------------------------------
-
-    def sessions(self, peer: OutsidePeer) -> tuple[list[_Session], list[str]]:
-        """The nodes that peer with ``peer``, and notes about nodes that cannot or are skipped."""
-        version, _ = parse_address(peer.address)
-        target = canonical_address(peer.address)
-        notes: list[str] = []
-        if self._peers_by_address is None:
-            # Every BGPPeer's address parsed once per model, not once per outside peer asked.
-            by_address: dict[str, list[BGPPeer]] = {}
-            for bgp_peer in self.cluster.peers:
-                if bgp_peer.peer_ip:
-                    by_address.setdefault(canonical_address(bgp_peer.peer_ip), []).append(bgp_peer)
-            self._peers_by_address = by_address
-        matching = list(self._peers_by_address.get(target, ()))
-        if not matching and peer.as_number is not None:
-            # No BGPPeer yet: predict the view of a global peer with the given AS.
-            matching = [BGPPeer(name="(assumed global peer)", peer_ip=target, as_number=peer.as_number)]
-            notes.append(f"no BGPPeer has peerIP {target}; assuming a global peer with AS {peer.as_number}")
-        if not matching:
-            notes.append(f"no BGPPeer has peerIP {target}: no node peers with it")
-            return [], notes
-        # Global peers are rendered first and win over node-specific ones to the same address.
-        ordered = sorted(matching, key=lambda p: (not p.is_global, p.name))
-        chosen_for: dict[str, BGPPeer] = {}
-        for bgp_peer in reversed(ordered):
-            chosen_for.update(dict.fromkeys(self.selected_nodes(bgp_peer), bgp_peer))
-        sessions: list[_Session] = []
-        nodes = self.cluster.nodes
-        for name in sorted(chosen_for):
-            node, chosen = nodes[name], chosen_for[name]
-            address = self.node_address(node, version)
-            if not address:
-                notes.append(f"{node.name} has no IPv{version} BGP address: it runs no session with {target}")
-                continue
-            if address == target:
-                continue  # "Skipping ourselves"
-            peer_as = peer.as_number if peer.as_number is not None else chosen.as_number
-            if peer_as is None:
-                raise SpecError(
-                    f"the AS number of peer {target} is unknown",
-                    path=f"BGPPeer {chosen.name}.spec.asNumber",
-                    fix="give --peer-as",
-                )
-            local_as = self.cluster.node_as(node)
-            if chosen.local_as_number is not None and self.calico >= (3, 31, 0):
-                local_as = chosen.local_as_number
-            sessions.append(_Session(node, address, chosen, local_as, peer_as))
-        return sessions, notes
 
     def expected_routes(self, peer: OutsidePeer | str) -> ExpectedRoutes:
         if isinstance(peer, str):
             peer = OutsidePeer(address=peer)
         version, _ = parse_address(peer.address)
-        sessions, notes = self.sessions(peer)
+        sessions, notes = self.peerings.sessions(peer)
         # Route -> its one reason, or a tuple of several (see ``Reasons``).
         reasons: dict[Route, Reason | tuple[Reason, ...]] = {}
         get = reasons.get
@@ -190,24 +133,19 @@ class AdvertisementModel(NodeExports):
         return found
 
     def _session_routes(
-        self, session: _Session, version: int, notes: list[str]
+        self, session: Session, version: int, notes: list[str]
     ) -> tuple[SessionExpectation, list[_Paths]]:
         """The session's expectation and its paths, as (routes, reasons) lists in table order."""
         node, bgp_peer = session.node, session.bgp_peer
-        ebgp = session.peer_as != session.local_as
-        mode = bgp_peer.next_hop_mode if self.calico >= (3, 31, 0) else None
-        if bgp_peer.next_hop_mode and mode is None:
-            notes.append(f"BGPPeer {bgp_peer.name}: nextHopMode is ignored before Calico v3.31")
-        # keepOriginalNextHop renders `next hop keep` only toward eBGP peers (calico#4164).
-        keep_ebgp = mode == "Keep" or (mode in (None, "Auto") and bgp_peer.keep_original_next_hop)
-        keep = keep_ebgp if ebgp else mode != "Self"
+        ebgp = session.ebgp
+        keep = session.next_hop_keep
         rules = self._rules(bgp_peer, version, notes)
         expectation = SessionExpectation(
             session=session.address,
             node=node.name,
             bgp_peer=bgp_peer.name,
             local_as=session.local_as,
-            peer_as=session.peer_as,
+            peer_as=session.known_peer_as,
             ebgp=ebgp,
             next_hop_keep=keep,
             route_reflector=node.is_route_reflector,
@@ -219,9 +157,9 @@ class AdvertisementModel(NodeExports):
         learned_sets: list[tuple[list[Candidate], str, bool]] = []
         for other in self.bgp_neighbours(node, version):
             mesh_ibgp = self.cluster.node_as(other) == node_as
-            if not ebgp and mesh_ibgp and not node.is_route_reflector:
+            if not ebgp and mesh_ibgp and not session.reflects:
                 continue  # BIRD never passes iBGP-learned routes to another iBGP peer
-            path = REFLECTED if (not ebgp and node.is_route_reflector) else MESH
+            path = REFLECTED if session.reflects else MESH
             learned_sets.append((self.mesh_out(other, version), path, mesh_ibgp))
         add_path = self.options.add_path
         if not rules and add_path:

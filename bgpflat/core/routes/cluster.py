@@ -49,6 +49,10 @@ class NodeInfo:
     def is_route_reflector(self) -> bool:
         return bool(self.rr_cluster_id)
 
+    def bgp_address(self, version: int) -> str | None:
+        """The address the node runs BGP from in IP ``version`` (None: no BGP in that family)."""
+        return self.ipv4_address if version == 4 else self.ipv6_address
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Affinity:
@@ -424,6 +428,10 @@ def _interface_address(value: object, path: str) -> tuple[str | None, Prefix | N
     return canonical_address(address), network
 
 
+# When neither the cluster (ClusterInformation) nor the caller says, the newest release
+# calico-facts covers is assumed, and a note says so.
+ASSUMED_CALICO_VERSION = "v3.32.0"
+
 _VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -435,3 +443,18 @@ def parse_calico_version(text: str | None) -> tuple[int, int, int] | None:
     if not match:
         return None
     return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+
+
+def calico_version(text: str | None) -> tuple[str, tuple[int, int, int], str | None]:
+    """The Calico version to follow, parsed: ``text`` if understood, else the assumed one and a
+    note saying so."""
+    parsed = parse_calico_version(text)
+    if parsed is not None and text:
+        return text, parsed, None
+    if text:
+        note = f"Calico version {text!r} not understood; assuming {ASSUMED_CALICO_VERSION}"
+    else:
+        note = f"Calico version unknown (no ClusterInformation); assuming {ASSUMED_CALICO_VERSION}"
+    assumed = parse_calico_version(ASSUMED_CALICO_VERSION)
+    assert assumed is not None
+    return ASSUMED_CALICO_VERSION, assumed, note

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from bgpflat.core.calico import BGPConfiguration, BGPPeer
+from bgpflat.core.calico import BGPConfiguration
 from bgpflat.core.net.prefix_index import PrefixIndex
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.net.selector import Selector, parse_selector
-from bgpflat.core.routes.cluster import Allocation, ClusterState, NodeInfo, parse_calico_version
+from bgpflat.core.net.selector import parse_selector
+from bgpflat.core.routes.cluster import Allocation, ClusterState, NodeInfo, calico_version
 from bgpflat.core.routes.expected import (
     BLOCK,
     BORROWED,
@@ -28,6 +28,7 @@ from bgpflat.core.routes.expected import (
     Why,
 )
 from bgpflat.core.routes.service_routes import ServiceStatics, service_statics
+from bgpflat.core.routes.sessions import Peerings
 from bgpflat.core.routes.table import (
     Community,
     LargeCommunity,
@@ -37,10 +38,6 @@ from bgpflat.core.routes.table import (
     parse_large_community,
 )
 from bgpflat.errors import SpecError
-
-# When neither the cluster (ClusterInformation) nor the caller says, the newest release
-# calico-facts covers is assumed, and a note says so.
-ASSUMED_CALICO_VERSION = "v3.32.0"
 
 Communities = tuple[tuple[Community, ...], tuple[LargeCommunity, ...]]
 _NO_COMMUNITIES: Communities = ((), ())
@@ -65,18 +62,12 @@ class NodeExports:
         self.cluster = cluster
         self.options = options
         notes: list[str] = list(cluster.notes)
-        version_text = options.calico_version or cluster.calico_version
-        parsed = parse_calico_version(version_text)
-        if parsed is None:
-            if version_text:
-                notes.append(f"Calico version {version_text!r} not understood; assuming {ASSUMED_CALICO_VERSION}")
-            else:
-                notes.append(f"Calico version unknown (no ClusterInformation); assuming {ASSUMED_CALICO_VERSION}")
-            version_text = ASSUMED_CALICO_VERSION
-            parsed = parse_calico_version(ASSUMED_CALICO_VERSION)
-        assert parsed is not None and version_text is not None
+        version_text, parsed, note = calico_version(options.calico_version or cluster.calico_version)
+        if note:
+            notes.append(note)
         self.version_text: str = version_text
         self.calico = parsed
+        self.peerings = Peerings(cluster, parsed)
         self.pools: PrefixIndex[str] = PrefixIndex((p.cidr, p.name) for p in cluster.pools)
         self.no_export: PrefixIndex[str] = PrefixIndex((p.cidr, p.name) for p in cluster.pools if p.disable_bgp_export)
         self._any_no_export = bool(self.no_export)
@@ -135,15 +126,8 @@ class NodeExports:
         self._every_node_hosts = frozenset(
             [p for p, _ in self.services.ranges if p.is_host] + [p for p, _, _ in self.services.every_node]
         )
-        # Nodes grouped by identical label sets: a selector is evaluated once per group (racks of
-        # nodes often share every label), not once per node and BGPPeer.
-        self._label_groups: dict[tuple[tuple[str, str], ...], list[NodeInfo]] = {}
-        for info in cluster.nodes.values():
-            self._label_groups.setdefault(tuple(sorted(info.labels.items())), []).append(info)
-        self._selectors: dict[str, Selector] = {}
         self._speakers: dict[int, list[NodeInfo]] = {}
         self._node_statics: dict[str, list[tuple[Prefix, Why]]] = {}
-        self._selected: dict[str, frozenset[str]] = {}
         self._adjacencies: dict[int, dict[str, set[str]]] = {}
 
     def _add_block(self, cidr: Prefix, node: str) -> None:
@@ -158,9 +142,6 @@ class NodeExports:
         return None
 
     # -- per node -------------------------------------------------------------------------------
-
-    def node_address(self, node: NodeInfo, version: int) -> str | None:
-        return node.ipv4_address if version == 4 else node.ipv6_address
 
     def statics(self, node: NodeInfo) -> list[tuple[Prefix, Why]]:
         """The node's service static routes (none on nodes with the exclude label)."""
@@ -299,7 +280,7 @@ class NodeExports:
         key = (node.name, version)
         found = self._mesh_out.get(key)
         if found is None:
-            address = self.node_address(node, version) or ""
+            address = node.bgp_address(version) or ""
             tail = (self.cluster.node_as(node),)
             name = node.name
             found = self._mesh_out[key] = [
@@ -351,7 +332,7 @@ class NodeExports:
         """Nodes that run BGP in this address family (they have a BGP address)."""
         found = self._speakers.get(version)
         if found is None:
-            found = self._speakers[version] = [n for n in self.cluster.nodes.values() if self.node_address(n, version)]
+            found = self._speakers[version] = [n for n in self.cluster.nodes.values() if n.bgp_address(version)]
         return found
 
     def bgp_neighbours(self, node: NodeInfo, version: int) -> list[NodeInfo]:
@@ -392,7 +373,7 @@ class NodeExports:
             except SpecError:
                 continue
             remote = [n.name for n in speakers if selector.matches(n.labels)]
-            local = [n.name for n in speakers if self.selects(bgp_peer, n)]
+            local = [n.name for n in speakers if self.peerings.selects(bgp_peer, n)]
             for a in local:
                 for b in remote:
                     if a != b:
@@ -400,41 +381,6 @@ class NodeExports:
                         adjacency.setdefault(b, set()).add(a)
         self._adjacencies[version] = adjacency
         return adjacency
-
-    def selected_nodes(self, bgp_peer: BGPPeer) -> frozenset[str]:
-        """Names of the nodes this BGPPeer applies to (evaluated once per BGPPeer)."""
-        key = bgp_peer.name  # BGPPeer names are unique in a cluster
-        found = self._selected.get(key)
-        if found is None:
-            if bgp_peer.node:
-                found = frozenset({bgp_peer.node}) & self.cluster.nodes.keys()
-            else:
-                found = frozenset(
-                    member.name
-                    for members in self._label_groups.values()
-                    if self.selects(bgp_peer, members[0])
-                    for member in members
-                )
-            self._selected[key] = found
-        return found
-
-    def _selector_matches(self, text: str, node: NodeInfo) -> bool:
-        selector = self._selectors.get(text)
-        if selector is None:
-            selector = self._selectors[text] = parse_selector(text)
-        return selector.matches(node.labels)
-
-    def selects(self, bgp_peer: BGPPeer, node: NodeInfo) -> bool:
-        """Does this BGPPeer make ``node`` peer (global, ``node`` or ``nodeSelector``)?"""
-        if bgp_peer.node:
-            return bgp_peer.node == node.name
-        text = bgp_peer.node_selector
-        if not text:
-            return True
-        try:
-            return self._selector_matches(text, node)
-        except SpecError as exc:
-            raise SpecError(exc.message, path=f"BGPPeer {bgp_peer.name}.spec.nodeSelector", fix=exc.fix) from None
 
 
 class _BlockOwners:

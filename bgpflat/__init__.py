@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from bgpflat.core.routes.diff import RouteDiff
     from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
     from bgpflat.core.routes.table import Route, RouteTable
-    from bgpflat.core.spec.state import DesiredState
+    from bgpflat.core.state.model import DesiredState
     from bgpflat.testing.assertions import RouteAssertionError
 
     _PathLike = str | os.PathLike[str]  # a file name, as the functions below take it
@@ -97,7 +97,7 @@ __all__ = [
 # The types, imported on first use: name -> module that defines it.
 _LAZY_TYPES = {
     "ClusterState": "bgpflat.core.routes.cluster",
-    "DesiredState": "bgpflat.core.spec.state",
+    "DesiredState": "bgpflat.core.state.model",
     "ExpectedRoutes": "bgpflat.core.routes.expected",
     "ModelOptions": "bgpflat.core.routes.expected",
     "OutsidePeer": "bgpflat.core.routes.expected",
@@ -144,8 +144,8 @@ def load_spec(*sources: _PathLike | Mapping[str, Any]) -> DesiredState:
     line and field.
     """
     from bgpflat.adapters import files
-    from bgpflat.core.spec.documents import SourceDocument, SpecDocument
-    from bgpflat.core.spec.load import load_desired
+    from bgpflat.core.state.documents import SourceDocument, SpecDocument
+    from bgpflat.core.state.load import load_desired
 
     documents: list[SourceDocument] = []
     for source in sources:

@@ -22,7 +22,7 @@ from bgpflat.errors import BgpflatError, PlanError, SpecError
 if TYPE_CHECKING:
     from bgpflat.adapters.kube import CalicoApi
     from bgpflat.core.plan.planner import Plan
-    from bgpflat.core.spec.state import DesiredState
+    from bgpflat.core.state.model import DesiredState
     from bgpflat.workflows import ApplyReport
 
 DEFAULT_BACKUP_DIR = Path(".bgpflat") / "backups"
@@ -147,7 +147,7 @@ def _announce(api: CalicoApi, verb: str) -> None:
 
 def load_desired_files(paths: Sequence[str]) -> DesiredState:
     from bgpflat.adapters import files
-    from bgpflat.core.spec.load import load_desired
+    from bgpflat.core.state.load import load_desired
 
     documents: list[files.Document] = []
     for path in paths:

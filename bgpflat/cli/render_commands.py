@@ -174,8 +174,8 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
     """Spec + cluster objects -> the renderers' intent (all file and API reading happens here)."""
     from bgpflat.adapters import files
     from bgpflat.core.office.intent import build_intent
-    from bgpflat.core.spec.load import load_desired
-    from bgpflat.core.spec.state import ObservedState
+    from bgpflat.core.state.load import load_desired
+    from bgpflat.core.state.model import ObservedState
 
     spec_files = list(args.files or [])
     snapshot = args.snapshot

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from bgpflat.core.plan.planner import Plan, make_plan
-from bgpflat.core.spec.state import DesiredState, ObservedState
+from bgpflat.core.state.model import DesiredState, ObservedState
 from bgpflat.errors import PlanError
 from bgpflat.workflows.ports import ClusterApi
 

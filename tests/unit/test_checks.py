@@ -6,13 +6,13 @@ import pytest
 
 from bgpflat.core.calico import BGPConfiguration, BGPFilter, BGPFilterRule, BGPPeer, IPPool
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.spec.checks import (
+from bgpflat.core.state.checks import (
     AddressRange,
     Finding,
     check_address_plan,
     risk_findings,
 )
-from bgpflat.core.spec.state import ObservedNode
+from bgpflat.core.state.model import ObservedNode
 
 P = Prefix.parse
 

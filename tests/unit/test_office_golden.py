@@ -27,8 +27,8 @@ from bgpflat.core.office.intent import OfficeIntent, build_intent
 from bgpflat.core.office.nat import render_nat
 from bgpflat.core.office.static_routes import render_static_routes
 from bgpflat.core.office.vpn import VpnOptions, render_vpn
-from bgpflat.core.spec.load import load_desired
-from bgpflat.core.spec.state import ObservedState
+from bgpflat.core.state.load import load_desired
+from bgpflat.core.state.model import ObservedState
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent / "golden"

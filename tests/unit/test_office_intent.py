@@ -17,8 +17,8 @@ from bgpflat.core.office.intent import build_intent
 from bgpflat.core.office.nat import render_nat
 from bgpflat.core.office.static_routes import render_static_routes
 from bgpflat.core.office.vpn import render_vpn
-from bgpflat.core.spec.load import load_desired
-from bgpflat.core.spec.state import ObservedState
+from bgpflat.core.state.load import load_desired
+from bgpflat.core.state.model import ObservedState
 from bgpflat.errors import SpecError
 
 LAB = ROOT / "labs" / "calico-bgp"

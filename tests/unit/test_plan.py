@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 
 from bgpflat.core.plan.planner import Plan
-from bgpflat.core.spec.documents import SpecDocument
-from bgpflat.core.spec.load import load_desired
-from bgpflat.core.spec.state import DesiredState, ObservedState
+from bgpflat.core.state.documents import SpecDocument
+from bgpflat.core.state.load import load_desired
+from bgpflat.core.state.model import DesiredState, ObservedState
 from bgpflat.workflows.apply import merge_patch
 
 LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"

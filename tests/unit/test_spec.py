@@ -11,10 +11,10 @@ import pytest
 from bgpflat.adapters.files import parse_documents, split_objects
 from bgpflat.core.calico import BGPConfiguration, BGPPeer, IPPool, to_manifest
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.spec.documents import SpecDocument
-from bgpflat.core.spec.flat import render_manifests
-from bgpflat.core.spec.load import load_desired
-from bgpflat.core.spec.state import DesiredState
+from bgpflat.core.state.documents import SpecDocument
+from bgpflat.core.state.flat_spec import render_manifests
+from bgpflat.core.state.load import load_desired
+from bgpflat.core.state.model import DesiredState
 from bgpflat.errors import SpecError, ValidationError
 
 LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp" / "bgpflat.yaml"

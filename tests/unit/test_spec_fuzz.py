@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bgpflat.core.plan.planner import make_plan
-from bgpflat.core.spec.documents import SpecDocument
-from bgpflat.core.spec.flat import render_manifests
-from bgpflat.core.spec.load import load_desired
-from bgpflat.core.spec.state import ObservedState
+from bgpflat.core.state.documents import SpecDocument
+from bgpflat.core.state.flat_spec import render_manifests
+from bgpflat.core.state.load import load_desired
+from bgpflat.core.state.model import ObservedState
 from bgpflat.errors import SpecError
 
 SCENARIO_D: dict[str, Any] = {

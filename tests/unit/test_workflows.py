@@ -10,7 +10,7 @@ import pytest
 from bgpflat import workflows
 from bgpflat.adapters import files
 from bgpflat.core.plan.planner import FieldChange, Plan, ResourceChange
-from bgpflat.core.spec.load import load_desired
+from bgpflat.core.state.load import load_desired
 from bgpflat.errors import PlanError, StalePlanError
 from bgpflat.workflows import apply as apply_flow
 from bgpflat.workflows import restore as rollback_flow

@@ -17,7 +17,7 @@ from typing import Any
 from bgpflat.core.calico import BGPConfiguration, BGPPeer, IPPool, SecretKeyRef
 from bgpflat.core.net.prefixes import Prefix, canonical_address, collapse, parse_address
 from bgpflat.core.net.selector import parse_selector
-from bgpflat.core.spec.state import DesiredState, ObservedNode, ObservedState
+from bgpflat.core.state.model import DesiredState, ObservedNode, ObservedState
 from bgpflat.errors import SpecError
 
 CLUSTER_DOMAIN = "cluster.local"

@@ -17,8 +17,8 @@ from bgpflat.core.calico import (
     to_manifest,
 )
 from bgpflat.core.plan.model import FieldChange, ResourceChange
-from bgpflat.core.spec.checks import ENCAP_MTU, ENCAP_STAGED_CROSS_SUBNET, Finding
-from bgpflat.core.spec.state import ObservedResource, ObservedState
+from bgpflat.core.state.checks import ENCAP_MTU, ENCAP_STAGED_CROSS_SUBNET, Finding
+from bgpflat.core.state.model import ObservedResource, ObservedState
 
 KIND_ORDER = {"BGPConfiguration": 0, "BGPPeer": 1, "IPPool": 2, "Installation": 3}
 SERVICE_FIELDS = ("serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs", "serviceLoadBalancerAggregation")

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bgpflat.core.spec.checks import SEVERITIES, Finding
-from bgpflat.core.spec.state import resource_key
+from bgpflat.core.state.checks import SEVERITIES, Finding
+from bgpflat.core.state.model import resource_key
 from bgpflat.errors import PlanError
 
 FORMAT_VERSION = 1

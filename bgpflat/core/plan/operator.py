@@ -15,8 +15,8 @@ from bgpflat.core.calico import ENCAPSULATIONS, IPPool, normalize_spec_value
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.plan.builder import PlanBuilder, encapsulation_notes, noop, owned_spec
 from bgpflat.core.plan.model import OPERATOR_API, FieldChange, ResourceChange
-from bgpflat.core.spec.checks import OPERATOR_MANAGED_POOL, OPERATOR_UNMAPPABLE, Finding
-from bgpflat.core.spec.state import ObservedInstallation, ObservedResource
+from bgpflat.core.state.checks import OPERATOR_MANAGED_POOL, OPERATOR_UNMAPPABLE, Finding
+from bgpflat.core.state.model import ObservedInstallation, ObservedResource
 from bgpflat.errors import SpecError
 
 # IPPool fields the operator's Installation can carry (calico-facts §2.5, §5.1).

@@ -73,7 +73,7 @@ from bgpflat.core.plan.model import (
 )
 from bgpflat.core.plan.operator import plan_operator_pool
 from bgpflat.core.plan.text import changes_for, render_plan_text
-from bgpflat.core.spec.checks import (
+from bgpflat.core.state.checks import (
     AS_NUMBER_CHANGE,
     NOT_IN_SPEC,
     POOL_DELETION,
@@ -85,7 +85,7 @@ from bgpflat.core.spec.checks import (
     risk_findings,
     sort_findings,
 )
-from bgpflat.core.spec.state import DesiredState, ObservedResource, ObservedState, resource_key
+from bgpflat.core.state.model import DesiredState, ObservedResource, ObservedState, resource_key
 from bgpflat.errors import SpecError
 
 __all__ = [

@@ -39,8 +39,8 @@ from bgpflat.adapters import files
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.office.dns import DEFAULT_SEARCH, DnsOptions, render_dns
 from bgpflat.core.office.intent import OfficeIntent, build_intent
-from bgpflat.core.spec.load import load_desired
-from bgpflat.core.spec.state import ObservedState
+from bgpflat.core.state.load import load_desired
+from bgpflat.core.state.model import ObservedState
 from bgpflat.errors import BgpflatError, LabError
 from bgpflat.lab.fabric import calico_bird, pods, services, tor
 from bgpflat.lab.fabric.netns import NetnsLab, ns_argv, run

@@ -18,7 +18,7 @@ from typing import Any
 from bgpflat.core.calico import BGPConfiguration, BGPFilter, BGPPeer, IPPool
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.net.selector import parse_selector
-from bgpflat.core.spec.state import ObservedNode
+from bgpflat.core.state.model import ObservedNode
 from bgpflat.errors import SpecError
 
 SEVERITIES = ("error", "warning", "info")

@@ -1,7 +1,7 @@
 """``load_desired``: the documents of ``-f`` files -> a validated ``DesiredState``.
 
 One flat spec (``bgpflat.yaml``), or any number of native Calico manifests; never both (see
-``bgpflat.core.spec.documents`` for what a document is).
+``bgpflat.core.state.documents`` for what a document is).
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bgpflat.core.spec.documents import Located, SourceDocument
-from bgpflat.core.spec.flat import parse_spec
-from bgpflat.core.spec.manifests import parse_manifests
-from bgpflat.core.spec.state import DesiredState, Networks
+from bgpflat.core.state.documents import Located, SourceDocument
+from bgpflat.core.state.flat_spec import parse_spec
+from bgpflat.core.state.manifests import parse_manifests
+from bgpflat.core.state.model import DesiredState, Networks
 from bgpflat.errors import SpecError
 
 
 def load_desired(documents: Sequence[SourceDocument], *, networks: Networks | None = None) -> DesiredState:
-    """Documents of ``-f`` files -> validated ``DesiredState`` (``bgpflat.core.spec.documents`` has the contract)."""
+    """Documents of ``-f`` files -> validated ``DesiredState`` (``bgpflat.core.state.documents`` has the contract)."""
     docs = [d for d in documents if d.data is not None]
     if not docs:
         raise SpecError(

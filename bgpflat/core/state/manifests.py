@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bgpflat.core.calico import WRITABLE_KINDS, BGPFilter, FieldPath, WritableResource, format_path, parse_and_validate
-from bgpflat.core.spec.documents import Located, SourceDocument, type_name, where
-from bgpflat.core.spec.state import DesiredState, Networks, resource_key
+from bgpflat.core.state.documents import Located, SourceDocument, type_name, where
+from bgpflat.core.state.model import DesiredState, Networks, resource_key
 from bgpflat.errors import SpecError
 
 _LIST_KINDS = {"List", *(f"{kind}List" for kind in WRITABLE_KINDS)}

@@ -23,7 +23,7 @@ items are then ``("items", i, ...)``) or already split into one document per ite
 Which form a document is: a mapping with ``apiVersion``/``kind`` is a Kubernetes manifest
 (``projectcalico.org/v3`` IPPool, BGPPeer, BGPConfiguration, or a ``List``/``IPPoolList``/… of
 them, as ``calicoctl get -o yaml`` prints); any other mapping is a flat spec, which must then be the
-only document. The flat spec schema is in ``bgpflat.core.spec.flat.FLAT_SPEC_KEYS`` and the README.
+only document. The flat spec schema is in ``bgpflat.core.state.flat_spec.FLAT_SPEC_KEYS`` and the README.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from bgpflat.core.calico import (
     parse_peer_ip,
 )
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.spec.documents import Located, SourceDocument, type_name, where
-from bgpflat.core.spec.state import ClusterTarget, DesiredState, Networks, resource_key
+from bgpflat.core.state.documents import Located, SourceDocument, type_name, where
+from bgpflat.core.state.model import ClusterTarget, DesiredState, Networks, resource_key
 from bgpflat.errors import SpecError
 
 FLAT_SPEC_VERSION = 1

@@ -111,10 +111,32 @@ def test_only_cli_imports_cli(path: Path) -> None:
 @pytest.mark.parametrize("path", [p for p in MODULES if layer(module_name(p)) == "adapters"], ids=module_name)
 def test_adapters_are_independent(path: Path) -> None:
     name = module_name(path)
+    own = adapter(name)
     for imported in bgpflat_imports(path):
         if layer(imported) == "adapters":
-            assert imported == name or imported == "bgpflat.adapters", f"{name} imports another adapter {imported}"
+            assert adapter(imported) in {own, ""}, f"{name} imports another adapter {imported}"
         assert layer(imported) in {"core", "errors", "adapters", ""}, f"{name} imports {imported}"
+
+
+def adapter(name: str) -> str:
+    """``files`` for ``bgpflat.adapters.files``, ``kube`` for ``bgpflat.adapters.kube.client``."""
+    parts = name.split(".")
+    return parts[2] if len(parts) > 2 else ""
+
+
+KUBE_LIBRARIES = {"kubernetes", "urllib3"}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=module_name)
+def test_only_the_kube_adapter_uses_the_kubernetes_client(path: Path) -> None:
+    """One way to reach Kubernetes: its library, and its exceptions, stay inside the adapter."""
+    name = module_name(path)
+    if name.startswith("bgpflat.adapters.kube"):
+        return
+    for imported in imports_of(path):
+        assert imported.split(".")[0] not in KUBE_LIBRARIES, (
+            f"{name} imports {imported}; reach the cluster through bgpflat.adapters.kube"
+        )
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,14 @@ import json
 from typing import Any
 
 import pytest
+from rawapi import raw_api
 
+from bgpflat.adapters.kube import CalicoApi
 from bgpflat.cli import main
-from bgpflat.cli.routes_commands import read_live_objects
 from bgpflat.core.routes.advertise import expected_routes
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.expected import OutsidePeer
+from bgpflat.workflows.routes import read_live_objects
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +59,7 @@ def after_objects(api_version: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def scenario_d(kube: Any) -> Any:
     kube.seed_scenario("calico-bgp")
-    rest = kube.rest()
+    rest = raw_api(kube)
     api_version = "crd.projectcalico.org/v1" if kube.flavour == "v1" else "projectcalico.org/v3"
     for obj in after_objects(api_version):
         rest.must("POST", rest.collection_path(api_version, obj["kind"]), obj)
@@ -65,7 +67,11 @@ def scenario_d(kube: Any) -> Any:
 
 
 def test_switch_learns_every_block_and_the_service_range_from_each_ingress_node(scenario_d: Any) -> None:
-    objects = read_live_objects(kubeconfig=str(scenario_d.kubeconfig), context=None)
+    api = CalicoApi.connect(kubeconfig=str(scenario_d.kubeconfig))
+    try:
+        objects = read_live_objects(api)
+    finally:
+        api.close()
     cluster = ClusterState.from_objects(objects)
     assert cluster.calico_version == "v3.30.7"
     result = expected_routes(cluster=cluster, peer=OutsidePeer(address=SWITCH))

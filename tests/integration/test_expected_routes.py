@@ -10,6 +10,7 @@ node, each with that node as next hop (eBGP, mesh re-export, next hop self).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -93,3 +94,18 @@ def test_cli_reads_the_live_cluster(scenario_d: Any, capsys: pytest.CaptureFixtu
         (node, prefix) for node in INGRESS.values() for prefix in [*BLOCKS, SERVICE_RANGE]
     )
     assert "reading cluster state from context" in err
+
+
+def test_live_cluster_and_its_snapshot_give_the_same_routes(
+    scenario_d: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = str(scenario_d.kubeconfig)
+    snapshot = str(tmp_path / "snapshot.yaml")
+    assert main(["snapshot", "-o", snapshot, "--kubeconfig", kubeconfig]) == 0
+    capsys.readouterr()
+    outputs = []
+    for source in (["--kubeconfig", kubeconfig], ["--snapshot", snapshot]):
+        assert main(["routes", "expected", "--peer", SWITCH, *source, "-o", "json"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    live, saved = outputs
+    assert live["routes"] and live == saved

@@ -151,20 +151,14 @@ def _addresses(values: Sequence[str] | None, flag: str) -> tuple[str, ...]:
 
 def _read_live(args: argparse.Namespace) -> list[dict[str, Any]]:
     from bgpflat.adapters.kube import CalicoApi
-    from bgpflat.errors import KubeNotFound
 
     api = CalicoApi.connect(kubeconfig=args.kubeconfig, context=args.context, calico_api=args.calico_api)
     try:
         info(f"Reading context {api.target.context!r} at {api.target.server}")
         objects = api.read_state()
-        try:
-            dns = api.client.request(
-                "GET", "/api/v1/namespaces/kube-system/services/kube-dns", action="read Service kube-system/kube-dns"
-            )
-        except KubeNotFound:
-            dns = None
+        dns = api.client.get_object("v1", "Service", "kube-dns", namespace="kube-system")
         if dns:
-            objects.append({**dns, "apiVersion": "v1", "kind": "Service"})
+            objects.append(dns)
         return objects
     finally:
         api.close()

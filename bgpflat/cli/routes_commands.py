@@ -7,7 +7,6 @@ not be made (no session, nothing learned, bad input) — each said in words on s
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
@@ -140,40 +139,27 @@ def _calico_version(text: str) -> str:
 
 
 def load_cluster(args: argparse.Namespace) -> ClusterState:
-    from bgpflat.core.routes.cluster import ClusterState
+    from bgpflat.workflows.routes import cluster_state, read_live_objects
 
     if args.snapshot:
         from bgpflat.adapters.files import load_snapshot
 
         snapshot = load_snapshot(args.snapshot)
-        try:
-            return ClusterState.from_objects(snapshot.objects)
-        except SpecError as exc:
-            raise SpecError(exc.message, file=snapshot.file, path=exc.path, fix=exc.fix) from None
-    return ClusterState.from_objects(read_live_objects(kubeconfig=args.kubeconfig, context=args.context))
+        return cluster_state(snapshot.objects, file=snapshot.file)
+    from bgpflat.adapters.kube import CalicoApi, KubeClient
 
-
-def read_live_objects(*, kubeconfig: str | None, context: str | None) -> list[dict[str, Any]]:
-    """Everything the model reads, from the live API (Calico objects as v3 manifests)."""
-    from bgpflat.adapters.kube import KubeClient
-
-    client = KubeClient.connect(kubeconfig=kubeconfig, context=context)
+    # The flavour is discovered at the first read, after the target is named on stderr.
+    api = CalicoApi(KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context))
     try:
-        info(f"reading cluster state from context {client.target.context!r} ({client.target.server})")
-        flavour = client.detect_flavour()
-        objects: list[dict[str, Any]] = list(client.list_core())
-        for kind in ("IPPool", "BGPPeer", "BGPConfiguration", "BGPFilter", "ClusterInformation"):
-            objects.extend(client.list_calico(flavour, kind))
-        objects.extend(client.list_ipam(flavour))
-        return objects
+        return cluster_state(read_live_objects(api, progress=info))
     finally:
-        client.close()
+        api.close()
 
 
 def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
     from bgpflat.core.net.prefixes import canonical_address
-    from bgpflat.core.routes.advertise import expected_routes
     from bgpflat.core.routes.expected import ModelOptions, OutsidePeer
+    from bgpflat.workflows.routes import expected_for
 
     try:
         address = canonical_address(args.peer)
@@ -183,12 +169,8 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
         ) from None
     if args.snapshot and args.context:
         raise SpecError("--context selects a cluster, but --snapshot reads none", fix="drop one of them")
-    cluster = load_cluster(args)
-    # The loaded state is hundreds of thousands of long-lived objects on a big cluster; keeping
-    # them out of the cyclic collector's walks halves the time of the route computation.
-    gc.freeze()
-    return expected_routes(
-        cluster=cluster,
+    return expected_for(
+        load_cluster(args),
         peer=OutsidePeer(address=address, as_number=args.peer_as),
         options=ModelOptions(calico_version=args.calico_version, add_path=args.add_path),
     )

@@ -19,7 +19,7 @@ from bgpflat.core.exabgp.config import Neighbor, neighbor
 from bgpflat.core.net.prefixes import canonical_address, parse_address
 from bgpflat.core.routes.cluster import ClusterState, calico_version
 from bgpflat.core.routes.sessions import Peerings
-from bgpflat.errors import PeerError, SpecError
+from bgpflat.errors import SpecError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,48 +141,15 @@ def load_objects(path: Path) -> list[dict[str, Any]]:
 
 
 def read_cluster_objects(*, kubeconfig: str | None = None, context: str | None = None) -> list[dict[str, Any]]:
-    """Nodes, BGPPeers and BGPConfigurations from the live cluster (projectcalico.org/v3, else v1 CRDs)."""
-    import yaml
-    from kubernetes import client, config
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
-    from urllib3.exceptions import HTTPError
+    """Nodes, BGPPeers and BGPConfigurations (with the rest of the Calico state) from the live cluster.
 
-    where = kubeconfig or "(default kubeconfig)"
-    if kubeconfig is not None and not Path(kubeconfig).exists():
-        raise PeerError(f"cannot load kubeconfig {kubeconfig}: no such file (fix: check the --kubeconfig path)")
+    Read through the Kubernetes adapter, so kubeconfig and API failures are the same ``KubeError``
+    lines every other command prints, and the Calico API is chosen by the same rule.
+    """
+    from bgpflat.adapters.kube import CalicoApi
+
+    api = CalicoApi.connect(kubeconfig=kubeconfig, context=context)
     try:
-        config.load_kube_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
-    except (ConfigException, OSError) as exc:
-        raise PeerError(f"cannot load kubeconfig {where}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise PeerError(f"cannot load kubeconfig {where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    except (TypeError, AttributeError, KeyError, ValueError):
-        # What the kubernetes package raises for a file that is YAML but not a kubeconfig.
-        raise PeerError(f"cannot load kubeconfig {where}: not a kubeconfig (no clusters, contexts, users)") from None
-    api = client.ApiClient()
-    try:
-        objects: list[dict[str, Any]] = []
-        for item in client.CoreV1Api(api).list_node().items:
-            node: dict[str, Any] = api.sanitize_for_serialization(item)  # type: ignore[no-untyped-call]
-            objects.append({"kind": "Node", **node})
-        custom = client.CustomObjectsApi(api)
-        for group, version in (("projectcalico.org", "v3"), ("crd.projectcalico.org", "v1")):
-            try:
-                for plural, kind in (("bgppeers", "BGPPeer"), ("bgpconfigurations", "BGPConfiguration")):
-                    listed: dict[str, Any] = custom.list_cluster_custom_object(  # type: ignore[assignment]
-                        group, version, plural
-                    )
-                    objects.extend({"kind": kind, **item} for item in listed.get("items", []))
-            except ApiException as exc:
-                if exc.status == 404:
-                    objects = [o for o in objects if o["kind"] == "Node"]
-                    continue
-                raise
-            return objects
-    except ApiException as exc:
-        raise PeerError(f"reading the cluster failed: {exc.status} {exc.reason}") from None
-    except (OSError, HTTPError) as exc:
-        # urllib3 wraps a refused connection in MaxRetryError, which is no OSError.
-        raise PeerError(f"cannot reach the cluster: {getattr(exc, 'reason', None) or exc}") from None
-    raise PeerError("the cluster serves neither projectcalico.org/v3 nor crd.projectcalico.org/v1 BGPPeers")
+        return api.read_state()
+    finally:
+        api.close()

@@ -7,7 +7,9 @@
 * ``apply``: ``apply_plan``, stage by stage with resourceVersion preconditions, re-plan on 409,
   backup first, read-back and a verifier hook after each stage, an ``ApplyReport`` at the end;
 * ``restore``: ``rollback``, putting a backup back, refusing objects edited since the apply;
-* ``ports``: the Protocols the adapters fill (``ClusterApi``, ``BackupWriter``, ``StageVerifier``).
+* ``routes``: the live cluster read of ``routes expected``/``verify`` and the expected routes;
+* ``ports``: the Protocols the adapters fill (``ClusterApi``, ``ClusterReader``, ``BackupWriter``,
+  ``StageVerifier``).
 
 Nothing here imports an adapter: the CLI passes ``bgpflat.adapters.kube.CalicoApi`` and a backup
 writer built on ``bgpflat.adapters.files``.

@@ -28,6 +28,25 @@ class ClusterApi(Protocol):
     def delete(self, kind: str, name: str, *, resource_version: str, dry_run: bool) -> None: ...
 
 
+class ClusterTarget(Protocol):
+    """How a cluster is named to the user: its kubeconfig context and API server URL."""
+
+    @property
+    def context(self) -> str: ...
+
+    @property
+    def server(self) -> str: ...
+
+
+class ClusterReader(Protocol):
+    """A live cluster read in full, as a snapshot would hold it; ``CalicoApi`` is the real one."""
+
+    @property
+    def target(self) -> ClusterTarget: ...
+
+    def read_everything(self) -> Iterable[dict[str, Any]]: ...
+
+
 class StageVerifier(Protocol):
     """Runs after a stage is written and read back; raises ``VerifyError`` to stop the apply."""
 

@@ -13,8 +13,9 @@ Fixtures
     ``bgpflat.lab.controlplane.crds``) plus the operator's ``Installation`` CRD. Useful members:
 
     - ``.kubeconfig``: path of an admin kubeconfig (for ``kubernetes.config``, kubectl, the CLI);
-    - ``.api_client()``: a new ``kubernetes.client.ApiClient`` for that kubeconfig;
-    - ``.rest()``: a small stdlib JSON client (``request(method, path, body)`` → status + JSON);
+    - ``.client()``: a new ``bgpflat.adapters.kube.KubeClient`` for the admin user;
+    - ``rawapi.raw_api(plane)`` / ``rawapi.official_client(plane)``: a small stdlib JSON client and
+      the kubernetes package's ``ApiClient``, to look at the server apart from the code under test;
     - ``.seed_scenario(name)``: load ``labs/<name>/cluster.yaml`` (translated to the flavour),
       returns a ``SeedResult`` (``created``, ``cluster_ips``…);
     - ``.flavour`` (``"v1"``/``"v3"``), ``.server`` (``https://127.0.0.1:<port>``),
@@ -109,7 +110,8 @@ class _Servers:
             tied_to_caller=True,
         )
         self.planes[flavour] = plane
-        self.baselines[flavour] = Baseline.capture(plane.rest())
+        with plane.client() as client:
+            self.baselines[flavour] = Baseline.capture(client)
 
     def stop_all(self) -> None:
         for plane in self.planes.values():
@@ -139,11 +141,13 @@ def _isolated(servers: _Servers, flavour: Flavour) -> Iterator[ControlPlane]:
     baseline = servers.baselines[flavour]
     if servers.dirty.get(flavour):
         # The previous test's reset did not finish; clean up now rather than fail every later test.
-        leftovers = baseline.restore(plane.rest())
+        with plane.client() as client:
+            leftovers = baseline.restore(client)
         warnings.warn(f"the {flavour} server held {len(leftovers)} objects from an earlier test", stacklevel=1)
     servers.dirty[flavour] = True
     yield plane
-    baseline.restore(plane.rest())
+    with plane.client() as client:
+        baseline.restore(client)
     servers.dirty[flavour] = False
 
 

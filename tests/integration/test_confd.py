@@ -27,6 +27,9 @@ from bgpflat.lab.fabric.confd import (
     without_krt_tunnel,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+from rawapi import raw_api
+
 pytestmark = pytest.mark.integration
 
 NODE = "confd-node-a"
@@ -66,7 +69,7 @@ def stock_bird() -> str:
 
 
 def _create(plane: ControlPlane, obj: dict[str, Any]) -> None:
-    rest = plane.rest()
+    rest = raw_api(plane)
     rest.must("POST", rest.collection_path(obj["apiVersion"], obj["kind"]), obj)
 
 
@@ -214,7 +217,7 @@ def test_every_render_has_the_service_routes_the_bgp_configuration_asks_for(
     until the output settles, must never miss them.
     """
     _seed_one_node(kube_v1)
-    rest = kube_v1.rest()
+    rest = raw_api(kube_v1)
     patch = {"spec": {"serviceClusterIPs": [{"cidr": "10.233.0.0/18"}], "serviceLoadBalancerAggregation": "Disabled"}}
     rest.must(
         "PATCH",

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from rawapi import official_client, raw_api
 
 from bgpflat.lab.controlplane.crds import CALICO_GROUPS
 from bgpflat.lab.controlplane.server import ControlPlane
@@ -37,7 +38,7 @@ def _pool(plane: ControlPlane, name: str, cidr: str, **spec: Any) -> dict[str, A
 
 def test_ippool_create_get_list_merge_patch(kube: ControlPlane) -> None:
     group, version, plural = _pool_coordinates(kube)
-    with kube.api_client() as api_client:
+    with official_client(kube) as api_client:
         api = client.CustomObjectsApi(api_client)
         created = _json(api.create_cluster_custom_object(group, version, plural, _pool(kube, "office", "10.50.0.0/16")))
         assert created["metadata"]["resourceVersion"]
@@ -58,7 +59,7 @@ def test_ippool_create_get_list_merge_patch(kube: ControlPlane) -> None:
 
 def test_update_with_stale_resource_version_is_a_conflict(kube: ControlPlane) -> None:
     group, version, plural = _pool_coordinates(kube)
-    with kube.api_client() as api_client:
+    with official_client(kube) as api_client:
         api = client.CustomObjectsApi(api_client)
         api.create_cluster_custom_object(group, version, plural, _pool(kube, "stale", "10.51.0.0/16"))
         first_read = _json(api.get_cluster_custom_object(group, version, plural, "stale"))
@@ -76,7 +77,7 @@ def test_update_with_stale_resource_version_is_a_conflict(kube: ControlPlane) ->
 
 def test_schema_violation_is_unprocessable(kube: ControlPlane) -> None:
     group, version, plural = _pool_coordinates(kube)
-    with kube.api_client() as api_client:
+    with official_client(kube) as api_client:
         api = client.CustomObjectsApi(api_client)
         bad = _pool(kube, "bad", "10.52.0.0/16", blockSize="twenty-six")
         with pytest.raises(ApiException) as caught:
@@ -92,7 +93,7 @@ def test_schema_violation_is_unprocessable(kube: ControlPlane) -> None:
 
 def _cidr_is_immutable_in_schema(plane: ControlPlane) -> bool:
     group, _, plural = _pool_coordinates(plane)
-    crd = plane.rest().must("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}")
+    crd = raw_api(plane).must("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{plural}.{group}")
     version = next(v for v in crd["spec"]["versions"] if v["name"] == plane.flavour)
     cidr = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["cidr"]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
@@ -105,7 +106,7 @@ def _cidr_is_immutable_in_schema(plane: ControlPlane) -> bool:
 def test_cidr_change_follows_the_installed_crd_rules(kube: ControlPlane) -> None:
     """Calico v3.32+ CRDs refuse a CIDR change with CEL (422); older ones store it (calico-facts §1.1)."""
     group, version, plural = _pool_coordinates(kube)
-    with kube.api_client() as api_client:
+    with official_client(kube) as api_client:
         api = client.CustomObjectsApi(api_client)
         api.create_cluster_custom_object(group, version, plural, _pool(kube, "moving", "10.53.0.0/16"))
         change = {"spec": {"cidr": "10.54.0.0/16"}}
@@ -122,7 +123,7 @@ def test_cidr_change_follows_the_installed_crd_rules(kube: ControlPlane) -> None
 
 
 def _served_groups(plane: ControlPlane) -> dict[str, list[str]]:
-    with plane.api_client() as api_client:
+    with official_client(plane) as api_client:
         groups = client.ApisApi(api_client).get_api_versions().groups
     return {g.name: [v.version for v in g.versions] for g in groups}
 
@@ -132,7 +133,7 @@ def test_discovery_v1_flavour(kube_v1: ControlPlane) -> None:
     assert groups["crd.projectcalico.org"] == ["v1"]
     assert groups["operator.tigera.io"] == ["v1"]
     assert "projectcalico.org" not in groups  # no Calico API server, no native v3 CRDs
-    with kube_v1.api_client() as api_client:
+    with official_client(kube_v1) as api_client:
         resources = client.CustomObjectsApi(api_client).get_api_resources("crd.projectcalico.org", "v1").resources
     names = {r.name for r in resources}
     wanted = {"ippools", "bgppeers", "bgpconfigurations", "bgpfilters", "ipamblocks", "blockaffinities"}
@@ -146,7 +147,7 @@ def test_discovery_v3_flavour(kube_v3: ControlPlane) -> None:
     assert groups["projectcalico.org"] == ["v3"]
     assert groups["operator.tigera.io"] == ["v1"]
     assert "crd.projectcalico.org" not in groups  # Calico's docs forbid installing both
-    with kube_v3.api_client() as api_client:
+    with official_client(kube_v3) as api_client:
         resources = client.CustomObjectsApi(api_client).get_api_resources("projectcalico.org", "v3").resources
     assert {"ippools", "bgppeers", "bgpconfigurations"} <= {r.name for r in resources}
 
@@ -158,7 +159,7 @@ def test_installation_crd_accepts_an_installation(kube: ControlPlane) -> None:
         "metadata": {"name": "default"},
         "spec": {"calicoNetwork": {"ipPools": [{"cidr": "10.55.0.0/16", "encapsulation": "VXLAN"}]}},
     }
-    with kube.api_client() as api_client:
+    with official_client(kube) as api_client:
         api = client.CustomObjectsApi(api_client)
         api.create_cluster_custom_object("operator.tigera.io", "v1", "installations", installation)
         got = _json(api.get_cluster_custom_object("operator.tigera.io", "v1", "installations", "default"))
@@ -184,7 +185,7 @@ def _cluster_ip(service: client.V1Service) -> ipaddress.IPv4Address | ipaddress.
 
 def test_service_gets_a_cluster_ip_from_the_configured_range(kube_v1: ControlPlane) -> None:
     service_range = ipaddress.ip_network(kube_v1.state.service_cluster_ip_range)
-    with kube_v1.api_client() as api_client:
+    with official_client(kube_v1) as api_client:
         core = client.CoreV1Api(api_client)
         built_in = core.read_namespaced_service("kubernetes", "default")
         assert _cluster_ip(built_in) == next(service_range.hosts())
@@ -198,7 +199,7 @@ def test_service_gets_a_cluster_ip_from_the_configured_range(kube_v1: ControlPla
 def test_nodes_keep_calico_annotations(kube_v1: ControlPlane) -> None:
     annotations = {"projectcalico.org/IPv4Address": "10.200.20.103/24", "projectcalico.org/ASNumber": "64512"}
     node = client.V1Node(metadata=client.V1ObjectMeta(name="worker-1", annotations=annotations))
-    with kube_v1.api_client() as api_client:
+    with official_client(kube_v1) as api_client:
         core = client.CoreV1Api(api_client)
         core.create_node(node)
         got = core.read_node("worker-1")

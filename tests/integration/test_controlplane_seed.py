@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rawapi import raw_api
 
 from bgpflat.lab.conformance.baseline import Baseline
 from bgpflat.lab.controlplane.crds import CALICO_GROUPS
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 def test_calico_bgp_scenario_seeds_every_object(kube: ControlPlane) -> None:
     result = kube.seed_scenario("calico-bgp")
-    rest = kube.rest()
+    rest = raw_api(kube)
     calico = f"/apis/{CALICO_GROUPS[kube.flavour]}/{kube.flavour}"
 
     pool = rest.must("GET", f"{calico}/ippools/default-pool")
@@ -74,7 +75,7 @@ def test_v3_pool_is_stored_the_way_calico_stores_it_in_v1(kube_v1: ControlPlane,
     }
     (scenario / "cluster.yaml").write_text(yaml.safe_dump(pool))
     kube_v1.seed_scenario(scenario)
-    stored = kube_v1.rest().must("GET", "/apis/crd.projectcalico.org/v1/ippools/labelled")
+    stored = raw_api(kube_v1).must("GET", "/apis/crd.projectcalico.org/v1/ippools/labelled")
     assert stored["metadata"]["labels"] == {"projectcalico.org/owned": "yes"}
     meta = json.loads(stored["metadata"]["annotations"][METADATA_ANNOTATION])
     assert meta["labels"] == {"projectcalico.org/owned": "yes", "team": "net"}
@@ -102,26 +103,29 @@ def test_scenario_with_another_service_range_gets_a_service_cidr(kube_v1: Contro
 def test_seed_scenario_fixture(seed_scenario: Callable[..., SeedResult], kube_v1: ControlPlane) -> None:
     result = seed_scenario("calico-bgp")
     assert ("IPPool", "", "default-pool") in result.created
-    assert kube_v1.rest().request("GET", "/api/v1/nodes/node-3").ok
+    assert raw_api(kube_v1).request("GET", "/api/v1/nodes/node-3").ok
 
 
 def test_reset_removes_everything_created_after_start(kube_v1: ControlPlane) -> None:
-    rest = kube_v1.rest()
-    baseline = Baseline.capture(rest)
+    rest = raw_api(kube_v1)
+    client = kube_v1.client()
+    baseline = Baseline.capture(client)
     kube_v1.seed_scenario("calico-bgp")
     rest.must("POST", "/api/v1/namespaces", {"metadata": {"name": "scratch"}})
     rest.must("POST", "/api/v1/namespaces/scratch/configmaps", {"metadata": {"name": "c", "finalizers": ["x/y"]}})
-    assert ensure_service_cidr(rest, cidr="10.241.0.0/24", name="extra") == "extra"
+    assert ensure_service_cidr(client, cidr="10.241.0.0/24", name="extra") == "extra"
     rest.must(
         "POST",
         "/api/v1/namespaces/scratch/services",
         {"metadata": {"name": "s"}, "spec": {"clusterIP": "10.241.0.5", "ports": [{"port": 1}]}},
     )
-    assert len(baseline.extra_objects(rest)) > 15
+    assert len(baseline.extra_objects(client)) > 15
 
-    baseline.restore(rest)
+    deleted = baseline.restore(client)
 
-    assert baseline.extra_objects(rest) == []
+    assert "v1 Namespace scratch" in deleted and "v1 ConfigMap scratch/c" in deleted
+    assert baseline.extra_objects(client) == []
+    client.close()
     assert rest.request("GET", "/api/v1/namespaces/scratch").status == 404
     assert rest.request("GET", "/api/v1/namespaces/default/services/kubernetes").ok
     assert rest.must("GET", "/apis/crd.projectcalico.org/v1/ippools")["items"] == []

@@ -10,15 +10,18 @@ node, each with that node as next hop (eBGP, mesh re-export, next hop self).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+from rawapi import raw_api
 
+from bgpflat.adapters.kube import CalicoApi
 from bgpflat.cli import main
-from bgpflat.cli.routes_commands import read_live_objects
 from bgpflat.core.routes.advertise import expected_routes
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.expected import OutsidePeer
+from bgpflat.workflows.routes import read_live_objects
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +60,7 @@ def after_objects(api_version: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def scenario_d(kube: Any) -> Any:
     kube.seed_scenario("calico-bgp")
-    rest = kube.rest()
+    rest = raw_api(kube)
     api_version = "crd.projectcalico.org/v1" if kube.flavour == "v1" else "projectcalico.org/v3"
     for obj in after_objects(api_version):
         rest.must("POST", rest.collection_path(api_version, obj["kind"]), obj)
@@ -65,7 +68,11 @@ def scenario_d(kube: Any) -> Any:
 
 
 def test_switch_learns_every_block_and_the_service_range_from_each_ingress_node(scenario_d: Any) -> None:
-    objects = read_live_objects(kubeconfig=str(scenario_d.kubeconfig), context=None)
+    api = CalicoApi.connect(kubeconfig=str(scenario_d.kubeconfig))
+    try:
+        objects = read_live_objects(api)
+    finally:
+        api.close()
     cluster = ClusterState.from_objects(objects)
     assert cluster.calico_version == "v3.30.7"
     result = expected_routes(cluster=cluster, peer=OutsidePeer(address=SWITCH))
@@ -87,3 +94,18 @@ def test_cli_reads_the_live_cluster(scenario_d: Any, capsys: pytest.CaptureFixtu
         (node, prefix) for node in INGRESS.values() for prefix in [*BLOCKS, SERVICE_RANGE]
     )
     assert "reading cluster state from context" in err
+
+
+def test_live_cluster_and_its_snapshot_give_the_same_routes(
+    scenario_d: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kubeconfig = str(scenario_d.kubeconfig)
+    snapshot = str(tmp_path / "snapshot.yaml")
+    assert main(["snapshot", "-o", snapshot, "--kubeconfig", kubeconfig]) == 0
+    capsys.readouterr()
+    outputs = []
+    for source in (["--kubeconfig", kubeconfig], ["--snapshot", snapshot]):
+        assert main(["routes", "expected", "--peer", SWITCH, *source, "-o", "json"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    live, saved = outputs
+    assert live["routes"] and live == saved

@@ -1,7 +1,7 @@
 """``bgpflat external`` against a real kube-apiserver: the Service and its EndpointSlice as stored.
 
 The CLI runs in-process with stdin not a terminal (so ``--yes`` is required, as in CI); an
-independent stdlib client (``ControlPlane.rest()``) reads what the API server stored.
+independent stdlib client (``raw_api(ControlPlane)``) reads what the API server stored.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rawapi import raw_api
 
 from bgpflat.cli import main
 from bgpflat.lab.controlplane.server import ControlPlane
@@ -21,7 +22,7 @@ SERVICES = ROOT / "labs" / "external" / "services.yaml"
 
 
 def _get(kube: ControlPlane, path: str) -> dict[str, Any]:
-    response = kube.rest().request("GET", path)
+    response = raw_api(kube).request("GET", path)
     assert response.ok, (path, response.status, response.body)
     return dict(response.body)
 
@@ -92,7 +93,7 @@ def test_refuses_to_take_over_a_service_it_does_not_manage(
         "metadata": {"name": "external-service", "namespace": "default"},
         "spec": {"selector": {"app": "mysql"}, "ports": [{"port": 3306}]},
     }
-    assert kube_v1.rest().request("POST", "/api/v1/namespaces/default/services", theirs).ok
+    assert raw_api(kube_v1).request("POST", "/api/v1/namespaces/default/services", theirs).ok
     assert _run(kube_v1, "apply", "-f", SERVICES, "--yes") == 2
     err = capsys.readouterr().err
     assert "Service/default/external-service exists and is not managed by bgpflat" in err
@@ -102,7 +103,7 @@ def test_refuses_to_take_over_a_service_it_does_not_manage(
 
 def test_server_dry_run_stores_nothing(kube_v1: ControlPlane) -> None:
     assert _run(kube_v1, "apply", "-f", SERVICES, "--dry-run", "server") == 0
-    response = kube_v1.rest().request("GET", "/api/v1/namespaces/default/services/external-service")
+    response = raw_api(kube_v1).request("GET", "/api/v1/namespaces/default/services/external-service")
     assert response.status == 404
 
 
@@ -134,16 +135,16 @@ def test_stale_endpoint_slice_is_deleted_when_a_service_turns_external_name(
     capsys.readouterr()
     assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
     assert "- EndpointSlice/default/db-ipv6" in capsys.readouterr().out
-    slices = kube_v1.rest().request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-ipv6")
+    slices = raw_api(kube_v1).request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-ipv6")
     assert slices.status == 404
     spec.write_text("services:\n  - name: db\n    externalName: db.example.com\n")
     assert _run(kube_v1, "apply", "-f", spec, "--yes") == 0
-    gone = kube_v1.rest().request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-ipv4")
+    gone = raw_api(kube_v1).request("GET", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/db-ipv4")
     assert gone.status == 404
 
 
 def _status(kube: ControlPlane, path: str) -> int:
-    return int(kube.rest().request("GET", path).status)
+    return int(raw_api(kube).request("GET", path).status)
 
 
 def test_saved_plan_is_applied_as_reviewed(
@@ -172,7 +173,7 @@ def test_stale_saved_plan_is_refused_and_nothing_is_written(
     slices = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
     patch = {"endpoints": [{"addresses": ["192.168.26.99"], "conditions": {"ready": True}}]}
     assert (
-        kube_v1.rest()
+        raw_api(kube_v1)
         .request("PATCH", f"{slices}/external-service-ipv4", patch, content_type="application/merge-patch+json")
         .ok
     )
@@ -211,7 +212,7 @@ def test_prune_deletes_services_the_file_no_longer_lists_and_nothing_else(
         "metadata": {"name": "theirs", "namespace": "kube-public"},
         "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]},
     }
-    assert kube_v1.rest().request("POST", "/api/v1/namespaces/kube-public/services", theirs).ok
+    assert raw_api(kube_v1).request("POST", "/api/v1/namespaces/kube-public/services", theirs).ok
     spec.write_text("services:\n  - {name: db, namespace: default, ports: [{port: 5432}], addresses: [10.1.2.3]}\n")
     capsys.readouterr()
     # Without --prune a Service dropped from the file is left alone.

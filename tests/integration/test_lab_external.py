@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rawapi import raw_api
 from test_lab_cli import bgpflat, skip_unless_control_plane_can_run
 from test_lab_flat import skip_unless_lab_can_run, wait_until
 
@@ -44,6 +45,7 @@ KUBE_DNS = "10.96.0.10"
 # A stdlib DNS query run inside a lab namespace: prints the answer section as JSON.
 DNS_QUERY = r"""
 import json, socket, struct, sys
+from rawapi import raw_api
 server, name, qtype = sys.argv[1], sys.argv[2], int(sys.argv[3])
 query = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
 query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", qtype, 1)
@@ -89,7 +91,7 @@ def dns(fabric: FlatLab, role: str, server: str, name: str, qtype: int = 1) -> l
 
 
 def api_get(lab: Lab, path: str) -> dict[str, Any]:
-    response = lab.control_plane().rest().request("GET", path)
+    response = raw_api(lab.control_plane()).request("GET", path)
     assert response.ok, (path, response.status, response.body)
     return dict(response.body)
 

@@ -15,6 +15,7 @@ from bgpflat.peer.cluster import read_cluster_objects, select_neighbors
 
 sys.path.insert(0, str(Path(__file__).parent))
 from netns import wait_for
+from rawapi import official_client
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,7 @@ VERIFIER = "10.0.0.100"
 def seed(kube: Any) -> None:
     from kubernetes import client
 
-    api = kube.api_client()
+    api = official_client(kube)
     core = client.CoreV1Api(api)
     for name, address, labels, asn in (
         ("node-a", "10.0.0.11/24", {"rack": "a"}, None),

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bgpflat.cli import build_parser, main, peer_config
-from bgpflat.errors import PeerError, SpecError
+from bgpflat.errors import SpecError
 
 LABS = Path(__file__).resolve().parents[2] / "labs"
 SPEC = LABS / "calico-bgp" / "bgpflat.yaml"
@@ -275,16 +275,20 @@ def test_kubeconfig_unknown_context_lists_the_known_ones(capsys: pytest.CaptureF
     )
 
 
-def test_peer_kubeconfig_garbage_is_a_peer_error(tmp_path: Path) -> None:
-    from bgpflat.peer.cluster import read_cluster_objects
-
-    (tmp_path / "kc").write_text("garbage: [\n")
-    with pytest.raises(PeerError, match=r"^cannot load kubeconfig kc: invalid YAML: expected the node content"):
-        read_cluster_objects(kubeconfig="kc")
-    (tmp_path / "kc").write_text("hello\n")
-    with pytest.raises(PeerError) as err:
-        read_cluster_objects(kubeconfig="kc")
-    assert str(err.value) == "cannot load kubeconfig kc: not a kubeconfig (no clusters, contexts, users)"
+def test_peer_kubeconfig_errors_read_like_every_other_command(capsys: pytest.CaptureFixture[str]) -> None:
+    peer_run = ("peer", "run", "--listen", "10.0.0.100", "--from-cluster", "--state-dir", "st")
+    assert (
+        only_error(capsys, *peer_run, "--kubeconfig", "nope") == "kubeconfig nope: no such file (fix: check the path)"
+    )
+    Path("kc").write_text("garbage: [\n")
+    assert only_error(capsys, *peer_run, "--kubeconfig", "kc") == (
+        "kubeconfig kc:2: invalid YAML: expected the node content, but found '<stream end>'"
+    )
+    Path("kc").write_text("hello\n")
+    assert only_error(capsys, *peer_run, "--kubeconfig", "kc") == (
+        "kubeconfig kc: not a kubeconfig (fix: give a file with clusters, contexts and users, "
+        "as `kubectl config view --raw` prints)"
+    )
 
 
 # --- routes and verify ---------------------------------------------------------------------------

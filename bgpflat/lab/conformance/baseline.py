@@ -18,53 +18,39 @@ existed at start-up (say, a patched ``default`` namespace) are not undone.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from bgpflat.errors import LabError
-from bgpflat.lab.controlplane.kube_rest import KubeRest
+from bgpflat.adapters.kube import KubeClient, Resource
+from bgpflat.errors import KubeError, KubeNotFound, LabError
 
 UNTOUCHED = {"events", "leases", "ipaddresses", "componentstatuses"}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ResourceType:
-    base: str  # /api/v1 or /apis/<group>/<version>
-    plural: str
-    namespaced: bool
+def _resource_types(kube: KubeClient) -> list[Resource]:
+    return [r for r in kube.preferred_resources() if {"list", "delete"} <= r.verbs and r.plural not in UNTOUCHED]
 
 
-def _resource_types(rest: KubeRest) -> list[ResourceType]:
-    bases = ["/api/v1"]
-    for group in rest.must("GET", "/apis").get("groups", []):
-        bases.append(f"/apis/{group['preferredVersion']['groupVersion']}")
-    found: list[ResourceType] = []
-    for base in bases:
-        answer = rest.request("GET", base)
-        if not answer.ok:  # a group that just went away (a CRD deleted by a test)
-            continue
-        for item in answer.body.get("resources", []):
-            verbs = set(item.get("verbs") or [])
-            if "/" in item["name"] or not {"list", "delete"} <= verbs or item["name"] in UNTOUCHED:
-                continue
-            found.append(ResourceType(base=base, plural=item["name"], namespaced=bool(item["namespaced"])))
-    return found
-
-
-def _objects(rest: KubeRest) -> list[tuple[ResourceType, dict[str, Any]]]:
-    listed: list[tuple[ResourceType, dict[str, Any]]] = []
-    for rtype in _resource_types(rest):
-        answer = rest.request("GET", f"{rtype.base}/{rtype.plural}")
-        if answer.ok:
-            listed.extend((rtype, item) for item in answer.body.get("items", []))
+def _objects(kube: KubeClient) -> list[tuple[Resource, dict[str, Any]]]:
+    listed: list[tuple[Resource, dict[str, Any]]] = []
+    for rtype in _resource_types(kube):
+        try:
+            items = kube.list_kind(rtype.api_version, rtype.kind, rtype.plural)
+            listed.extend((rtype, item) for item in items)
+        except KubeError:
+            continue  # a type that just went away (a CRD deleted by a test), or cannot be listed
     return listed
 
 
-def _path(rtype: ResourceType, item: dict[str, Any]) -> str:
+def _describe(rtype: Resource, item: dict[str, Any]) -> str:
     meta = item["metadata"]
-    if rtype.namespaced:
-        return f"{rtype.base}/namespaces/{meta['namespace']}/{rtype.plural}/{meta['name']}"
-    return f"{rtype.base}/{rtype.plural}/{meta['name']}"
+    where = f"{meta['namespace']}/{meta['name']}" if rtype.namespaced else meta["name"]
+    return f"{rtype.api_version} {rtype.kind} {where}"
+
+
+def _is_namespace(rtype: Resource) -> bool:
+    return rtype.api_version == "v1" and rtype.kind == "Namespace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,47 +60,38 @@ class Baseline:
     uids: frozenset[str]
 
     @classmethod
-    def capture(cls, rest: KubeRest) -> Baseline:
-        return cls(frozenset(item["metadata"]["uid"] for _, item in _objects(rest)))
+    def capture(cls, kube: KubeClient) -> Baseline:
+        return cls(frozenset(item["metadata"]["uid"] for _, item in _objects(kube)))
 
-    def extra_objects(self, rest: KubeRest) -> list[tuple[ResourceType, dict[str, Any]]]:
+    def extra_objects(self, kube: KubeClient) -> list[tuple[Resource, dict[str, Any]]]:
         """Objects created since the baseline was taken."""
-        return [(r, i) for r, i in _objects(rest) if i["metadata"]["uid"] not in self.uids]
+        return [(r, i) for r, i in _objects(kube) if i["metadata"]["uid"] not in self.uids]
 
-    def restore(self, rest: KubeRest) -> list[str]:
-        """Delete everything created since the baseline; return the paths deleted."""
-        extra = self.extra_objects(rest)
+    def restore(self, kube: KubeClient) -> list[str]:
+        """Delete everything created since the baseline; return what was deleted, one line each."""
+        extra = self.extra_objects(kube)
 
-        def rank(entry: tuple[ResourceType, dict[str, Any]]) -> int:
+        def rank(entry: tuple[Resource, dict[str, Any]]) -> int:
             rtype, _ = entry
-            if rtype.base == "/api/v1" and rtype.plural == "namespaces":
+            if _is_namespace(rtype):
                 return 2
             return 0 if rtype.namespaced else 1
 
         deleted: list[str] = []
         for rtype, item in sorted(extra, key=rank):
-            path = _path(rtype, item)
-            if item["metadata"].get("finalizers"):
-                rest.request(
-                    "PATCH", path, {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json"
-                )
-            answer = rest.request("DELETE", path)
-            if not answer.ok and answer.status != 404:
-                raise LabError(f"resetting the cluster: DELETE {path}: HTTP {answer.status}: {answer.message()}")
-            if rtype.plural == "namespaces" and rtype.base == "/api/v1":
-                self._finalize_namespace(rest, item["metadata"]["name"])
-            deleted.append(path)
+            meta = item["metadata"]
+            namespace = meta.get("namespace") if rtype.namespaced else None
+            if meta.get("finalizers"):
+                # Best effort: if this fails, the DELETE below says why the object stays.
+                with contextlib.suppress(KubeError):
+                    kube.clear_finalizers(rtype.api_version, rtype.kind, meta["name"], namespace=namespace)
+            try:
+                kube.delete_object(rtype.api_version, rtype.kind, meta["name"], namespace=namespace)
+                if _is_namespace(rtype):
+                    kube.finalize_namespace(meta["name"])
+            except KubeNotFound:
+                pass  # gone meanwhile (its namespace went first, or a test deleted it)
+            except KubeError as exc:
+                raise LabError(f"resetting the cluster: {exc}") from exc
+            deleted.append(_describe(rtype, item))
         return deleted
-
-    @staticmethod
-    def _finalize_namespace(rest: KubeRest, name: str) -> None:
-        answer = rest.request("GET", f"/api/v1/namespaces/{name}")
-        if answer.status == 404:
-            return
-        body = answer.body
-        body.setdefault("spec", {})["finalizers"] = []
-        final = rest.request("PUT", f"/api/v1/namespaces/{name}/finalize", body)
-        if not final.ok and final.status != 404:
-            raise LabError(
-                f"resetting the cluster: finalizing namespace {name}: HTTP {final.status}: {final.message()}"
-            )

@@ -36,20 +36,21 @@ from pathlib import Path
 from typing import Any
 
 import bgpflat
+from bgpflat.adapters.kube import CalicoApi, KubeClient
 from bgpflat.core.routes.advertise import expected_routes
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.diff import RouteDiff, diff_routes
 from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
 from bgpflat.core.routes.table import RouteTable, address_sort_key
 from bgpflat.core.routes.verdict import learned_from_json
-from bgpflat.errors import BgpflatError, LabError
+from bgpflat.errors import BgpflatError, KubeError, LabError
 from bgpflat.lab.conformance import cases
 from bgpflat.lab.conformance.baseline import Baseline
-from bgpflat.lab.controlplane.kube_rest import KubeRest
 from bgpflat.lab.controlplane.seed import for_flavour, seed_objects
 from bgpflat.lab.controlplane.server import ControlPlane
 from bgpflat.lab.fabric.confd import default_templates_dir, ensure_confd, render_bird_config, without_krt_tunnel
 from bgpflat.lab.fabric.netns import NetnsLab, ns_argv, run
+from bgpflat.workflows.routes import read_live_objects
 
 Progress = Callable[[str], None]
 
@@ -190,13 +191,20 @@ class ConformanceLab:
         self.plane = plane
         self.confd = confd
         self.templates = templates
-        self.baseline = Baseline.capture(plane.rest())
+        self._kube: KubeClient | None = None
+        self.baseline = Baseline.capture(self.kube)
         self._peer_process: str | None = None
         self._peer_dir: Path | None = None
         self._peers_started = 0
-        self._created: list[str] = []  # API paths of the current cell's objects
+        self._created: list[tuple[str, str, str | None, str]] = []  # the current cell's objects
         self._birds_started = False
-        self._kube: Any = None
+
+    @property
+    def kube(self) -> KubeClient:
+        """The admin client of the control plane, for seeding, resetting and the model's read."""
+        if self._kube is None:
+            self._kube = self.plane.client()
+        return self._kube
 
     # -- building ---------------------------------------------------------------------------------
     @classmethod
@@ -298,12 +306,11 @@ class ConformanceLab:
                 # The peer boots (a second or two of Python and ExaBGP) while the cell is prepared.
                 self._start_peer(situation)
                 lap("peer")
-            rest = self.plane.rest()
-            self._reset(rest)
+            self._reset()
             lap("reset")
             objects = cases.build_objects(situation, service_range=self.plane.state.service_cluster_ip_range)
-            self._created = [self._object_path(rest, o) for o in objects]
-            seed_objects(rest, objects, flavour=self.plane.flavour, scenario=situation.name)
+            self._created = [self._object_key(o) for o in objects]
+            seed_objects(self.kube, objects, flavour=self.plane.flavour, scenario=situation.name)
             lap("seed")
             self._program_workloads(situation)
             calico_sessions = self._render_all()
@@ -340,18 +347,19 @@ class ConformanceLab:
         say(f"{situation.name}: {'match' if result.match else 'MISMATCH'} ({result.seconds:.1f} s)")
         return result
 
-    def _object_path(self, rest: KubeRest, obj: Mapping[str, Any]) -> str:
+    def _object_key(self, obj: Mapping[str, Any]) -> tuple[str, str, str | None, str]:
         served = for_flavour(obj, self.plane.flavour)
         meta = served.get("metadata") or {}
-        return f"{rest.collection_path(served['apiVersion'], served['kind'], meta.get('namespace'))}/{meta['name']}"
+        return (str(served["apiVersion"]), str(served["kind"]), meta.get("namespace"), str(meta["name"]))
 
-    def _reset(self, rest: KubeRest) -> None:
+    def _reset(self) -> None:
         """Delete what the previous cell created, newest first (a full baseline sweep costs a
         discovery of every resource type; this is a few DELETEs)."""
-        for path in reversed(self._created):
-            answer = rest.request("DELETE", path)
-            if not answer.ok and answer.status != 404:
-                raise LabError(f"resetting the cluster: DELETE {path}: HTTP {answer.status}: {answer.message()}")
+        for api_version, kind, namespace, name in reversed(self._created):
+            try:
+                self.kube.delete_object(api_version, kind, name, namespace=namespace)
+            except KubeError as exc:
+                raise LabError(f"resetting the cluster: {exc}") from exc
         self._created = []
 
     def run(self, situations: Sequence[cases.Situation], progress: Progress | None = None) -> list[CellResult]:
@@ -400,16 +408,7 @@ class ConformanceLab:
     def _expected(self, situation: cases.Situation) -> tuple[ExpectedRoutes, list[dict[str, Any]]]:
         """``expected_routes`` from the objects as the API serves them (the ``routes expected``
         read), and those objects."""
-        from bgpflat.adapters.kube import KubeClient
-
-        if self._kube is None:
-            self._kube = KubeClient.connect(kubeconfig=str(self.plane.kubeconfig))
-        client = self._kube
-        flavour = client.detect_flavour()
-        objects: list[dict[str, Any]] = list(client.list_core())
-        for kind in ("IPPool", "BGPPeer", "BGPConfiguration", "BGPFilter", "ClusterInformation"):
-            objects.extend(client.list_calico(flavour, kind))
-        objects.extend(client.list_ipam(flavour))
+        objects = read_live_objects(CalicoApi(self.kube))
         cluster = ClusterState.from_objects(objects)
         expected = expected_routes(
             cluster=cluster,
@@ -582,15 +581,15 @@ class ConformanceLab:
 
     # -- teardown ---------------------------------------------------------------------------------
     def down(self) -> None:
-        if self._kube is not None:
-            self._kube.close()
-            self._kube = None
         try:
             self.netns.teardown()
         finally:
             # The API server keeps running (it is not ours); leave it as the run found it.
             with contextlib.suppress(BgpflatError, OSError):
-                self.baseline.restore(self.plane.rest())
+                self.baseline.restore(self.kube)
+            if self._kube is not None:
+                self._kube.close()
+                self._kube = None
 
 
 def run_conformance(

@@ -31,14 +31,17 @@ from typing import Any
 
 import yaml
 
+from bgpflat.adapters.kube import KubeClient
 from bgpflat.core.calico.models import SERVER_METADATA
-from bgpflat.errors import LabError
+from bgpflat.errors import KubeConflict, KubeError, LabError
 from bgpflat.lab.controlplane.crds import Flavour
-from bgpflat.lab.controlplane.kube_rest import JsonObject, KubeRest
+
+JsonObject = dict[str, Any]
 
 CALICO_V3 = "projectcalico.org/v3"
 CALICO_V1 = "crd.projectcalico.org/v1"
 METADATA_ANNOTATION = "projectcalico.org/metadata"
+SERVICE_CIDR_API = "networking.k8s.io/v1"
 
 # Created first to last; kinds not listed go after these, before nothing depends on them.
 CREATE_ORDER = (
@@ -251,12 +254,7 @@ class SeedResult:
     """The ServiceCIDR object created for the scenario's range, if one was needed."""
 
 
-def _object_path(rest: KubeRest, obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{rest.collection_path(obj['apiVersion'], obj['kind'], meta.get('namespace'))}/{meta['name']}"
-
-
-def ensure_service_cidr(rest: KubeRest, *, cidr: str, name: str, timeout: float = 30.0) -> str | None:
+def ensure_service_cidr(kube: KubeClient, *, cidr: str, name: str, timeout: float = 30.0) -> str | None:
     """Make ``cidr`` allocatable; return the name of a ServiceCIDR created for it, None if covered.
 
     The server's own range (``--service-cluster-ip-range``) appears as the ServiceCIDR
@@ -266,8 +264,10 @@ def ensure_service_cidr(rest: KubeRest, *, cidr: str, name: str, timeout: float 
     (``lab control-plane up --scenario``) when the allocated addresses must fall inside it.
     """
     wanted = ipaddress.ip_network(cidr)
-    path = "/apis/networking.k8s.io/v1/servicecidrs"
-    existing = rest.must("GET", path).get("items", [])
+    try:
+        existing = kube.list_objects(SERVICE_CIDR_API, "ServiceCIDR")
+    except KubeError as exc:
+        raise LabError(f"listing ServiceCIDRs: {exc}") from exc
     for item in existing:
         for text in (item.get("spec") or {}).get("cidrs", []):
             have = ipaddress.ip_network(text)
@@ -277,46 +277,47 @@ def ensure_service_cidr(rest: KubeRest, *, cidr: str, name: str, timeout: float 
             ):
                 return None
     body = {
-        "apiVersion": "networking.k8s.io/v1",
+        "apiVersion": SERVICE_CIDR_API,
         "kind": "ServiceCIDR",
         "metadata": {"name": name},
         "spec": {"cidrs": [str(wanted)]},
     }
-    created = rest.must("POST", path, body)
-    created["status"] = {
-        "conditions": [
-            {
-                "type": "Ready",
-                "status": "True",
-                "reason": "CreatedByBgpflatLab",
-                "message": "marked ready by the lab seeder (no kube-controller-manager runs)",
-                "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-        ]
-    }
-    rest.must("PUT", f"{path}/{name}/status", created)
+    try:
+        created = kube.create_object(body)
+        created["status"] = {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "CreatedByBgpflatLab",
+                    "message": "marked ready by the lab seeder (no kube-controller-manager runs)",
+                    "lastTransitionTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            ]
+        }
+        kube.replace_status({"apiVersion": SERVICE_CIDR_API, "kind": "ServiceCIDR", **created})
+    except KubeError as exc:
+        raise LabError(f"creating ServiceCIDR {name} ({cidr}): {exc}") from exc
     # The allocator learns about new ranges through a watch; wait until it hands out addresses.
-    probe_ip = str(next(iter(wanted.hosts())))
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "bgpflat-cidr-probe", "namespace": "default"},
+        "spec": {"clusterIP": str(next(iter(wanted.hosts()))), "ports": [{"port": 1}]},
+    }
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answer = rest.request(
-            "POST",
-            "/api/v1/namespaces/default/services?dryRun=All",
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "bgpflat-cidr-probe"},
-                "spec": {"clusterIP": probe_ip, "ports": [{"port": 1}]},
-            },
-        )
-        if answer.ok:
+        try:
+            kube.create_object(probe, dry_run=True)
+        except KubeError:
+            time.sleep(0.1)
+        else:
             return name
-        time.sleep(0.1)
     raise LabError(f"ServiceCIDR {name} ({cidr}) created but the API server does not allocate from it")
 
 
 def seed_objects(
-    rest: KubeRest, objects: Iterable[Mapping[str, Any]], *, flavour: Flavour, scenario: str = "objects"
+    kube: KubeClient, objects: Iterable[Mapping[str, Any]], *, flavour: Flavour, scenario: str = "objects"
 ) -> SeedResult:
     """Create ``objects`` (translated to ``flavour``) in dependency order."""
     result = SeedResult(scenario=scenario)
@@ -331,35 +332,31 @@ def seed_objects(
             result.skipped.append(key)
             continue
         body, status = _clean(obj)
-        collection = rest.collection_path(body["apiVersion"], body["kind"], body["metadata"].get("namespace"))
         try:
-            answer = rest.request("POST", collection, body)
-        except OSError as exc:
-            raise LabError(f"creating {'/'.join(key)}: {exc}") from exc
-        if answer.status == 409 and body["kind"] == "Namespace":
-            result.skipped.append(key)
-            continue
-        if not answer.ok:
-            raise LabError(
-                f"creating {body['kind']} {'/'.join(k for k in key[1:] if k)} failed: "
-                f"HTTP {answer.status}: {answer.message()}"
-            )
-        created = answer.body
-        if status and rest.has_status_subresource(body["apiVersion"], body["kind"]):
+            created = kube.create_object(body)
+        except KubeError as exc:
+            if isinstance(exc, KubeConflict) and body["kind"] == "Namespace":
+                result.skipped.append(key)
+                continue
+            raise LabError(f"creating {body['kind']} {'/'.join(k for k in key[1:] if k)} failed: {exc}") from exc
+        if status and kube.resource(body["apiVersion"], body["kind"]).has_status:
             created["status"] = status
-            rest.must("PUT", _object_path(rest, body) + "/status", created)
+            try:
+                kube.replace_status({"apiVersion": body["apiVersion"], "kind": body["kind"], **created})
+            except KubeError as exc:
+                raise LabError(f"writing the status of {'/'.join(k for k in key if k)}: {exc}") from exc
         result.created.append(key)
         if body["kind"] == "Service":
             result.cluster_ips[f"{key[1]}/{key[2]}"] = str((created.get("spec") or {}).get("clusterIP", ""))
     return result
 
 
-def seed_scenario(rest: KubeRest, scenario: Scenario | str | Path, *, flavour: Flavour) -> SeedResult:
-    """Seed a scenario (object, name or directory) into the server behind ``rest``."""
+def seed_scenario(kube: KubeClient, scenario: Scenario | str | Path, *, flavour: Flavour) -> SeedResult:
+    """Seed a scenario (object, name or directory) into the server behind ``kube``."""
     loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     service_cidr = None
     if loaded.service_cluster_ip_range:
-        service_cidr = ensure_service_cidr(rest, cidr=loaded.service_cluster_ip_range, name=f"bgpflat-{loaded.name}")
-    result = seed_objects(rest, loaded.objects, flavour=flavour, scenario=loaded.name)
+        service_cidr = ensure_service_cidr(kube, cidr=loaded.service_cluster_ip_range, name=f"bgpflat-{loaded.name}")
+    result = seed_objects(kube, loaded.objects, flavour=flavour, scenario=loaded.name)
     result.service_cidr = service_cidr
     return result

@@ -32,13 +32,13 @@ from typing import Any
 
 import yaml
 
-from bgpflat.errors import LabError
+from bgpflat.adapters.kube import KubeClient
+from bgpflat.errors import KubeConflict, KubeError, LabError
 from bgpflat.lab import versions
 from bgpflat.lab.controlplane import crds as crd_sources
 from bgpflat.lab.controlplane import pki
 from bgpflat.lab.controlplane.binaries import Binaries, ensure_binaries
 from bgpflat.lab.controlplane.crds import CALICO_GROUPS, CALICO_VERSIONS, Flavour
-from bgpflat.lab.controlplane.kube_rest import KubeRest
 from bgpflat.lab.controlplane.seed import Scenario, SeedResult, seed_scenario
 from bgpflat.lab.processes import (
     ProcessRecord,
@@ -118,24 +118,21 @@ class ControlPlane:
     def server(self) -> str:
         return f"https://127.0.0.1:{self.state.api_port}"
 
-    def rest(self) -> KubeRest:
+    def client(self) -> KubeClient:
+        """A client for the admin user, by certificate: usable before the kubeconfig is written."""
         creds = self.credentials
-        return KubeRest(
-            port=self.state.api_port,
+        return KubeClient.with_certificate(
+            server=self.server,
             ca_cert=str(creds.ca_cert),
             client_cert=str(creds.admin_cert),
             client_key=str(creds.admin_key),
+            context="bgpflat-lab",
         )
-
-    def api_client(self) -> Any:
-        """A ``kubernetes.client.ApiClient`` for the admin user (imported lazily: it is slow)."""
-        from kubernetes import config
-
-        return config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
 
     def seed_scenario(self, scenario: Scenario | str | Path) -> SeedResult:
         """Load a lab scenario (name under ``labs/``, directory, or loaded ``Scenario``) into this server."""
-        return seed_scenario(self.rest(), scenario, flavour=self.flavour)
+        with self.client() as kube:
+            return seed_scenario(kube, scenario, flavour=self.flavour)
 
     # -- lifecycle --------------------------------------------------------------------------------
     @classmethod
@@ -316,39 +313,37 @@ class ControlPlane:
             # reconciler (nothing ever connects to that address).
             args += ["--advertise-address=198.51.100.1", "--endpoint-reconciler-type=none"]
         record = self._spawn("kube-apiserver", bins.kube_apiserver, args)
-        rest = self.rest()
+        with self.client() as kube:
+            self._wait(record, kube.ready, what="kube-apiserver /readyz", timeout=timeout)
 
-        def ready() -> bool:
-            try:
-                return rest.request("GET", "/readyz").status == 200
-            except OSError:
-                return False
+            # envtest waits for this too: the first write of a namespaced object needs it.
+            def default_namespace() -> bool:
+                try:
+                    return kube.get_object("v1", "Namespace", "default") is not None
+                except KubeError:
+                    return False
 
-        self._wait(record, ready, what="kube-apiserver /readyz", timeout=timeout)
-
-        # envtest waits for this too: the first write of a namespaced object needs it.
-        def default_namespace() -> bool:
-            try:
-                return rest.request("GET", "/api/v1/namespaces/default").ok
-            except OSError:
-                return False
-
-        self._wait(record, default_namespace, what="namespace default", timeout=timeout)
+            self._wait(record, default_namespace, what="namespace default", timeout=timeout)
 
     def _install_crds(self, manifests: list[dict[str, Any]], *, timeout: float) -> None:
-        rest = self.rest()
-        path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        with self.client() as kube:
+            self._install_crds_with(kube, manifests, timeout=timeout)
+
+    @staticmethod
+    def _install_crds_with(kube: KubeClient, manifests: list[dict[str, Any]], *, timeout: float) -> None:
+        crd_api = "apiextensions.k8s.io/v1"
         for crd in manifests:
-            response = rest.request("POST", path, crd)
-            if not response.ok and response.status != 409:
-                raise LabError(
-                    f"installing CRD {crd['metadata']['name']} failed: HTTP {response.status}: {response.message()}"
-                )
+            try:
+                kube.create_object({"apiVersion": crd_api, "kind": "CustomResourceDefinition", **crd})
+            except KubeConflict:
+                continue  # already there
+            except KubeError as exc:
+                raise LabError(f"installing CRD {crd['metadata']['name']} failed: {exc}") from exc
         pending = {crd["metadata"]["name"] for crd in manifests}
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             for name in sorted(pending):
-                body = rest.request("GET", f"{path}/{name}").body
+                body = kube.get_object(crd_api, "CustomResourceDefinition", name) or {}
                 conditions = (body.get("status") or {}).get("conditions") or []
                 if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
                     pending.discard(name)
@@ -363,17 +358,19 @@ class ControlPlane:
             for version in spec["versions"]:
                 if version.get("served", True):
                     wanted.setdefault(f"{spec['group']}/{version['name']}", set()).add(spec["names"]["plural"])
+
+        def served(group_version: str) -> set[str]:
+            try:
+                return kube.served_resources(group_version)
+            except KubeError:
+                return set()  # the group's discovery is still being assembled
+
         while time.monotonic() < deadline:
-            missing = [gv for gv, plurals in wanted.items() if not plurals <= self._served(rest, gv)]
+            missing = [gv for gv, plurals in wanted.items() if not plurals <= served(gv)]
             if not missing:
                 return
             time.sleep(0.1)
         raise LabError("CRDs established but not yet in discovery")
-
-    @staticmethod
-    def _served(rest: KubeRest, group_version: str) -> set[str]:
-        response = rest.request("GET", f"/apis/{group_version}")
-        return {r["name"] for r in response.body.get("resources", [])} if response.ok else set()
 
     def _write_kubeconfig(self) -> None:
         creds = self.credentials
@@ -421,10 +418,8 @@ class ControlPlane:
             )
         ready = False
         if all(p["running"] for p in processes) and processes:
-            try:
-                ready = self.rest().request("GET", "/readyz").status == 200
-            except OSError:
-                ready = False
+            with self.client() as kube:
+                ready = kube.ready()
         return {
             "state_dir": str(self.state_dir),
             "flavour": self.state.flavour,

@@ -191,7 +191,7 @@ class LabCheck:
 
     def _targets(self) -> _Targets:
         plane = self.lab.control_plane()
-        objects = api_source(plane.rest(), plane.flavour)()
+        objects = api_source(plane.client(), plane.flavour)()
         namespace = (self.fabric.topology.office.search_domain or "default").split(".")[0]
         for service in services.services_from_objects(objects):
             if service.name == CHECK_SERVICE and service.namespace == namespace:

@@ -24,9 +24,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bgpflat.errors import LabError
+from bgpflat.adapters.kube import KubeClient
+from bgpflat.errors import KubeError, KubeNotFound, LabError
 from bgpflat.lab.controlplane.crds import Flavour
-from bgpflat.lab.controlplane.kube_rest import KubeRest, api_base
 from bgpflat.lab.controlplane.server import ControlPlane
 from bgpflat.lab.fabric.topology import FlatLab, Objects, ObjectSource
 
@@ -41,37 +41,38 @@ INTERVAL = 1.0
 """Seconds between polls: a few list calls on loopback per second cost nothing next to BIRD's own timers."""
 
 
-def _list(rest: KubeRest, api_version: str, kind: str) -> list[dict[str, Any]] | None:
+def _list(kube: KubeClient, api_version: str, kind: str) -> list[dict[str, Any]] | None:
     """Every ``kind`` object in every namespace; None when the server does not serve the kind."""
     try:
-        plural, _namespaced = rest.resource(api_version, kind)
-    except LabError:
+        kube.resource(api_version, kind)
+    except KubeNotFound:
         return None
-    path = f"{api_base(api_version)}/{plural}"  # the cluster-wide list, namespaced kinds included
+    except KubeError as exc:
+        raise LabError(str(exc)) from exc
     deadline = time.monotonic() + RETRY_SECONDS
     while True:
-        response = rest.request("GET", path)
-        if response.ok:
-            return [{"apiVersion": api_version, "kind": kind, **item} for item in response.body.get("items") or ()]
-        # A CRD's storage answers 429 "(re)initializing" for a moment after it is established.
-        if response.status not in (429, 500, 503) or time.monotonic() > deadline:
-            raise LabError(f"GET {path}: HTTP {response.status}: {response.message()}")
+        try:
+            return kube.list_objects(api_version, kind)  # the cluster-wide list, namespaced kinds included
+        except KubeError as exc:
+            # A CRD's storage answers 429 "(re)initializing" for a moment after it is established.
+            if exc.status not in (429, 500, 503) or time.monotonic() > deadline:
+                raise LabError(str(exc)) from exc
         time.sleep(0.2)
 
 
-def api_source(rest: KubeRest, flavour: Flavour) -> ObjectSource:
+def api_source(kube: KubeClient, flavour: Flavour) -> ObjectSource:
     """Objects from the API server, shaped like the documents of a scenario's ``cluster.yaml``."""
     calico = CALICO_V1 if flavour == "v1" else CALICO_V3
 
     def load() -> Objects:
         objects: list[Mapping[str, Any]] = []
         for api_version, kind in CORE_KINDS:
-            objects.extend(_list(rest, api_version, kind) or ())
+            objects.extend(_list(kube, api_version, kind) or ())
         for kind in CALICO_KINDS:
-            objects.extend(_list(rest, calico, kind) or ())
+            objects.extend(_list(kube, calico, kind) or ())
         for kind in IPAM_KINDS:
-            found = _list(rest, calico, kind)
-            objects.extend(found if found is not None else _list(rest, CALICO_V1, kind) or ())
+            found = _list(kube, calico, kind)
+            objects.extend(found if found is not None else _list(kube, CALICO_V1, kind) or ())
         return objects
 
     return load
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     lab = FlatLab.attach(Path(args[0]))
     plane = ControlPlane.attach(Path(args[1]))
-    follow(lab, api_source(plane.rest(), plane.flavour))
+    follow(lab, api_source(plane.client(), plane.flavour))
     return 0
 
 

@@ -292,7 +292,7 @@ class Lab:
         self.spec_file.write_text(header + yaml.safe_dump(spec, sort_keys=False))
 
         mark = time.monotonic()
-        source = api_source(plane.rest(), plane.flavour)
+        source = api_source(plane.client(), plane.flavour)
         fabric = FlatLab.up(topology, source, state_dir=self.fabric_dir, progress=say)
         record.timings["fabric"] = round(time.monotonic() - mark, 2)
         self.save()

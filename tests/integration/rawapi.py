@@ -1,8 +1,8 @@
-"""A minimal JSON client for the local kube-apiserver, on the standard library only.
+"""Independent ways for tests to look at a test API server, apart from the code under test.
 
-The lab needs a handful of raw calls (readiness, CRD install, seeding, clean-up) whose answers it
-inspects as plain JSON, including status codes the kubernetes client would turn into exceptions.
-Keeping them here also keeps start-up free of the kubernetes client's import time.
+``raw_api(plane)`` is a small stdlib JSON client (``request(method, path, body)`` → status + JSON):
+it checks what bgpflat's Kubernetes adapter stored, and seeds objects, without going through
+that adapter. ``official_client(plane)`` is the kubernetes package's own ``ApiClient``.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
-from bgpflat.errors import LabError
+from bgpflat.lab.controlplane.server import ControlPlane
 
 JsonObject = dict[str, Any]
 
 
 def api_base(api_version: str) -> str:
-    """The URL path an API version is served under: ``/api/v1`` for the core group, else ``/apis/<gv>``."""
     return "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
 
 
@@ -37,7 +36,7 @@ class Response:
 
 
 @dataclass(slots=True)
-class KubeRest:
+class RawApi:
     """JSON requests to ``https://127.0.0.1:<port>`` with the admin client certificate."""
 
     port: int
@@ -47,7 +46,6 @@ class KubeRest:
     timeout: float = 30.0
     _context: ssl.SSLContext | None = field(default=None, init=False, repr=False)
     _resources: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict, init=False, repr=False)
-    _subresources: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False)
 
     def _ssl(self) -> ssl.SSLContext:
         if self._context is None:
@@ -59,7 +57,6 @@ class KubeRest:
     def request(
         self, method: str, path: str, body: JsonObject | None = None, *, content_type: str = "application/json"
     ) -> Response:
-        """One request; transport failures raise ``OSError`` (callers decide whether to retry)."""
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self._ssl(), timeout=self.timeout)
         try:
             payload = None if body is None else json.dumps(body).encode()
@@ -78,38 +75,35 @@ class KubeRest:
         return Response(status=raw.status, body=parsed if isinstance(parsed, dict) else {"items": parsed})
 
     def must(self, method: str, path: str, body: JsonObject | None = None, **kwargs: Any) -> JsonObject:
-        """Like ``request`` but any non-2xx answer is a ``LabError``."""
-        try:
-            response = self.request(method, path, body, **kwargs)
-        except OSError as exc:
-            raise LabError(f"{method} {path}: {exc}") from exc
-        if not response.ok:
-            raise LabError(f"{method} {path}: HTTP {response.status}: {response.message()}")
+        """Like ``request`` but any non-2xx answer fails the test."""
+        response = self.request(method, path, body, **kwargs)
+        assert response.ok, f"{method} {path}: HTTP {response.status}: {response.message()}"
         return response.body
 
-    def resource(self, api_version: str, kind: str, *, refresh: bool = False) -> tuple[str, bool]:
-        """``(plural, namespaced)`` of ``kind`` in ``api_version``, from the server's discovery."""
-        key = (api_version, kind)
-        if key not in self._resources or refresh:
-            response = self.request("GET", api_base(api_version))
-            if not response.ok:
-                raise LabError(f"the API server does not serve {api_version} (HTTP {response.status})")
-            for item in response.body.get("resources", []):
-                if "/" in item["name"]:
-                    self._subresources.add((api_version, item["name"]))
-                else:
-                    self._resources[(api_version, item["kind"])] = (item["name"], bool(item["namespaced"]))
-        if key not in self._resources:
-            raise LabError(f"the API server serves no kind {kind} in {api_version}")
-        return self._resources[key]
-
-    def has_status_subresource(self, api_version: str, kind: str) -> bool:
-        """Whether ``status`` of ``kind`` is written separately from the object (``<plural>/status``)."""
-        plural, _ = self.resource(api_version, kind)
-        return (api_version, f"{plural}/status") in self._subresources
-
     def collection_path(self, api_version: str, kind: str, namespace: str | None = None) -> str:
-        plural, namespaced = self.resource(api_version, kind)
+        key = (api_version, kind)
+        if key not in self._resources:
+            for item in self.must("GET", api_base(api_version)).get("resources", []):
+                if "/" not in item["name"]:
+                    self._resources[(api_version, item["kind"])] = (item["name"], bool(item["namespaced"]))
+        plural, namespaced = self._resources[key]
         if namespaced:
             return f"{api_base(api_version)}/namespaces/{namespace or 'default'}/{plural}"
         return f"{api_base(api_version)}/{plural}"
+
+
+def raw_api(plane: ControlPlane) -> RawApi:
+    creds = plane.credentials
+    return RawApi(
+        port=plane.state.api_port,
+        ca_cert=str(creds.ca_cert),
+        client_cert=str(creds.admin_cert),
+        client_key=str(creds.admin_key),
+    )
+
+
+def official_client(plane: ControlPlane) -> Any:
+    """A ``kubernetes.client.ApiClient`` for the admin user (imported lazily: it is slow)."""
+    from kubernetes import config
+
+    return config.new_client_from_config(config_file=str(plane.kubeconfig))  # type: ignore[no-untyped-call]

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from rich.text import Text
 
-from bgpflat.core.plan.planner import Plan, render_plan_text
+from bgpflat.core.external import listing_order
+from bgpflat.core.plan.planner import Action, Plan, render_plan_text
 from bgpflat.workflows import ALREADY, APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, UNKNOWN, ApplyReport
 
 _FLAVOURS = {
@@ -91,4 +92,23 @@ def report_text(report: ApplyReport, *, verb: str = "Apply") -> str:
     lines.append(summary)
     if report.backup:
         lines.append(f"Backup: {report.backup}  (undo with: bgpflat rollback {report.backup})")
+    return "\n".join(lines) + "\n"
+
+
+_EXTERNAL_SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.NO_OP: " "}
+
+
+def external_plan_text(plan: Plan) -> str:
+    """``bgpflat external plan``: one line per object in the file's order (unchanged ones too), the
+    fields an update writes, then the deletions, then the summary."""
+    deletions = [c for c in plan.changes if c.action is Action.DELETE]
+    listed = sorted(
+        [c for c in plan.changes if c.action is not Action.DELETE] + list(plan.unchanged), key=listing_order
+    )
+    lines = []
+    for change in [*listed, *deletions]:
+        paths = [fc.path for fc in change.fields] if change.action is Action.UPDATE else []
+        suffix = f" ({', '.join(paths)})" if paths else ""
+        lines.append(f"{_EXTERNAL_SYMBOLS[change.action]} {change.key}{suffix}")
+    lines.append(str(plan.summary))
     return "\n".join(lines) + "\n"

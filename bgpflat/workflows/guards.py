@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bgpflat.core.calico import normalize_spec_value, parse_path
-from bgpflat.core.plan.planner import Plan, ResourceChange
+from bgpflat.core.external import EXTERNAL_KINDS, same_owned
+from bgpflat.core.plan.planner import Action, Plan, ResourceChange, split_key
 from bgpflat.errors import PlanError, StalePlanError
-from bgpflat.workflows.ports import ClusterApi
+from bgpflat.workflows.ports import ObjectApi
 
 V1_API_GROUP = "crd.projectcalico.org/v1"
 
@@ -84,7 +85,15 @@ def value_at(obj: Mapping[str, Any] | None, path: str) -> Any:
     return value
 
 
+def replan_command(kind: str) -> str:
+    """The command that makes a new plan for objects of ``kind``."""
+    return "bgpflat external plan" if kind in EXTERNAL_KINDS else "bgpflat plan"
+
+
 def same_value(kind: str, path: str, left: Any, right: Any, *, spec: Mapping[str, Any] | None = None) -> bool:
+    """Whether two values of a field mean the same to the cluster (its defaults are no difference)."""
+    if kind in EXTERNAL_KINDS:
+        return same_owned(kind, path, left, right)
     parts = parse_path(path)
     if kind in ("IPPool", "BGPPeer", "BGPConfiguration") and len(parts) == 2 and parts[0] == "spec":
         key = str(parts[1])
@@ -92,7 +101,7 @@ def same_value(kind: str, path: str, left: Any, right: Any, *, spec: Mapping[str
     return bool(left == right)
 
 
-def find_moved(plan: Plan, api: ClusterApi) -> list[Moved]:
+def find_moved(plan: Plan, api: ObjectApi) -> list[Moved]:
     """Objects whose resourceVersion differs from the plan's, with the owned fields that moved."""
     moved: list[Moved] = []
     keys = dict(plan.observed_versions)
@@ -102,14 +111,14 @@ def find_moved(plan: Plan, api: ClusterApi) -> list[Moved]:
     for change in plan.changes:
         first.setdefault(change.key, change)
     for key in sorted(keys):
-        kind, name = key.split("/", 1)
-        current = api.get(kind, name)
+        kind, namespace, name = split_key(key)
+        current = api.get(kind, name, namespace=namespace)
         now = None if current is None else str((current.get("metadata") or {}).get("resourceVersion") or "")
         if now == keys[key]:
             continue
         fields: list[str] = []
         planned = first.get(key)
-        if planned is not None and current is not None and planned.action != "create":
+        if planned is not None and current is not None and planned.action is not Action.CREATE:
             spec = current.get("spec") if isinstance(current.get("spec"), Mapping) else None
             for fc in planned.fields:
                 value = value_at(current, fc.path)
@@ -124,14 +133,14 @@ def show_value(value: Any) -> str:
     return "(absent)" if value is None else json.dumps(value, sort_keys=True)
 
 
-def ensure_fresh(plan: Plan, api: ClusterApi) -> None:
+def ensure_fresh(plan: Plan, api: ObjectApi) -> None:
     """Raise ``StalePlanError`` listing what moved if any observed object changed since the plan."""
     moved = find_moved(plan, api)
     if moved:
         raise StalePlanError(
             "plan is stale: the cluster changed since the plan was made: "
             + "; ".join(str(m) for m in moved)
-            + ". Nothing was changed; run `bgpflat plan` again"
+            + f". Nothing was changed; run `{replan_command(split_key(moved[0].key)[0])}` again"
         )
 
 

@@ -20,6 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "labs" / "external" / "services.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _backups_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """apply writes its backup under ./.bgpflat/backups: keep them out of the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _get(kube: ControlPlane, path: str) -> dict[str, Any]:
     response = kube.rest().request("GET", path)
     assert response.ok, (path, response.status, response.body)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from bgpflat.core.spec.checks import SEVERITIES, Finding
@@ -16,7 +17,18 @@ from bgpflat.core.spec.state import resource_key
 from bgpflat.errors import PlanError
 
 FORMAT_VERSION = 1
-ACTIONS = ("create", "update", "delete", "no-op")
+
+
+class Action(StrEnum):
+    """What a change does to its object; the value is what plan files and outputs show."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    NO_OP = "no-op"
+
+
+ACTIONS = tuple(Action)
 OPERATOR_API = "operator.tigera.io/v1"
 
 STAGES: tuple[tuple[str, str], ...] = (
@@ -28,7 +40,27 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("mesh", "Node-to-node mesh"),
     ("prune", "Deletions"),
 )
-STAGE_TITLES = dict(STAGES)
+# Outside services (``bgpflat external``): a Service exists before its endpoints are written, and
+# endpoint objects go before their Service when both are deleted.
+EXTERNAL_STAGES: tuple[tuple[str, str], ...] = (
+    ("services", "Services"),
+    ("endpoints", "EndpointSlices and Endpoints"),
+    ("deletions", "Deletions (endpoint objects before their Service)"),
+)
+STAGE_TITLES = dict(STAGES + EXTERNAL_STAGES)
+
+
+def object_key(kind: str, name: str, namespace: str = "") -> str:
+    """``IPPool/default-pool`` for a cluster-wide object, ``Service/default/db`` for a namespaced one."""
+    return f"{kind}/{namespace}/{name}" if namespace else resource_key(kind, name)
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """``(kind, namespace, name)`` of an ``object_key`` (namespace "" for cluster-wide objects);
+    Kubernetes names never contain ``/``, so the number of parts tells which it is."""
+    kind, _, rest = key.partition("/")
+    namespace, slash, name = rest.partition("/")
+    return (kind, namespace, name) if slash else (kind, "", rest)
 
 
 # --- plan values ---------------------------------------------------------------------------------
@@ -50,10 +82,11 @@ class FieldChange:
 class ResourceChange:
     """What happens to one object in one stage."""
 
-    action: str
+    action: Action
     api_version: str
     kind: str
     name: str
+    namespace: str = ""  # "" for cluster-wide objects (every Calico kind)
     stage: str = ""
     fields: tuple[FieldChange, ...] = ()
     patch: Mapping[str, Any] | None = None  # merge-patch body (update)
@@ -64,10 +97,10 @@ class ResourceChange:
 
     @property
     def key(self) -> str:
-        return resource_key(self.kind, self.name)
+        return object_key(self.kind, self.name, self.namespace)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "action": self.action,
             "api_version": self.api_version,
             "kind": self.kind,
@@ -80,6 +113,9 @@ class ResourceChange:
             "chained": self.chained,
             "note": self.note,
         }
+        if self.namespace:  # absent for cluster-wide objects: Calico plans keep their bytes
+            out["namespace"] = self.namespace
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "change") -> ResourceChange:
@@ -99,10 +135,11 @@ class ResourceChange:
         if not isinstance(chained, bool):
             raise PlanError(f"{where}.chained: expected true or false, got {_type_of(chained)}")
         return cls(
-            action=action,
+            action=Action(action),
             api_version=_required_str(change, "api_version", where),
             kind=_required_str(change, "kind", where),
             name=_required_str(change, "name", where),
+            namespace=_optional_str(change, "namespace", where) or "",
             stage=_optional_str(change, "stage", where) or "",
             fields=tuple(fields),
             patch=_optional_object(change, "patch", where),
@@ -152,9 +189,9 @@ class Plan:
 
     @property
     def summary(self) -> Summary:
-        created = {c.key for c in self.changes if c.action == "create"}
-        deleted = {c.key for c in self.changes if c.action == "delete"}
-        updated = {c.key for c in self.changes if c.action == "update"} - created - deleted
+        created = {c.key for c in self.changes if c.action is Action.CREATE}
+        deleted = {c.key for c in self.changes if c.action is Action.DELETE}
+        updated = {c.key for c in self.changes if c.action is Action.UPDATE} - created - deleted
         return Summary(add=len(created), change=len(updated), delete=len(deleted))
 
     @property

@@ -61,14 +61,18 @@ from bgpflat.core.plan.builder import (
 )
 from bgpflat.core.plan.model import (
     ACTIONS,
+    EXTERNAL_STAGES,
     FORMAT_VERSION,
     OPERATOR_API,
     STAGES,
+    Action,
     FieldChange,
     Plan,
     ResourceChange,
     Stage,
     Summary,
+    object_key,
+    split_key,
 )
 from bgpflat.core.plan.operator import ENCAPSULATIONS, MODES_OF_ENCAPSULATION, plan_operator_pool
 from bgpflat.core.plan.text import changes_for, render_plan_text
@@ -90,10 +94,12 @@ from bgpflat.errors import SpecError
 __all__ = [
     "ACTIONS",
     "ENCAPSULATIONS",
+    "EXTERNAL_STAGES",
     "FORMAT_VERSION",
     "MODES_OF_ENCAPSULATION",
     "OPERATOR_API",
     "STAGES",
+    "Action",
     "FieldChange",
     "Plan",
     "ResourceChange",
@@ -101,7 +107,9 @@ __all__ = [
     "Summary",
     "changes_for",
     "make_plan",
+    "object_key",
     "render_plan_text",
+    "split_key",
 ]
 
 
@@ -324,7 +332,7 @@ def _create_change(resource: WritableResource, spec: Mapping[str, Any], *, stage
         for k, v in sorted(manifest["spec"].items(), key=lambda kv: field_order(resource.kind)(kv[0]))
     )
     return ResourceChange(
-        action="create",
+        action=Action.CREATE,
         api_version=API_V3,
         kind=resource.kind,
         name=resource.name,
@@ -427,7 +435,7 @@ def _plan_deletions(builder: PlanBuilder, *, desired_keys: set[str], prune: bool
         )
         builder.add(
             ResourceChange(
-                action="delete",
+                action=Action.DELETE,
                 api_version=API_V3,
                 kind=observed.kind,
                 name=observed.name,

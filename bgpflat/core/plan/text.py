@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from bgpflat.core.plan.model import Plan, ResourceChange
+from bgpflat.core.plan.model import Action, Plan, ResourceChange
 
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "no-op": " "}
 
@@ -46,9 +46,9 @@ def render_plan_text(plan: Plan, *, show_unchanged: bool = False) -> str:
                 header += f"  ({'; '.join(extras)})"
             lines.append(header)
             for fc in change.fields:
-                if change.action == "create":
+                if change.action is Action.CREATE:
                     lines.append(f"      + {fc.path}: {_value(fc.after)}")
-                elif change.action == "delete":
+                elif change.action is Action.DELETE:
                     lines.append(f"      - {fc.path}: {_value(fc.before)}")
                 elif fc.before is None:
                     lines.append(f"      + {fc.path}: {_value(fc.after)}")

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
+from bgpflat.core.plan.identity import ClusterIdentity
 from bgpflat.errors import (
     KubeConflict,
     KubeError,
@@ -660,7 +661,7 @@ class CalicoApi:
     def __init__(self, client: KubeClient, flavour: ApiFlavour) -> None:
         self.client = client
         self.flavour = flavour
-        self._identity: dict[str, str] | None = None
+        self._identity: ClusterIdentity | None = None
 
     @classmethod
     def connect(
@@ -687,18 +688,18 @@ class CalicoApi:
             info = self.client.get_calico(ApiFlavour.V1_CRD, "ClusterInformation", "default")
         return str(((info or {}).get("spec") or {}).get("calicoVersion") or "")
 
-    def identity(self) -> dict[str, str]:
+    def identity(self) -> ClusterIdentity:
         """What a saved plan records to recognise this cluster, and what plan output shows."""
         if self._identity is None:
-            self._identity = {
-                "context": self.target.context,
-                "server": self.target.server,
-                "clusterID": self.client.cluster_uid(),
-                "apiGroup": self.flavour.api_version,
-                "apiFlavour": str(self.flavour),
-                "calicoVersion": self.calico_version(),
-            }
-        return dict(self._identity)
+            self._identity = ClusterIdentity(
+                context=self.target.context,
+                server=self.target.server,
+                cluster_id=self.client.cluster_uid(),
+                api_group=self.flavour.api_version,
+                api_flavour=str(self.flavour),
+                calico_version=self.calico_version(),
+            )
+        return self._identity
 
     def list_nodes(self) -> Iterator[dict[str, Any]]:
         for item in self.client.list_path("/api/v1/nodes", action="list Nodes", accept=_METADATA_ONLY):
@@ -804,7 +805,7 @@ class ServiceApi:
 
     def __init__(self, client: KubeClient) -> None:
         self.client = client
-        self._identity: dict[str, str] | None = None
+        self._identity: ClusterIdentity | None = None
 
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> ServiceApi:
@@ -817,15 +818,13 @@ class ServiceApi:
     def close(self) -> None:
         self.client.close()
 
-    def identity(self) -> dict[str, str]:
+    def identity(self) -> ClusterIdentity:
         """What a saved plan and a backup record to recognise this cluster (no Calico API involved)."""
         if self._identity is None:
-            self._identity = {
-                "context": self.target.context,
-                "server": self.target.server,
-                "clusterID": self.client.cluster_uid(),
-            }
-        return dict(self._identity)
+            self._identity = ClusterIdentity(
+                context=self.target.context, server=self.target.server, cluster_id=self.client.cluster_uid()
+            )
+        return self._identity
 
     def serves_endpoint_slices(self) -> bool:
         """False only for a server older than 1.21 (no discovery.k8s.io/v1)."""

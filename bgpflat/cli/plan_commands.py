@@ -187,9 +187,9 @@ def load_saved_plan(path: str) -> Plan:
             f"{path}: this plan was saved by `bgpflat external plan --out`; "
             f"apply it with: bgpflat external apply {path}"
         )
-    if plan.identity.get("snapshot"):
+    if plan.identity.snapshot:
         raise PlanError(
-            f"{path}: this plan was made from the snapshot {plan.identity['snapshot']}, not from a cluster; "
+            f"{path}: this plan was made from the snapshot {plan.identity.snapshot}, not from a cluster; "
             "run `bgpflat plan --out` against the cluster to get a plan that can be applied"
         )
     return plan

@@ -28,7 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 from bgpflat.core.calico import parse_path, parse_resource, validate
-from bgpflat.core.plan.planner import Action, Plan, ResourceChange, Stage
+from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, Stage
 from bgpflat.errors import (
     BgpflatError,
     KubeConflict,
@@ -101,7 +101,7 @@ class ApplyReport:
     dry_run: bool
     backup: str | None = None
     error: str | None = None  # why apply stopped early; None when every stage went through
-    identity: Mapping[str, str] = field(default_factory=dict)
+    identity: ClusterIdentity = field(default_factory=ClusterIdentity)
 
     @property
     def completed(self) -> bool:
@@ -118,7 +118,7 @@ class ApplyReport:
             "dry_run": self.dry_run,
             "backup": self.backup,
             "error": self.error,
-            "identity": dict(self.identity),
+            "identity": self.identity.to_dict(),
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -432,12 +432,7 @@ def apply_plan(
         backed_up, created = backup_objects(plan, api)
         header = {
             "backup": True,
-            "context": identity.get("context", ""),
-            "server": identity.get("server", ""),
-            "clusterUID": identity.get("clusterID", ""),
-            "apiGroup": identity.get("apiGroup", ""),
-            "apiFlavour": identity.get("apiFlavour", ""),
-            "calicoVersion": identity.get("calicoVersion", ""),
+            **identity.to_header(),
             "takenAt": (taken_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "created": created,
             "appliedVersions": {},

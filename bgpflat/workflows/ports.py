@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bgpflat.core.plan.planner import Stage
+from bgpflat.core.plan.planner import ClusterIdentity, Stage
 
 
 class ObjectApi(Protocol):
@@ -13,7 +13,7 @@ class ObjectApi(Protocol):
     reads and writes. ``namespace`` is "" for cluster-wide objects (every Calico kind).
     ``bgpflat.adapters.kube.CalicoApi`` and ``bgpflat.adapters.kube.ServiceApi`` fill it."""
 
-    def identity(self) -> dict[str, str]: ...
+    def identity(self) -> ClusterIdentity: ...
 
     def get(self, kind: str, name: str, *, namespace: str = "") -> dict[str, Any] | None: ...
 

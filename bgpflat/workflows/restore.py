@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bgpflat.core.external import EXTERNAL_KINDS, restore_patch
-from bgpflat.core.plan.planner import object_key, split_key
+from bgpflat.core.plan.planner import ClusterIdentity, object_key, split_key
 from bgpflat.errors import KubeConflict, KubeError, PlanError
 from bgpflat.workflows.apply import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, ApplyReport, ChangeResult
 from bgpflat.workflows.guards import rv_of, value_at
@@ -79,21 +79,11 @@ def rollback(
     resourceVersion just read, so an edit racing with the rollback is not overwritten either.
     """
     identity = api.identity()
-    made = {
-        "clusterID": str(header.get("clusterUID") or ""),
-        "server": str(header.get("server") or ""),
-        "context": str(header.get("context") or ""),
-    }
-    same = (
-        made["clusterID"] == identity.get("clusterID")
-        if made["clusterID"] and identity.get("clusterID")
-        else made["server"] == identity.get("server")
-    )
-    if not same:
+    made = ClusterIdentity.from_header(header)
+    if not made.same_cluster(identity):
         raise PlanError(
-            f"wrong cluster: the backup was taken from context {made['context']} at {made['server']} "
-            f"(cluster {made['clusterID'] or 'unknown'}), the target is {identity.get('context')} at "
-            f"{identity.get('server')}; pass the right --context"
+            f"wrong cluster: the backup was taken from {made.describe()}, the target is "
+            f"{identity.describe()}; pass the right --context"
         )
     applied: Mapping[str, Any] = header.get("appliedVersions") or {}
     steps: list[_RollbackStep] = []

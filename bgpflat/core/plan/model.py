@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from bgpflat.core.plan.identity import ClusterIdentity
 from bgpflat.core.spec.checks import SEVERITIES, Finding
 from bgpflat.core.spec.state import resource_key
 from bgpflat.errors import PlanError
@@ -95,6 +96,10 @@ class ResourceChange:
     chained: bool = False  # an earlier stage of this plan writes this object first
     note: str | None = None
 
+    def __post_init__(self) -> None:
+        # Callers may pass the plain word ("update"); comparisons use ``is Action.UPDATE``.
+        object.__setattr__(self, "action", Action(self.action))
+
     @property
     def key(self) -> str:
         return object_key(self.kind, self.name, self.namespace)
@@ -173,7 +178,7 @@ class Plan:
     unchanged: tuple[ResourceChange, ...] = ()  # no-op entries, one per object bgpflat compared
     findings: tuple[Finding, ...] = ()
     observed_versions: Mapping[str, str | None] = field(default_factory=dict)  # key -> resourceVersion
-    identity: Mapping[str, str] = field(default_factory=dict)
+    identity: ClusterIdentity = field(default_factory=ClusterIdentity)
     cluster: Mapping[str, str | None] = field(default_factory=dict)
     prune: bool = False
     format_version: int = FORMAT_VERSION
@@ -208,7 +213,7 @@ class Plan:
         summary = self.summary
         return {
             "format_version": self.format_version,
-            "identity": dict(self.identity),
+            "identity": self.identity.to_dict(),
             "cluster": dict(self.cluster),
             "prune": self.prune,
             "summary": {"add": summary.add, "change": summary.change, "delete": summary.delete},
@@ -262,7 +267,7 @@ class Plan:
             ),
             findings=tuple(_finding(f, f"findings[{i}]") for i, f in enumerate(_optional_list(data, "findings", ""))),
             observed_versions=_string_map(data, "observed_versions", nullable=True),
-            identity={k: v for k, v in _string_map(data, "identity", nullable=False).items() if v is not None},
+            identity=ClusterIdentity.from_dict(_string_map(data, "identity", nullable=False)),
             cluster=_string_map(data, "cluster", nullable=True),
             prune=prune,
         )

@@ -59,6 +59,7 @@ from bgpflat.core.plan.builder import (
     owned_spec,
     update_change,
 )
+from bgpflat.core.plan.identity import ClusterIdentity
 from bgpflat.core.plan.model import (
     ACTIONS,
     EXTERNAL_STAGES,
@@ -100,6 +101,7 @@ __all__ = [
     "OPERATOR_API",
     "STAGES",
     "Action",
+    "ClusterIdentity",
     "FieldChange",
     "Plan",
     "ResourceChange",
@@ -212,7 +214,7 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
         unchanged=tuple(sorted(builder.unchanged, key=lambda c: (KIND_ORDER.get(c.kind, 9), c.name))),
         findings=sort_findings(findings),
         observed_versions=observed_versions,
-        identity=dict(observed.identity),
+        identity=ClusterIdentity.from_dict(observed.identity),
         cluster=cluster,
         prune=prune,
     )

@@ -22,10 +22,10 @@ def render_plan_text(plan: Plan, *, show_unchanged: bool = False) -> str:
     """Terraform-like text: stages, ``+ ~ -`` per object with field before/after, findings, summary line."""
     lines: list[str] = []
     cluster = plan.cluster or {}
-    target = plan.identity.get("context") or cluster.get("context")
-    if target or plan.identity.get("server"):
+    target = plan.identity.context or cluster.get("context")
+    if target or plan.identity.server:
         where = f"context {target}" if target else "cluster"
-        server = plan.identity.get("server")
+        server = plan.identity.server
         lines.append(f"Target: {where}" + (f" ({server})" if server else ""))
         lines.append("")
     if not plan.stages:

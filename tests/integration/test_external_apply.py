@@ -89,6 +89,19 @@ def test_legacy_endpoints_form_is_accepted_by_the_server(kube_v1: ControlPlane) 
     assert endpoints["subsets"][0]["ports"][0]["port"] == 3306
 
 
+def test_legacy_endpoints_in_any_address_order_are_no_change(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "services.yaml"
+    spec.write_text("services:\n  - name: db\n    ports: [{port: 5432}]\n    addresses: [10.1.2.9, 10.1.2.3]\n")
+    assert _run(kube_v1, "apply", "-f", spec, "--yes", "--endpoints", "endpoints") == 0
+    endpoints = _get(kube_v1, "/api/v1/namespaces/default/endpoints/db")
+    assert sorted(a["ip"] for a in endpoints["subsets"][0]["addresses"]) == ["10.1.2.3", "10.1.2.9"]
+    capsys.readouterr()
+    assert _run(kube_v1, "plan", "-f", spec, "--endpoints", "endpoints", "--detailed-exitcode") == 0
+    assert "Plan: 0 to add, 0 to change, 0 to delete." in capsys.readouterr().out
+
+
 def test_refuses_to_take_over_a_service_it_does_not_manage(
     kube_v1: ControlPlane, capsys: pytest.CaptureFixture[str]
 ) -> None:

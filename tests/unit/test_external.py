@@ -264,3 +264,14 @@ def test_a_plan_in_the_old_external_format_is_refused_in_one_line_naming_the_new
     assert "\n" not in message and message.startswith("plan.json: ")
     assert "format_version 1" in message and "bgpflat external plan --out" in message
     refuse_legacy_plan({"format_version": 1}, file="plan.json")  # a current plan passes
+
+
+def test_the_order_of_endpoints_addresses_is_no_difference() -> None:
+    (service,) = parse(GOOD.replace("[192.168.26.81, 192.168.26.82]", "[192.168.26.82, 192.168.26.81]"))
+    desired = desired_manifests([service], legacy_endpoints=True)
+    stored = served(desired[1])
+    stored["subsets"][0]["addresses"].reverse()  # repacked, sorted
+    plan = make_external_plan(
+        desired=desired, observed={object_key(desired[0]): served(desired[0]), object_key(desired[1]): stored}
+    )
+    assert not plan.has_changes

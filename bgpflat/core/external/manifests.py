@@ -153,6 +153,21 @@ def normalize_owned(kind: str, path: str, value: Any) -> Any:
             ({"addresses": e.get("addresses"), "ready": (e.get("conditions") or {}).get("ready")} for e in value),
             key=lambda e: json.dumps(e, sort_keys=True),
         )
+    if kind == "Endpoints" and path == "subsets" and isinstance(value, list):
+        # Order carries no meaning in subsets, and Kubernetes' own repacking (RepackSubsets) sorts them.
+        return sorted(
+            (
+                {
+                    "addresses": sorted(
+                        (a.get("ip") for a in s.get("addresses") or [] if isinstance(a, Mapping)), key=str
+                    ),
+                    "ports": normalize_owned("EndpointSlice", "ports", s.get("ports") or []),
+                }
+                for s in value
+                if isinstance(s, Mapping)
+            ),
+            key=lambda s: json.dumps(s, sort_keys=True),
+        )
     if path.endswith("ports") and isinstance(value, list):
         ports = [{k: v for k, v in p.items() if k != "nodePort"} for p in value if isinstance(p, Mapping)]
         if kind == "Service":

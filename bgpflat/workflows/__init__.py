@@ -51,7 +51,7 @@ from bgpflat.workflows.ports import (
     StageVerifier,
     no_verification,
 )
-from bgpflat.workflows.restore import rollback
+from bgpflat.workflows.restore import RollbackAction, rollback
 
 __all__ = [
     "ALREADY",
@@ -69,6 +69,7 @@ __all__ = [
     "ObjectApi",
     "Outcome",
     "Progress",
+    "RollbackAction",
     "ServiceReads",
     "StageVerifier",
     "apply_plan",

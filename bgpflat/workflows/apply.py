@@ -76,7 +76,7 @@ DRY_RUN = Outcome.DRY_RUN
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChangeResult:
     stage: str
-    action: str  # a plan ``Action``, or rollback's restore/recreate/delete
+    action: str  # a plan ``Action``, or a rollback's ``RollbackAction``
     key: str
     outcome: Outcome
     resource_version: str | None = None

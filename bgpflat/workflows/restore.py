@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from bgpflat.core.external import EXTERNAL_KINDS, restore_patch
@@ -29,9 +30,17 @@ _ROLLBACK_ORDER = {
 }
 
 
+class RollbackAction(StrEnum):
+    """What rollback does to one object; the value is what its report shows."""
+
+    RESTORE = "restore"  # patch the saved spec back
+    RECREATE = "recreate"  # deleted since the backup: create it again
+    DELETE = "delete"  # created by the apply
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _RollbackStep:
-    action: str  # "restore", "recreate", "delete"
+    action: RollbackAction
     kind: str
     name: str
     namespace: str
@@ -106,7 +115,7 @@ def rollback(
         if current is None:
             steps.append(
                 _RollbackStep(
-                    action="recreate",
+                    action=RollbackAction.RECREATE,
                     kind=kind,
                     name=name,
                     namespace=namespace,
@@ -120,7 +129,7 @@ def rollback(
         if patch:
             steps.append(
                 _RollbackStep(
-                    action="restore",
+                    action=RollbackAction.RESTORE,
                     kind=kind,
                     name=name,
                     namespace=namespace,
@@ -137,7 +146,7 @@ def rollback(
         guard(key, current)
         steps.append(
             _RollbackStep(
-                action="delete",
+                action=RollbackAction.DELETE,
                 kind=kind,
                 name=name,
                 namespace=namespace,
@@ -158,9 +167,9 @@ def rollback(
     for step in steps:
         try:
             written: Mapping[str, Any] | None = None
-            if step.action == "recreate":
+            if step.action is RollbackAction.RECREATE:
                 written = api.create(step.body, dry_run=dry_run)
-            elif step.action == "restore":
+            elif step.action is RollbackAction.RESTORE:
                 assert step.resource_version is not None
                 written = api.patch(
                     step.kind,

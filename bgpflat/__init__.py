@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from bgpflat.core.calico.models import CalicoResource
+    from bgpflat.core.plan.identity import ClusterIdentity
     from bgpflat.core.plan.model import Plan
     from bgpflat.core.routes.cluster import ClusterState
     from bgpflat.core.routes.diff import RouteDiff
@@ -60,6 +61,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BgpflatError",
+    "ClusterIdentity",
     "ClusterState",
     "DesiredState",
     "ExpectedRoutes",
@@ -96,6 +98,7 @@ __all__ = [
 
 # The types, imported on first use: name -> module that defines it.
 _LAZY_TYPES = {
+    "ClusterIdentity": "bgpflat.core.plan.identity",
     "ClusterState": "bgpflat.core.routes.cluster",
     "DesiredState": "bgpflat.core.state.model",
     "ExpectedRoutes": "bgpflat.core.routes.expected",

@@ -1,8 +1,10 @@
 """``bgpflat external render|plan|apply``: outside services as in-cluster Services (scenario E).
 
 ``render`` prints the manifests (no cluster needed); ``plan`` shows what ``apply`` would create,
-change or delete (``--out`` saves it); ``apply`` writes Services, then their EndpointSlices
-(Endpoints before Kubernetes 1.21), from a services file or from a saved plan that is still fresh.
+change or delete (``--out`` saves it, in the same plan format as ``bgpflat plan``); ``apply`` writes
+Services, then their EndpointSlices (Endpoints before Kubernetes 1.21), from a services file or
+from a saved plan that is still fresh, through the same engine as ``bgpflat apply``: guarded
+writes, re-plan on 409, a backup first that ``bgpflat rollback`` puts back.
 Exit codes: 0 done, 2 error; ``plan --detailed-exitcode`` 0 no changes, 1 error, 2 changes.
 """
 
@@ -14,11 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_cluster_options, add_output_option
-from bgpflat.cli.output import EXIT_OK, error_line, info
+from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, error_line, info
+from bgpflat.cli.plan_commands import DEFAULT_BACKUP_DIR
 from bgpflat.errors import BgpflatError, PlanError, SpecError
 
 if TYPE_CHECKING:
-    from bgpflat.core.external import ExternalPlan, ExternalService
+    from bgpflat.adapters.kube import ServiceApi
+    from bgpflat.core.external import ExternalService
+    from bgpflat.core.plan.planner import Plan
 
 
 def _common(parser: argparse.ArgumentParser, *, cluster: bool, file_required: bool = True) -> None:
@@ -75,6 +80,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     _common(apply, cluster=True, file_required=False)
     apply.add_argument("--yes", "--auto-approve", dest="yes", action="store_true", help="do not ask")
     apply.add_argument("--dry-run", choices=("none", "server"), default="none")
+    apply.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        default=str(DEFAULT_BACKUP_DIR),
+        help=f"where the backup goes, for `bgpflat rollback` (default: {DEFAULT_BACKUP_DIR})",
+    )
     apply.set_defaults(func=_cmd_apply)
 
 
@@ -103,50 +114,55 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _connect(args: argparse.Namespace) -> Any:
-    from bgpflat.adapters.kube import KubeClient
+def _connect(args: argparse.Namespace) -> ServiceApi:
+    from bgpflat.adapters.kube import ServiceApi
 
-    client = KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context)
-    info(f"Target: context {client.target.context!r} at {client.target.server}")
-    return client
-
-
-def _target(client: Any) -> dict[str, str]:
-    return {"context": client.target.context, "server": client.target.server, "clusterID": client.cluster_uid()}
+    api = ServiceApi.connect(kubeconfig=args.kubeconfig, context=args.context)
+    info(f"Target: context {api.target.context!r} at {api.target.server}")
+    return api
 
 
-def load_saved_plan(path: str) -> ExternalPlan:
+def load_saved_plan(path: str) -> Plan:
     """A plan file from ``external plan --out``; every refusal names the file."""
     from bgpflat.adapters.files import read_json
-    from bgpflat.core.external import ExternalPlan
+    from bgpflat.core.external import is_external_plan, refuse_legacy_plan
+    from bgpflat.core.plan.planner import Plan
 
     if Path(path).suffix in (".yaml", ".yml"):
         raise PlanError(
             f"{path}: a saved plan is the JSON file `bgpflat external plan --out` writes; "
             f"to plan and apply a services file, run: bgpflat external apply -f {path}"
         )
+    data = read_json(path)
+    refuse_legacy_plan(data, file=path)
     try:
-        return ExternalPlan.from_dict(read_json(path))
+        plan = Plan.from_dict(data)
     except PlanError as exc:
         raise PlanError(
             f"{path}: {exc} (fix: make the plan again with `bgpflat external plan --out`; "
             "a saved plan is not edited by hand)"
         ) from None
+    if not is_external_plan(plan):
+        raise PlanError(
+            f"{path}: this is not a plan saved by `bgpflat external plan --out` "
+            f"(a Calico plan is applied with: bgpflat apply {path})"
+        )
+    return plan
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from bgpflat import workflows
     from bgpflat.adapters.files import write_text_atomic
-    from bgpflat.workflows import external as wf
+    from bgpflat.views.plan import external_plan_text
 
     try:
         services = load_services(args.file)
-        client = _connect(args)
+        api = _connect(args)
         try:
-            legacy = wf.wants_legacy_endpoints(client, mode=args.endpoints)
-            plan = wf.plan_external(client, services, legacy_endpoints=legacy, prune=args.prune)
-            plan = plan.with_target(_target(client))
+            legacy = workflows.wants_legacy_endpoints(api, mode=args.endpoints)
+            plan = workflows.plan_external(api, services, legacy_endpoints=legacy, prune=args.prune)
         finally:
-            client.close()
+            api.close()
         if args.out:
             write_text_atomic(args.out, plan.to_json())
     except BgpflatError as exc:
@@ -154,7 +170,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             error_line(str(exc))
             return 1
         raise
-    sys.stdout.write(plan.to_json() if args.output == "json" else plan.text())
+    sys.stdout.write(plan.to_json() if args.output == "json" else external_plan_text(plan))
     if args.out:
         info(f"Plan saved to {args.out}; apply it with: bgpflat external apply {args.out}")
     if args.detailed_exitcode:
@@ -163,7 +179,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from bgpflat.workflows import external as wf
+    from bgpflat import workflows
+    from bgpflat.cli.plan_commands import backup_writer
+    from bgpflat.views.plan import external_plan_text
 
     if bool(args.plan_file) == bool(args.file):
         raise PlanError("give either a saved plan (bgpflat external apply PLAN.json) or a services file (-f FILE)")
@@ -181,15 +199,17 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     # Refused before the cluster is contacted: without a terminal there is no one to ask.
     if not args.yes and not dry_run and not sys.stdin.isatty():
         raise PlanError("stdin is not a terminal, so bgpflat cannot ask for confirmation; pass --yes to apply")
-    client = _connect(args)
+    api = _connect(args)
     try:
         if saved is not None:
-            wf.check_saved_plan(client, saved, target=_target(client))
+            # Refused before it is shown: a plan for another cluster, or one the cluster moved away from.
+            workflows.check_plan_target(saved, api.identity())
+            workflows.ensure_fresh(saved, api)
             plan = saved
         else:
-            legacy = wf.wants_legacy_endpoints(client, mode=args.endpoints)
-            plan = wf.plan_external(client, services, legacy_endpoints=legacy, prune=args.prune)
-        sys.stdout.write(plan.text())
+            legacy = workflows.wants_legacy_endpoints(api, mode=args.endpoints)
+            plan = workflows.plan_external(api, services, legacy_endpoints=legacy, prune=args.prune)
+        sys.stdout.write(external_plan_text(plan))
         if not plan.has_changes:
             return EXIT_OK
         if not args.yes and not dry_run:
@@ -197,10 +217,23 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             if input("  Enter 'yes' to continue: ").strip().lower() != "yes":
                 info("Apply cancelled.")
                 return EXIT_OK
-        results = wf.apply_external(client, plan, dry_run=dry_run)
+        report = workflows.apply_plan(
+            plan,
+            api,
+            backup=None if dry_run else backup_writer(args.backup_dir, api.target.context),
+            dry_run=dry_run,
+            progress=info,
+        )
     finally:
-        client.close()
+        api.close()
     verb = "Would apply" if dry_run else "Applied"
-    for result in results:
-        sys.stdout.write(f"{verb}: {result.action} {result.key}\n")
+    done = (workflows.APPLIED, workflows.ALREADY, workflows.DRY_RUN)
+    for result in report.results:
+        if result.outcome in done:
+            sys.stdout.write(f"{verb}: {result.action} {result.key}\n")
+    if report.error is not None:
+        if report.backup:
+            info(f"Backup: {report.backup} (undo what was written with: bgpflat rollback {report.backup})")
+        error_line(f"apply stopped: {report.error}")
+        return EXIT_ERROR
     return EXIT_OK

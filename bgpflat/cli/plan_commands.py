@@ -20,7 +20,7 @@ from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.errors import BgpflatError, PlanError, SpecError
 
 if TYPE_CHECKING:
-    from bgpflat.adapters.kube import CalicoApi
+    from bgpflat.adapters.kube import CalicoApi, ServiceApi
     from bgpflat.core.plan.planner import Plan
     from bgpflat.core.state.model import DesiredState
     from bgpflat.workflows import ApplyReport
@@ -180,9 +180,16 @@ def load_saved_plan(path: str) -> Plan:
         if "make the plan again" not in text:
             text += " (fix: make the plan again with `bgpflat plan --out`; a saved plan is not edited by hand)"
         raise PlanError(f"{path}: {text}") from None
-    if plan.identity.get("snapshot"):
+    from bgpflat.core.external import is_external_plan
+
+    if is_external_plan(plan):
         raise PlanError(
-            f"{path}: this plan was made from the snapshot {plan.identity['snapshot']}, not from a cluster; "
+            f"{path}: this plan was saved by `bgpflat external plan --out`; "
+            f"apply it with: bgpflat external apply {path}"
+        )
+    if plan.identity.snapshot:
+        raise PlanError(
+            f"{path}: this plan was made from the snapshot {plan.identity.snapshot}, not from a cluster; "
             "run `bgpflat plan --out` against the cluster to get a plan that can be applied"
         )
     return plan
@@ -280,7 +287,7 @@ def _make_plan(args: argparse.Namespace) -> Plan:
 # --- apply ---------------------------------------------------------------------------------------
 
 
-def _backup_writer(directory: str, context: str) -> Any:
+def backup_writer(directory: str, context: str) -> Any:
     from bgpflat.adapters import files
 
     def write(*, header: Mapping[str, Any], objects: Sequence[Mapping[str, Any]], path: str | None) -> str:
@@ -335,7 +342,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         report = workflows.apply_plan(
             plan,
             api,
-            backup=None if dry_run else _backup_writer(args.backup_dir, api.target.context),
+            backup=None if dry_run else backup_writer(args.backup_dir, api.target.context),
             dry_run=dry_run,
             progress=info,
             allow_crd_v1=args.allow_crd_v1,
@@ -352,6 +359,26 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 # --- rollback ------------------------------------------------------------------------------------
 
 
+def _rollback_api(
+    args: argparse.Namespace, header: Mapping[str, Any], objects: Sequence[Mapping[str, Any]]
+) -> CalicoApi | ServiceApi:
+    """The cluster surface the backup's objects need: outside services (``bgpflat external apply``)
+    need no Calico API, so a backup of only those is rolled back without one."""
+    from bgpflat.core.external import EXTERNAL_KINDS
+    from bgpflat.core.plan.planner import split_key
+
+    kinds = {str(o.get("kind")) for o in objects} | {split_key(str(k))[0] for k in header.get("created") or ()}
+    if kinds and kinds <= set(EXTERNAL_KINDS):
+        from bgpflat.adapters.kube import ServiceApi
+
+        services = ServiceApi.connect(kubeconfig=args.kubeconfig, context=args.context)
+        info(f"Rolling back on context {services.target.context!r} at {services.target.server}")
+        return services
+    api = _connect(args)
+    _announce(api, "Rolling back on")
+    return api
+
+
 def _cmd_rollback(args: argparse.Namespace) -> int:
     from bgpflat import workflows
     from bgpflat.adapters.files import load_backup
@@ -359,9 +386,8 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     backup = load_backup(args.backup)
     if not args.yes and args.dry_run == "none" and not sys.stdin.isatty():
         raise PlanError("stdin is not a terminal, so bgpflat cannot ask for confirmation; pass --yes to roll back")
-    api = _connect(args)
+    api = _rollback_api(args, backup.header, backup.objects)
     try:
-        _announce(api, "Rolling back on")
         created = list(backup.header.get("created") or ())
         info(
             f"Backup {backup.file}: {len(backup.objects)} object(s) to restore, {len(created)} to delete "

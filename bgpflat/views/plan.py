@@ -7,11 +7,11 @@ output and a golden file stay the same text; rich drops the styles when stdout i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
 from rich.text import Text
 
-from bgpflat.core.plan.planner import Plan, render_plan_text
+from bgpflat.core.external import listing_order
+from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, render_plan_text
 from bgpflat.workflows import ALREADY, APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, UNKNOWN, ApplyReport
 
 _FLAVOURS = {
@@ -21,22 +21,21 @@ _FLAVOURS = {
 }
 
 
-def header_lines(identity: Mapping[str, str]) -> list[str]:
+def header_lines(identity: ClusterIdentity) -> list[str]:
     """Where a plan was made: context, server, Calico API, Calico version (or the snapshot file)."""
     lines = []
-    if identity.get("snapshot"):
-        lines.append(f"Source:  snapshot {identity['snapshot']} (no cluster contacted)")
-    if identity.get("context") or identity.get("server"):
-        lines.append(f"Target:  context {identity.get('context') or '?'}  server {identity.get('server') or '?'}")
-    flavour = identity.get("apiFlavour", "")
-    api = _FLAVOURS.get(flavour) or identity.get("apiGroup") or "unknown"
-    lines.append(f"Calico:  {identity.get('calicoVersion') or 'version unknown'} via {api}")
+    if identity.snapshot:
+        lines.append(f"Source:  snapshot {identity.snapshot} (no cluster contacted)")
+    if identity.context or identity.server:
+        lines.append(f"Target:  context {identity.context or '?'}  server {identity.server or '?'}")
+    api = _FLAVOURS.get(identity.api_flavour) or identity.api_group or "unknown"
+    lines.append(f"Calico:  {identity.calico_version or 'version unknown'} via {api}")
     return lines
 
 
 def plan_text(plan: Plan) -> str:
     """The whole table output as plain text: header, stages with field diffs, findings, summary."""
-    body = render_plan_text(dataclasses.replace(plan, identity={}))
+    body = render_plan_text(dataclasses.replace(plan, identity=ClusterIdentity()))
     return "\n".join(header_lines(plan.identity)) + "\n\n" + body
 
 
@@ -91,4 +90,23 @@ def report_text(report: ApplyReport, *, verb: str = "Apply") -> str:
     lines.append(summary)
     if report.backup:
         lines.append(f"Backup: {report.backup}  (undo with: bgpflat rollback {report.backup})")
+    return "\n".join(lines) + "\n"
+
+
+_EXTERNAL_SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.NO_OP: " "}
+
+
+def external_plan_text(plan: Plan) -> str:
+    """``bgpflat external plan``: one line per object in the file's order (unchanged ones too), the
+    fields an update writes, then the deletions, then the summary."""
+    deletions = [c for c in plan.changes if c.action is Action.DELETE]
+    listed = sorted(
+        [c for c in plan.changes if c.action is not Action.DELETE] + list(plan.unchanged), key=listing_order
+    )
+    lines = []
+    for change in [*listed, *deletions]:
+        paths = [fc.path for fc in change.fields] if change.action is Action.UPDATE else []
+        suffix = f" ({', '.join(paths)})" if paths else ""
+        lines.append(f"{_EXTERNAL_SYMBOLS[change.action]} {change.key}{suffix}")
+    lines.append(str(plan.summary))
     return "\n".join(lines) + "\n"

@@ -7,9 +7,11 @@
 * ``apply``: ``apply_plan``, stage by stage with resourceVersion preconditions, re-plan on 409,
   backup first, read-back and a verifier hook after each stage, an ``ApplyReport`` at the end;
 * ``restore``: ``rollback``, putting a backup back, refusing objects edited since the apply;
+* ``external``: ``plan_external``, outside services (Services, EndpointSlices, Endpoints) as a
+  ``Plan`` that ``apply_plan`` and ``rollback`` handle like any other;
 * ``routes``: the live cluster read of ``routes expected``/``verify`` and the expected routes;
-* ``ports``: the Protocols the adapters fill (``ClusterApi``, ``ClusterReader``, ``BackupWriter``,
-  ``StageVerifier``).
+* ``ports``: the Protocols the adapters fill (``ObjectApi``, ``ClusterApi``, ``ServiceReads``,
+  ``ClusterReader``, ``BackupWriter``, ``StageVerifier``).
 
 Nothing here imports an adapter: the CLI passes ``bgpflat.adapters.kube.CalicoApi`` and a backup
 writer built on ``bgpflat.adapters.files``.
@@ -26,10 +28,12 @@ from bgpflat.workflows.apply import (
     UNKNOWN,
     ApplyReport,
     ChangeResult,
+    Outcome,
     apply_plan,
     backup_objects,
     merge_patch,
 )
+from bgpflat.workflows.external import plan_external, wants_legacy_endpoints
 from bgpflat.workflows.guards import Moved, check_plan_target, check_writable, ensure_fresh, find_moved
 from bgpflat.workflows.planning import (
     SNAPSHOT_FORMAT,
@@ -39,8 +43,16 @@ from bgpflat.workflows.planning import (
     snapshot_identity,
     take_snapshot,
 )
-from bgpflat.workflows.ports import BackupWriter, ClusterApi, Progress, StageVerifier, no_verification
-from bgpflat.workflows.restore import rollback
+from bgpflat.workflows.ports import (
+    BackupWriter,
+    ClusterApi,
+    ObjectApi,
+    Progress,
+    ServiceReads,
+    StageVerifier,
+    no_verification,
+)
+from bgpflat.workflows.restore import RollbackAction, rollback
 
 __all__ = [
     "ALREADY",
@@ -55,7 +67,11 @@ __all__ = [
     "ChangeResult",
     "ClusterApi",
     "Moved",
+    "ObjectApi",
+    "Outcome",
     "Progress",
+    "RollbackAction",
+    "ServiceReads",
     "StageVerifier",
     "apply_plan",
     "backup_objects",
@@ -67,8 +83,10 @@ __all__ = [
     "merge_patch",
     "no_verification",
     "plan_cluster",
+    "plan_external",
     "plan_snapshot",
     "rollback",
     "snapshot_identity",
     "take_snapshot",
+    "wants_legacy_endpoints",
 ]

@@ -24,10 +24,11 @@ import copy
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from bgpflat.core.calico import parse_path, parse_resource, validate
-from bgpflat.core.plan.planner import Plan, ResourceChange, Stage
+from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, Stage
 from bgpflat.errors import (
     BgpflatError,
     KubeConflict,
@@ -42,29 +43,42 @@ from bgpflat.workflows.guards import (
     check_plan_target,
     check_writable,
     ensure_fresh,
+    replan_command,
     rv_of,
     same_value,
     show_value,
     value_at,
 )
-from bgpflat.workflows.ports import BackupWriter, ClusterApi, Progress, StageVerifier, no_verification, quiet
+from bgpflat.workflows.ports import BackupWriter, ObjectApi, Progress, StageVerifier, no_verification, quiet
 
 MAX_CONFLICT_RETRIES = 3
 
-APPLIED = "applied"
-ALREADY = "already-done"
-FAILED = "failed"
-UNKNOWN = "unknown"
-NOT_ATTEMPTED = "not-attempted"
-DRY_RUN = "dry-run"
+
+class Outcome(StrEnum):
+    """What became of one change; the value is what reports (``-o json``) show."""
+
+    APPLIED = "applied"
+    ALREADY = "already-done"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    NOT_ATTEMPTED = "not-attempted"
+    DRY_RUN = "dry-run"
+
+
+APPLIED = Outcome.APPLIED
+ALREADY = Outcome.ALREADY
+FAILED = Outcome.FAILED
+UNKNOWN = Outcome.UNKNOWN
+NOT_ATTEMPTED = Outcome.NOT_ATTEMPTED
+DRY_RUN = Outcome.DRY_RUN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChangeResult:
     stage: str
-    action: str
+    action: str  # a plan ``Action``, or a rollback's ``RollbackAction``
     key: str
-    outcome: str
+    outcome: Outcome
     resource_version: str | None = None
     retries: int = 0
     message: str | None = None
@@ -87,7 +101,7 @@ class ApplyReport:
     dry_run: bool
     backup: str | None = None
     error: str | None = None  # why apply stopped early; None when every stage went through
-    identity: Mapping[str, str] = field(default_factory=dict)
+    identity: ClusterIdentity = field(default_factory=ClusterIdentity)
 
     @property
     def completed(self) -> bool:
@@ -104,7 +118,7 @@ class ApplyReport:
             "dry_run": self.dry_run,
             "backup": self.backup,
             "error": self.error,
-            "identity": dict(self.identity),
+            "identity": self.identity.to_dict(),
             "results": [r.to_dict() for r in self.results],
         }
 
@@ -134,9 +148,9 @@ def _validate_write(change: ResourceChange, current: Mapping[str, Any] | None) -
     """Calico's rules on the object as it will be after this write (the server may not check them)."""
     if change.kind not in ("IPPool", "BGPPeer", "BGPConfiguration"):
         return
-    if change.action == "create" and change.manifest is not None:
+    if change.action is Action.CREATE and change.manifest is not None:
         validate(parse_resource(change.manifest, path=change.key))
-    elif change.action == "update" and current is not None and change.patch is not None:
+    elif change.action is Action.UPDATE and current is not None and change.patch is not None:
         merged = merge_patch(current, change.patch)
         merged["apiVersion"] = "projectcalico.org/v3"
         old = parse_resource(current, path=change.key)
@@ -170,7 +184,7 @@ def _conflict_verdict(change: ResourceChange, current: Mapping[str, Any]) -> str
 
 @dataclass(slots=True)
 class _Run:
-    api: ClusterApi
+    api: ObjectApi
     dry_run: bool
     progress: Progress
     versions: dict[str, str] = field(default_factory=dict)  # resourceVersion our last write left
@@ -180,7 +194,7 @@ class _Run:
     def result(
         self,
         change: ResourceChange,
-        outcome: str,
+        outcome: Outcome,
         *,
         rv: str | None = None,
         retries: int = 0,
@@ -201,13 +215,13 @@ class _Run:
         if self.dry_run and change.chained and key in self.created:
             return self.result(change, DRY_RUN, message="follows a create that a dry run does not store")
         rv = self.versions.get(key) if change.chained else change.resource_version
-        if rv is None and change.action != "create":
+        if rv is None and change.action is not Action.CREATE:
             rv = self.versions.get(key) or change.resource_version
         retries = 0
         while True:
             current = None
-            if change.action == "update":
-                current = api.get(change.kind, change.name)
+            if change.action is Action.UPDATE:
+                current = api.get(change.kind, change.name, namespace=change.namespace)
                 if current is None:
                     raise _Stop(
                         self.result(
@@ -226,13 +240,13 @@ class _Run:
                 outcome = self._after_conflict(change, exc, retries)
                 if outcome is None:
                     retries += 1
-                    rv = rv_of(api.get(change.kind, change.name))
+                    rv = rv_of(api.get(change.kind, change.name, namespace=change.namespace))
                     continue
                 return outcome
             except KubeUnavailable as exc:
                 raise _Stop(self._after_failure(change, exc)) from None
             except KubeNotFound:
-                if change.action != "delete":
+                if change.action is not Action.DELETE:
                     raise _Stop(self.result(change, FAILED, message=f"{key} no longer exists")) from None
                 # A retried DELETE whose first attempt landed: the object is gone, as planned.
                 return self.result(change, ALREADY, message="already deleted")
@@ -241,44 +255,54 @@ class _Run:
             new_rv = rv_of(written)
             if new_rv:
                 self.versions[key] = new_rv
-            if change.action == "create":
+            if change.action is Action.CREATE:
                 self.created.add(key)
             return self.result(change, DRY_RUN if self.dry_run else APPLIED, rv=new_rv, retries=retries)
 
     def _send(self, change: ResourceChange, rv: str | None) -> dict[str, Any] | None:
         api = self.api
-        if change.action == "create":
+        if change.action is Action.CREATE:
             assert change.manifest is not None
             return api.create(change.manifest, dry_run=self.dry_run)
         if rv is None:
             raise KubeError(f"{change.key}: no resourceVersion to guard the write with; make the plan again")
-        if change.action == "update":
+        if change.action is Action.UPDATE:
             assert change.patch is not None
-            return api.patch(change.kind, change.name, change.patch, resource_version=rv, dry_run=self.dry_run)
-        if change.action == "delete":
-            api.delete(change.kind, change.name, resource_version=rv, dry_run=self.dry_run)
+            return api.patch(
+                change.kind,
+                change.name,
+                change.patch,
+                resource_version=rv,
+                dry_run=self.dry_run,
+                namespace=change.namespace,
+            )
+        if change.action is Action.DELETE:
+            api.delete(change.kind, change.name, resource_version=rv, dry_run=self.dry_run, namespace=change.namespace)
             return None
         raise PlanError(f"{change.key}: unknown action {change.action!r}")
 
     def _after_conflict(self, change: ResourceChange, exc: KubeConflict, retries: int) -> ChangeResult | None:
         """None to retry with the new resourceVersion; a result when done; raises ``_Stop`` otherwise."""
         key = change.key
-        current = self.api.get(change.kind, change.name)
-        if change.action == "create":
+        current = self.api.get(change.kind, change.name, namespace=change.namespace)
+        if change.action is Action.CREATE:
             raise _Stop(
                 self.result(
                     change,
                     FAILED,
                     message=f"{key} was created by someone else while applying; "
-                    "not overwritten. Run `bgpflat plan` again",
+                    f"not overwritten. Run `{replan_command(change.kind)}` again",
                 )
             )
         if current is None:
             raise _Stop(self.result(change, FAILED, message=f"{key} was deleted by someone else while applying"))
-        if change.action == "delete":
+        if change.action is Action.DELETE:
             raise _Stop(
                 self.result(
-                    change, FAILED, message=f"{key} was changed by someone else; not deleted. Run `bgpflat plan` again"
+                    change,
+                    FAILED,
+                    message=f"{key} was changed by someone else; not deleted. "
+                    f"Run `{replan_command(change.kind)}` again",
                 )
             )
         verdict = _conflict_verdict(change, current)
@@ -304,14 +328,14 @@ class _Run:
                 FAILED,
                 retries=retries,
                 message=f"{key} was edited by someone else while applying ({why}); "
-                "their edit was kept and this change was not written. Run `bgpflat plan` again",
+                f"their edit was kept and this change was not written. Run `{replan_command(change.kind)}` again",
             )
         )
 
     def _after_failure(self, change: ResourceChange, exc: KubeUnavailable) -> ChangeResult:
         """The connection failed mid-write: find out by reading whether the write landed."""
         try:
-            current = self.api.get(change.kind, change.name)
+            current = self.api.get(change.kind, change.name, namespace=change.namespace)
         except KubeError:
             return self.result(
                 change,
@@ -319,9 +343,9 @@ class _Run:
                 message=f"{exc}; whether this write landed is unknown (the API server could not be read back)",
             )
         landed = False
-        if change.action == "create":
+        if change.action is Action.CREATE:
             landed = current is not None
-        elif change.action == "delete":
+        elif change.action is Action.DELETE:
             landed = current is None
         elif current is not None:
             spec = current.get("spec") if isinstance(current.get("spec"), Mapping) else None
@@ -341,8 +365,8 @@ def _check_stage(run: _Run, stage: Stage) -> None:
     """Read back what the stage wrote; raise ``VerifyError`` if the cluster does not show it."""
     problems: list[str] = []
     for change in stage.changes:
-        current = run.api.get(change.kind, change.name)
-        if change.action == "delete":
+        current = run.api.get(change.kind, change.name, namespace=change.namespace)
+        if change.action is Action.DELETE:
             if current is not None:
                 problems.append(f"{change.key} still exists")
             continue
@@ -358,7 +382,7 @@ def _check_stage(run: _Run, stage: Stage) -> None:
         raise VerifyError(f"stage {stage.name} did not take effect: {'; '.join(problems)}")
 
 
-def backup_objects(plan: Plan, api: ClusterApi) -> tuple[list[dict[str, Any]], list[str]]:
+def backup_objects(plan: Plan, api: ObjectApi) -> tuple[list[dict[str, Any]], list[str]]:
     """The current objects every change will touch, and the keys the plan creates."""
     objects: list[dict[str, Any]] = []
     created: list[str] = []
@@ -367,10 +391,10 @@ def backup_objects(plan: Plan, api: ClusterApi) -> tuple[list[dict[str, Any]], l
         if change.key in seen:
             continue
         seen.add(change.key)
-        if change.action == "create":
+        if change.action is Action.CREATE:
             created.append(change.key)
             continue
-        current = api.get(change.kind, change.name)
+        current = api.get(change.kind, change.name, namespace=change.namespace)
         if current is not None:
             objects.append(current)
     return objects, created
@@ -378,7 +402,7 @@ def backup_objects(plan: Plan, api: ClusterApi) -> tuple[list[dict[str, Any]], l
 
 def apply_plan(
     plan: Plan,
-    api: ClusterApi,
+    api: ObjectApi,
     *,
     backup: BackupWriter | None,
     dry_run: bool = False,
@@ -408,12 +432,7 @@ def apply_plan(
         backed_up, created = backup_objects(plan, api)
         header = {
             "backup": True,
-            "context": identity.get("context", ""),
-            "server": identity.get("server", ""),
-            "clusterUID": identity.get("clusterID", ""),
-            "apiGroup": identity.get("apiGroup", ""),
-            "apiFlavour": identity.get("apiFlavour", ""),
-            "calicoVersion": identity.get("calicoVersion", ""),
+            **identity.to_header(),
             "takenAt": (taken_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "created": created,
             "appliedVersions": {},

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from bgpflat.core.plan.planner import Plan, make_plan
+from bgpflat.core.plan.planner import ClusterIdentity, Plan, make_plan
 from bgpflat.core.state.model import DesiredState, ObservedState
 from bgpflat.errors import PlanError
 from bgpflat.workflows.ports import ClusterApi
@@ -15,13 +16,13 @@ SNAPSHOT_FORMAT = 1
 V1_API_GROUP = "crd.projectcalico.org/v1"
 
 
-def check_spec_target(desired: DesiredState, identity: Mapping[str, str]) -> None:
+def check_spec_target(desired: DesiredState, identity: ClusterIdentity) -> None:
     """Refuse a spec that names another kube context than the one targeted."""
     wanted = desired.cluster.context if desired.cluster is not None else None
-    current = identity.get("context")
-    if wanted and current and wanted != current and not identity.get("snapshot"):
+    current = identity.context
+    if wanted and current and wanted != current and not identity.snapshot:
         raise PlanError(
-            f"the spec is for context {wanted!r} but the target is {current!r} ({identity.get('server', '')}); "
+            f"the spec is for context {wanted!r} but the target is {current!r} ({identity.server}); "
             f"pass --context {wanted} or change cluster.context in the spec"
         )
 
@@ -31,21 +32,13 @@ def plan_cluster(api: ClusterApi, desired: DesiredState, *, prune: bool = False)
     identity = api.identity()
     check_spec_target(desired, identity)
     objects: list[Mapping[str, Any]] = list(api.read_state())
-    observed = ObservedState.from_objects(objects, identity=identity)
+    observed = ObservedState.from_objects(objects, identity=identity.to_dict())
     return make_plan(desired=desired, observed=observed, prune=prune)
 
 
-def snapshot_identity(header: Mapping[str, Any], *, file: str) -> dict[str, str]:
+def snapshot_identity(header: Mapping[str, Any], *, file: str) -> ClusterIdentity:
     """The identity a plan made from a snapshot carries: marked so that it can never be applied."""
-    return {
-        "context": str(header.get("context") or ""),
-        "server": str(header.get("server") or ""),
-        "clusterID": str(header.get("clusterUID") or ""),
-        "apiGroup": str(header.get("apiGroup") or ""),
-        "apiFlavour": str(header.get("apiFlavour") or ""),
-        "calicoVersion": str(header.get("calicoVersion") or ""),
-        "snapshot": file,
-    }
+    return ClusterIdentity.from_header(header, snapshot=file)
 
 
 def plan_snapshot(
@@ -58,14 +51,16 @@ def plan_snapshot(
 ) -> Plan:
     """Compare ``desired`` with a snapshot file instead of a live cluster."""
     identity = snapshot_identity(header, file=file)
-    if not identity["calicoVersion"]:
+    if not identity.calico_version:
         for obj in objects:
             if obj.get("kind") == "ClusterInformation":
-                identity["calicoVersion"] = str((obj.get("spec") or {}).get("calicoVersion") or "")
-    if not identity["apiGroup"]:
+                version = str((obj.get("spec") or {}).get("calicoVersion") or "")
+                identity = dataclasses.replace(identity, calico_version=version)
+    if not identity.api_group:
         groups = {str(o.get("apiVersion")) for o in objects if o.get("kind") in ("IPPool", "BGPPeer")}
-        identity["apiGroup"] = "projectcalico.org/v3" if "projectcalico.org/v3" in groups else V1_API_GROUP
-    observed = ObservedState.from_objects(list(objects), identity=identity)
+        group = "projectcalico.org/v3" if "projectcalico.org/v3" in groups else V1_API_GROUP
+        identity = dataclasses.replace(identity, api_group=group)
+    observed = ObservedState.from_objects(list(objects), identity=identity.to_dict())
     return make_plan(desired=desired, observed=observed, prune=prune)
 
 
@@ -82,12 +77,7 @@ def take_snapshot(api: ClusterApi, *, taken_at: dt.datetime) -> tuple[dict[str, 
     identity = api.identity()
     header = {
         "snapshotFormat": SNAPSHOT_FORMAT,
-        "context": identity.get("context", ""),
-        "server": identity.get("server", ""),
-        "clusterUID": identity.get("clusterID", ""),
-        "calicoVersion": identity.get("calicoVersion", ""),
-        "apiFlavour": identity.get("apiFlavour", ""),
-        "apiGroup": identity.get("apiGroup", ""),
+        **identity.to_header(),
         "takenAt": taken_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     return header, iter(api.read_everything())

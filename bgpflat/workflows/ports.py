@@ -5,27 +5,48 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from bgpflat.core.plan.planner import Stage
+from bgpflat.core.plan.planner import ClusterIdentity, Stage
 
 
-class ClusterApi(Protocol):
+class ObjectApi(Protocol):
+    """What apply, its guards and rollback need: the cluster's identity and guarded single-object
+    reads and writes. ``namespace`` is "" for cluster-wide objects (every Calico kind).
+    ``bgpflat.adapters.kube.CalicoApi`` and ``bgpflat.adapters.kube.ServiceApi`` fill it."""
+
+    def identity(self) -> ClusterIdentity: ...
+
+    def get(self, kind: str, name: str, *, namespace: str = "") -> dict[str, Any] | None: ...
+
+    def create(self, manifest: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]: ...
+
+    def patch(
+        self,
+        kind: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str,
+        dry_run: bool,
+        namespace: str = "",
+    ) -> dict[str, Any]: ...
+
+    def delete(self, kind: str, name: str, *, resource_version: str, dry_run: bool, namespace: str = "") -> None: ...
+
+
+class ClusterApi(ObjectApi, Protocol):
     """A cluster with its Calico API chosen; ``bgpflat.adapters.kube.CalicoApi`` is the real one."""
-
-    def identity(self) -> dict[str, str]: ...
 
     def read_state(self) -> list[dict[str, Any]]: ...
 
     def read_everything(self) -> Iterable[dict[str, Any]]: ...
 
-    def get(self, kind: str, name: str) -> dict[str, Any] | None: ...
 
-    def create(self, manifest: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]: ...
+class ServiceReads(ObjectApi, Protocol):
+    """What planning outside services reads; ``bgpflat.adapters.kube.ServiceApi``."""
 
-    def patch(
-        self, kind: str, name: str, patch: Mapping[str, Any], *, resource_version: str, dry_run: bool
-    ) -> dict[str, Any]: ...
+    def serves_endpoint_slices(self) -> bool: ...
 
-    def delete(self, kind: str, name: str, *, resource_version: str, dry_run: bool) -> None: ...
+    def list_labelled(self, kind: str, selector: str, *, namespace: str = "") -> list[dict[str, Any]]: ...
 
 
 class ClusterTarget(Protocol):
@@ -50,7 +71,7 @@ class ClusterReader(Protocol):
 class StageVerifier(Protocol):
     """Runs after a stage is written and read back; raises ``VerifyError`` to stop the apply."""
 
-    def __call__(self, stage: Stage, *, api: ClusterApi) -> None: ...
+    def __call__(self, stage: Stage, *, api: ObjectApi) -> None: ...
 
 
 class BackupWriter(Protocol):
@@ -63,7 +84,7 @@ class Progress(Protocol):
     def __call__(self, message: str) -> None: ...
 
 
-def no_verification(stage: Stage, *, api: ClusterApi) -> None:
+def no_verification(stage: Stage, *, api: ObjectApi) -> None:
     """The default verifier: the read-back check of each stage is all there is."""
 
 

@@ -5,33 +5,57 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
+from bgpflat.core.external import EXTERNAL_KINDS, restore_patch
+from bgpflat.core.plan.planner import ClusterIdentity, object_key, split_key
 from bgpflat.errors import KubeConflict, KubeError, PlanError
 from bgpflat.workflows.apply import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, ApplyReport, ChangeResult
 from bgpflat.workflows.guards import rv_of, value_at
-from bgpflat.workflows.ports import ClusterApi, Progress, quiet
+from bgpflat.workflows.ports import ObjectApi, Progress, quiet
 
 SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink")
 
-_ROLLBACK_ORDER = {"Installation": 0, "IPPool": 1, "BGPConfiguration": 2, "BGPPeer": 3}
+# Restored in this order, and what apply created deleted in the reverse one: a Service is put back
+# before its endpoint objects and deleted after them.
+_ROLLBACK_ORDER = {
+    "Installation": 0,
+    "IPPool": 1,
+    "BGPConfiguration": 2,
+    "BGPPeer": 3,
+    "Service": 4,
+    "EndpointSlice": 5,
+    "Endpoints": 5,
+}
+
+
+class RollbackAction(StrEnum):
+    """What rollback does to one object; the value is what its report shows."""
+
+    RESTORE = "restore"  # patch the saved spec back
+    RECREATE = "recreate"  # deleted since the backup: create it again
+    DELETE = "delete"  # created by the apply
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _RollbackStep:
-    action: str  # "restore", "recreate", "delete"
+    action: RollbackAction
     kind: str
     name: str
+    namespace: str
     resource_version: str | None
     body: Mapping[str, Any]
 
     @property
     def key(self) -> str:
-        return f"{self.kind}/{self.name}"
+        return object_key(self.kind, self.name, self.namespace)
 
 
 def _restore_patch(kind: str, saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
     """A merge patch that makes ``current``'s spec equal the saved one (extra keys nulled)."""
+    if kind in EXTERNAL_KINDS:
+        return restore_patch(kind, saved, current)
     if kind == "Installation":
         return {"spec": {"calicoNetwork": {"ipPools": copy.deepcopy(value_at(saved, "spec.calicoNetwork.ipPools"))}}}
     saved_spec = dict(saved.get("spec") or {})
@@ -49,7 +73,7 @@ def _recreate_manifest(saved: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def rollback(
-    api: ClusterApi,
+    api: ObjectApi,
     *,
     header: Mapping[str, Any],
     objects: Sequence[Mapping[str, Any]],
@@ -64,21 +88,11 @@ def rollback(
     resourceVersion just read, so an edit racing with the rollback is not overwritten either.
     """
     identity = api.identity()
-    made = {
-        "clusterID": str(header.get("clusterUID") or ""),
-        "server": str(header.get("server") or ""),
-        "context": str(header.get("context") or ""),
-    }
-    same = (
-        made["clusterID"] == identity.get("clusterID")
-        if made["clusterID"] and identity.get("clusterID")
-        else made["server"] == identity.get("server")
-    )
-    if not same:
+    made = ClusterIdentity.from_header(header)
+    if not made.same_cluster(identity):
         raise PlanError(
-            f"wrong cluster: the backup was taken from context {made['context']} at {made['server']} "
-            f"(cluster {made['clusterID'] or 'unknown'}), the target is {identity.get('context')} at "
-            f"{identity.get('server')}; pass the right --context"
+            f"wrong cluster: the backup was taken from {made.describe()}, the target is "
+            f"{identity.describe()}; pass the right --context"
         )
     applied: Mapping[str, Any] = header.get("appliedVersions") or {}
     steps: list[_RollbackStep] = []
@@ -90,17 +104,23 @@ def rollback(
         if left is not None and now != str(left) and not force:
             refused.append(f"{key} changed after the apply (resourceVersion {left} -> {now})")
 
-    for saved in sorted(
-        objects, key=lambda o: (_ROLLBACK_ORDER.get(str(o.get("kind")), 9), str((o.get("metadata") or {}).get("name")))
-    ):
-        kind = str(saved.get("kind"))
-        name = str((saved.get("metadata") or {}).get("name"))
-        current = api.get(kind, name)
-        key = f"{kind}/{name}"
+    def saved_key(saved: Mapping[str, Any]) -> str:
+        meta = saved.get("metadata") or {}
+        return object_key(str(saved.get("kind")), str(meta.get("name")), str(meta.get("namespace") or ""))
+
+    for saved in sorted(objects, key=lambda o: (_ROLLBACK_ORDER.get(str(o.get("kind")), 9), saved_key(o))):
+        key = saved_key(saved)
+        kind, namespace, name = split_key(key)
+        current = api.get(kind, name, namespace=namespace)
         if current is None:
             steps.append(
                 _RollbackStep(
-                    action="recreate", kind=kind, name=name, resource_version=None, body=_recreate_manifest(saved)
+                    action=RollbackAction.RECREATE,
+                    kind=kind,
+                    name=name,
+                    namespace=namespace,
+                    resource_version=None,
+                    body=_recreate_manifest(saved),
                 )
             )
             continue
@@ -108,16 +128,32 @@ def rollback(
         patch = _restore_patch(kind, saved, current)
         if patch:
             steps.append(
-                _RollbackStep(action="restore", kind=kind, name=name, resource_version=rv_of(current), body=patch)
+                _RollbackStep(
+                    action=RollbackAction.RESTORE,
+                    kind=kind,
+                    name=name,
+                    namespace=namespace,
+                    resource_version=rv_of(current),
+                    body=patch,
+                )
             )
     created = sorted(str(k) for k in header.get("created") or ())
-    for key in sorted(created, key=lambda k: (-_ROLLBACK_ORDER.get(k.split("/", 1)[0], 9), k)):
-        kind, name = key.split("/", 1)
-        current = api.get(kind, name)
+    for key in sorted(created, key=lambda k: (-_ROLLBACK_ORDER.get(split_key(k)[0], 9), k)):
+        kind, namespace, name = split_key(key)
+        current = api.get(kind, name, namespace=namespace)
         if current is None:
             continue
         guard(key, current)
-        steps.append(_RollbackStep(action="delete", kind=kind, name=name, resource_version=rv_of(current), body={}))
+        steps.append(
+            _RollbackStep(
+                action=RollbackAction.DELETE,
+                kind=kind,
+                name=name,
+                namespace=namespace,
+                resource_version=rv_of(current),
+                body={},
+            )
+        )
     if refused:
         raise PlanError(
             "rollback refused, nothing was changed: "
@@ -131,16 +167,27 @@ def rollback(
     for step in steps:
         try:
             written: Mapping[str, Any] | None = None
-            if step.action == "recreate":
+            if step.action is RollbackAction.RECREATE:
                 written = api.create(step.body, dry_run=dry_run)
-            elif step.action == "restore":
+            elif step.action is RollbackAction.RESTORE:
                 assert step.resource_version is not None
                 written = api.patch(
-                    step.kind, step.name, step.body, resource_version=step.resource_version, dry_run=dry_run
+                    step.kind,
+                    step.name,
+                    step.body,
+                    resource_version=step.resource_version,
+                    dry_run=dry_run,
+                    namespace=step.namespace,
                 )
             else:
                 assert step.resource_version is not None
-                api.delete(step.kind, step.name, resource_version=step.resource_version, dry_run=dry_run)
+                api.delete(
+                    step.kind,
+                    step.name,
+                    resource_version=step.resource_version,
+                    dry_run=dry_run,
+                    namespace=step.namespace,
+                )
         except KubeConflict as exc:
             error = f"{step.key} was changed by someone else during the rollback; not overwritten ({exc})"
         except KubeError as exc:

@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "labs" / "external" / "services.yaml"
 
 
+@pytest.fixture(autouse=True)
+def _backups_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """apply writes its backup under ./.bgpflat/backups: keep them out of the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _get(kube: ControlPlane, path: str) -> dict[str, Any]:
     response = raw_api(kube).request("GET", path)
     assert response.ok, (path, response.status, response.body)
@@ -82,6 +88,19 @@ def test_legacy_endpoints_form_is_accepted_by_the_server(kube_v1: ControlPlane) 
     endpoints = _get(kube_v1, "/api/v1/namespaces/default/endpoints/external-service")
     assert [a["ip"] for a in endpoints["subsets"][0]["addresses"]] == ["192.168.26.81", "192.168.26.82"]
     assert endpoints["subsets"][0]["ports"][0]["port"] == 3306
+
+
+def test_legacy_endpoints_in_any_address_order_are_no_change(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "services.yaml"
+    spec.write_text("services:\n  - name: db\n    ports: [{port: 5432}]\n    addresses: [10.1.2.9, 10.1.2.3]\n")
+    assert _run(kube_v1, "apply", "-f", spec, "--yes", "--endpoints", "endpoints") == 0
+    endpoints = _get(kube_v1, "/api/v1/namespaces/default/endpoints/db")
+    assert sorted(a["ip"] for a in endpoints["subsets"][0]["addresses"]) == ["10.1.2.3", "10.1.2.9"]
+    capsys.readouterr()
+    assert _run(kube_v1, "plan", "-f", spec, "--endpoints", "endpoints", "--detailed-exitcode") == 0
+    assert "Plan: 0 to add, 0 to change, 0 to delete." in capsys.readouterr().out
 
 
 def test_refuses_to_take_over_a_service_it_does_not_manage(

@@ -107,7 +107,10 @@ def test_external_services_resolve_and_reach_the_office_host(tmp_path: Path) -> 
         configs = office.render(lab, tmp_path / "office")
         office.install(fabric, configs)
 
-        result = bgpflat("external", "apply", "-f", str(SERVICES), "--kubeconfig", str(lab.kubeconfig), "--yes")
+        result = bgpflat(
+            "external", "apply", "-f", str(SERVICES), "--kubeconfig", str(lab.kubeconfig), "--yes",
+            "--backup-dir", str(tmp_path / "backups"),
+        )  # fmt: skip
         assert result.returncode == 0, result.stderr
         service = api_get(lab, "/api/v1/namespaces/default/services/external-service")
         assert "selector" not in service["spec"]

@@ -9,6 +9,7 @@ v1 tests show.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -47,7 +48,11 @@ def bgpflat(*args: str | Path, cwd: Path, kubeconfig: Path | None = None) -> Run
         *env_args,
         *argv[1:],
     ]
-    proc = subprocess.run(command, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    # This checkout's bgpflat, not whichever one the interpreter has installed.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120
+    )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 

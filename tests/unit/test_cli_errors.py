@@ -591,8 +591,24 @@ def test_external_apply_takes_a_saved_plan_or_a_file(capsys: pytest.CaptureFixtu
     )
     Path("plan.json").write_text('{"kind": "bgpflat-external-plan", "format_version": 1, "changes": {}}')
     assert only_error(capsys, "external", "apply", "plan.json", "--yes") == (
-        "plan.json: changes: expected a list (fix: make the plan again with `bgpflat external plan --out`; "
-        "a saved plan is not edited by hand)"
+        "plan.json: this plan is in the old external format (bgpflat-external-plan), which this bgpflat no longer "
+        "applies; external plans are now bgpflat plans (format_version 1, with backups and rollback): make it "
+        "again with `bgpflat external plan --out`"
+    )
+    Path("plan.json").write_text('{"format_version": 1, "stages": {}}')
+    assert only_error(capsys, "external", "apply", "plan.json", "--yes") == (
+        "plan.json: stages: expected a list, got an object (fix: make the plan again with "
+        "`bgpflat external plan --out`; a saved plan is not edited by hand)"
+    )
+    Path("plan.json").write_text('{"format_version": 1, "observed_versions": {"IPPool/default-pool": "1"}}')
+    assert only_error(capsys, "external", "apply", "plan.json", "--yes") == (
+        "plan.json: this is not a plan saved by `bgpflat external plan --out` "
+        "(a Calico plan is applied with: bgpflat apply plan.json)"
+    )
+    Path("plan.json").write_text('{"format_version": 1, "observed_versions": {"Service/default/db": null}}')
+    assert only_error(capsys, "apply", "plan.json", "--yes") == (
+        "plan.json: this plan was saved by `bgpflat external plan --out`; "
+        "apply it with: bgpflat external apply plan.json"
     )
     assert only_error(capsys, "external", "apply", "plan.json", "--prune", "--yes") == (
         "--prune and --endpoints are decided when the plan is made; pass them to `bgpflat external plan`"

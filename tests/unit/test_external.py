@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from typing import Any
 
 import pytest
 
 from bgpflat.adapters.files import parse_documents
 from bgpflat.core.external import (
-    ExternalPlan,
+    LEGACY_PLAN_KIND,
     ExternalService,
     desired_manifests,
     endpoint_slice_manifests,
+    is_external_plan,
     make_external_plan,
-    moved_since,
-    object_key,
     parse_external,
+    refuse_legacy_plan,
+    restore_patch,
     service_manifest,
 )
+from bgpflat.core.external import manifest_key as object_key
+from bgpflat.core.plan.planner import Action, Plan
 from bgpflat.errors import PlanError, SpecError
+from bgpflat.views.plan import external_plan_text
 
 GOOD = """\
 version: 1
@@ -147,10 +150,16 @@ def test_plan_creates_then_finds_nothing_to_do() -> None:
         ("create", "Service/default/external-service"),
         ("create", "EndpointSlice/default/external-service-ipv4"),
     ]
+    assert [s.name for s in first.stages] == ["services", "endpoints"]  # the Service exists first
     observed = {object_key(m): served(m) for m in desired}
     again = make_external_plan(desired=desired, observed=observed)
     assert not again.has_changes
-    assert again.summary() == "Plan: 0 to add, 0 to change, 0 to delete."
+    assert str(again.summary) == "Plan: 0 to add, 0 to change, 0 to delete."
+    assert external_plan_text(again) == (
+        "  Service/default/external-service\n"
+        "  EndpointSlice/default/external-service-ipv4\n"
+        "Plan: 0 to add, 0 to change, 0 to delete.\n"
+    )
 
 
 def test_plan_updates_only_owned_fields_with_the_resource_version() -> None:
@@ -158,12 +167,32 @@ def test_plan_updates_only_owned_fields_with_the_resource_version() -> None:
     observed = {object_key(m): served(m) for m in desired}
     moved = desired_manifests(parse(GOOD.replace("192.168.26.82", "192.168.26.83")))
     plan = make_external_plan(desired=moved, observed=observed)
-    (change,) = [c for c in plan.changes if c.action == "update"]
+    (change,) = [c for c in plan.changes if c.action is Action.UPDATE]
     assert change.key == "EndpointSlice/default/external-service-ipv4"
-    assert change.fields == ("endpoints",)
+    assert [f.path for f in change.fields] == ["endpoints"]
     assert change.resource_version == "7"
-    assert [e["addresses"] for e in change.manifest["endpoints"]] == [["192.168.26.81"], ["192.168.26.83"]]
-    assert "~ EndpointSlice/default/external-service-ipv4 (endpoints)" in plan.text()
+    assert change.patch is not None
+    assert [e["addresses"] for e in change.patch["endpoints"]] == [["192.168.26.81"], ["192.168.26.83"]]
+    assert external_plan_text(plan) == (
+        "  Service/default/external-service\n"
+        "~ EndpointSlice/default/external-service-ipv4 (endpoints)\n"
+        "Plan: 0 to add, 1 to change, 0 to delete.\n"
+    )
+
+
+def test_plan_lists_objects_in_the_files_order_whatever_their_names() -> None:
+    # "a-b-ipv4" sorts before "a-ipv4", but Service a comes first in the file, so its slice does too.
+    services = parse(
+        "services:\n  - {name: a, ports: [{port: 1}], addresses: [10.0.0.1]}\n"
+        "  - {name: a-b, ports: [{port: 1}], addresses: [10.0.0.2]}\n"
+    )
+    plan = make_external_plan(desired=desired_manifests(services), observed={})
+    assert external_plan_text(plan).splitlines()[:4] == [
+        "+ Service/default/a",
+        "+ Service/default/a-b",
+        "+ EndpointSlice/default/a-ipv4",
+        "+ EndpointSlice/default/a-b-ipv4",
+    ]
 
 
 def test_plan_refuses_objects_it_does_not_manage() -> None:
@@ -180,8 +209,12 @@ def test_switching_to_external_name_releases_the_cluster_ip() -> None:
     (renamed,) = parse("services:\n  - name: db\n    externalName: db.example.com\n    ports: [{port: 5432}]\n")
     plan = make_external_plan(desired=[service_manifest(renamed)], observed={object_key(before): before})
     (change,) = plan.changes
-    assert change.action == "update"
-    assert change.manifest["spec"]["clusterIP"] is None and change.manifest["spec"]["type"] == "ExternalName"
+    assert change.action is Action.UPDATE and change.patch is not None
+    assert change.patch["spec"]["clusterIP"] is None and change.patch["spec"]["type"] == "ExternalName"
+    # Rollback puts the ClusterIP Service back over the same owned fields.
+    after = served(service_manifest(renamed))
+    assert restore_patch("Service", before, after)["spec"]["type"] == "ClusterIP"
+    assert restore_patch("Service", before, before) == {}
 
 
 def test_plan_deletes_managed_endpoints_the_file_no_longer_needs() -> None:
@@ -191,10 +224,10 @@ def test_plan_deletes_managed_endpoints_the_file_no_longer_needs() -> None:
     leftover = served(endpoint_slice_manifests(parse(GOOD.replace("192.168.26.82", "'fd00::5'"))[0])[1], rv="9")
     foreign = {**leftover, "metadata": {**leftover["metadata"], "name": "theirs", "labels": {}}}
     plan = make_external_plan(desired=desired, observed=observed, related=[leftover, foreign])
-    assert [(c.action, c.key, c.resource_version) for c in plan.changes if c.action != "no-op"] == [
+    assert [(c.action, c.key, c.resource_version) for c in plan.changes] == [
         ("delete", "EndpointSlice/default/external-service-ipv6", "9")
     ]
-    assert plan.summary() == "Plan: 0 to add, 0 to change, 1 to delete."
+    assert str(plan.summary) == "Plan: 0 to add, 0 to change, 1 to delete."
 
 
 def test_prune_deletes_unlisted_managed_services_after_their_endpoints_and_never_foreign_ones() -> None:
@@ -206,35 +239,39 @@ def test_prune_deletes_unlisted_managed_services_after_their_endpoints_and_never
     foreign = {**gone_service, "metadata": {**gone_service["metadata"], "name": "theirs", "labels": {}}}
     listed = [served(service_manifest(service)), gone_service, foreign]
     plan = make_external_plan(desired=desired, observed=observed, related=[gone_slice], managed_services=listed)
-    assert [(c.action, c.key, c.resource_version) for c in plan.changes if c.action != "no-op"] == [
+    assert [(c.action, c.key, c.resource_version) for c in plan.changes] == [
         ("delete", "EndpointSlice/default/old-db-ipv4", "8"),
         ("delete", "Service/default/old-db", "7"),
     ]
-    assert plan.prune and plan.observed["Service/default/old-db"] == "7"
+    assert plan.prune and plan.observed_versions["Service/default/old-db"] == "7"
 
 
-def test_saved_plan_round_trips_and_names_what_is_wrong() -> None:
+def test_saved_plan_round_trips_and_is_told_apart_from_a_calico_plan() -> None:
     (service,) = parse(GOOD)
     desired = desired_manifests([service])
-    plan = make_external_plan(desired=desired, observed={object_key(m): None for m in desired}).with_target(
-        {"context": "office", "server": "https://10.0.0.1:6443", "clusterID": "uid-1"}
-    )
+    plan = make_external_plan(desired=desired, observed={object_key(m): None for m in desired})
     data = json.loads(plan.to_json())
-    assert ExternalPlan.from_dict(data) == plan
-    for broken, message in [
-        ({**data, "kind": "Plan"}, "not a plan saved by `bgpflat external plan --out`"),
-        ({**data, "format_version": 9}, "format_version: expected 1"),
-        ({**data, "observed": {}}, "observed: no recorded version for"),
-        ({**data, "changes": [{**data["changes"][0], "action": "replace"}]}, "changes[0].action"),
-        ({**data, "changes": [{**data["changes"][0], "key": "Pod/default/x"}]}, "changes[0].key"),
-        ({**data, "changes": [{**data["changes"][0], "action": "update"}]}, "changes[0].resource_version"),
-    ]:
-        with pytest.raises(PlanError, match=re.escape(message)):
-            ExternalPlan.from_dict(broken)
+    assert data["stages"][0]["changes"][0]["namespace"] == "default"
+    assert Plan.from_dict(data) == plan
+    assert is_external_plan(plan) and not is_external_plan(Plan(observed_versions={"IPPool/p": "1"}))
 
 
-def test_moved_since_names_each_object_that_changed() -> None:
-    plan = ExternalPlan(changes=(), observed={"Service/a/x": "5", "Service/a/y": None, "Service/a/z": "3"})
-    now = {"Service/a/x": "6", "Service/a/y": "1", "Service/a/z": "3"}
-    assert moved_since(plan, now) == ["Service/a/x resourceVersion 5 -> 6", "Service/a/y was created since the plan"]
-    assert moved_since(plan, {"Service/a/x": "5", "Service/a/z": None}) == ["Service/a/z was deleted since the plan"]
+def test_a_plan_in_the_old_external_format_is_refused_in_one_line_naming_the_new_one() -> None:
+    old = {"kind": LEGACY_PLAN_KIND, "format_version": 1, "changes": [], "observed": {}, "target": {}}
+    with pytest.raises(PlanError) as caught:
+        refuse_legacy_plan(old, file="plan.json")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("plan.json: ")
+    assert "format_version 1" in message and "bgpflat external plan --out" in message
+    refuse_legacy_plan({"format_version": 1}, file="plan.json")  # a current plan passes
+
+
+def test_the_order_of_endpoints_addresses_is_no_difference() -> None:
+    (service,) = parse(GOOD.replace("[192.168.26.81, 192.168.26.82]", "[192.168.26.82, 192.168.26.81]"))
+    desired = desired_manifests([service], legacy_endpoints=True)
+    stored = served(desired[1])
+    stored["subsets"][0]["addresses"].reverse()  # repacked, sorted
+    plan = make_external_plan(
+        desired=desired, observed={object_key(desired[0]): served(desired[0]), object_key(desired[1]): stored}
+    )
+    assert not plan.has_changes

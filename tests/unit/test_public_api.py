@@ -24,6 +24,7 @@ TOR = "10.200.20.254"
 # The stable surface: adding a name is a decision, removing or renaming one breaks users.
 PUBLIC = [
     "BgpflatError",
+    "ClusterIdentity",
     "ClusterState",
     "DesiredState",
     "ExpectedRoutes",
@@ -119,7 +120,7 @@ def test_plan_the_example_from_its_snapshot() -> None:
     pool = plan.changes[-1]
     assert [(f.path, f.before, f.after) for f in pool.fields] == [("spec.ipipMode", "Always", "Never")]
     # Made from a file, so `bgpflat apply` will never take it.
-    assert plan.identity["snapshot"] == str(SNAPSHOT)
+    assert plan.identity.snapshot == str(SNAPSHOT)
     plan.ensure_applicable()  # no blocking finding in the example
 
 

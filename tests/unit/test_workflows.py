@@ -9,7 +9,7 @@ import pytest
 
 from bgpflat import workflows
 from bgpflat.adapters import files
-from bgpflat.core.plan.planner import FieldChange, Plan, ResourceChange
+from bgpflat.core.plan.planner import ClusterIdentity, FieldChange, Plan, ResourceChange
 from bgpflat.core.state.load import load_desired
 from bgpflat.errors import PlanError, StalePlanError
 from bgpflat.workflows import apply as apply_flow
@@ -35,8 +35,8 @@ def test_readme_first_command_plans_scenario_d_from_the_snapshot() -> None:
     ]
     pool = plan.stages[-1].changes[0]
     assert [(f.path, f.before, f.after) for f in pool.fields] == [("spec.ipipMode", "Always", "Never")]
-    assert plan.identity["snapshot"].endswith("cluster.yaml")
-    assert plan.identity["calicoVersion"] == "v3.30.7"
+    assert plan.identity.snapshot.endswith("cluster.yaml")
+    assert plan.identity.calico_version == "v3.30.7"
 
 
 def test_plan_text_says_where_it_was_made() -> None:
@@ -50,42 +50,64 @@ def test_plan_text_says_where_it_was_made() -> None:
 
 def test_a_snapshot_plan_can_never_be_applied() -> None:
     with pytest.raises(PlanError, match="made from the snapshot"):
-        workflows.check_plan_target(lab_plan(), {"context": "lab", "server": "https://x", "clusterID": "u"})
+        workflows.check_plan_target(lab_plan(), ClusterIdentity(context="lab", server="https://x", cluster_id="u"))
 
 
 def _plan(identity: dict[str, str], **cluster: str) -> Plan:
-    return Plan(identity=identity, cluster=dict(cluster))
+    return Plan(identity=ClusterIdentity.from_dict(identity), cluster=dict(cluster))
 
 
 def test_wrong_cluster_is_refused_by_uid_even_with_the_same_server() -> None:
     plan = _plan({"context": "a", "server": "https://1.2.3.4:6443", "clusterID": "uid-a"})
     with pytest.raises(PlanError) as err:
-        workflows.check_plan_target(plan, {"context": "a", "server": "https://1.2.3.4:6443", "clusterID": "uid-b"})
+        workflows.check_plan_target(
+            plan, ClusterIdentity(context="a", server="https://1.2.3.4:6443", cluster_id="uid-b")
+        )
     assert "wrong cluster" in str(err.value) and "uid-a" in str(err.value) and "uid-b" in str(err.value)
 
 
 def test_same_cluster_through_another_url_is_accepted() -> None:
     plan = _plan({"context": "a", "server": "https://1.2.3.4:6443", "clusterID": "uid-a"})
-    workflows.check_plan_target(plan, {"context": "b", "server": "http://127.0.0.1:8001", "clusterID": "uid-a"})
+    workflows.check_plan_target(plan, ClusterIdentity(context="b", server="http://127.0.0.1:8001", cluster_id="uid-a"))
+
+
+def test_cluster_identity_keeps_its_keys_in_plans_and_in_backup_headers() -> None:
+    identity = ClusterIdentity(context="a", server="https://x", cluster_id="uid-a", api_group="projectcalico.org/v3")
+    assert identity.to_dict() == {
+        "context": "a",
+        "server": "https://x",
+        "clusterID": "uid-a",
+        "apiGroup": "projectcalico.org/v3",
+        "apiFlavour": "",
+        "calicoVersion": "",
+    }
+    assert identity.to_header()["clusterUID"] == "uid-a"
+    assert ClusterIdentity.from_dict(identity.to_dict()) == identity
+    assert ClusterIdentity.from_header(identity.to_header()) == identity
+    snapshot = ClusterIdentity.from_header(identity.to_header(), snapshot="cluster.yaml")
+    assert snapshot.to_dict()["snapshot"] == "cluster.yaml"
+    assert snapshot.same_cluster(identity)
 
 
 def test_without_uids_the_server_decides() -> None:
     plan = _plan({"context": "a", "server": "https://1.2.3.4:6443", "clusterID": ""})
     with pytest.raises(PlanError, match="wrong cluster"):
-        workflows.check_plan_target(plan, {"context": "a", "server": "https://5.6.7.8:6443", "clusterID": ""})
+        workflows.check_plan_target(plan, ClusterIdentity(context="a", server="https://5.6.7.8:6443", cluster_id=""))
 
 
 def test_a_plan_made_through_another_calico_api_is_stale() -> None:
     plan = _plan({"server": "s", "clusterID": "u", "apiGroup": "projectcalico.org/v3"})
     with pytest.raises(StalePlanError, match="plan is stale"):
-        workflows.check_plan_target(plan, {"server": "s", "clusterID": "u", "apiGroup": "crd.projectcalico.org/v1"})
+        workflows.check_plan_target(
+            plan, ClusterIdentity(server="s", cluster_id="u", api_group="crd.projectcalico.org/v1")
+        )
 
 
 def test_v1_writes_need_the_flag() -> None:
     with pytest.raises(PlanError, match="--allow-crd-v1"):
-        workflows.check_writable({"apiGroup": "crd.projectcalico.org/v1"}, allow_crd_v1=False)
-    workflows.check_writable({"apiGroup": "crd.projectcalico.org/v1"}, allow_crd_v1=True)
-    workflows.check_writable({"apiGroup": "projectcalico.org/v3"}, allow_crd_v1=False)
+        workflows.check_writable(ClusterIdentity(api_group="crd.projectcalico.org/v1"), allow_crd_v1=False)
+    workflows.check_writable(ClusterIdentity(api_group="crd.projectcalico.org/v1"), allow_crd_v1=True)
+    workflows.check_writable(ClusterIdentity(api_group="projectcalico.org/v3"), allow_crd_v1=False)
 
 
 def test_merge_patch_follows_rfc_7386() -> None:

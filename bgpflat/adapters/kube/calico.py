@@ -15,6 +15,7 @@ from urllib.parse import quote
 from bgpflat.adapters.kube.client import FIELD_MANAGER, MERGE_PATCH, KubeClient
 from bgpflat.adapters.kube.config import Target
 from bgpflat.adapters.kube.storage import V1, V1_GROUP, V3, V3_GROUP, v1_metadata_patch, v1_to_v3, v3_to_v1
+from bgpflat.core.plan.identity import ClusterIdentity
 from bgpflat.errors import KubeError, KubeForbidden, KubeNotFound
 
 OPERATOR_API = "operator.tigera.io/v1"
@@ -121,7 +122,7 @@ class CalicoApi:
         self.client = client
         self._flavour = flavour
         self._calico_api = calico_api
-        self._identity: dict[str, str] | None = None
+        self._identity: ClusterIdentity | None = None
 
     @classmethod
     def connect(
@@ -212,18 +213,18 @@ class CalicoApi:
             info = self.get_calico("ClusterInformation", "default", flavour=ApiFlavour.V1_CRD)
         return str(((info or {}).get("spec") or {}).get("calicoVersion") or "")
 
-    def identity(self) -> dict[str, str]:
+    def identity(self) -> ClusterIdentity:
         """What a saved plan records to recognise this cluster, and what plan output shows."""
         if self._identity is None:
-            self._identity = {
-                "context": self.target.context,
-                "server": self.target.server,
-                "clusterID": self.client.cluster_uid(),
-                "apiGroup": self.flavour.api_version,
-                "apiFlavour": str(self.flavour),
-                "calicoVersion": self.calico_version(),
-            }
-        return dict(self._identity)
+            self._identity = ClusterIdentity(
+                context=self.target.context,
+                server=self.target.server,
+                cluster_id=self.client.cluster_uid(),
+                api_group=self.flavour.api_version,
+                api_flavour=str(self.flavour),
+                calico_version=self.calico_version(),
+            )
+        return self._identity
 
     def read_state(self) -> list[dict[str, Any]]:
         """What ``plan`` compares against: Calico objects, Nodes (metadata) and the Installation."""
@@ -255,7 +256,9 @@ class CalicoApi:
                 item["kind"] = kind
                 yield item
 
-    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+    # ``namespace``: the workflows' single-object surface is shared with namespaced kinds
+    # (``ServiceApi``); every kind here is cluster-wide, so it is always "".
+    def get(self, kind: str, name: str, *, namespace: str = "") -> dict[str, Any] | None:
         if kind == "Installation":
             installation = self.get_installation()
             if installation is not None and installation["metadata"]["name"] != name:
@@ -283,7 +286,14 @@ class CalicoApi:
         return v1_to_v3(data) if flavour is ApiFlavour.V1_CRD else dict(data)
 
     def patch(
-        self, kind: str, name: str, patch: Mapping[str, Any], *, resource_version: str, dry_run: bool
+        self,
+        kind: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str,
+        dry_run: bool,
+        namespace: str = "",
     ) -> dict[str, Any]:
         """JSON merge-patch guarded by ``metadata.resourceVersion``: 409 if anyone wrote since."""
         if kind == "Installation":
@@ -322,7 +332,7 @@ class CalicoApi:
         )
         return dict(data)
 
-    def delete(self, kind: str, name: str, *, resource_version: str, dry_run: bool) -> None:
+    def delete(self, kind: str, name: str, *, resource_version: str, dry_run: bool, namespace: str = "") -> None:
         """DELETE with a resourceVersion precondition, so a changed object is never removed."""
         body: dict[str, Any] = {
             "apiVersion": "v1",

@@ -16,7 +16,7 @@ from bgpflat.core.calico import (
     WritableResource,
     to_manifest,
 )
-from bgpflat.core.plan.model import FieldChange, ResourceChange
+from bgpflat.core.plan.model import Action, FieldChange, ResourceChange
 from bgpflat.core.state.checks import ENCAP_MTU, ENCAP_STAGED_CROSS_SUBNET, Finding
 from bgpflat.core.state.model import ObservedResource, ObservedState
 
@@ -48,7 +48,7 @@ class PlanBuilder:
     installation_pools: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def add(self, change: ResourceChange) -> None:
-        chained = change.key in self.written and change.action != "create"
+        chained = change.key in self.written and change.action is not Action.CREATE
         self.written.add(change.key)
         self.changes.append(
             ResourceChange(
@@ -81,7 +81,7 @@ def owned_spec(resource: WritableResource) -> dict[str, Any]:
 
 def noop(observed: ObservedResource) -> ResourceChange:
     return ResourceChange(
-        action="no-op",
+        action=Action.NO_OP,
         api_version=str(observed.manifest.get("apiVersion") or API_V3),
         kind=observed.kind,
         name=observed.name,
@@ -110,7 +110,7 @@ def update_change(
         for k in sorted(after, key=field_order(kind))
     )
     return ResourceChange(
-        action="update",
+        action=Action.UPDATE,
         api_version=API_V3,
         kind=kind,
         name=resource.name,

@@ -9,14 +9,27 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
+from bgpflat.core.plan.identity import ClusterIdentity
 from bgpflat.core.state.checks import SEVERITIES, Finding
 from bgpflat.core.state.model import resource_key
 from bgpflat.errors import PlanError
 
 FORMAT_VERSION = 1
-ACTIONS = ("create", "update", "delete", "no-op")
+
+
+class Action(StrEnum):
+    """What a change does to its object; the value is what plan files and outputs show."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    NO_OP = "no-op"
+
+
+ACTIONS = tuple(Action)
 OPERATOR_API = "operator.tigera.io/v1"
 
 STAGES: tuple[tuple[str, str], ...] = (
@@ -28,7 +41,27 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("mesh", "Node-to-node mesh"),
     ("prune", "Deletions"),
 )
-STAGE_TITLES = dict(STAGES)
+# Outside services (``bgpflat external``): a Service exists before its endpoints are written, and
+# endpoint objects go before their Service when both are deleted.
+EXTERNAL_STAGES: tuple[tuple[str, str], ...] = (
+    ("services", "Services"),
+    ("endpoints", "EndpointSlices and Endpoints"),
+    ("deletions", "Deletions (endpoint objects before their Service)"),
+)
+STAGE_TITLES = dict(STAGES + EXTERNAL_STAGES)
+
+
+def object_key(kind: str, name: str, namespace: str = "") -> str:
+    """``IPPool/default-pool`` for a cluster-wide object, ``Service/default/db`` for a namespaced one."""
+    return f"{kind}/{namespace}/{name}" if namespace else resource_key(kind, name)
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """``(kind, namespace, name)`` of an ``object_key`` (namespace "" for cluster-wide objects);
+    Kubernetes names never contain ``/``, so the number of parts tells which it is."""
+    kind, _, rest = key.partition("/")
+    namespace, slash, name = rest.partition("/")
+    return (kind, namespace, name) if slash else (kind, "", rest)
 
 
 # --- plan values ---------------------------------------------------------------------------------
@@ -50,10 +83,11 @@ class FieldChange:
 class ResourceChange:
     """What happens to one object in one stage."""
 
-    action: str
+    action: Action
     api_version: str
     kind: str
     name: str
+    namespace: str = ""  # "" for cluster-wide objects (every Calico kind)
     stage: str = ""
     fields: tuple[FieldChange, ...] = ()
     patch: Mapping[str, Any] | None = None  # merge-patch body (update)
@@ -62,12 +96,16 @@ class ResourceChange:
     chained: bool = False  # an earlier stage of this plan writes this object first
     note: str | None = None
 
+    def __post_init__(self) -> None:
+        # Callers may pass the plain word ("update"); comparisons use ``is Action.UPDATE``.
+        object.__setattr__(self, "action", Action(self.action))
+
     @property
     def key(self) -> str:
-        return resource_key(self.kind, self.name)
+        return object_key(self.kind, self.name, self.namespace)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "action": self.action,
             "api_version": self.api_version,
             "kind": self.kind,
@@ -80,6 +118,9 @@ class ResourceChange:
             "chained": self.chained,
             "note": self.note,
         }
+        if self.namespace:  # absent for cluster-wide objects: Calico plans keep their bytes
+            out["namespace"] = self.namespace
+        return out
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "change") -> ResourceChange:
@@ -99,10 +140,11 @@ class ResourceChange:
         if not isinstance(chained, bool):
             raise PlanError(f"{where}.chained: expected true or false, got {_type_of(chained)}")
         return cls(
-            action=action,
+            action=Action(action),
             api_version=_required_str(change, "api_version", where),
             kind=_required_str(change, "kind", where),
             name=_required_str(change, "name", where),
+            namespace=_optional_str(change, "namespace", where) or "",
             stage=_optional_str(change, "stage", where) or "",
             fields=tuple(fields),
             patch=_optional_object(change, "patch", where),
@@ -139,7 +181,7 @@ class Plan:
     unchanged: tuple[ResourceChange, ...] = ()  # no-op entries, one per object bgpflat compared
     findings: tuple[Finding, ...] = ()
     observed_versions: Mapping[str, str | None] = field(default_factory=dict)  # key -> resourceVersion
-    identity: Mapping[str, str] = field(default_factory=dict)
+    identity: ClusterIdentity = field(default_factory=ClusterIdentity)
     cluster: Mapping[str, str | None] = field(default_factory=dict)
     prune: bool = False
     format_version: int = FORMAT_VERSION
@@ -155,9 +197,9 @@ class Plan:
 
     @property
     def summary(self) -> Summary:
-        created = {c.key for c in self.changes if c.action == "create"}
-        deleted = {c.key for c in self.changes if c.action == "delete"}
-        updated = {c.key for c in self.changes if c.action == "update"} - created - deleted
+        created = {c.key for c in self.changes if c.action is Action.CREATE}
+        deleted = {c.key for c in self.changes if c.action is Action.DELETE}
+        updated = {c.key for c in self.changes if c.action is Action.UPDATE} - created - deleted
         return Summary(add=len(created), change=len(updated), delete=len(deleted))
 
     @property
@@ -174,7 +216,7 @@ class Plan:
         summary = self.summary
         return {
             "format_version": self.format_version,
-            "identity": dict(self.identity),
+            "identity": self.identity.to_dict(),
             "cluster": dict(self.cluster),
             "prune": self.prune,
             "summary": {"add": summary.add, "change": summary.change, "delete": summary.delete},
@@ -228,7 +270,7 @@ class Plan:
             ),
             findings=tuple(_finding(f, f"findings[{i}]") for i, f in enumerate(_optional_list(data, "findings", ""))),
             observed_versions=_string_map(data, "observed_versions", nullable=True),
-            identity={k: v for k, v in _string_map(data, "identity", nullable=False).items() if v is not None},
+            identity=ClusterIdentity.from_dict(_string_map(data, "identity", nullable=False)),
             cluster=_string_map(data, "cluster", nullable=True),
             prune=prune,
         )

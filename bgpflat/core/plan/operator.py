@@ -14,7 +14,7 @@ from typing import Any
 from bgpflat.core.calico import ENCAPSULATIONS, IPPool, normalize_spec_value
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.plan.builder import PlanBuilder, encapsulation_notes, noop, owned_spec
-from bgpflat.core.plan.model import OPERATOR_API, FieldChange, ResourceChange
+from bgpflat.core.plan.model import OPERATOR_API, Action, FieldChange, ResourceChange
 from bgpflat.core.state.checks import OPERATOR_MANAGED_POOL, OPERATOR_UNMAPPABLE, Finding
 from bgpflat.core.state.model import ObservedInstallation, ObservedResource
 from bgpflat.errors import SpecError
@@ -107,7 +107,7 @@ def plan_operator_pool(builder: PlanBuilder, resource: IPPool, observed: Observe
         entry.update(values)
         builder.add(
             ResourceChange(
-                action="update",
+                action=Action.UPDATE,
                 api_version=OPERATOR_API,
                 kind="Installation",
                 name=installation.name,

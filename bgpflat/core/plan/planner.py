@@ -60,16 +60,21 @@ from bgpflat.core.plan.builder import (
     owned_spec,
     update_change,
 )
+from bgpflat.core.plan.identity import ClusterIdentity
 from bgpflat.core.plan.model import (
     ACTIONS,
+    EXTERNAL_STAGES,
     FORMAT_VERSION,
     OPERATOR_API,
     STAGES,
+    Action,
     FieldChange,
     Plan,
     ResourceChange,
     Stage,
     Summary,
+    object_key,
+    split_key,
 )
 from bgpflat.core.plan.operator import plan_operator_pool
 from bgpflat.core.plan.text import changes_for, render_plan_text
@@ -90,9 +95,12 @@ from bgpflat.errors import SpecError
 
 __all__ = [
     "ACTIONS",
+    "EXTERNAL_STAGES",
     "FORMAT_VERSION",
     "OPERATOR_API",
     "STAGES",
+    "Action",
+    "ClusterIdentity",
     "FieldChange",
     "Plan",
     "ResourceChange",
@@ -100,7 +108,9 @@ __all__ = [
     "Summary",
     "changes_for",
     "make_plan",
+    "object_key",
     "render_plan_text",
+    "split_key",
 ]
 
 
@@ -203,7 +213,7 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
         unchanged=tuple(sorted(builder.unchanged, key=lambda c: (KIND_ORDER.get(c.kind, 9), c.name))),
         findings=sort_findings(findings),
         observed_versions=observed_versions,
-        identity=dict(observed.identity),
+        identity=ClusterIdentity.from_dict(observed.identity),
         cluster=cluster,
         prune=prune,
     )
@@ -323,7 +333,7 @@ def _create_change(resource: WritableResource, spec: Mapping[str, Any], *, stage
         for k, v in sorted(manifest["spec"].items(), key=lambda kv: field_order(resource.kind)(kv[0]))
     )
     return ResourceChange(
-        action="create",
+        action=Action.CREATE,
         api_version=API_V3,
         kind=resource.kind,
         name=resource.name,
@@ -426,7 +436,7 @@ def _plan_deletions(builder: PlanBuilder, *, desired_keys: set[str], prune: bool
         )
         builder.add(
             ResourceChange(
-                action="delete",
+                action=Action.DELETE,
                 api_version=API_V3,
                 kind=observed.kind,
                 name=observed.name,

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from bgpflat.core.plan.model import Plan, ResourceChange
+from bgpflat.core.plan.model import Action, Plan, ResourceChange
 
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "no-op": " "}
 
@@ -22,10 +22,10 @@ def render_plan_text(plan: Plan, *, show_unchanged: bool = False) -> str:
     """Terraform-like text: stages, ``+ ~ -`` per object with field before/after, findings, summary line."""
     lines: list[str] = []
     cluster = plan.cluster or {}
-    target = plan.identity.get("context") or cluster.get("context")
-    if target or plan.identity.get("server"):
+    target = plan.identity.context or cluster.get("context")
+    if target or plan.identity.server:
         where = f"context {target}" if target else "cluster"
-        server = plan.identity.get("server")
+        server = plan.identity.server
         lines.append(f"Target: {where}" + (f" ({server})" if server else ""))
         lines.append("")
     if not plan.stages:
@@ -46,9 +46,9 @@ def render_plan_text(plan: Plan, *, show_unchanged: bool = False) -> str:
                 header += f"  ({'; '.join(extras)})"
             lines.append(header)
             for fc in change.fields:
-                if change.action == "create":
+                if change.action is Action.CREATE:
                     lines.append(f"      + {fc.path}: {_value(fc.after)}")
-                elif change.action == "delete":
+                elif change.action is Action.DELETE:
                     lines.append(f"      - {fc.path}: {_value(fc.before)}")
                 elif fc.before is None:
                     lines.append(f"      + {fc.path}: {_value(fc.after)}")

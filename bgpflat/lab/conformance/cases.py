@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bgpflat.lab.fabric.confd import block_affinity_labels
+from bgpflat.lab.controlplane.seed import block_affinity_labels
 
 JsonObject = dict[str, Any]
 

@@ -3,8 +3,9 @@
 ``labs/<scenario>/topology.yaml`` says how the networks are built (node segments switched and
 routed by the ToR, the office LAN, where the verification peer sits); the cluster's objects say
 what lives on them (Nodes and their addresses, pods from IPAM allocations, Services and
-EndpointSlices). The objects come from a callable: a live API server (``follower.api_source``)
-or, for what needs no BGP, ``cluster.yaml`` (``file_source``).
+EndpointSlices). The lab reads them from its API server (``follower.api_source``);
+``file_source`` reads a scenario's ``cluster.yaml`` the same way, cluster IPs allocated as the API
+server would, for seeding a server with them.
 
 The office side is what bgpflat renders for it (``bgpflat.core.office``), from the scenario's
 ``bgpflat.yaml`` laid over the objects: in ``mode: bgp`` the ToR runs the FRR config of ``render

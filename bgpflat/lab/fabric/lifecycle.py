@@ -52,12 +52,11 @@ from typing import Any
 
 import yaml
 
-import bgpflat
 from bgpflat.errors import LabError
 from bgpflat.lab.controlplane.seed import Scenario, labs_dir, load_scenario
 from bgpflat.lab.controlplane.server import STATE_FILE as CONTROL_PLANE_STATE
 from bgpflat.lab.controlplane.server import ControlPlane
-from bgpflat.lab.fabric import netns
+from bgpflat.lab.fabric import netns, node_confd
 from bgpflat.lab.fabric.flatlab import FlatLab
 from bgpflat.lab.fabric.follower import api_source
 from bgpflat.lab.fabric.topology import Topology, load_topology
@@ -114,11 +113,11 @@ def bgpflat_argv(*args: str) -> list[str]:
 
 def child_env() -> dict[str, str]:
     """Environment for bgpflat child processes: this package importable, plain output."""
-    package_root = str(Path(bgpflat.__file__).resolve().parents[1])
+    root = node_confd.package_root()
     path = os.environ.get("PYTHONPATH")
     return {
         **os.environ,
-        "PYTHONPATH": f"{package_root}{os.pathsep}{path}" if path else package_root,
+        "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root,
         "NO_COLOR": "1",
         "COLUMNS": "200",
         "PYTHONUNBUFFERED": "1",

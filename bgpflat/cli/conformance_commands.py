@@ -19,7 +19,7 @@ from bgpflat.errors import LabError
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from bgpflat.lab.conformance.matrix import ConformanceReport
+    from bgpflat.lab.conformance.results import ConformanceReport
 
 
 def register_conformance(lab_sub: argparse._SubParsersAction[Any]) -> None:
@@ -55,26 +55,26 @@ def register_conformance(lab_sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cmd_conformance(args: argparse.Namespace) -> int:
-    from bgpflat.lab.conformance import cases
+    from bgpflat.lab.conformance.situations import SITUATIONS
 
     if args.list:
         if args.output == "json":
             situations = [
-                {"name": s.name, "session_type": s.session_type, "description": s.description} for s in cases.SITUATIONS
+                {"name": s.name, "session_type": s.session_type, "description": s.description} for s in SITUATIONS
             ]
             json.dump({"format_version": 1, "situations": situations}, sys.stdout, indent=2)
             sys.stdout.write("\n")
             return EXIT_OK
-        for item in cases.SITUATIONS:
+        for item in SITUATIONS:
             print(f"{item.name:<26} {item.session_type:<5} {item.description}")
         return EXIT_OK
-    chosen = list(cases.SITUATIONS)
+    chosen = list(SITUATIONS)
     if args.situation:
-        known = {s.name for s in cases.SITUATIONS}
+        known = {s.name for s in SITUATIONS}
         unknown = [n for n in args.situation if n not in known]
         if unknown:
             raise LabError(f"unknown situation(s) {', '.join(unknown)}; see `bgpflat lab conformance --list`")
-        chosen = [s for s in cases.SITUATIONS if s.name in args.situation]
+        chosen = [s for s in SITUATIONS if s.name in args.situation]
     report = _run(args, chosen)
     if args.output == "json":
         json.dump(report.to_dict(), sys.stdout, indent=2)

@@ -271,9 +271,10 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "up",
         help="build a scenario's lab: API server, ToR, Calico nodes, pods, DNS, verification peer",
         description="Start a control plane seeded with the scenario's cluster, build the network "
-        "namespaces, render each node's BIRD config from the API server's objects, start a "
-        "follower that re-renders them whenever the objects change, and start the verification "
-        "peer. Prints the kubeconfig path as the last line of stdout.",
+        "namespaces, run Calico's own confd per node (watching the API server and reloading the "
+        "node's BIRD on every change, as calico-node does), start a follower that keeps DNAT and "
+        "cluster DNS in line with the objects, and start the verification peer. Prints the "
+        "kubeconfig path as the last line of stdout.",
     )
     up.add_argument(
         "scenario",

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from bgpflat.errors import LabError
+from bgpflat.lab.controlplane.seed import block_affinity_labels
 from bgpflat.lab.controlplane.server import ControlPlane
 from bgpflat.lab.fabric.confd import (
-    block_affinity_labels,
     check_with_bird,
     default_templates_dir,
     ensure_confd,

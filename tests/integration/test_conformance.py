@@ -18,6 +18,7 @@ import pytest
 from bgpflat.errors import LabError
 from bgpflat.lab.conformance import cases
 from bgpflat.lab.conformance.matrix import ConformanceLab, check_prerequisites
+from bgpflat.lab.conformance.situations import SITUATIONS, situation
 from bgpflat.lab.controlplane.server import ControlPlane
 from bgpflat.lab.fabric.confd import default_templates_dir, ensure_confd
 from bgpflat.lab.fabric.netns import netns_exists
@@ -30,7 +31,7 @@ MATRIX_BUDGET_SECONDS = 300.0
 
 def _chosen() -> list[cases.Situation]:
     wanted = [n.strip() for n in os.environ.get("BGPFLAT_CONFORMANCE", "").split(",") if n.strip()]
-    return [cases.situation(n) for n in wanted] if wanted else list(cases.SITUATIONS)
+    return [situation(n) for n in wanted] if wanted else list(SITUATIONS)
 
 
 def _confd() -> tuple[Path, Path]:
@@ -63,5 +64,5 @@ def test_every_situation_matches_confd_configured_bird(kube_v1: ControlPlane, tm
     assert not failures, "\n".join(f"{name}: " + "; ".join(lines[:6]) for name, lines in failures.items())
     assert all(r.learned_routes > 0 for r in results)
     print(f"\n{len(results)} situations match in {elapsed:.0f} s")
-    if len(situations) == len(cases.SITUATIONS):
+    if len(situations) == len(SITUATIONS):
         assert elapsed < MATRIX_BUDGET_SECONDS, f"the matrix took {elapsed:.0f} s"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from faultproxy import FaultProxy, Rule, proxy_for
+from rawapi import raw_api
 from test_plan_apply import Run, bgpflat
 
 from bgpflat.lab.controlplane.server import ControlPlane
@@ -40,7 +41,7 @@ def proxy(kube_v1: ControlPlane) -> Iterator[FaultProxy]:
 
 
 def _get(kube: ControlPlane, path: str) -> dict[str, Any] | None:
-    response = kube.rest().request("GET", path)
+    response = raw_api(kube).request("GET", path)
     if response.status == 404:
         return None
     assert response.ok, (path, response.status, response.body)
@@ -48,7 +49,7 @@ def _get(kube: ControlPlane, path: str) -> dict[str, Any] | None:
 
 
 def _merge_patch(kube: ControlPlane, path: str, patch: dict[str, Any]) -> None:
-    response = kube.rest().request("PATCH", path, patch, content_type="application/merge-patch+json")
+    response = raw_api(kube).request("PATCH", path, patch, content_type="application/merge-patch+json")
     assert response.ok, (path, response.status, response.body)
 
 

@@ -94,16 +94,17 @@ def test_up_check_down(scenario: str, tmp_path: Path) -> None:
         recorded = _recorded(state_dir)
         names = {name for name, *_ in recorded["processes"]}
         assert {"etcd", "kube-apiserver", "follower", "peer", "zebra", "bgpd"} <= names
+        assert any(name.startswith("confd:") for name in names), names  # Calico's confd per node
         # Traffic stays inside the lab: every daemon runs in one of the lab's own namespaces. The
-        # control plane and the follower run on the host but use loopback only (the API server
-        # binds 127.0.0.1; the follower reaches the daemons through control sockets).
+        # control plane, the follower and each node's confd run on the host but use loopback only
+        # (the API server binds 127.0.0.1; confd reloads BIRD through its control socket).
         root_netns = os.stat("/proc/self/ns/net").st_ino
         for name, pid, _start, namespace in recorded["processes"]:
             if namespace:
                 assert os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{namespace}").st_ino, name
                 assert namespace.startswith(recorded["prefix"]), name
             else:
-                assert name in {"etcd", "kube-apiserver", "follower"}, name
+                assert name in {"etcd", "kube-apiserver", "follower"} or name.startswith("confd:"), name
                 assert os.stat(f"/proc/{pid}/ns/net").st_ino == root_netns
 
         status = bgpflat("lab", "status", "--state-dir", str(state_dir), "-o", "json")

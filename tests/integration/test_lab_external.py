@@ -28,9 +28,9 @@ from test_lab_cli import bgpflat, skip_unless_control_plane_can_run
 from test_lab_flat import skip_unless_lab_can_run, wait_until
 
 from bgpflat.lab.fabric import office
+from bgpflat.lab.fabric.flatlab import FlatLab
 from bgpflat.lab.fabric.lifecycle import Lab, down
 from bgpflat.lab.fabric.netns import ns_argv, run
-from bgpflat.lab.fabric.topology import FlatLab
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 

@@ -1,12 +1,13 @@
 """Scenario D in network namespaces: the flat network works, and undoing it takes it away again.
 
-The lab runs real daemons: a BIRD 1.6 per Calico node with the config confd would render from the
-cluster's objects *after* bgpflat's change (ipipMode Never, BGPPeer ``peer-switch`` to the ToR for
-the ingress nodes, BGPConfiguration ``default`` with AS 64513 and the service range), an FRR ToR,
-pods serving HTTP, kube-proxy-like DNAT, the cluster DNS and the office resolver. From the office
-developer host we then do what a developer would: HTTP to a pod IP, to a service cluster IP, and
-to ``http://whoami`` through the office resolver with search domain ``default.svc.cluster.local``.
-Removing the BGPPeer (re-render + ``birdc configure``) must withdraw the routes and the reachability.
+The lab runs real daemons: per Calico node Calico's own confd, watching a real kube-apiserver that
+holds the cluster's objects *after* bgpflat's change (ipipMode Never, BGPPeer ``peer-switch`` to
+the ToR for the ingress nodes, BGPConfiguration ``default`` with AS 64513 and the service range),
+and the BIRD 1.6 it configures; an FRR ToR, pods serving HTTP, kube-proxy-like DNAT, the cluster
+DNS and the office resolver. From the office developer host we then do what a developer would:
+HTTP to a pod IP, to a service cluster IP, and to ``http://whoami`` through the office resolver
+with search domain ``default.svc.cluster.local``. Deleting the BGPPeer from the API server (confd
+re-renders, ``birdc configure``) must withdraw the routes and the reachability.
 """
 
 from __future__ import annotations
@@ -23,7 +24,12 @@ import pytest
 
 from bgpflat.core.routes.advertise import expected_routes
 from bgpflat.core.routes.cluster import ClusterState
-from bgpflat.lab.fabric.topology import FlatLab, file_source, load_topology
+from bgpflat.lab.conformance.baseline import Baseline
+from bgpflat.lab.controlplane.seed import ensure_service_cidr, for_flavour, seed_objects
+from bgpflat.lab.controlplane.server import ControlPlane
+from bgpflat.lab.fabric.flatlab import FlatLab
+from bgpflat.lab.fabric.follower import api_source
+from bgpflat.lab.fabric.topology import Topology, file_source, load_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 
@@ -79,6 +85,27 @@ def after_apply(objects: list[Mapping[str, Any]], *, with_peer: bool = True) -> 
     return out
 
 
+def lab_on(
+    plane: ControlPlane, topology: Topology, objects: list[Mapping[str, Any]], *, state_dir: Path, **kwargs: Any
+) -> FlatLab:
+    """Seed ``objects`` into ``plane`` (with the scenario's service range) and build the lab on it."""
+    kube = plane.client()
+    if topology.service_range:
+        ensure_service_cidr(kube, cidr=topology.service_range, name=f"bgpflat-{topology.name}")
+    seed_objects(kube, objects, flavour=plane.flavour, scenario=topology.name)
+    source = api_source(kube, plane.flavour)
+    return FlatLab.up(topology, source, kubeconfig=plane.kubeconfig, state_dir=state_dir, **kwargs)
+
+
+def delete_object(plane: ControlPlane, obj: Mapping[str, Any]) -> None:
+    """Delete ``obj`` from the API server, as ``kubectl delete`` would."""
+    served = for_flavour(obj, plane.flavour)
+    meta = served["metadata"]
+    assert plane.client().delete_object(
+        str(served["apiVersion"]), str(served["kind"]), str(meta["name"]), namespace=meta.get("namespace")
+    ), f"{served['kind']}/{meta['name']} was not there to delete"
+
+
 def wait_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -91,12 +118,22 @@ def wait_until(condition: Callable[[], Any], *, timeout: float, what: str) -> An
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlatLab]:
+def plane(control_plane_v1: ControlPlane) -> Iterator[ControlPlane]:
+    """The session's v1 server, left as this module found it."""
+    kube = control_plane_v1.client()
+    baseline = Baseline.capture(kube)
+    yield control_plane_v1
+    baseline.restore(kube)
+    kube.close()
+
+
+@pytest.fixture(scope="module")
+def lab(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlatLab]:
     skip_unless_lab_can_run()
     topology = load_topology(SCENARIO)
-    base = file_source(SCENARIO, service_range=topology.service_range)
+    objects = after_apply(list(file_source(SCENARIO, service_range=topology.service_range)()))
     started = time.monotonic()
-    flat = FlatLab.up(topology, lambda: after_apply(list(base())), state_dir=tmp_path_factory.mktemp("lab") / "state")
+    flat = lab_on(plane, topology, objects, state_dir=tmp_path_factory.mktemp("lab") / "state")
     up_seconds = time.monotonic() - started
     try:
         wanted = {prefix: sorted(INGRESS_NODES) for prefix in POD_BLOCKS | {SERVICE_RANGE}}
@@ -119,7 +156,7 @@ def test_tor_learns_every_pod_block_and_the_service_range_from_the_ingress_nodes
     assert {a for a, state in sessions.items() if state == "Established"} == INGRESS_NODES, sessions
 
 
-def test_every_node_runs_the_confd_shaped_config(lab: FlatLab) -> None:
+def test_every_node_runs_the_config_calicos_confd_rendered(lab: FlatLab) -> None:
     protocols = {node.name: lab.birdc(node.name, "show", "protocols") for node in lab.nodes}
     for name, text in protocols.items():
         mesh = [line for line in text.splitlines() if line.startswith("Mesh_")]
@@ -147,21 +184,21 @@ def test_office_reaches_a_pod_a_cluster_ip_and_a_service_name(lab: FlatLab) -> N
 
 
 def test_bird_rendered_from_the_objects_agrees_with_bgpflats_expected_routes(lab: FlatLab) -> None:
-    """Two independent derivations: confd-shaped BIRD on real daemons vs bgpflat's export model."""
+    """Two independent derivations: real Calico (confd + BIRD) vs bgpflat's export model."""
     objects = after_apply(list(file_source(SCENARIO, service_range=lab.topology.service_range)()))
     expected = expected_routes(cluster=ClusterState.from_objects(objects), peer="10.200.20.254").table
     predicted = {(str(r.prefix), r.session, r.next_hop, r.as_path) for r in expected}
     assert lab.tor_bgp_paths() == predicted
 
 
-def test_removing_the_peer_withdraws_the_routes_and_the_reachability(lab: FlatLab) -> None:
-    topology = lab.topology
-    objects = after_apply(list(file_source(SCENARIO, service_range=topology.service_range)()), with_peer=False)
+def test_removing_the_peer_withdraws_the_routes_and_the_reachability(lab: FlatLab, plane: ControlPlane) -> None:
     started = time.monotonic()
-    report = lab.reconcile(objects)
-    assert set(report.reconfigured) == {"node-1", "node-2"}, report
+    delete_object(plane, PEER_SWITCH)
     wait_until(lambda: not lab.tor_bgp_routes(), timeout=15, what="the ToR to drop the cluster's routes")
-    print(f"\nBGPPeer removed: routes withdrawn {time.monotonic() - started:.2f} s after birdc configure")
+    print(f"\nBGPPeer deleted: routes withdrawn {time.monotonic() - started:.2f} s later")
+    # confd re-rendered the ingress nodes' configs and BIRD reloaded them: the session is gone.
+    for node in ("node-1", "node-2"):
+        assert "Node_10_200_20_254" not in lab.birdc(node, "show", "protocols"), node
     for url in ("http://10.233.110.7/", f"http://{_cluster_ip(lab, 'default', 'whoami')}/", "http://whoami/"):
         result = lab.http_get("developer", url, timeout=1.5)
         assert not result.ok, f"{url} still answers after the peer was removed: {result.body}"

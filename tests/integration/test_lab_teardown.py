@@ -6,16 +6,19 @@ whose ``up`` failed half-way (it must clean up after itself).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-from test_lab_flat import SCENARIO, skip_unless_lab_can_run
+from test_lab_flat import SCENARIO, lab_on, skip_unless_lab_can_run
 
-from bgpflat.errors import LabError, SpecError
+from bgpflat.errors import LabError
+from bgpflat.lab.controlplane.server import ControlPlane
+from bgpflat.lab.fabric.flatlab import FlatLab
 from bgpflat.lab.fabric.netns import NETNS_ETC, NetnsLab, netns_exists, sweep
-from bgpflat.lab.fabric.topology import FlatLab, file_source, load_topology
+from bgpflat.lab.fabric.topology import file_source, load_topology
 from bgpflat.lab.processes import process_start_time
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
@@ -26,11 +29,12 @@ def _namespaces_with_prefix(prefix: str) -> list[str]:
     return sorted(p.name for p in run_netns.iterdir() if p.name.startswith(prefix)) if run_netns.is_dir() else []
 
 
-def test_down_removes_every_namespace_process_and_file(tmp_path: Path) -> None:
+def test_down_removes_every_namespace_process_and_file(kube_v1: ControlPlane, tmp_path: Path) -> None:
     skip_unless_lab_can_run()
     topology = load_topology(SCENARIO)
     state_dir = tmp_path / "state"
-    lab = FlatLab.up(topology, file_source(SCENARIO, service_range=topology.service_range), state_dir=state_dir)
+    objects = list(file_source(SCENARIO, service_range=topology.service_range)())
+    lab = lab_on(kube_v1, topology, objects, state_dir=state_dir)
     try:
         state = lab.netns.state
         prefix = lab.netns.prefix
@@ -39,12 +43,18 @@ def test_down_removes_every_namespace_process_and_file(tmp_path: Path) -> None:
         outside = list(state.paths)
         print(f"\nlab up in {lab.info['up_seconds']:.2f} s: {len(namespaces)} namespaces, {len(processes)} processes")
         assert len(namespaces) >= 9 and all(netns_exists(n) for n in namespaces)
-        assert {"zebra", "bgpd", "bird:node-1", "bird:node-2", "bird:node-3", "dns:office"} <= {p[0] for p in processes}
+        nodes = ("node-1", "node-2", "node-3")
+        daemons = {"zebra", "bgpd", "dns:office", *(f"bird:{n}" for n in nodes), *(f"confd:{n}" for n in nodes)}
+        assert daemons <= {p[0] for p in processes}
         assert any(Path(p).is_relative_to(NETNS_ETC) for p in outside), "the developer's resolv.conf is recorded"
-        # Traffic stays inside the lab: every daemon runs in one of the lab's own namespaces.
+        # Traffic stays inside the lab: every daemon runs in one of the lab's own namespaces, except
+        # confd, which reads the API server on the host's loopback and reaches BIRD by its socket.
         root_netns = os.stat("/proc/self/ns/net").st_ino  # the namespace the tests run in
         for record in state.processes:
             inode = os.stat(f"/proc/{record.pid}/ns/net").st_ino
+            if record.name.startswith("confd:"):
+                assert record.namespace == "" and inode == root_netns, record.name
+                continue
             assert inode == os.stat(f"/run/netns/{record.namespace}").st_ino != root_netns, record.name
     finally:
         if state_dir.exists():
@@ -105,24 +115,15 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def test_a_failed_up_cleans_up_after_itself(tmp_path: Path) -> None:
+def test_a_failed_up_cleans_up_after_itself(kube_v1: ControlPlane, tmp_path: Path) -> None:
     skip_unless_lab_can_run()
-    topology = load_topology(SCENARIO)
+    # A ToR whose AS the scenario's BGPPeer does not name: the failure comes late, once namespaces,
+    # pods, their HTTP servers and every node's confd and BIRD run, when the ToR is configured.
+    topology = dataclasses.replace(load_topology(SCENARIO), tor_asn=65299)
     objects = list(file_source(SCENARIO, service_range=topology.service_range)())
-    # A BGPFilter confd could not render either: the failure comes late, once namespaces, pods and
-    # their HTTP servers exist, right when the nodes' BIRD configs are rendered.
-    broken = [
-        *objects,
-        {
-            "apiVersion": "projectcalico.org/v3",
-            "kind": "BGPFilter",
-            "metadata": {"name": "broken"},
-            "spec": {"exportV4": [{"action": "Drop", "cidr": "10.0.0.0/8", "matchOperator": "In"}]},
-        },
-    ]
     state_dir = tmp_path / "state"
-    with pytest.raises(SpecError, match="action 'Drop'"):
-        FlatLab.up(topology, lambda: broken, state_dir=state_dir, lab_id="fail")
+    with pytest.raises(LabError, match="the ToR has AS 65299"):
+        lab_on(kube_v1, topology, objects, state_dir=state_dir, lab_id="fail")
     assert _namespaces_with_prefix(f"{topology.name}-fail-") == []
     assert _processes_mentioning(str(state_dir)) == []
     assert not state_dir.exists()

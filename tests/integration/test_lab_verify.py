@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
-from test_lab_flat import SCENARIO, after_apply, skip_unless_lab_can_run
+from test_lab_flat import SCENARIO, after_apply, lab_on, skip_unless_lab_can_run
 
-from bgpflat.lab.fabric.topology import FlatLab, file_source, load_topology
+from bgpflat.lab.controlplane.server import ControlPlane
+from bgpflat.lab.fabric.topology import file_source, load_topology
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
 
@@ -38,7 +39,7 @@ def bgpflat_argv(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from bgpflat.cli import main; sys.exit(main())", *args]
 
 
-def test_verify_passes_against_the_peer_in_the_lab(tmp_path: Path) -> None:
+def test_verify_passes_against_the_peer_in_the_lab(kube_v1: ControlPlane, tmp_path: Path) -> None:
     skip_unless_lab_can_run()
     topology = load_topology(SCENARIO)
     objects: list[Mapping[str, Any]] = [
@@ -49,7 +50,7 @@ def test_verify_passes_against_the_peer_in_the_lab(tmp_path: Path) -> None:
     snapshot.write_text(yaml.safe_dump_all([dict(o) for o in objects], sort_keys=False))
     peer_state = tmp_path / "peer"
     started = time.monotonic()
-    lab = FlatLab.up(topology, lambda: objects, state_dir=tmp_path / "lab")
+    lab = lab_on(kube_v1, topology, objects, state_dir=tmp_path / "lab")
     try:
         lab.start_daemon(
             "verifier",

@@ -20,7 +20,7 @@ from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.diff import diff_routes
 from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
 from bgpflat.core.routes.table import Route, RouteTable
-from bgpflat.lab.conformance import cases
+from bgpflat.lab.conformance import cases, situations
 
 SERVICE_RANGE = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
@@ -29,7 +29,7 @@ ADDRESS = {node.name: node.address for node in cases.NODES}
 
 def cluster_objects(name: str) -> list[dict[str, Any]]:
     """A cell's objects as served: cluster IPs handed out, plus the apiserver's own Service."""
-    objects = cases.build_objects(cases.situation(name), service_range=SERVICE_RANGE)
+    objects = cases.build_objects(situations.situation(name), service_range=SERVICE_RANGE)
     hosts = ipaddress.ip_network(SERVICE_RANGE).hosts()
     next(hosts)  # the first address is the kubernetes Service's
     for obj in objects:
@@ -67,7 +67,7 @@ def cluster_objects(name: str) -> list[dict[str, Any]]:
 
 
 def expect(name: str) -> ExpectedRoutes:
-    situation = cases.situation(name)
+    situation = situations.situation(name)
     return expected_routes(
         cluster=ClusterState.from_objects(cluster_objects(name)),
         peer=OutsidePeer(address=cases.PEER_ADDRESS),
@@ -103,26 +103,26 @@ ALL = {node.name for node in cases.NODES}
 
 
 def test_matrix_covers_what_conformance_must_cover() -> None:
-    situations = cases.SITUATIONS
-    assert len(situations) >= 12
-    assert len({s.name for s in situations}) == len(situations)
-    assert {s.mesh for s in situations} == {True, False}
-    assert {s.session_type for s in situations} == {"iBGP", "eBGP", "eBGP+iBGP"}
-    modes = {s.peer_spec.get("nextHopMode") for s in situations}
+    matrix = situations.SITUATIONS
+    assert len(matrix) >= 12
+    assert len({s.name for s in matrix}) == len(matrix)
+    assert {s.mesh for s in matrix} == {True, False}
+    assert {s.session_type for s in matrix} == {"iBGP", "eBGP", "eBGP+iBGP"}
+    modes = {s.peer_spec.get("nextHopMode") for s in matrix}
     assert {"Self", "Keep"} <= modes
-    objects = [o for s in situations for o in s.objects]
+    objects = [o for s in matrix for o in s.objects]
     assert any(o["kind"] == "IPPool" and o["spec"].get("disableBGPExport") for o in objects)
     own_block = {n.name: n.block for n in cases.NODES}
-    assert any(w.block != own_block[w.node] for s in situations for w in s.workloads)
+    assert any(w.block != own_block[w.node] for s in matrix for w in s.workloads)
     assert any(o["kind"] == "Service" and o["spec"].get("externalTrafficPolicy") == "Local" for o in objects)
-    assert any("prefixAdvertisements" in s.bgp_config for s in situations)
+    assert any("prefixAdvertisements" in s.bgp_config for s in matrix)
     assert any(o["kind"] == "BGPFilter" for o in objects)
-    assert any(cases.EXCLUDE_LABEL in labels for s in situations for labels in s.node_labels.values())
+    assert any(cases.EXCLUDE_LABEL in labels for s in matrix for labels in s.node_labels.values())
     rr = "projectcalico.org/RouteReflectorClusterID"
-    assert any(rr in a for s in situations for a in s.node_annotations.values())
+    assert any(rr in a for s in matrix for a in s.node_annotations.values())
 
 
-@pytest.mark.parametrize("situation", cases.SITUATIONS, ids=lambda s: s.name)
+@pytest.mark.parametrize("situation", situations.SITUATIONS, ids=lambda s: s.name)
 def test_every_situation_gives_the_model_sessions_and_routes(situation: cases.Situation) -> None:
     result = expect(situation.name)
     assert result.sessions, "some node must peer with the outside peer"
@@ -253,9 +253,9 @@ def test_tunnel_address_outside_the_own_block_is_exported_by_default() -> None:
 
 
 def test_cell_json_lists_situation_match_and_diff() -> None:
-    from bgpflat.lab.conformance.matrix import CellResult, ConformanceReport
+    from bgpflat.lab.conformance.results import CellResult, ConformanceReport
 
-    situation = cases.situation("mesh-ibgp")
+    situation = situations.situation("mesh-ibgp")
     expected = expect("mesh-ibgp")
     learned = RouteTable(r for r in expected.table if r.session != ADDRESS["node-d"])
     diff = diff_routes(expected=expected, learned=learned, strict=True)

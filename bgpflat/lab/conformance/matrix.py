@@ -1,6 +1,6 @@
 """Conformance with real Calico: confd-rendered BIRD against bgpflat's expected routes, cell by cell.
 
-For every situation of ``conformance_cases`` the same sequence runs:
+For every situation of ``situations.SITUATIONS`` the same sequence runs:
 
 1. the previous cell's objects are deleted from the API server and this cell's are created;
 2. Felix's part is imitated: each workload address held by a node gets its kernel ``/32`` on a
@@ -17,39 +17,40 @@ For every situation of ``conformance_cases`` the same sequence runs:
    read back from the API server, the way ``bgpflat routes expected`` reads them.
 
 One control plane, one set of namespaces and one BIRD per node serve every cell; only the peer is
-restarted per cell (a fresh state directory makes End-of-RIB mean "this cell's table is complete").
+restarted per cell (``peer.CellPeer``: a fresh state directory makes End-of-RIB mean "this cell's
+table is complete"). The situations are in ``situations``, what they are made of in ``cases``, the
+verdicts in ``results``.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bgpflat
 from bgpflat.adapters.kube import CalicoApi, KubeClient
 from bgpflat.core.routes.advertise import expected_routes
 from bgpflat.core.routes.cluster import ClusterState
-from bgpflat.core.routes.diff import RouteDiff, diff_routes
+from bgpflat.core.routes.diff import diff_routes
 from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
 from bgpflat.core.routes.table import RouteTable, address_sort_key
 from bgpflat.core.routes.verdict import learned_from_json
 from bgpflat.errors import BgpflatError, KubeError, LabError
 from bgpflat.lab.conformance import cases
 from bgpflat.lab.conformance.baseline import Baseline
+from bgpflat.lab.conformance.peer import CellPeer
+from bgpflat.lab.conformance.results import CellResult, ConformanceReport
+from bgpflat.lab.conformance.situations import SITUATIONS
 from bgpflat.lab.controlplane.seed import for_flavour, seed_objects
 from bgpflat.lab.controlplane.server import ControlPlane
 from bgpflat.lab.fabric.confd import default_templates_dir, ensure_confd, render_bird_config, without_krt_tunnel
-from bgpflat.lab.fabric.netns import NetnsLab, ns_argv, run
+from bgpflat.lab.fabric.netns import NetnsLab, run
 from bgpflat.workflows.routes import read_live_objects
 
 Progress = Callable[[str], None]
@@ -65,101 +66,7 @@ WORKLOAD_INTERFACE = "caliwl0"  # "cali*": excluded from protocol direct, as Fel
 CONVERGE_TIMEOUT = 90.0
 SETTLE_SECONDS = 0.6
 POLL_SECONDS = 0.15
-PEER_LISTEN_TIMEOUT = 20.0
 DAEMONS = ("bird", "birdc", "ss")
-# ``bgpflat peer run`` with only the peer's command group registered, so the verification peer
-# does not depend on every other command group of the CLI being importable and well.
-PEER_ENTRY = (
-    "import argparse, sys\n"
-    "from bgpflat.cli import peer_commands\n"
-    "parser = argparse.ArgumentParser(prog='bgpflat')\n"
-    "peer_commands.register(parser.add_subparsers(dest='command', required=True))\n"
-    "args = parser.parse_args()\n"
-    "sys.exit(args.func(args))\n"
-)
-
-
-# -- results --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CellResult:
-    """One situation's verdict: the diff, and the sessions each side says exist."""
-
-    situation: cases.Situation
-    match: bool
-    seconds: float
-    expected_routes: int = 0
-    learned_routes: int = 0
-    expected_sessions: tuple[str, ...] = ()
-    calico_sessions: tuple[str, ...] = ()  # nodes whose confd-rendered BIRD peers with the peer
-    diff: RouteDiff | None = None
-    error: str = ""
-    notes: tuple[str, ...] = ()
-    phases: Mapping[str, float] = field(default_factory=dict)  # seconds per step, for tuning
-
-    @property
-    def findings(self) -> list[str]:
-        """The differences as sentences (session disagreements first)."""
-        out = []
-        only_model = sorted(set(self.expected_sessions) - set(self.calico_sessions), key=address_sort_key)
-        only_calico = sorted(set(self.calico_sessions) - set(self.expected_sessions), key=address_sort_key)
-        if only_model:
-            out.append(f"sessions expected but not configured by confd: {', '.join(only_model)}")
-        if only_calico:
-            out.append(f"sessions configured by confd but not expected: {', '.join(only_calico)}")
-        if self.diff is not None:
-            out.extend(self.diff.explain(f) for f in self.diff.findings)
-        if self.error:
-            out.append(self.error)
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        situation = self.situation
-        return {
-            "situation": situation.name,
-            "description": situation.description,
-            "peer": {"address": cases.PEER_ADDRESS, "as_number": situation.peer_as, "type": situation.session_type},
-            "match": self.match,
-            "seconds": round(self.seconds, 2),
-            "expected_routes": self.expected_routes,
-            "learned_routes": self.learned_routes,
-            "sessions": {"expected": list(self.expected_sessions), "calico": list(self.calico_sessions)},
-            "behaviour": situation.behaviour,
-            "error": self.error,
-            "notes": list(self.notes),
-            "phases": {k: round(v, 2) for k, v in self.phases.items()},
-            "diff": {
-                "counts": self.diff.counts() if self.diff is not None else {},
-                "findings": self.findings,
-                "details": self.diff.to_dict()["findings"] if self.diff is not None else [],
-            },
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConformanceReport:
-    cells: tuple[CellResult, ...]
-    seconds: float
-    setup_seconds: float
-    calico_version: str = cases.CALICO_VERSION
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def all_match(self) -> bool:
-        return bool(self.cells) and all(c.match for c in self.cells)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": 1,
-            "calico_version": self.calico_version,
-            "all_match": self.all_match,
-            "matched": sum(1 for c in self.cells if c.match),
-            "total": len(self.cells),
-            "seconds": round(self.seconds, 1),
-            "setup_seconds": round(self.setup_seconds, 1),
-            "cells": [c.to_dict() for c in self.cells],
-        }
 
 
 # -- the lab --------------------------------------------------------------------------------------
@@ -193,9 +100,7 @@ class ConformanceLab:
         self.templates = templates
         self._kube: KubeClient | None = None
         self.baseline = Baseline.capture(self.kube)
-        self._peer_process: str | None = None
-        self._peer_dir: Path | None = None
-        self._peers_started = 0
+        self.peer = CellPeer(netns, namespace=netns.namespace_name(PEER_ROLE))
         self._created: list[tuple[str, str, str | None, str]] = []  # the current cell's objects
         self._birds_started = False
 
@@ -301,10 +206,10 @@ class ConformanceLab:
             mark = now
 
         try:
-            self._stop_peer()
+            self.peer.stop()
             if not situation.peer_from_snapshot:
                 # The peer boots (a second or two of Python and ExaBGP) while the cell is prepared.
-                self._start_peer(situation)
+                self.peer.start(situation)
                 lap("peer")
             self._reset()
             lap("reset")
@@ -318,9 +223,9 @@ class ConformanceLab:
             expected, cluster_objects = self._expected(situation)
             lap("model")
             if situation.peer_from_snapshot:
-                self._start_peer(situation, objects=cluster_objects)
+                self.peer.start(situation, objects=cluster_objects)
                 lap("peer")
-            self._wait_peer_listening()
+            self.peer.wait_listening()
             self._load_birds()
             lap("load")
             learned, converge_notes = self._converge(sessions=set(expected.sessions) | set(calico_sessions))
@@ -364,7 +269,7 @@ class ConformanceLab:
 
     def run(self, situations: Sequence[cases.Situation], progress: Progress | None = None) -> list[CellResult]:
         results = [self.run_cell(s, progress) for s in situations]
-        self._stop_peer()
+        self.peer.stop()
         return results
 
     # -- steps ------------------------------------------------------------------------------------
@@ -416,70 +321,6 @@ class ConformanceLab:
             options=ModelOptions(add_path=situation.add_path),
         )
         return expected, objects
-
-    def _start_peer(self, situation: cases.Situation, *, objects: Sequence[Mapping[str, Any]] = ()) -> None:
-        """The verification peer for ``situation``: accepting any node address in the subnet with
-        one AS, or (``peer_from_snapshot``) the nodes the BGPPeers in ``objects`` select, each
-        with its own AS."""
-        # A short path: the peer binds unix sockets there, and sun_path holds only 108 bytes.
-        self._peers_started += 1
-        state_dir = Path(str(self.netns.state.info["peer_root"])) / f"{self._peers_started:02d}"
-        shutil.rmtree(state_dir, ignore_errors=True)
-        if situation.peer_from_snapshot:
-            snapshot = self.netns.state_dir / f"objects-{situation.name}.json"  # JSON is YAML too
-            snapshot.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
-            neighbors = ["--from-snapshot", str(snapshot)]
-        else:
-            neighbors = ["--peer-as", str(situation.cluster_as_seen), "--neighbor-range", cases.SUBNET]
-        argv = [
-            sys.executable,
-            "-c",
-            PEER_ENTRY,
-            "peer",
-            "run",
-            "--listen",
-            cases.PEER_ADDRESS,
-            "--local-as",
-            str(situation.peer_as),
-            *neighbors,
-            "--passive",
-            "--state-dir",
-            str(state_dir),
-            *([] if situation.add_path else ["--no-add-path"]),
-        ]
-        source_root = str(Path(bgpflat.__file__).resolve().parents[1])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (source_root, os.environ.get("PYTHONPATH"))))}
-        name = f"peer:{situation.name}"
-        self.netns.start(
-            name,
-            self.netns.namespace_name(PEER_ROLE),
-            argv,
-            log=self.netns.state_dir / "logs" / f"peer-{situation.name}.log",
-            env=env,
-        )
-        self._peer_process = name
-        self._peer_dir = state_dir
-
-    def _wait_peer_listening(self) -> None:
-        name = self._peer_process
-        if name is None:
-            raise LabError("the verification peer is not running")
-        listen = f"{cases.PEER_ADDRESS}:179"
-        deadline = time.monotonic() + PEER_LISTEN_TIMEOUT
-        while True:
-            self.netns.check_alive(name)
-            sockets = run(ns_argv(self.netns.namespace_name(PEER_ROLE), [_tool("ss"), "-Hltn"]), check=False)
-            if listen in sockets:
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"the verification peer does not listen on {listen} after {PEER_LISTEN_TIMEOUT:g} s")
-            time.sleep(0.05)
-
-    def _stop_peer(self) -> None:
-        if self._peer_process is not None:
-            self.netns.stop([self._peer_process])
-            self._peer_process = None
-            self._peer_dir = None
 
     def _load_birds(self) -> None:
         """Start the BIRDs (first cell) or reload them; then restart their sessions to the peer.
@@ -540,7 +381,7 @@ class ConformanceLab:
         from bgpflat.peer.endpoint import EndpointUnavailable, fetch
 
         wanted = set(sessions)
-        socket_path = self._peer_state_dir_current() / "peer.sock"
+        socket_path = self.peer.state_dir() / "peer.sock"
         deadline = time.monotonic() + CONVERGE_TIMEOUT
         previous: RouteTable | None = None
         last_reason = "nothing read yet"
@@ -574,11 +415,6 @@ class ConformanceLab:
             time.sleep(SETTLE_SECONDS)
         return table, [f"not converged after {CONVERGE_TIMEOUT:g} s: {last_reason}"]
 
-    def _peer_state_dir_current(self) -> Path:
-        if self._peer_dir is None:
-            raise LabError("the verification peer is not running")
-        return self._peer_dir
-
     # -- teardown ---------------------------------------------------------------------------------
     def down(self) -> None:
         try:
@@ -596,7 +432,7 @@ def run_conformance(
     *,
     plane: ControlPlane,
     state_dir: Path,
-    situations: Sequence[cases.Situation] = cases.SITUATIONS,
+    situations: Sequence[cases.Situation] = SITUATIONS,
     progress: Progress | None = None,
 ) -> ConformanceReport:
     """Build the lab on ``plane``, run ``situations``, tear the lab down; the report of every cell."""

@@ -19,7 +19,9 @@ Seeding:
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import ipaddress
 import json
 import os
@@ -210,6 +212,33 @@ def for_flavour(obj: Mapping[str, Any], flavour: Flavour) -> JsonObject:
     return copy.deepcopy(dict(obj))
 
 
+def block_affinity_labels(node: str, cidr: str, affinity_type: str = "host") -> dict[str, str]:
+    """The labels Calico's IPAM puts on a ``BlockAffinity`` (libcalico-go ``EnsureBlockAffinityLabels``).
+
+    Since v3.31 confd lists a node's block affinities with a label selector on these, so an
+    affinity created without them is invisible to it: no blackhole route, no aggregation.
+    """
+    digest = hashlib.sha3_256(node.encode()).digest()
+    return {
+        "projectcalico.org/hostname-hash": base64.b32encode(digest).decode().rstrip("="),
+        "projectcalico.org/affinity-type": affinity_type,
+        "projectcalico.org/ip-version": "6" if ":" in cidr else "4",
+    }
+
+
+def with_ipam_labels(obj: JsonObject) -> JsonObject:
+    """A ``BlockAffinity`` as Calico's IPAM stores it: with its labels (confd finds it by them)."""
+    if obj.get("kind") != "BlockAffinity":
+        return obj
+    meta = obj.setdefault("metadata", {})
+    spec = obj.get("spec") or {}
+    labels = block_affinity_labels(
+        str(spec.get("node", "")), str(spec.get("cidr", "")), str(spec.get("type") or "host")
+    )
+    meta["labels"] = {**labels, **(meta.get("labels") or {})}
+    return obj
+
+
 # -- creation ---------------------------------------------------------------------------------------
 def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     meta = obj.get("metadata") or {}
@@ -321,7 +350,7 @@ def seed_objects(
 ) -> SeedResult:
     """Create ``objects`` (translated to ``flavour``) in dependency order."""
     result = SeedResult(scenario=scenario)
-    translated = [for_flavour(o, flavour) for o in objects]
+    translated = [with_ipam_labels(for_flavour(o, flavour)) for o in objects]
     namespaces = {str(o["metadata"]["namespace"]) for o in translated if (o.get("metadata") or {}).get("namespace")}
     declared = {o["metadata"]["name"] for o in translated if o.get("kind") == "Namespace"}
     for ns in sorted(namespaces - declared):

@@ -9,9 +9,11 @@ decides what flattening means and so which sequence runs: ``bgp`` changes Calico
 ``lab healthy``         every recorded process runs, every namespace exists, the API server is ready
 ``unreachable before``  the developer host cannot reach the whoami pod yet (the lab starts unflattened)
 ``apply``               ``bgpflat apply -f <state>/bgpflat.yaml --yes --allow-crd-v1`` against the lab's
-                        API server, as a user would; the follower re-renders BIRD from the new objects
+                        API server, as a user would; each node's confd (Calico's own) re-renders
+                        BIRD's config from the new objects and reloads BIRD
 ``verify``              ``bgpflat verify --wait --strict`` against the verification peer: what the
-                        Calico nodes really advertise equals bgpflat's expected-route model
+                        Calico nodes, configured by real Calico, advertise equals bgpflat's
+                        expected-route model
 ``http pod IP``         the developer host GETs ``http://<whoami pod IP>/`` via ToR → node → pod
 ``http cluster IP``     … and ``http://<whoami cluster IP>/`` (service range advertised, DNAT on the node)
 ``http name``           … and ``http://whoami/`` through the office resolver and the search domain
@@ -50,9 +52,10 @@ from typing import Any
 
 from bgpflat.errors import LabError
 from bgpflat.lab.fabric import office, services
+from bgpflat.lab.fabric.flatlab import FlatLab
 from bgpflat.lab.fabric.follower import api_source
 from bgpflat.lab.fabric.lifecycle import Lab, bgpflat_argv, child_env
-from bgpflat.lab.fabric.topology import MODE_BGP, MODE_STATIC_NAT, FlatLab
+from bgpflat.lab.fabric.topology import MODE_BGP, MODE_STATIC_NAT
 
 FORMAT_VERSION = 1
 CHECK_SERVICE = "whoami"

@@ -27,13 +27,16 @@ old file stays. ``check_with_bird`` runs the parse check afterwards, on the fini
 Stock BIRD 1.6 and Calico's fork differ in one statement that matters here: up to Calico v3.31,
 ``bird_ipam.cfg`` assigns ``krt_tunnel`` (a fork-only route attribute) for every non-VXLAN pool, and
 stock BIRD rejects the file ("You may set only variables"). ``without_krt_tunnel`` makes a copy that
-stock BIRD can parse, for parse checks only.
+stock BIRD can parse and run (routes into an IP-in-IP pool are then programmed without the tunnel
+device, which the lab, having no tunnels, does not need).
+
+The lab runs confd per node as a daemon instead (``bgpflat.lab.fabric.node_confd``), from the same
+``ConfdRun``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import json
 import os
 import re
 import shutil
@@ -41,7 +44,7 @@ import subprocess
 import tempfile
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,25 +155,68 @@ def default_templates_dir(calico: ModulePin = CALICO_CONFD) -> Path:
     return directory
 
 
-def block_affinity_labels(node: str, cidr: str, affinity_type: str = "host") -> dict[str, str]:
-    """The labels Calico's IPAM puts on a ``BlockAffinity`` (libcalico-go ``EnsureBlockAffinityLabels``).
+# --- running confd ------------------------------------------------------------------------------
 
-    Since v3.31 confd lists a node's block affinities with a label selector on these, so an
-    affinity created without them is invisible to it: no blackhole route, no aggregation.
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfdRun:
+    """How to run confd for one node: its argv, environment and the files it will write.
+
+    ``prepare`` lays out ``confdir`` (a copy of Calico's ``conf.d/`` and ``templates/`` whose
+    ``dest`` paths point into ``out_dir``) and an explicit, empty config file; conformance
+    (``render_bird_config``) and the lab (``start_node_confd``) both run confd from it.
     """
-    digest = hashlib.sha3_256(node.encode()).digest()
-    return {
-        "projectcalico.org/hostname-hash": base64.b32encode(digest).decode().rstrip("="),
-        "projectcalico.org/affinity-type": affinity_type,
-        "projectcalico.org/ip-version": "6" if ":" in cidr else "4",
-    }
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    dests: tuple[Path, ...]
+
+    @classmethod
+    def prepare(
+        cls,
+        *,
+        binary: Path,
+        kubeconfig: Path,
+        node_name: str,
+        templates_dir: Path,
+        work_dir: Path,
+        out_dir: Path,
+        keep_check_cmd: bool = False,
+        reload_cmd: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> ConfdRun:
+        """confd's files go under ``work_dir`` (created fresh), its output into ``out_dir``.
+
+        confd sees only the environment it needs (``DATASTORE_TYPE=kubernetes``, ``KUBECONFIG``,
+        ``NODENAME``, ``PATH``) plus ``extra_env`` (e.g. ``CALICO_ROUTER_ID``,
+        ``BGP_LOGSEVERITYSCREEN``), never the caller's Calico or Typha settings.
+        """
+        out_dir.mkdir(parents=True, exist_ok=True)
+        confdir = work_dir / "confd"
+        shutil.rmtree(confdir, ignore_errors=True)
+        confdir.mkdir(parents=True)
+        dests = _prepare_confdir(templates_dir, confdir, out_dir, keep_check_cmd, reload_cmd)
+        # An explicit, empty config file: otherwise confd reads /etc/confd/confd.toml when present.
+        config_file = work_dir / "confd.toml"
+        config_file.write_text("")
+        env = {
+            "PATH": os.pathsep.join((os.environ.get("PATH", "/usr/bin:/bin"), "/usr/sbin", "/sbin")),
+            "DATASTORE_TYPE": "kubernetes",
+            "KUBECONFIG": str(kubeconfig),
+            "NODENAME": node_name,
+            **(extra_env or {}),
+        }
+        argv = (str(binary), "-confdir", str(confdir), "-config-file", str(config_file))
+        return cls(argv=argv, env=env, dests=tuple(dests))
 
 
-# --- rendering ------------------------------------------------------------------------------------
+def _prepare_confdir(
+    templates_dir: Path, confdir: Path, out_dir: Path, keep_check_cmd: bool, reload_cmd: str | None
+) -> list[Path]:
+    """Copy conf.d/ and templates/ into confdir, pointing every ``dest`` into out_dir.
 
-
-def _prepare_confdir(templates_dir: Path, confdir: Path, out_dir: Path, keep_check_cmd: bool) -> list[Path]:
-    """Copy conf.d/ and templates/ into confdir, pointing every ``dest`` into out_dir."""
+    calico-node's ``reload_cmd`` (``sv hup bird``) is replaced by ``reload_cmd`` (or dropped).
+    """
     for sub in ("conf.d", "templates"):
         if not (templates_dir / sub).is_dir():
             raise LabError(f"{templates_dir} has no {sub}/ (expected Calico's confd/etc/calico/confd)")
@@ -182,11 +228,13 @@ def _prepare_confdir(templates_dir: Path, confdir: Path, out_dir: Path, keep_che
         for line in toml.read_text().splitlines():
             command = _CMD.match(line)
             if command and not (keep_check_cmd and command.group(1) == "check_cmd"):
-                continue  # never run calico-node's reload (sv hup bird)
+                continue
             dest = _DEST.match(line)
             if dest:
                 line = f'{dest.group(1)}"{out_dir / Path(dest.group(2)).name}"'
             lines.append(line)
+        if reload_cmd is not None:
+            lines.append(f"reload_cmd = {json.dumps(reload_cmd)}")  # a TOML basic string
         text = "\n".join(lines) + "\n"
         target = confdir / "conf.d" / toml.name
         target.write_text(text)
@@ -214,11 +262,9 @@ def render_bird_config(
     settles, then stop it; return ``out_dir``.
 
     ``out_dir`` receives the rendered files (``bird.cfg``, ``bird_aggr.cfg``, ``bird_ipam.cfg``,
-    ``bird6*.cfg``) and ``confd.log``. confd sees only the environment it needs
-    (``DATASTORE_TYPE=kubernetes``, ``KUBECONFIG``, ``NODENAME``, ``PATH``) plus ``extra_env``
-    (e.g. ``CALICO_ROUTER_ID``, ``BGP_LOGSEVERITYSCREEN``), never the caller's Calico or Typha
-    settings. ``keep_check_cmd`` keeps Calico's own ``check_cmd`` (``bird -p -c`` / ``bird6 -p -c``,
-    found on ``PATH`` plus ``/usr/sbin``); see the module docstring for what it does on reruns.
+    ``bird6*.cfg``) and ``confd.log``. ``keep_check_cmd`` keeps Calico's own ``check_cmd``
+    (``bird -p -c`` / ``bird6 -p -c``, found on ``PATH`` plus ``/usr/sbin``); see the module
+    docstring for what it does on reruns. The environment is ``ConfdRun``'s.
     """
     binary = confd or ensure_confd()
     out_dir = out_dir.resolve()
@@ -228,27 +274,28 @@ def render_bird_config(
     # asynchronously, after that render. Measured: 2 onetime renders in 40 of one node lacked every
     # Service /32. calico-node keeps confd running and re-renders a moment later; so does this,
     # until all files exist and none has changed for ``SETTLE_SECONDS``.
-    out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "confd.log"
     with tempfile.TemporaryDirectory(prefix="bgpflat-confd-") as tmp:
-        confdir = Path(tmp) / "confd"
-        confdir.mkdir()
-        dests = _prepare_confdir(templates_dir, confdir, out_dir, keep_check_cmd)
-        # An explicit, empty config file: otherwise confd reads /etc/confd/confd.toml when present.
-        config_file = Path(tmp) / "confd.toml"
-        config_file.write_text("")
-        env = {
-            "PATH": os.pathsep.join((os.environ.get("PATH", "/usr/bin:/bin"), "/usr/sbin", "/sbin")),
-            "DATASTORE_TYPE": "kubernetes",
-            "KUBECONFIG": str(kubeconfig),
-            "NODENAME": node_name,
-            **(extra_env or {}),
-        }
-        argv = [str(binary), "-confdir", str(confdir), "-config-file", str(config_file)]
+        run = ConfdRun.prepare(
+            binary=binary,
+            kubeconfig=kubeconfig,
+            node_name=node_name,
+            templates_dir=templates_dir,
+            work_dir=Path(tmp),
+            out_dir=out_dir,
+            keep_check_cmd=keep_check_cmd,
+            extra_env=extra_env,
+        )
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out_dir)
+            proc = subprocess.Popen(run.argv, stdout=log, stderr=subprocess.STDOUT, env=dict(run.env), cwd=out_dir)
+
+            def alive() -> None:
+                code = proc.poll()
+                if code is not None:
+                    raise LabError(f"confd exited with {code}; log: {log_path}\n" + log_tail(log_path, 15, missing=""))
+
             try:
-                _wait_settled(proc, dests, timeout=timeout, log_path=log_path)
+                wait_settled(run.dests, alive=alive, timeout=timeout, what=f"confd (pid {proc.pid})", log_path=log_path)
             finally:
                 _stop(proc)
     return out_dir
@@ -262,15 +309,18 @@ def _file_state(path: Path) -> tuple[int, int] | None:
     return (info.st_mtime_ns, info.st_size)
 
 
-def _wait_settled(proc: subprocess.Popen[bytes], dests: list[Path], *, timeout: float, log_path: Path) -> None:
-    """Until every file in ``dests`` exists and none has changed for ``SETTLE_SECONDS``."""
+def wait_settled(
+    dests: Sequence[Path], *, alive: Callable[[], None], timeout: float, what: str, log_path: Path
+) -> None:
+    """Until every file in ``dests`` exists and none has changed for ``SETTLE_SECONDS``.
+
+    ``alive`` raises when confd has exited (its exit status and log say why).
+    """
     deadline = time.monotonic() + timeout
     last: list[tuple[int, int] | None] | None = None
     changed_at = time.monotonic()
     while True:
-        code = proc.poll()
-        if code is not None:
-            raise LabError(f"confd exited with {code}; log: {log_path}\n" + log_tail(log_path, 15, missing=""))
+        alive()
         now = time.monotonic()
         state = [_file_state(d) for d in dests]
         if state != last:
@@ -279,10 +329,9 @@ def _wait_settled(proc: subprocess.Popen[bytes], dests: list[Path], *, timeout: 
             return
         if now > deadline:
             missing = [d.name for d, s in zip(dests, state, strict=True) if s is None]
-            what = f"did not write {', '.join(missing)}" if missing else "kept rewriting its output"
+            did = f"did not write {', '.join(missing)}" if missing else "kept rewriting its output"
             raise LabError(
-                f"confd {what} within {timeout:.0f} s (pid {proc.pid}); log: {log_path}\n"
-                + log_tail(log_path, 15, missing="")
+                f"{what} {did} within {timeout:.0f} s; log: {log_path}\n" + log_tail(log_path, 15, missing="")
             )
         time.sleep(POLL_SECONDS)
 
@@ -328,13 +377,16 @@ def without_krt_tunnel(src_dir: Path, dst_dir: Path) -> int:
     """Copy the rendered ``*.cfg`` files, replacing each ``krt_tunnel = "…";`` with ``print "";``.
 
     ``krt_tunnel`` exists only in Calico's BIRD fork (IP-in-IP). The replacement keeps every
-    ``if … then … else …`` well-formed, so the copy is good for a stock ``bird -p`` parse check,
-    not for running. Returns how many assignments were replaced.
+    ``if … then … else …`` well-formed, so stock BIRD parses and runs the copy (the route is then
+    programmed without the tunnel device). Returns how many assignments were replaced.
     """
     dst_dir.mkdir(parents=True, exist_ok=True)
     replaced = 0
     for cfg in sorted(src_dir.glob("*.cfg")):
         text, n = _KRT_TUNNEL.subn('print "";', cfg.read_text())
         replaced += n
-        (dst_dir / cfg.name).write_text(text)
+        # Written aside and renamed: a BIRD reading the directory sees the old file or the new one.
+        tmp = dst_dir / f".{cfg.name}.tmp"
+        tmp.write_text(text)
+        tmp.rename(dst_dir / cfg.name)
     return replaced

@@ -6,11 +6,12 @@ filters, IPAM blocks and affinities) and labels each item with its ``apiVersion`
 a file of objects has them, so ``FlatLab`` cannot tell an API server from ``cluster.yaml``.
 
 ``python -m bgpflat.lab.fabric.follower STATE_DIR`` is the background process ``bgpflat lab up`` starts:
-it polls that source and runs ``FlatLab.reconcile`` whenever the objects change (re-rendered BIRD
-configs + ``birdc configure``, DNAT rules, cluster DNS), so a ``bgpflat apply`` in another shell
-changes what the ToR and the verification peer learn within a few seconds. It runs in the host's
-network namespace because the API server listens on the host's loopback; it reaches the daemons
-only through their control sockets and ``ip netns exec``. SIGTERM ends it after the current pass.
+it polls that source and runs ``FlatLab.reconcile`` whenever the objects change (DNAT rules,
+cluster DNS), so a ``bgpflat apply`` in another shell changes what the office reaches within a
+few seconds. BIRD is not its business: each node's confd watches the API server and reloads BIRD
+itself (``bgpflat.lab.fabric.node_confd``). It runs in the host's network namespace because the
+API server listens on the host's loopback; it reaches the daemons only through ``ip netns exec``
+and signals. SIGTERM ends it after the current pass.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from bgpflat.adapters.kube import KubeClient
 from bgpflat.errors import KubeError, KubeNotFound, LabError
 from bgpflat.lab.controlplane.crds import Flavour
 from bgpflat.lab.controlplane.server import ControlPlane
-from bgpflat.lab.fabric.topology import FlatLab, Objects, ObjectSource
+from bgpflat.lab.fabric.flatlab import FlatLab
+from bgpflat.lab.fabric.topology import Objects, ObjectSource
 
 CALICO_V1 = "crd.projectcalico.org/v1"
 CALICO_V3 = "projectcalico.org/v3"
@@ -108,11 +110,9 @@ def follow(lab: FlatLab, source: ObjectSource, *, interval: float = INTERVAL) ->
             if fingerprint != last:
                 report = lab.reconcile(objects)
                 last = fingerprint
-                if report.reconfigured or report.services_changed:
+                if report.services_changed:
                     print(
-                        f"{time.strftime('%H:%M:%S')} reconciled in {report.seconds:.2f} s: "
-                        f"birdc configure on {', '.join(report.reconfigured) or 'no node'}"
-                        f"{'; services and DNS updated' if report.services_changed else ''}",
+                        f"{time.strftime('%H:%M:%S')} reconciled in {report.seconds:.2f} s: services and DNS updated",
                         flush=True,
                     )
         except (LabError, OSError) as exc:

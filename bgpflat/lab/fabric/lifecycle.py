@@ -6,10 +6,11 @@
    ``crd.projectcalico.org/v1`` CRDs) started with the scenario's service range and seeded with
    its ``cluster.yaml`` — or, with ``control_plane=DIR``, one that already runs there (it is then
    used as it is and left running by ``down``);
-2. the fabric (``FlatLab``): namespaces, FRR ToR, a BIRD per Calico node with configs rendered
-   from the objects *in the API server*, pods, DNAT, cluster DNS, office resolver;
+2. the fabric (``FlatLab``): namespaces, FRR ToR, per Calico node Calico's own confd watching the
+   API server and the BIRD it configures and reloads, pods, DNAT, cluster DNS, office resolver;
 3. the follower (``bgpflat.lab.fabric.follower``), a background process that polls the API server and
-   reconciles the fabric, so ``bgpflat apply`` in any shell changes what the fabric learns;
+   keeps DNAT and cluster DNS in line, so ``bgpflat apply`` in any shell changes what the fabric
+   learns (BIRD through confd, Services through the follower);
 4. the verification peer, ``bgpflat peer run`` in the verifier namespace on a node segment.
 
 How the verifier is peered: the cluster's nodes peer with it directly, through a global BGPPeer
@@ -30,7 +31,7 @@ State, one directory per lab (default ``$XDG_STATE_HOME/bgpflat/lab/<scenario>``
     peer/            the verification peer's state (snapshot, event log, endpoint socket)
     backups/         what ``lab check``'s apply backed up (its revert uses them)
 
-``down`` stops the follower first (so nothing re-renders while the rest goes), then every recorded
+``down`` stops the follower first (so nothing is reconfigured while the rest goes), then every recorded
 process and namespace of the fabric, then the control plane if the lab started it, and removes
 the directory. Every step is skipped when already done, so ``down`` is idempotent and also cleans
 up after an ``up`` that failed half-way.
@@ -51,14 +52,14 @@ from typing import Any
 
 import yaml
 
-import bgpflat
 from bgpflat.errors import LabError
 from bgpflat.lab.controlplane.seed import Scenario, labs_dir, load_scenario
 from bgpflat.lab.controlplane.server import STATE_FILE as CONTROL_PLANE_STATE
 from bgpflat.lab.controlplane.server import ControlPlane
-from bgpflat.lab.fabric import netns
+from bgpflat.lab.fabric import netns, node_confd
+from bgpflat.lab.fabric.flatlab import FlatLab
 from bgpflat.lab.fabric.follower import api_source
-from bgpflat.lab.fabric.topology import FlatLab, Topology, load_topology
+from bgpflat.lab.fabric.topology import Topology, load_topology
 from bgpflat.lab.versions import DEFAULT_SERVICE_CLUSTER_IP_RANGE
 
 Progress = Callable[[str], None]
@@ -112,11 +113,11 @@ def bgpflat_argv(*args: str) -> list[str]:
 
 def child_env() -> dict[str, str]:
     """Environment for bgpflat child processes: this package importable, plain output."""
-    package_root = str(Path(bgpflat.__file__).resolve().parents[1])
+    root = node_confd.package_root()
     path = os.environ.get("PYTHONPATH")
     return {
         **os.environ,
-        "PYTHONPATH": f"{package_root}{os.pathsep}{path}" if path else package_root,
+        "PYTHONPATH": f"{root}{os.pathsep}{path}" if path else root,
         "NO_COLOR": "1",
         "COLUMNS": "200",
         "PYTHONUNBUFFERED": "1",
@@ -293,7 +294,7 @@ class Lab:
 
         mark = time.monotonic()
         source = api_source(plane.client(), plane.flavour)
-        fabric = FlatLab.up(topology, source, state_dir=self.fabric_dir, progress=say)
+        fabric = FlatLab.up(topology, source, kubeconfig=plane.kubeconfig, state_dir=self.fabric_dir, progress=say)
         record.timings["fabric"] = round(time.monotonic() - mark, 2)
         self.save()
         fabric.netns.start(
@@ -387,7 +388,7 @@ def down(state_dir: Path) -> list[str]:
         return done  # no lab here (or already down): never remove a directory that is not a lab's
     if (fabric_dir / netns.STATE_FILE).is_file():
         fabric = netns.NetnsLab.attach(fabric_dir)
-        # The follower first: it must not re-render configs of daemons that are being stopped.
+        # The follower first: it must not reconfigure daemons that are being stopped.
         if any(p.name == FOLLOWER for p in fabric.state.processes):
             fabric.stop([FOLLOWER])
             done.append(FOLLOWER)

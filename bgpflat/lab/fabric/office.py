@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bgpflat.errors import LabError
+from bgpflat.lab.fabric.flatlab import OFFICE_RESOLVER, FlatLab
 from bgpflat.lab.fabric.lifecycle import Lab, bgpflat_argv, child_env
 from bgpflat.lab.fabric.netns import ns_argv, run
-from bgpflat.lab.fabric.topology import OFFICE_RESOLVER, FlatLab
 
 # Runs ``bgpflat <args>`` and returns the finished process; the check passes one that logs.
 Runner = Callable[..., subprocess.CompletedProcess[str]]

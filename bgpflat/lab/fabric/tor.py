@@ -22,6 +22,9 @@ line in the config conflicts with it); see exabgp-lab-notes §7.
 from __future__ import annotations
 
 import dataclasses
+import os
+import pwd
+import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,7 @@ from bgpflat.core.office.frr import render_frr
 from bgpflat.core.office.intent import OfficeIntent
 from bgpflat.core.office.router import RouterView, router_view
 from bgpflat.errors import LabError
+from bgpflat.lab.fabric.netns import NetnsLab, wait_for
 
 ZEBRA = Path("/usr/lib/frr/zebra")
 BGPD = Path("/usr/lib/frr/bgpd")
@@ -136,3 +140,34 @@ def vtysh_argv(runtime_dir: Path, *commands: str) -> list[str]:
     for command in commands:
         argv += ["-c", command]
     return argv
+
+
+def start_frr(lab: NetnsLab, *, namespace: str, view: RouterView, hostname: str) -> Path:
+    """Write the ToR's zebra and bgpd configs and start both daemons in ``namespace``; their directory."""
+    # FRR drops to user frr, which cannot enter a root-only state directory (pytest's tmp,
+    # ~root): its files live in a directory of their own, recorded for teardown.
+    frr_dir = Path(tempfile.mkdtemp(prefix=f"bgpflat-{lab.prefix}-frr-"))
+    lab.record_path(frr_dir)
+    (frr_dir / "zebra.conf").write_text(render_zebra_conf(hostname))
+    (frr_dir / "bgpd.conf").write_text(render_bgpd_from_intent(view, hostname=hostname))
+    try:
+        user = pwd.getpwnam("frr")
+    except KeyError as exc:
+        raise LabError("FRR's user 'frr' does not exist; install frr (apt-get install frr)") from exc
+    for path in (frr_dir, *frr_dir.iterdir()):
+        os.chown(path, user.pw_uid, user.pw_gid)
+    frr_dir.chmod(0o750)
+    lab.start(
+        "zebra",
+        namespace,
+        daemon_argv(ZEBRA, runtime_dir=frr_dir, config=frr_dir / "zebra.conf", name="zebra"),
+        log=lab.state_dir / "logs" / "zebra.out",
+    )
+    wait_for(lambda: (frr_dir / "zserv.api").exists(), timeout=10, what="zebra's zserv.api socket")
+    lab.start(
+        "bgpd",
+        namespace,
+        daemon_argv(BGPD, runtime_dir=frr_dir, config=frr_dir / "bgpd.conf", name="bgpd"),
+        log=lab.state_dir / "logs" / "bgpd.out",
+    )
+    return frr_dir

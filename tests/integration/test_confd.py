@@ -1,6 +1,6 @@
 """Calico's own confd renders BIRD configuration from objects in a real kube-apiserver.
 
-confd is built from the Go module proxy once (``bgpflat.lab.fabric.confd.ensure_confd``, minutes on a cold
+confd is built from the Go module proxy once (``bgpflat.lab.confd.ensure_confd``, minutes on a cold
 cache) and run (watching until its output settles) against the session's
 ``crd.projectcalico.org/v1`` server. The rendered files are then parsed by stock BIRD 1.6
 (``bird -p``).
@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 
 from bgpflat.errors import LabError
-from bgpflat.lab.controlplane.seed import block_affinity_labels
-from bgpflat.lab.controlplane.server import ControlPlane
-from bgpflat.lab.fabric.confd import (
+from bgpflat.lab.confd import (
     check_with_bird,
     default_templates_dir,
     ensure_confd,
     render_bird_config,
     without_krt_tunnel,
 )
+from bgpflat.lab.controlplane.seed import block_affinity_labels
+from bgpflat.lab.controlplane.server import ControlPlane
 
 sys.path.insert(0, str(Path(__file__).parent))
 from rawapi import raw_api

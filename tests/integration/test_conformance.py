@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from bgpflat.errors import LabError
+from bgpflat.lab.confd import default_templates_dir, ensure_confd
 from bgpflat.lab.conformance import cases
 from bgpflat.lab.conformance.matrix import ConformanceLab, check_prerequisites
 from bgpflat.lab.conformance.situations import SITUATIONS, situation
 from bgpflat.lab.controlplane.server import ControlPlane
-from bgpflat.lab.fabric.confd import default_templates_dir, ensure_confd
 from bgpflat.lab.fabric.netns import netns_exists
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]

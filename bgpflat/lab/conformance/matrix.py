@@ -42,6 +42,7 @@ from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePe
 from bgpflat.core.routes.table import RouteTable, address_sort_key
 from bgpflat.core.routes.verdict import learned_from_json
 from bgpflat.errors import BgpflatError, KubeError, LabError
+from bgpflat.lab.confd import default_templates_dir, ensure_confd, render_bird_config, without_krt_tunnel
 from bgpflat.lab.conformance import cases
 from bgpflat.lab.conformance.baseline import Baseline
 from bgpflat.lab.conformance.peer import CellPeer
@@ -49,7 +50,6 @@ from bgpflat.lab.conformance.results import CellResult, ConformanceReport
 from bgpflat.lab.conformance.situations import SITUATIONS
 from bgpflat.lab.controlplane.seed import for_flavour, seed_objects
 from bgpflat.lab.controlplane.server import ControlPlane
-from bgpflat.lab.fabric.confd import default_templates_dir, ensure_confd, render_bird_config, without_krt_tunnel
 from bgpflat.lab.fabric.netns import NetnsLab, run
 from bgpflat.workflows.routes import read_live_objects
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import bgpflat
 from bgpflat.errors import LabError
-from bgpflat.lab.fabric.confd import ConfdRun, default_templates_dir, ensure_confd, wait_settled, without_krt_tunnel
+from bgpflat.lab.confd import ConfdRun, default_templates_dir, ensure_confd, wait_settled, without_krt_tunnel
 from bgpflat.lab.fabric.netns import NetnsLab
 from bgpflat.lab.go_build import Progress
 

@@ -21,7 +21,6 @@ class Target:
     context: str
     server: str
     user: str = ""
-    in_cluster: bool = False
 
 
 def load_configuration(*, kubeconfig: str | None, context: str | None) -> tuple[Any, Target]:
@@ -80,7 +79,7 @@ def load_configuration(*, kubeconfig: str | None, context: str | None) -> tuple[
             f"no kubeconfig ({path} does not exist) and not running inside a cluster "
             "(fix: pass --kubeconfig FILE or set KUBECONFIG)"
         ) from None
-    return configuration, Target(context="in-cluster", server=str(configuration.host), in_cluster=True)
+    return configuration, Target(context="in-cluster", server=str(configuration.host))
 
 
 def certificate_configuration(

@@ -38,19 +38,6 @@ PATHS_MISMATCH = "paths-mismatch"
 SESSION_NOTHING_LEARNED = "session-nothing-learned"
 SESSION_UNEXPECTED = "session-unexpected"
 
-REASON_CODES = (
-    ROUTE_MISSING,
-    ROUTE_UNEXPECTED,
-    NEXT_HOP_MISMATCH,
-    AS_PATH_MISMATCH,
-    COMMUNITIES_MISMATCH,
-    LARGE_COMMUNITIES_MISMATCH,
-    ORIGIN_MISMATCH,
-    PATHS_MISMATCH,
-    SESSION_NOTHING_LEARNED,
-    SESSION_UNEXPECTED,
-)
-
 MISSING = "missing"
 UNEXPECTED = "unexpected"
 MISMATCHED = "mismatched"
@@ -149,10 +136,6 @@ class RouteDiff:
     @property
     def session_findings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.category == SESSION)
-
-    def failing(self) -> tuple[Finding, ...]:
-        """The findings that make the diff fail (unexpected ones only in strict mode)."""
-        return tuple(f for f in self.findings if self.fails(f))
 
     def fails(self, finding: Finding) -> bool:
         """Missing and mismatched routes always fail; unexpected ones only in strict mode."""

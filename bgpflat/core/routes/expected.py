@@ -194,10 +194,6 @@ class ExpectedRoutes:
         found = self.sessions.get(session)
         return found.node if found is not None else ""
 
-    def rule_of(self, route: Route) -> str:
-        reasons = self.why(route)
-        return reasons[0].rule if reasons else ""
-
     def to_dict(self) -> dict[str, Any]:
         routes = []
         for route in self.table.sorted():

@@ -49,7 +49,6 @@ class Candidate(NamedTuple):
     prefix: Prefix
     why: Why
     interface: str = ""
-    learned_from: str = ""  # node name when learned over BGP
     origin_address: str = ""  # that node's address (the original next hop)
     as_tail: tuple[int, ...] = ()  # AS path as learned (M's AS when the mesh session was eBGP)
     communities: Communities = _NO_COMMUNITIES
@@ -282,9 +281,8 @@ class NodeExports:
         if found is None:
             address = node.bgp_address(version) or ""
             tail = (self.cluster.node_as(node),)
-            name = node.name
             found = self._mesh_out[key] = [
-                Candidate(prefix, why, interface, name, address, tail, communities)
+                Candidate(prefix, why, interface, address, tail, communities)
                 for prefix, why, interface, communities in self.mesh_exports(node, version)
             ]
         return found
@@ -321,7 +319,7 @@ class NodeExports:
                 if prefix.version == version and self.range_ok(prefix):
                     communities = add_communities(node, prefix, _NO_COMMUNITIES) if index else _NO_COMMUNITIES
                     yield prefix, Why(SERVICE_RANGE, name, detail=setting), "", communities
-        for prefix, why, interface, _, _, _, _ in self.local_candidates(
+        for prefix, why, interface, _, _, _ in self.local_candidates(
             node, version, with_own_workloads=False, shortcut=True
         ):
             if self.calico_export(node, prefix):

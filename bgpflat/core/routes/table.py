@@ -196,9 +196,6 @@ class RouteTable:
     def prefixes(self) -> list[Prefix]:
         return sorted({prefix for _, prefix in self.keys()})
 
-    def for_session(self, session: str) -> list[Route]:
-        return [r for (s, _), paths in self._by_key.items() if s == session for r in paths]
-
     def sorted(self) -> list[Route]:
         """Deterministic order: session address, prefix, next hop, then the other attributes."""
         return sorted(

@@ -54,6 +54,7 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
+from faultproxy import FaultProxy, proxy_for
 
 from bgpflat.errors import LabError
 from bgpflat.lab.conformance.baseline import Baseline
@@ -173,3 +174,14 @@ def seed_scenario(request: pytest.FixtureRequest) -> Callable[..., SeedResult]:
         return plane.seed_scenario(name)
 
     return seed
+
+
+@pytest.fixture
+def proxy(kube_v1: ControlPlane) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's v1 server (``faultproxy``), stopped after the test."""
+    creds = kube_v1.credentials
+    fault_proxy = proxy_for(
+        server=kube_v1.server, ca_cert=creds.ca_cert, client_cert=creds.admin_cert, client_key=creds.admin_key
+    )
+    yield fault_proxy
+    fault_proxy.stop()

@@ -9,13 +9,12 @@ colleague's edit goes straight to the server while bgpflat's write is in flight.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from faultproxy import FaultProxy, Rule, proxy_for
+from faultproxy import FaultProxy, Rule
 from rawapi import raw_api
 from test_plan_apply import Run, bgpflat
 
@@ -28,16 +27,6 @@ SERVICES = ROOT / "labs" / "external" / "services.yaml"
 SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
 SLICE = f"{SLICES}/external-service-ipv4"
 SERVICE = "/api/v1/namespaces/default/services/external-service"
-
-
-@pytest.fixture
-def proxy(kube_v1: ControlPlane) -> Iterator[FaultProxy]:
-    creds = kube_v1.credentials
-    fault_proxy = proxy_for(
-        server=kube_v1.server, ca_cert=creds.ca_cert, client_cert=creds.admin_cert, client_key=creds.admin_key
-    )
-    yield fault_proxy
-    fault_proxy.stop()
 
 
 def _get(kube: ControlPlane, path: str) -> dict[str, Any] | None:

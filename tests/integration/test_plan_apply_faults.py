@@ -8,12 +8,11 @@ and a stopped apply says what it wrote and how to undo it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from faultproxy import FaultProxy, Rule, proxy_for
+from faultproxy import FaultProxy, Rule
 from test_plan_apply import SPEC, bgpflat, calico, kubectl
 
 from bgpflat.lab.controlplane.server import ControlPlane
@@ -21,16 +20,6 @@ from bgpflat.lab.controlplane.server import ControlPlane
 pytestmark = pytest.mark.integration
 
 POOL_PATCH = "/ippools/default-pool"
-
-
-@pytest.fixture
-def proxy(kube_v1: ControlPlane) -> Iterator[FaultProxy]:
-    creds = kube_v1.credentials
-    fault_proxy = proxy_for(
-        server=kube_v1.server, ca_cert=creds.ca_cert, client_cert=creds.admin_cert, client_key=creds.admin_key
-    )
-    yield fault_proxy
-    fault_proxy.stop()
 
 
 def _apply(proxy: FaultProxy, tmp_path: Path) -> tuple[int, str, str]:

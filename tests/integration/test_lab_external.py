@@ -45,7 +45,6 @@ KUBE_DNS = "10.96.0.10"
 # A stdlib DNS query run inside a lab namespace: prints the answer section as JSON.
 DNS_QUERY = r"""
 import json, socket, struct, sys
-from rawapi import raw_api
 server, name, qtype = sys.argv[1], sys.argv[2], int(sys.argv[3])
 query = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
 query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", qtype, 1)

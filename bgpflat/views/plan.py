@@ -12,7 +12,7 @@ from rich.text import Text
 
 from bgpflat.core.external import listing_order
 from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, render_plan_text
-from bgpflat.workflows import ALREADY, APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, UNKNOWN, ApplyReport
+from bgpflat.core.plan.report import ALREADY, APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, UNKNOWN, ApplyReport
 
 _FLAVOURS = {
     "v3-apiserver": "projectcalico.org/v3 (Calico API server)",

@@ -19,7 +19,7 @@ writer built on ``bgpflat.adapters.files``.
 
 from __future__ import annotations
 
-from bgpflat.workflows.apply import (
+from bgpflat.core.plan.report import (
     ALREADY,
     APPLIED,
     DRY_RUN,
@@ -29,10 +29,8 @@ from bgpflat.workflows.apply import (
     ApplyReport,
     ChangeResult,
     Outcome,
-    apply_plan,
-    backup_objects,
-    merge_patch,
 )
+from bgpflat.workflows.apply import apply_plan, backup_objects, merge_patch
 from bgpflat.workflows.external import plan_external, wants_legacy_endpoints
 from bgpflat.workflows.guards import Moved, check_plan_target, check_writable, ensure_fresh, find_moved
 from bgpflat.workflows.planning import (

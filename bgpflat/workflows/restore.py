@@ -10,8 +10,8 @@ from typing import Any
 
 from bgpflat.core.external import EXTERNAL_KINDS, restore_patch
 from bgpflat.core.plan.planner import ClusterIdentity, object_key, split_key
+from bgpflat.core.plan.report import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, ApplyReport, ChangeResult
 from bgpflat.errors import KubeConflict, KubeError, PlanError
-from bgpflat.workflows.apply import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, ApplyReport, ChangeResult
 from bgpflat.workflows.guards import rv_of, value_at
 from bgpflat.workflows.ports import ObjectApi, Progress, quiet
 

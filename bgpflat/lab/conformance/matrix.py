@@ -148,15 +148,18 @@ class ConformanceLab:
             ],
         )
         for index, node in enumerate(cases.NODES):
-            namespace = lab.add_netns(f"node-{node.name}", forwarding=True)
-            port = f"n{index}"
-            lab.veth(peer_ns, port, namespace, "eth0")
-            lab.ip(peer_ns, [f"link set {port} master br0", f"link set {port} up"])
+            namespace = lab.attach_host(
+                f"node-{node.name}",
+                bridge_ns=peer_ns,
+                bridge="br0",
+                port=f"n{index}",
+                address=node.address,
+                length=cases.SUBNET_LENGTH,
+                forwarding=True,
+            )
             lab.ip(
                 namespace,
                 [
-                    f"addr add {node.address}/{cases.SUBNET_LENGTH} dev eth0",
-                    "link set eth0 up",
                     # A veth pair, not a dummy: the dummy module is not loadable everywhere (containers).
                     f"link add {WORKLOAD_INTERFACE} type veth peer name {WORKLOAD_INTERFACE}p",
                     f"link set {WORKLOAD_INTERFACE}p up",

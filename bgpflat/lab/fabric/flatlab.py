@@ -206,18 +206,16 @@ class FlatLab:
         bridges = {segment.name: f"br{index}" for index, segment in enumerate(topo.segments)}
 
         def attach(role: str, port: str, bridge: str, address: str, length: int, gateway: str | None) -> str:
-            namespace = lab.add_netns(role, forwarding=role.startswith("node-"))
-            lab.veth(tor_ns, port, namespace, "eth0")
-            lab.ip(tor_ns, [f"link set {port} master {bridge}", f"link set {port} up"])
-            lab.ip(
-                namespace,
-                [
-                    f"addr add {address}/{length} dev eth0",
-                    "link set eth0 up",
-                    *([f"route add default via {gateway}"] if gateway else []),
-                ],
+            return lab.attach_host(
+                role,
+                bridge_ns=tor_ns,
+                bridge=bridge,
+                port=port,
+                address=address,
+                length=length,
+                forwarding=role.startswith("node-"),
+                gateway=gateway,
             )
-            return namespace
 
         office = topo.office
         developer_ns = attach("developer", "odev", "broffice", office.developer, office.length, office.router)

@@ -245,6 +245,33 @@ class NetnsLab:
         """A veth pair with one end in each namespace (created there directly, so names never clash)."""
         run(["ip", "link", "add", a_if, "netns", a_ns, "type", "veth", "peer", "name", b_if, "netns", b_ns])
 
+    def attach_host(
+        self,
+        role: str,
+        *,
+        bridge_ns: str,
+        bridge: str,
+        port: str,
+        address: str,
+        length: int,
+        forwarding: bool = False,
+        gateway: str | None = None,
+    ) -> str:
+        """A new namespace for ``role`` whose ``eth0`` (``address/length``) is plugged into ``bridge``
+        of ``bridge_ns`` through port ``port``: a host on a switched segment."""
+        namespace = self.add_netns(role, forwarding=forwarding)
+        self.veth(bridge_ns, port, namespace, "eth0")
+        self.ip(bridge_ns, [f"link set {port} master {bridge}", f"link set {port} up"])
+        self.ip(
+            namespace,
+            [
+                f"addr add {address}/{length} dev eth0",
+                "link set eth0 up",
+                *([f"route add default via {gateway}"] if gateway else []),
+            ],
+        )
+        return namespace
+
     def write_resolv_conf(self, namespace: str, text: str) -> Path:
         """``/etc/netns/<ns>/resolv.conf``: ``ip netns exec`` bind-mounts it over ``/etc/resolv.conf``."""
         directory = NETNS_ETC / namespace

@@ -55,7 +55,7 @@ def test_peer_up_keeps_both_opens_and_the_tables_fill_per_policy() -> None:
     }
     assert table(rib, "post") == {Route(P1, NODE, NODE, (64512,))}
     peer = rib.to_dict()["peers"][0]
-    assert peer["tables"]["pre"] == {"paths": 2, "prefixes": 2, "eor": ["ipv4 unicast"]}
+    assert peer["tables"]["pre"] == {"paths": 2, "prefixes": 2, "eor": ["ipv4 unicast"], "complete": True}
     assert peer["tables"]["post"]["eor"] == ["ipv4 unicast"]
 
 

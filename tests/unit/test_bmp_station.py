@@ -153,7 +153,7 @@ def test_cli_routes_and_status(running: Running, capsys: pytest.CaptureFixture[s
     assert main(["bmp", "status", "--state-dir", state, "--router", "127.0.0.2", "-o", "json"]) == 0
     status = json.loads(capsys.readouterr().out)
     [peer] = status["routers"][0]["peers"]
-    assert peer["tables"]["pre"] == {"paths": 2, "prefixes": 2, "eor": ["ipv4 unicast"]}
+    assert peer["tables"]["pre"] == {"paths": 2, "prefixes": 2, "eor": ["ipv4 unicast"], "complete": True}
     assert peer["received_open"]["as"] == 64512 and peer["sent_open"]["as"] == 65000
     assert main(["bmp", "status", "--state-dir", state]) == 0
     text = capsys.readouterr().out

@@ -16,7 +16,10 @@ FRR quirks, checked against FRR 8.4 (bgpd_bmp.so) and its source:
   negotiated ADD-PATH is not applied;
 - it encodes the AS path as if sending to the monitored peer: for an eBGP peer its own AS is
   prepended. The station removes that one leading AS again, so that the table shows what the peer
-  sent (RFC 7854 §4.6: "as received").
+  sent (RFC 7854 §4.6: "as received");
+- it sends End-of-RIB only at the end of the table dump of a new BMP session, never for a peer
+  that comes up later, so a table from FRR counts as complete without one (``complete``);
+  verify's settle time then decides when it has stopped changing.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class MonitoredPeer:
     stats: dict[str, int] = field(default_factory=dict)
     updates: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, complete_without_eor: bool = False) -> dict[str, Any]:
         header = self.header
         data: dict[str, Any] = {
             "peer": header.address,
@@ -76,6 +79,7 @@ class MonitoredPeer:
                     "paths": len(paths),
                     "prefixes": len({prefix for prefix, _ in paths}),
                     "eor": sorted(FAMILY_NAMES[f] for f in self.eor.get(policy, ())),
+                    "complete": complete_without_eor or bool(self.eor.get(policy)),
                 }
                 for policy, paths in sorted(self.tables.items())
             },
@@ -104,7 +108,8 @@ class RouterRib:
     skipped: int = 0
 
     @property
-    def strips_add_path(self) -> bool:
+    def is_frr(self) -> bool:
+        """FRR, whose quirks (module docstring) the station undoes; its Initiation says so."""
         return self.sys_descr.startswith("FRRouting")
 
     def handle(self, message: Message) -> list[dict[str, Any]]:
@@ -147,8 +152,8 @@ class RouterRib:
         header = message.peer
         sent, received = message.sent_open, message.received_open
         peer = MonitoredPeer(header=header, since=header.timestamp, up=message)
-        peer.add_path = frozenset() if self.strips_add_path else add_path_families(sent, received)
-        if self.strips_add_path and header.policy != LOC_RIB and received.as_number != sent.as_number:
+        peer.add_path = frozenset() if self.is_frr else add_path_families(sent, received)
+        if self.is_frr and header.policy != LOC_RIB and received.as_number != sent.as_number:
             peer.strip_as = sent.as_number
         self.peers[header.peer_key] = peer  # a Peer Up starts the peer's tables afresh
         return {
@@ -226,7 +231,7 @@ class RouterRib:
             "terminated": self.terminated or None,
             "messages": self.messages,
             "skipped": self.skipped,
-            "peers": [p.to_dict() for p in self.peers.values()],
+            "peers": [p.to_dict(complete_without_eor=self.is_frr) for p in self.peers.values()],
         }
 
 

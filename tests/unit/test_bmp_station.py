@@ -169,3 +169,37 @@ def test_status_reads_the_snapshot_when_the_station_is_gone(tmp_path: Path, caps
 def test_bad_listen_address_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bmp", "run", "--listen", "tor:5000", "--state-dir", str(tmp_path)]) == 2
     assert "--listen 'tor:5000': 'tor' is not an IP address" in capsys.readouterr().err
+
+
+def test_connect_dials_a_listening_router_and_dials_again(tmp_path: Path) -> None:
+    """``--connect``: the router listens (FRR's ``bmp listener``); the station dials, and again."""
+    router = socket.socket()
+    router.bind(("127.0.0.1", 0))
+    router.listen(4)
+    router.settimeout(10)
+    port = router.getsockname()[1]
+    station = Station(
+        StationOptions(state_dir=tmp_path / "bmp", connect=(("127.0.0.1", port),), backoff=(0.1,), snapshot_quiet=0.05)
+    )
+    thread = threading.Thread(target=station.run, daemon=True)
+    thread.start()
+    try:
+        first, _ = router.accept()
+        first.sendall(table_dump(P1, P2))
+        wait_for(lambda: len(station.routes()["routes"]) == 2, "the table over the dialled session")
+        first.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            first.recv(1)  # nothing is ever sent to the router
+        first.close()
+        second, _ = router.accept()  # dialled again after the router closed
+        second.sendall(table_dump(P1))
+        wait_for(lambda: [r["prefix"] for r in station.routes()["routes"]] == [str(P1)], "the rebuilt table")
+        second.close()
+    finally:
+        station.request_stop()
+        thread.join(timeout=10)
+        router.close()
+    events = [json.loads(line)["event"] for line in (tmp_path / "bmp" / "events.jsonl").read_text().splitlines()]
+    assert events.count("router-connected") == 2 and events[-1] == "station-stopped"
+    snapshot = json.loads((tmp_path / "bmp" / "snapshot.json").read_text())
+    assert snapshot["running"] is False and snapshot["connect"] == [f"127.0.0.1:{port}"]

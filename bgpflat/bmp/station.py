@@ -28,7 +28,7 @@ from typing import Any
 
 from bgpflat.bmp.records import route_records
 from bgpflat.bmp.state import StateDir
-from bgpflat.core.bmp.messages import Framer, decode
+from bgpflat.core.bmp.messages import Framer
 from bgpflat.core.bmp.rib import RouterRib
 from bgpflat.core.bmp.update import BmpError
 from bgpflat.daemon.endpoint import Endpoint, parse_endpoint
@@ -327,7 +327,7 @@ class Station:
         try:
             with self._lock:
                 for message in router.framer.feed(data):
-                    records.extend(router.rib.handle(decode(message)))
+                    records.extend(router.rib.ingest(message))
         except BmpError as exc:
             self._log_all(records, router.address)
             self._close(fd, state="dropped", reason=f"malformed BMP message: {exc}")

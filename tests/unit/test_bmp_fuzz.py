@@ -1,7 +1,8 @@
 """Fuzzed BMP: whatever a router sends, the station decodes it or drops that router, and stops neither.
 
-10,000+ cases in all (they run in CI with the unit tests): arbitrary bytes, valid streams with
-bytes flipped, cut or spliced, and valid streams fed in arbitrary chunks. Each case must end in a
+11,500 cases in all (they run in CI with the unit tests): arbitrary bytes, valid streams with
+bytes flipped, cut or spliced, valid streams fed in arbitrary chunks, and the cached fast path of
+``RouterRib.ingest`` against the full decode on changed bytes. Each case must end in a
 value or ``BmpError`` — any other exception would take the station's loop down — and within the
 hypothesis deadline (no hang: a broken length must not make the framer wait forever for bytes that
 are already there, or loop without consuming). A last test sends fuzzed streams from many routers
@@ -67,6 +68,33 @@ def valid_stream(sys_descr: str = "Arista") -> bytes:
 
 
 STREAM = valid_stream()
+
+
+def dump_stream() -> bytes:
+    """What FRR sends: one prefix per message, the same attributes again and again, a flap."""
+    out = [w.initiation(), w.peer_up("10.0.0.1", router_add_path=1, peer_add_path=2)]
+    hosts = [Prefix(4, (10 << 24) | n, 32) for n in range(12)] + P[:3]
+    for policy in (False, True):
+        out += [w.route_monitoring("10.0.0.1", w.update([p], as_path=(65000, 64512)), post=policy) for p in hosts]
+    out += [w.route_monitoring("10.0.0.1", w.update(withdrawn=hosts[:2]))]
+    out += [w.route_monitoring("10.0.0.1", w.update(hosts[2:4], communities=[(1, 1)]))]
+    out += [w.peer_down("10.0.0.1"), w.peer_up("10.0.0.1")]
+    out += [w.route_monitoring("10.0.0.1", w.update([p])) for p in hosts[:5]]
+    return b"".join(out)
+
+
+DUMP = dump_stream()
+
+
+def outcome(data: bytes, *, fast: bool) -> tuple[str, dict[str, object], list[object]]:
+    rib = RouterRib(address="192.0.2.1")
+    error = ""
+    try:
+        for message in Framer().feed(data):
+            rib.ingest(message) if fast else rib.handle(decode(message))
+    except BmpError as exc:
+        error = str(exc)
+    return error, rib.to_dict(), sorted(rib.routes(), key=repr)
 
 
 def ingest(data: bytes, chunks: list[int] | None = None, *, router: str = "192.0.2.1") -> RouterRib:
@@ -136,6 +164,21 @@ def test_chunking_never_changes_the_result(cuts: list[int]) -> None:
     chunked = ingest(STREAM, cuts)
     assert chunked.to_dict() == whole.to_dict()
     assert chunked.routes() == whole.routes()
+
+
+def test_the_fast_path_is_the_full_decode() -> None:
+    error, data, routes = outcome(DUMP, fast=True)
+    assert not error and (data, routes) == outcome(DUMP, fast=False)[1:]
+    assert len(routes) == 5 and all(route.as_path == (64512,) for _, _, route in routes)
+
+
+@fuzz(1500)
+@given(st.lists(st.tuples(st.integers(0, len(DUMP) - 1), st.integers(0, 255)), min_size=1, max_size=4))
+def test_the_fast_path_is_the_full_decode_on_changed_bytes(changes: list[tuple[int, int]]) -> None:
+    data = bytearray(DUMP)
+    for offset, value in changes:
+        data[offset] = value
+    assert outcome(bytes(data), fast=True) == outcome(bytes(data), fast=False)
 
 
 def test_every_truncation_of_the_stream() -> None:

@@ -239,8 +239,15 @@ def peer_header(view: memoryview) -> PeerHeader:
     )
 
 
-def decode(message: bytes) -> Message:
-    """One framed message (as ``Framer.feed`` returns it) -> its value; raises ``BmpError``."""
+HeaderCache = dict[bytes, PeerHeader]
+
+
+def decode(message: bytes, *, headers: HeaderCache | None = None) -> Message:
+    """One framed message (as ``Framer.feed`` returns it) -> its value; raises ``BmpError``.
+
+    ``headers`` (one per router) keeps decoded per-peer headers of Route Monitoring by their bytes
+    up to the timestamp: a table dump repeats the same header for every prefix.
+    """
     view = memoryview(message)
     if len(view) < HEADER:
         raise BmpError(f"BMP message of {len(view)} byte(s)")
@@ -261,7 +268,13 @@ def decode(message: bytes) -> Message:
         return Termination(reason, tuple(info))
     if kind not in (ROUTE_MONITORING, STATISTICS, PEER_DOWN, PEER_UP):
         return Skipped(kind)
-    peer = peer_header(body)
+    if kind == ROUTE_MONITORING and headers is not None and len(body) >= PER_PEER:
+        key = bytes(body[:34])
+        peer = headers.get(key) or headers.setdefault(key, peer_header(body))
+        if len(headers) > 4096:
+            headers.clear()
+    else:
+        peer = peer_header(body)
     rest = body[PER_PEER:]
     if kind == ROUTE_MONITORING:
         pdu_type, update, tail = split_pdu(rest, name)

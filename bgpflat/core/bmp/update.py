@@ -27,7 +27,7 @@ IPV6_UNICAST = (2, 1)
 FAMILY_NAMES = {IPV4_UNICAST: "ipv4 unicast", IPV6_UNICAST: "ipv6 unicast"}
 ORIGINS = ("igp", "egp", "incomplete")
 
-_MARKER = b"\xff" * 16
+MARKER = b"\xff" * 16
 _OPEN, _UPDATE = 1, 2
 _CAP_MP, _CAP_AS4, _CAP_ADD_PATH = 1, 65, 69
 
@@ -107,7 +107,7 @@ def split_pdu(data: bytes | memoryview, what: str) -> tuple[int, memoryview, mem
     """One BGP message at the start of ``data`` -> (type, body, rest)."""
     view = memoryview(data)
     _need(view, 19, what)
-    if bytes(view[:16]) != _MARKER:
+    if bytes(view[:16]) != MARKER:
         raise BmpError(f"{what}: no BGP marker")
     (length,) = struct.unpack_from("!H", view, 16)
     if length < 19 or length > len(view):
@@ -170,7 +170,7 @@ def decode_open(body: bytes | memoryview) -> OpenMessage:
     )
 
 
-def _prefixes(data: memoryview, version: int, add_path: bool, what: str) -> list[PathKey]:
+def prefixes(data: memoryview, version: int, add_path: bool, what: str) -> list[PathKey]:
     out: list[PathKey] = []
     maximum = 32 if version == 4 else 128
     offset = 0
@@ -212,13 +212,35 @@ def _as_path(data: memoryview, width: int, what: str) -> tuple[int, ...]:
     return tuple(asns)
 
 
+AttributeCache = dict[tuple[bytes, bool], "_Parsed"]
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """An UPDATE's path attribute section, decoded: what NLRI outside it share, and what is inside."""
+
+    shared: Attributes
+    mp_next_hop: str
+    mp_announced: tuple[PathKey, ...]
+    mp_withdrawn: tuple[PathKey, ...]
+    end_of_rib: tuple[tuple[int, int], ...]
+
+
 def decode_update(
-    body: bytes | memoryview, *, add_path: frozenset[tuple[int, int]] = frozenset(), two_octet_as: bool = False
+    body: bytes | memoryview,
+    *,
+    add_path: frozenset[tuple[int, int]] = frozenset(),
+    two_octet_as: bool = False,
+    cache: AttributeCache | None = None,
 ) -> Update:
     """The body of an UPDATE (after the 19-byte header).
 
     ``add_path`` names the families whose NLRI carry a path identifier; ``two_octet_as`` is the
     per-peer header's A flag (AS_PATH in 2-octet form, AS4_PATH merged in per RFC 6793).
+    ``cache`` (one per ``add_path`` setting, i.e. per monitored peer) keeps decoded attribute
+    sections by their bytes: routers send one prefix per Route Monitoring message (FRR does) with
+    the same attributes for thousands of them, and decoding those once is most of the speed.
     """
     view = memoryview(body)
     _need(view, 4, "UPDATE")
@@ -230,9 +252,33 @@ def decode_update(
     attrs_raw = view[4 + wlen : 4 + wlen + alen]
     _need(attrs_raw, alen, "UPDATE path attributes")
     nlri_raw = view[4 + wlen + alen :]
+    v4_add_path = IPV4_UNICAST in add_path
+    withdrawn = prefixes(withdrawn_raw, 4, v4_add_path, "withdrawn route") if wlen else []
+    announced = prefixes(nlri_raw, 4, v4_add_path, "NLRI") if len(nlri_raw) else []
+    if cache is None:
+        parsed = _attributes(attrs_raw, add_path, two_octet_as)
+    else:
+        key = (bytes(attrs_raw), two_octet_as)
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()  # unique attributes per prefix (IPv6 NLRI live inside them): start over
+            found = cache[key] = _attributes(attrs_raw, add_path, two_octet_as)
+        parsed = found
+    end_of_rib = parsed.end_of_rib
+    if not wlen and not alen and not len(nlri_raw):
+        end_of_rib = (*end_of_rib, IPV4_UNICAST)
+    if parsed.mp_withdrawn:
+        withdrawn.extend(parsed.mp_withdrawn)
+    groups: list[tuple[Attributes, tuple[PathKey, ...]]] = []
+    if announced:
+        groups.append((parsed.shared, tuple(announced)))
+    if parsed.mp_announced:
+        groups.append((replace(parsed.shared, next_hop=parsed.mp_next_hop), parsed.mp_announced))
+    return Update(announced=tuple(groups), withdrawn=tuple(withdrawn), end_of_rib=end_of_rib)
 
-    withdrawn = _prefixes(withdrawn_raw, 4, IPV4_UNICAST in add_path, "withdrawn route")
-    announced = _prefixes(nlri_raw, 4, IPV4_UNICAST in add_path, "NLRI")
+
+def _attributes(attrs_raw: memoryview, add_path: frozenset[tuple[int, int]], two_octet_as: bool) -> _Parsed:
     next_hop = ""
     as_path: tuple[int, ...] = ()
     as4_path: tuple[int, ...] | None = None
@@ -242,6 +288,7 @@ def decode_update(
     end_of_rib: list[tuple[int, int]] = []
     mp_next_hop = ""
     mp_announced: list[PathKey] = []
+    mp_withdrawn: list[PathKey] = []
     offset = 0
     while offset < len(attrs_raw):
         _need(attrs_raw[offset:], 3, "path attribute header")
@@ -293,7 +340,7 @@ def decode_update(
                 mp_next_hop = format_address(6, int.from_bytes(nh, "big"))
             else:
                 raise BmpError(f"MP_REACH_NLRI {FAMILY_NAMES[family]}: next hop of {nh_len} bytes")
-            mp_announced.extend(_prefixes(value[5 + nh_len :], version, family in add_path, "MP_REACH_NLRI"))
+            mp_announced.extend(prefixes(value[5 + nh_len :], version, family in add_path, "MP_REACH_NLRI"))
         elif code == 15:
             _need(value, 3, "MP_UNREACH_NLRI")
             afi, safi = struct.unpack_from("!HB", value, 0)
@@ -302,22 +349,14 @@ def decode_update(
                 continue
             if length == 3:
                 end_of_rib.append(family)
-            withdrawn.extend(_prefixes(value[3:], 4 if afi == 1 else 6, family in add_path, "MP_UNREACH_NLRI"))
+            mp_withdrawn.extend(prefixes(value[3:], 4 if afi == 1 else 6, family in add_path, "MP_UNREACH_NLRI"))
     if as4_path is not None and two_octet_as and len(as4_path) <= len(as_path):
         as_path = as_path[: len(as_path) - len(as4_path)] + as4_path
-    if not wlen and not alen and not nlri_raw:
-        end_of_rib.append(IPV4_UNICAST)
-    groups: list[tuple[Attributes, tuple[PathKey, ...]]] = []
-    if announced or mp_announced:
-        shared = Attributes(
-            next_hop=next_hop,
-            as_path=as_path,
-            origin=origin,
-            communities=make_communities(communities),
-            large_communities=make_large_communities(large),
-        )
-        if announced:
-            groups.append((shared, tuple(announced)))
-        if mp_announced:
-            groups.append((replace(shared, next_hop=mp_next_hop), tuple(mp_announced)))
-    return Update(announced=tuple(groups), withdrawn=tuple(withdrawn), end_of_rib=tuple(end_of_rib))
+    shared = Attributes(
+        next_hop=next_hop,
+        as_path=as_path,
+        origin=origin,
+        communities=make_communities(communities),
+        large_communities=make_large_communities(large),
+    )
+    return _Parsed(shared, mp_next_hop, tuple(mp_announced), tuple(mp_withdrawn), tuple(end_of_rib))

@@ -399,6 +399,13 @@ class Station:
 
     def _shutdown(self) -> None:
         self._stopping = True
+        if self._endpoint is not None:
+            self._endpoint.close()
+        # The last snapshot holds the tables as the routers last reported them (marked not
+        # running), so that `bmp status|routes` and verify can still read them afterwards.
+        with contextlib.suppress(OSError):
+            if self.state.lock.exists():
+                self._maybe_snapshot(force=True)
         for fd in list(self._routers):
             self._close(fd, state="disconnected", reason="the station stopped")
         for target in self._targets:
@@ -406,11 +413,6 @@ class Station:
                 target.sock.close()
         for sock in self._listeners:
             sock.close()
-        if self._endpoint is not None:
-            self._endpoint.close()
-        with contextlib.suppress(OSError):
-            if self.state.lock.exists():
-                self._maybe_snapshot(force=True)
         self._event({"event": "station-stopped"}, router=None)
         self.state.remove_sockets()
         self.state.release()

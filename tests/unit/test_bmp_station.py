@@ -203,3 +203,22 @@ def test_connect_dials_a_listening_router_and_dials_again(tmp_path: Path) -> Non
     assert events.count("router-connected") == 2 and events[-1] == "station-stopped"
     snapshot = json.loads((tmp_path / "bmp" / "snapshot.json").read_text())
     assert snapshot["running"] is False and snapshot["connect"] == [f"127.0.0.1:{port}"]
+
+
+def test_the_last_snapshot_keeps_the_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state_dir = tmp_path / "bmp"
+    station = Station(StationOptions(state_dir=state_dir, listen=(("127.0.0.1", 0),)))
+    thread = threading.Thread(target=station.run, daemon=True)
+    thread.start()
+    wait_for(lambda: (state_dir / "bmp.sock").exists(), "the endpoint")
+    run = Running(station, state_dir)
+    sock = run.router("127.0.0.2")
+    sock.sendall(table_dump(P1, P2))
+    wait_for(lambda: len(run.routes("127.0.0.2")) == 2, "the table")
+    station.request_stop()
+    thread.join(timeout=10)
+    sock.close()
+    assert main(["bmp", "routes", "--state-dir", str(state_dir), "-o", "json"]) == 0
+    out, err = capsys.readouterr()
+    assert [r["prefix"] for r in json.loads(out)["routes"]] == [str(P2), str(P1)]
+    assert "bgpflat bmp: station not running; showing the snapshot written at" in err

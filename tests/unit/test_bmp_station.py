@@ -222,3 +222,6 @@ def test_the_last_snapshot_keeps_the_tables(tmp_path: Path, capsys: pytest.Captu
     out, err = capsys.readouterr()
     assert [r["prefix"] for r in json.loads(out)["routes"]] == [str(P2), str(P1)]
     assert "bgpflat bmp: station not running; showing the snapshot written at" in err
+    assert main(["bmp", "routes", "--state-dir", str(state_dir), "--peer", NODE, "--policy", "pre"]) == 0
+    table = capsys.readouterr().out
+    assert "BMP routes (2 paths)" in table and "10.244.0.0/26" in table and "127.0.0.2" in table

@@ -77,7 +77,7 @@ class Setup:
             "verify", "--peer", PEER, "--snapshot", str(self.snapshot),
             "--source", f"bmp:{self.state_dir}", "--router", TOR_MON, "-o", "json", *extra,
         )  # fmt: skip
-        done = subprocess.run(argv, env=bgpflat_env(), capture_output=True, text=True, timeout=150)
+        done = subprocess.run(argv, env=bgpflat_env(), capture_output=True, text=True, timeout=200)
         return done.returncode, json.loads(done.stdout or "{}")
 
 
@@ -151,13 +151,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
 
 
 def test_what_the_nodes_sent_the_tor_matches(setup: Setup) -> None:
-    code, result = setup.verify("--policy", "pre", "--wait", "--timeout", "60", "--interval", "1", "--settle", "5")
+    code, result = setup.verify("--policy", "pre", "--wait", "--timeout", "120", "--interval", "1", "--settle", "10")
     assert (code, result["status"]) == (0, "match"), result
     assert result["source"].endswith(f"router {TOR_MON} pre-policy")
 
 
 def test_what_the_tor_refused_is_filtered_by_router(setup: Setup) -> None:
-    code, result = setup.verify("--wait", "--timeout", "60", "--interval", "1", "--settle", "5")
+    code, result = setup.verify("--wait", "--timeout", "120", "--interval", "1", "--settle", "10")
     assert (code, result["status"]) == (1, "mismatch"), result
     [finding] = [f for f in result["diff"]["findings"] if f["fails"]]
     assert (finding["code"], finding["router"], finding["session"], finding["node"], finding["prefix"]) == (

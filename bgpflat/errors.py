@@ -16,6 +16,7 @@ translated at the adapter that meets them and never cross into the core or the C
     │   ├── KubeInvalid          422 (schema, CEL, admission)
     │   └── KubeUnavailable      connection refused, timeouts, 5xx
     ├── PeerError            the verification peer cannot run or cannot be read
+    ├── StationError         the BMP station cannot run or cannot be read
     ├── LabError             the namespace lab or the control plane cannot be built/run
     └── VerifyError          verification could not be carried out (not a mismatch)
 """
@@ -103,6 +104,10 @@ class KubeUnavailable(KubeError):
 
 class PeerError(BgpflatError):
     """The verification peer cannot run, or its state cannot be read."""
+
+
+class StationError(BgpflatError):
+    """The BMP station cannot run (address in use, state directory taken) or cannot be read."""
 
 
 class LabError(BgpflatError):

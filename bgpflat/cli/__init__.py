@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from bgpflat import __version__
 from bgpflat.cli import (
+    bmp_commands,
     external_commands,
     lab_commands,
     peer_commands,
@@ -28,6 +29,7 @@ COMMAND_GROUPS = (
     plan_commands,
     routes_commands,
     peer_commands,
+    bmp_commands,
     render_commands,
     external_commands,
     lab_commands,

@@ -77,6 +77,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     tor = kinds.add_parser("tor", help="BGP neighbours for the router the BGPPeers point at")
     tor.add_argument("--vendor", required=True, choices=TOR_VENDORS)
     tor.add_argument("--peer", metavar="NAME|IP", help="which BGPPeer's router (needed when there are several)")
+    tor.add_argument(
+        "--bmp",
+        metavar="IP:PORT",
+        help="also stream the nodes' routes over BMP to `bgpflat bmp run --listen IP:PORT` (pre- and post-policy)",
+    )
     _inputs(tor)
     tor.set_defaults(func=_cmd_tor)
 
@@ -268,10 +273,11 @@ def _emit(args: argparse.Namespace, text: str) -> int:
 
 
 def _cmd_tor(args: argparse.Namespace) -> int:
-    from bgpflat.core.office import render_tor
+    from bgpflat.core.office import BmpStation, render_tor
 
+    station = BmpStation.parse(args.bmp) if args.bmp else None  # a typo fails before the cluster is read
     inputs = load_inputs(args)
-    return _emit(args, render_tor(inputs.intent, vendor=args.vendor, peer=args.peer))
+    return _emit(args, render_tor(inputs.intent, vendor=args.vendor, peer=args.peer, bmp=station))
 
 
 def _cmd_static(args: argparse.Namespace) -> int:

@@ -48,8 +48,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     verify = sub.add_parser(
         "verify",
         help="compare what a BGP peer learned with what the cluster should advertise",
-        description="Diff the routes learned by the verification peer (or a JSON file) against the "
-        "expected routes. Exit 0 match, 1 mismatch, 2 could not verify.",
+        description="Diff the routes learned by the verification peer (or a JSON file, or what a router "
+        "reported over BMP) against the expected routes. Exit 0 match, 1 mismatch, 2 could not verify.",
     )
     _cluster_arguments(verify)
     learned = verify.add_mutually_exclusive_group()
@@ -60,6 +60,21 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     learned.add_argument(
         "--state-dir", metavar="DIR", help=f"the verification peer's state directory (default ./{DEFAULT_STATE_DIR})"
+    )
+    learned.add_argument(
+        "--source",
+        metavar="bmp:DIR",
+        help="what a real router received, from the state directory of `bgpflat bmp run` (needs --router)",
+    )
+    verify.add_argument(
+        "--router", metavar="IP", help="with --source bmp:DIR: the router, by the address its BMP session comes from"
+    )
+    verify.add_argument(
+        "--policy",
+        choices=("pre", "post"),
+        default="post",
+        help="with --source bmp:DIR: what the nodes sent the router (pre) or what it kept (post, the default; "
+        "a route sent but not kept is reported as filtered-by-router)",
     )
     verify.add_argument("--endpoint", metavar="HOST:PORT", help="the running peer's TCP endpoint, if it has one")
     verify.add_argument(
@@ -209,6 +224,53 @@ class PeerSource:
         return learned_from_json(state.read_snapshot(), source=str(state.snapshot))
 
 
+class BmpSource:
+    """What one router reported to the BMP station: its endpoint, or else its last snapshot."""
+
+    def __init__(self, state_dir: str, endpoint: str | None, *, router: str, policy: str) -> None:
+        self.state_dir = state_dir
+        self.endpoint = endpoint
+        self.router = router
+        self.policy = policy
+
+    def read(self) -> LearnedState:
+        from bgpflat.bmp.records import learned_from_station
+        from bgpflat.bmp.state import StateDir
+        from bgpflat.daemon.endpoint import fetch_running
+
+        state = StateDir(Path(self.state_dir))
+        live = fetch_running(state, self.endpoint, "/snapshot")
+        if live is not None:
+            address, data = live
+            return learned_from_station(data, router=self.router, policy=self.policy, source=f"bmp station {address}")
+        data = state.read_snapshot()
+        return learned_from_station(data, router=self.router, policy=self.policy, source=str(state.snapshot))
+
+
+def learned_source(args: argparse.Namespace) -> FileSource | PeerSource | BmpSource:
+    """The learned side of ``verify``, from its flags; a wrong combination is one line naming the flag."""
+    from bgpflat.core.net.prefixes import canonical_address
+
+    if args.source is None:
+        if args.router is not None:
+            raise SpecError("--router names a router of the BMP station", path="--router", fix="add --source bmp:DIR")
+        if args.learned:
+            return FileSource(args.learned)
+        return PeerSource(args.state_dir or DEFAULT_STATE_DIR, args.endpoint)
+    kind, sep, where = args.source.partition(":")
+    if kind != "bmp" or not sep or not where:
+        raise SpecError(
+            f"unknown source {args.source!r}", path="--source", fix="give bmp:DIR, DIR being the station's --state-dir"
+        )
+    if args.router is None:
+        raise SpecError("--source bmp:DIR needs the router to verify", path="--router", fix="add --router IP")
+    try:
+        router = canonical_address(args.router)
+    except SpecError as exc:
+        raise SpecError(exc.message, path="--router", fix="give the router's IP address") from None
+    return BmpSource(where, args.endpoint, router=router, policy=args.policy)
+
+
 # --- commands --------------------------------------------------------------------------------------
 
 
@@ -235,12 +297,8 @@ def verify_command(args: argparse.Namespace) -> int:
     # Flag values first: a typo must not wait for the whole cluster to be read.
     if args.timeout < 0 or args.interval <= 0 or args.settle < 0:
         raise SpecError("--timeout and --settle must be ≥ 0 and --interval > 0")
+    source = learned_source(args)
     expected = compute_expected(args)
-    source: FileSource | PeerSource
-    if args.learned:
-        source = FileSource(args.learned)
-    else:
-        source = PeerSource(args.state_dir or DEFAULT_STATE_DIR, args.endpoint)
 
     def progress(poll: Any) -> None:
         if args.wait:
@@ -290,4 +348,4 @@ def _write(path: str, text: str) -> None:
         raise SpecError(f"cannot write: {exc.strerror}", file=path) from None
 
 
-__all__ = ["EXIT_ERROR", "FileSource", "PeerSource", "register"]
+__all__ = ["EXIT_ERROR", "BmpSource", "FileSource", "PeerSource", "register"]

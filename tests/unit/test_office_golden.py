@@ -21,7 +21,7 @@ import pytest
 
 from bgpflat.adapters import files
 from bgpflat.core.external import desired_manifests, parse_external
-from bgpflat.core.office import render_tor
+from bgpflat.core.office import BmpStation, render_tor
 from bgpflat.core.office.dns import DnsOptions, render_dns
 from bgpflat.core.office.intent import OfficeIntent, build_intent
 from bgpflat.core.office.nat import render_nat
@@ -94,6 +94,11 @@ def _tor(build: Callable[[], OfficeIntent], vendor: str) -> str:
     return render_tor(build(), vendor=vendor)
 
 
+def _tor_bmp(build: Callable[[], OfficeIntent], vendor: str) -> str:
+    """``render tor --bmp 10.0.9.100:5000``: the same config with the BMP station added."""
+    return render_tor(build(), vendor=vendor, bmp=BmpStation.parse("10.0.9.100:5000"))
+
+
 def _dns(build: Callable[[], OfficeIntent], fmt: str, options: DnsOptions) -> str:
     return render_dns(build(), fmt=fmt, options=options)
 
@@ -107,6 +112,8 @@ for _vendor in ("frr", "bird", "cisco-ios", "nxos", "junos", "eos"):
         CASES[f"tor-{_name}.{_vendor}"] = partial(_tor, _build, _vendor)
     # BIRD 1.6 reads IPv6 configs with its separate bird6 binary, hence the suffix.
     CASES[f"tor-v6.{'bird6' if _vendor == 'bird' else _vendor}"] = partial(_tor, tor_v6, _vendor)
+    CASES[f"tor-bmp.{_vendor}"] = partial(_tor_bmp, scenario_d, _vendor)
+CASES["tor-v6-bmp.frr"] = partial(_tor_bmp, tor_v6, "frr")
 for _fmt in ("linux", "frr", "cisco-ios", "nxos", "junos", "eos"):
     CASES[f"static-routes-c.{_fmt}"] = partial(lambda f: render_static_routes(scenario_c(), fmt=f), _fmt)
 CASES["static-routes-a.linux"] = partial(lambda: render_static_routes(scenario_a(), fmt="linux"))

@@ -6,9 +6,11 @@ options, so the same spec and cluster state always print the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from bgpflat.core.office.bird import render_bird
+from bgpflat.core.office.bmp import BmpStation
 from bgpflat.core.office.cisco import render_ios, render_nxos
 from bgpflat.core.office.eos import render_eos
 from bgpflat.core.office.frr import render_frr
@@ -27,9 +29,9 @@ TOR_RENDERERS: dict[str, Callable[[RouterView], str]] = {
 TOR_VENDORS = tuple(TOR_RENDERERS)
 
 
-def render_tor(intent: OfficeIntent, *, vendor: str, peer: str | None = None) -> str:
-    """The neighbour side of the BGPPeers that point at one router."""
-    return TOR_RENDERERS[vendor](router_view(intent, peer=peer))
+def render_tor(intent: OfficeIntent, *, vendor: str, peer: str | None = None, bmp: BmpStation | None = None) -> str:
+    """The neighbour side of the BGPPeers that point at one router (and its BMP station, if given)."""
+    return TOR_RENDERERS[vendor](dataclasses.replace(router_view(intent, peer=peer), bmp=bmp))
 
 
-__all__ = ["TOR_VENDORS", "OfficeIntent", "build_intent", "render_tor", "router_view"]
+__all__ = ["TOR_VENDORS", "BmpStation", "OfficeIntent", "build_intent", "render_tor", "router_view"]

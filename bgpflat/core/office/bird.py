@@ -7,6 +7,7 @@ maximum-prefix guard, and ``merge paths`` in the kernel protocol for ECMP toward
 
 from __future__ import annotations
 
+from bgpflat.core.office.bmp import bird_station_lines
 from bgpflat.core.office.router import RouterView, header_lines
 
 
@@ -53,4 +54,6 @@ def render_bird(view: RouterView) -> str:
         else:
             out.append("  export none;")
         out += ["}", ""]
+    if view.bmp is not None:
+        out += bird_station_lines(view.bmp)
     return "\n".join(out)

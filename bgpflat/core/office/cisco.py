@@ -8,6 +8,7 @@ sub-mode, ``bestpath as-path multipath-relax`` when the nodes sit in different A
 
 from __future__ import annotations
 
+from bgpflat.core.office.bmp import ios_station_lines, nxos_station_lines
 from bgpflat.core.office.ios_style import multipath_lines, policy_lines, prefix_list_lines, session_lines
 from bgpflat.core.office.router import RouterView, filter_names, header_lines
 
@@ -30,6 +31,9 @@ def render_ios(view: RouterView) -> str:
         out += session_lines(n, f" neighbor {n.address} ")
         if n.password:
             out.append(f" neighbor {n.address} password {n.password}")
+    if view.bmp is not None:
+        out += ios_station_lines(view.bmp)
+        out += [f" neighbor {n.address} bmp-activate server 1" for n in view.neighbours]
     out += [" !", f" address-family {family} unicast"]
     out += multipath_lines(view, "  ")
     for n in view.neighbours:
@@ -55,6 +59,8 @@ def render_nxos(view: RouterView) -> str:
     out.append("  log-neighbor-changes")
     if view.mixed_as:
         out.append("  bestpath as-path multipath-relax")
+    if view.bmp is not None:
+        out += nxos_station_lines(view.bmp)
     out.append(f"  address-family {family}")
     out += multipath_lines(view, "    ")
     for n in view.neighbours:
@@ -62,6 +68,8 @@ def render_nxos(view: RouterView) -> str:
         out += session_lines(n, "    ")
         if n.password:
             out.append(f"    password 0 {n.password}")
+        if view.bmp is not None:
+            out.append("    bmp-activate-server 1")
         out.append(f"    address-family {family}")
         out += policy_lines(view, "      ", inbound, outbound)
     if view.ports != (179,):

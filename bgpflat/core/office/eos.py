@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from bgpflat.core.office.bmp import eos_station_lines
 from bgpflat.core.office.ios_style import session_lines
 from bgpflat.core.office.router import RouterView, filter_names, header_lines
 
@@ -34,6 +35,8 @@ def render_eos(view: RouterView) -> str:
         if view.reflect:
             out.append(f"   neighbor {n.address} route-reflector-client")
         out.append(f"   neighbor {n.address} maximum-routes {view.max_prefixes}")
+    if view.bmp is not None:
+        out += eos_station_lines(view.bmp)
     out += ["   !", f"   address-family {family}"]
     for n in view.neighbours:
         out.append(f"      neighbor {n.address} activate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bgpflat.core.office.bmp import frr_station_lines
 from bgpflat.core.office.ios_style import multipath_lines, policy_lines, prefix_list_lines, session_lines
 from bgpflat.core.office.router import RouterView, filter_names, header_lines
 
@@ -32,5 +33,10 @@ def render_frr(view: RouterView) -> str:
         if view.version == 6:
             out.append(f"  neighbor {n.address} activate")
         out += policy_lines(view, f"  neighbor {n.address} ", inbound, outbound)
-    out += [" exit-address-family", "exit", "!"]
+        if view.bmp is not None:
+            out.append(f"  neighbor {n.address} soft-reconfiguration inbound")
+    out.append(" exit-address-family")
+    if view.bmp is not None:
+        out += frr_station_lines(view.bmp, view.version)
+    out += ["exit", "!"]
     return "\n".join(out) + "\n"

@@ -8,6 +8,7 @@ multihop sessions.
 
 from __future__ import annotations
 
+from bgpflat.core.office.bmp import junos_station_lines
 from bgpflat.core.office.router import RouterView, header_lines
 
 
@@ -18,6 +19,8 @@ def render_junos(view: RouterView) -> str:
     out = [f"/* {line} */" for line in header_lines(view, vendor="junos")]
     out += ["routing-options {", f"    autonomous-system {view.as_number};"]
     out.append(f"    router-id {view.router_id};")
+    if view.bmp is not None:
+        out += junos_station_lines(view.bmp)
     out += [
         "}",
         "policy-options {",

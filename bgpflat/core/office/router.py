@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bgpflat.core.net.prefixes import Prefix, format_address, parse_address
+from bgpflat.core.office.bmp import BmpStation
 from bgpflat.core.office.intent import CALICO_MULTIHOP_TTL, NodeSession, OfficeIntent, PeerIntent
 from bgpflat.errors import SpecError
 
@@ -53,6 +54,7 @@ class RouterView:
     # Same-AS nodes without the mesh learn each other's routes only through the router, which must
     # then reflect them (calico-facts §3.3, remedy c); otherwise nothing goes back to the nodes.
     reflect: bool = False
+    bmp: BmpStation | None = None  # render tor --bmp: the BMP station the router streams to
 
     @property
     def ident(self) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress, repeat
 from operator import eq, itemgetter, not_
 from typing import Any
@@ -37,6 +37,8 @@ ORIGIN_MISMATCH = "origin-mismatch"
 PATHS_MISMATCH = "paths-mismatch"
 SESSION_NOTHING_LEARNED = "session-nothing-learned"
 SESSION_UNEXPECTED = "session-unexpected"
+# A missing route that the node did send the router (BMP pre-policy) but the router did not keep.
+FILTERED_BY_ROUTER = "filtered-by-router"
 
 MISSING = "missing"
 UNEXPECTED = "unexpected"
@@ -69,6 +71,7 @@ class Finding:
     prefix: Prefix | None = None
     expected: tuple[Route, ...] = ()
     learned: tuple[Route, ...] = ()
+    router: str = ""  # with FILTERED_BY_ROUTER: the router that refused the route
 
     @property
     def code(self) -> str:
@@ -186,6 +189,11 @@ class RouteDiff:
                 return f"session {where}: nothing learned, {len(finding.expected)} routes expected"
             return f"session {where}: {len(finding.learned)} routes learned, no session expected"
         prefix = str(finding.prefix)
+        if finding.category == MISSING and finding.code == FILTERED_BY_ROUTER:
+            return (
+                f"{prefix} filtered by router {finding.router} {where}: the node sent it, the router's "
+                f"import policy did not keep it — {self._why(finding.expected)}"
+            )
         if finding.category == MISSING:
             return f"{prefix} missing {where}: {self._why(finding.expected)}"
         if finding.category == UNEXPECTED:
@@ -256,6 +264,7 @@ class RouteDiff:
                     "learned": [r.to_dict() for r in finding.learned] if finding.prefix is not None else [],
                     "fails": self.fails(finding),
                     "explanation": self.explain(finding),
+                    **({"router": finding.router} if finding.router else {}),
                 }
             )
         data: dict[str, Any] = {
@@ -271,6 +280,19 @@ class RouteDiff:
         if include_present:
             data["present"] = [{"session": s, "prefix": str(p)} for s, p in self.present]
         return data
+
+
+def mark_filtered(diff: RouteDiff, *, sent: RouteTable, router: str) -> RouteDiff:
+    """Missing routes that are in ``sent`` (what each node sent ``router``: its pre-policy
+    Adj-RIB-In) were refused by the router, not lost on the way: they get ``FILTERED_BY_ROUTER``."""
+    keys = set(sent.keys())
+    findings = tuple(
+        replace(finding, codes=(FILTERED_BY_ROUTER,), router=router)
+        if finding.category == MISSING and (finding.session, finding.prefix) in keys
+        else finding
+        for finding in diff.findings
+    )
+    return replace(diff, findings=findings)
 
 
 def _values(routes: Iterable[Route], index: int) -> str:

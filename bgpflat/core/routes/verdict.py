@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bgpflat.core.routes.diff import RouteDiff, diff_routes
+from bgpflat.core.routes.diff import RouteDiff, diff_routes, mark_filtered
 from bgpflat.core.routes.expected import ExpectedRoutes
 from bgpflat.core.routes.table import RouteTable, address_sort_key
 from bgpflat.errors import SpecError
@@ -53,6 +53,10 @@ class LearnedState:
     routes: RouteTable
     sessions: Mapping[str, SessionState] | None = None
     source: str = ""
+    # What the nodes sent, when the routes are what a router kept (BMP post-policy): missing
+    # routes found here are reported as filtered by ``router``.
+    sent: RouteTable | None = None
+    router: str = ""
 
 
 def learned_from_json(data: Any, *, source: str) -> LearnedState:
@@ -158,6 +162,8 @@ def evaluate(*, expected: ExpectedRoutes, learned: LearnedState, strict: bool = 
             message="the verification peer has learned no route",
         ), end_of_rib
     diff = diff_routes(expected=expected, learned=learned.routes, strict=strict)
+    if learned.sent is not None:
+        diff = mark_filtered(diff, sent=learned.sent, router=learned.router)
     counts = diff.counts()
     # An expected session that is not up fails even if (stale, graceful-restart) routes remain.
     status = MATCH if diff.complies and not sessions_down else MISMATCH

@@ -1,0 +1,1 @@
+"""``bgpflat bmp``: a BMP monitoring station that records what real routers received."""

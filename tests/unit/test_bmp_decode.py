@@ -1,0 +1,160 @@
+"""BMP messages from a router -> the monitored peers and tables the station keeps (core.bmp)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from bgpflat.core.bmp.messages import Framer, PeerUp, decode
+from bgpflat.core.bmp.rib import RouterRib
+from bgpflat.core.bmp.update import BmpError
+from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.table import Route
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bmp_wire as w
+
+NODE, NODE6 = "10.0.0.1", "fd00::1"
+P1, P2 = Prefix.parse("10.244.0.0/26"), Prefix.parse("10.96.0.0/12")
+P6 = Prefix.parse("fd00:244::/122")
+
+
+def feed(rib: RouterRib, *messages: bytes) -> list[dict[str, object]]:
+    framer = Framer()
+    events: list[dict[str, object]] = []
+    for message in framer.feed(b"".join(messages)):
+        events.extend(rib.handle(decode(message)))
+    assert framer.pending == 0
+    return events
+
+
+def table(rib: RouterRib, policy: str) -> set[Route]:
+    return {route for _, p, route in rib.routes(policy=policy) if p == policy}
+
+
+def test_peer_up_keeps_both_opens_and_the_tables_fill_per_policy() -> None:
+    rib = RouterRib(address="192.0.2.1")
+    events = feed(
+        rib,
+        w.initiation(sys_descr="Juniper"),
+        w.peer_up(NODE, peer_as=64512, router_as=65000),
+        w.route_monitoring(NODE, w.update([P1, P2], communities=[(65000, 100)], large=[(64512, 1, 2)])),
+        w.route_monitoring(NODE, w.update([P1]), post=True),
+        w.route_monitoring(NODE, w.end_of_rib()),
+        w.route_monitoring(NODE, w.end_of_rib(), post=True),
+    )
+    assert [e["event"] for e in events] == ["initiation", "peer-up"]
+    up = events[1]
+    assert up["sent_open"]["as"] == 65000 and up["received_open"]["as"] == 64512  # type: ignore[index]
+    assert up["received_open"]["families"] == ["ipv4 unicast", "ipv6 unicast"]  # type: ignore[index]
+    assert table(rib, "pre") == {
+        Route(P1, NODE, NODE, (64512,), "igp", ((65000, 100),), ((64512, 1, 2),)),
+        Route(P2, NODE, NODE, (64512,), "igp", ((65000, 100),), ((64512, 1, 2),)),
+    }
+    assert table(rib, "post") == {Route(P1, NODE, NODE, (64512,))}
+    peer = rib.to_dict()["peers"][0]
+    assert peer["tables"]["pre"] == {"paths": 2, "prefixes": 2, "eor": ["ipv4 unicast"], "complete": True}
+    assert peer["tables"]["post"]["eor"] == ["ipv4 unicast"]
+
+
+def test_withdrawals_ipv6_and_peer_down() -> None:
+    rib = RouterRib(address="192.0.2.1")
+    feed(
+        rib,
+        w.peer_up(NODE6),
+        w.route_monitoring(NODE6, w.update([P6], next_hop="fd00::1")),
+        w.route_monitoring(NODE6, w.update([P1], next_hop="10.0.0.1")),
+        w.route_monitoring(NODE6, w.end_of_rib(afi=2)),
+    )
+    routes = table(rib, "pre")
+    assert {r.prefix for r in routes} == {P6, P1}
+    assert next(r for r in routes if r.prefix == P6).next_hop == "fd00::1"
+    assert rib.to_dict()["peers"][0]["tables"]["pre"]["eor"] == ["ipv6 unicast"]
+    feed(rib, w.route_monitoring(NODE6, w.update(withdrawn=[P6])))
+    assert {r.prefix for r in table(rib, "pre")} == {P1}
+    events = feed(rib, w.peer_down(NODE6))
+    assert events[0]["flushed"] == 1 and table(rib, "pre") == set()
+    assert rib.to_dict()["peers"][0]["state"] == "down"
+
+
+def test_add_path_as_negotiated_in_the_peer_up() -> None:
+    rib = RouterRib(address="192.0.2.1")
+    feed(
+        rib,
+        w.initiation(sys_descr="Cisco IOS XR"),
+        w.peer_up(NODE, router_add_path=1, peer_add_path=2),
+        w.route_monitoring(NODE, w.update([P1, P1], path_ids=[1, 2], next_hop="10.0.0.1")),
+    )
+    assert sorted(r.path_id for r in table(rib, "pre")) == [1, 2]
+
+
+def test_frr_sends_no_path_ids_and_prepends_its_own_as() -> None:
+    """FRR 8.4 drops path identifiers from Route Monitoring and encodes the AS path as it would
+    send it to the eBGP peer; the table shows what the peer sent."""
+    rib = RouterRib(address="192.0.2.1")
+    feed(
+        rib,
+        w.initiation(sys_descr="FRRouting 8.4.4"),
+        w.peer_up(NODE, router_add_path=1, peer_add_path=2, router_as=65000),
+        w.route_monitoring(NODE, w.update([P1], as_path=(65000, 64512))),
+    )
+    assert table(rib, "pre") == {Route(P1, NODE, NODE, (64512,))}
+
+
+def test_two_octet_as_path_with_as4_path() -> None:
+    rib = RouterRib(address="192.0.2.1")
+    pdu = w.update([P1], as_path=(23456,), two_octet=True)
+    # Add AS4_PATH (17) carrying the real 4-byte AS: rebuild the UPDATE with one more attribute.
+    import struct
+
+    as4 = w.attr(17, struct.pack("!BBI", 2, 1, 4_200_000_000), 0xC0)
+    body = pdu[19:]
+    wlen = struct.unpack_from("!H", body, 0)[0]
+    alen = struct.unpack_from("!H", body, 2 + wlen)[0]
+    attrs = body[4 + wlen : 4 + wlen + alen] + as4
+    new = body[: 2 + wlen] + struct.pack("!H", len(attrs)) + attrs + body[4 + wlen + alen :]
+    feed(rib, w.peer_up(NODE), w.route_monitoring(NODE, w.bgp(2, new), two_octet=True))
+    assert [r.as_path for r in table(rib, "pre")] == [(4_200_000_000,)]
+
+
+def test_loc_rib_routes_belong_to_the_router() -> None:
+    rib = RouterRib(address="192.0.2.1")
+    feed(rib, w.route_monitoring("0.0.0.0", w.update([P1], as_path=(64512,)), loc_rib=True))
+    assert [(r.session, r.prefix) for r in table(rib, "loc-rib")] == [("192.0.2.1", P1)]
+
+
+def test_statistics_are_kept_by_name() -> None:
+    rib = RouterRib(address="192.0.2.1")
+    feed(rib, w.peer_up(NODE), w.statistics(NODE, [(0, 3), (7, 12)]))
+    assert rib.to_dict()["peers"][0]["statistics"] == {
+        "prefixes rejected by inbound policy": 3,
+        "routes in Adj-RIB-In": 12,
+    }
+
+
+def test_framer_waits_for_the_rest_and_refuses_garbage() -> None:
+    message = w.peer_up(NODE)
+    framer = Framer()
+    assert framer.feed(message[:10]) == []
+    assert [isinstance(decode(m), PeerUp) for m in framer.feed(message[10:])] == [True]
+    with pytest.raises(BmpError, match="version 4"):
+        Framer().feed(b"\x04" + message[1:])
+    with pytest.raises(BmpError, match="length 2"):
+        Framer().feed(b"\x03\x00\x00\x00\x02\x00")
+
+
+@pytest.mark.parametrize(
+    ("pdu", "error"),
+    [
+        (w.bgp(2, b"\x00\x00\x00\x04\x40\x01\x01\x07"), "ORIGIN"),
+        (w.bgp(2, b"\x00\x00\x00\x00\x21\x0a"), "prefix length 33"),
+        (w.bgp(2, b"\x00\x05\x00\x00"), "withdrawn"),
+        (w.bgp(1, b""), "not UPDATE"),
+    ],
+)
+def test_bad_updates_say_what_is_wrong(pdu: bytes, error: str) -> None:
+    rib = RouterRib(address="192.0.2.1")
+    with pytest.raises(BmpError, match=error):
+        feed(rib, w.peer_up(NODE), w.route_monitoring(NODE, pdu))

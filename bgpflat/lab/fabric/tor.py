@@ -29,9 +29,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bgpflat.core.office.frr import render_frr
 from bgpflat.core.office.intent import OfficeIntent
-from bgpflat.core.office.router import RouterView, router_view
+from bgpflat.core.office.tor.frr import render_frr
+from bgpflat.core.office.tor.router import RouterView, router_view
 from bgpflat.errors import LabError
 from bgpflat.lab.fabric.netns import NetnsLab, wait_for
 

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from bgpflat.core.office.bmp import eos_station_lines
-from bgpflat.core.office.ios_style import session_lines
-from bgpflat.core.office.router import RouterView, filter_names, header_lines
+from bgpflat.core.office.tor.bmp import eos_station_lines
+from bgpflat.core.office.tor.ios_style import session_lines
+from bgpflat.core.office.tor.router import RouterView, filter_names, header_lines
 
 
 def render_eos(view: RouterView) -> str:

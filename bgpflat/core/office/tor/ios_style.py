@@ -7,7 +7,7 @@ only indentation where they sit in a neighbour sub-mode (NX-OS).
 
 from __future__ import annotations
 
-from bgpflat.core.office.router import Neighbour, RouterView
+from bgpflat.core.office.tor.router import Neighbour, RouterView
 
 
 def prefix_list_lines(view: RouterView, inbound: str, outbound: str, *, deny_all: str) -> list[str]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bgpflat.core.office.bmp import frr_station_lines
-from bgpflat.core.office.ios_style import multipath_lines, policy_lines, prefix_list_lines, session_lines
-from bgpflat.core.office.router import RouterView, filter_names, header_lines
+from bgpflat.core.office.tor.bmp import frr_station_lines
+from bgpflat.core.office.tor.ios_style import multipath_lines, policy_lines, prefix_list_lines, session_lines
+from bgpflat.core.office.tor.router import RouterView, filter_names, header_lines
 
 
 def render_frr(view: RouterView) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bgpflat.core.net.prefixes import Prefix, format_address, parse_address
-from bgpflat.core.office.bmp import BmpStation
 from bgpflat.core.office.intent import CALICO_MULTIHOP_TTL, NodeSession, OfficeIntent, PeerIntent
+from bgpflat.core.office.tor.bmp import BmpStation
 from bgpflat.errors import SpecError
 
 

@@ -8,9 +8,9 @@ sub-mode, ``bestpath as-path multipath-relax`` when the nodes sit in different A
 
 from __future__ import annotations
 
-from bgpflat.core.office.bmp import ios_station_lines, nxos_station_lines
-from bgpflat.core.office.ios_style import multipath_lines, policy_lines, prefix_list_lines, session_lines
-from bgpflat.core.office.router import RouterView, filter_names, header_lines
+from bgpflat.core.office.tor.bmp import ios_station_lines, nxos_station_lines
+from bgpflat.core.office.tor.ios_style import multipath_lines, policy_lines, prefix_list_lines, session_lines
+from bgpflat.core.office.tor.router import RouterView, filter_names, header_lines
 
 
 def _prefix_lists(view: RouterView) -> list[str]:

@@ -8,8 +8,8 @@ multihop sessions.
 
 from __future__ import annotations
 
-from bgpflat.core.office.bmp import junos_station_lines
-from bgpflat.core.office.router import RouterView, header_lines
+from bgpflat.core.office.tor.bmp import junos_station_lines
+from bgpflat.core.office.tor.router import RouterView, header_lines
 
 
 def render_junos(view: RouterView) -> str:

@@ -7,8 +7,8 @@ maximum-prefix guard, and ``merge paths`` in the kernel protocol for ECMP toward
 
 from __future__ import annotations
 
-from bgpflat.core.office.bmp import bird_station_lines
-from bgpflat.core.office.router import RouterView, header_lines
+from bgpflat.core.office.tor.bmp import bird_station_lines
+from bgpflat.core.office.tor.router import RouterView, header_lines
 
 
 def render_bird(view: RouterView) -> str:

@@ -125,27 +125,37 @@ def check_address_plan(ranges: Iterable[AddressRange]) -> tuple[Finding, ...]:
         key=lambda r: (r.prefix, r.role),
     )
     findings: list[Finding] = []
-    for i, first in enumerate(unique):
-        for second in unique[i + 1 :]:
-            if not first.prefix.overlaps(second.prefix):
-                continue
+    # Sorted by (version, address, length), prefixes form a sweep: a prefix overlaps an earlier one
+    # only if that one contains it, and the earlier prefixes still open at any point all contain
+    # each other (CIDR ranges nest or are disjoint). So ``open_ranges`` is one chain of nested
+    # prefixes, at most one per (length, role), and every overlapping pair is met once, in the
+    # same (first, second) order as comparing every pair.
+    open_ranges: list[AddressRange] = []
+    for second in unique:
+        prefix = second.prefix
+        while open_ranges and not open_ranges[-1].prefix.contains(prefix):
+            open_ranges.pop()
+        for first in open_ranges:
             if first.role == second.role and first.role in _SELF_OVERLAP_OK:
                 continue
-            soft = frozenset({first.role, second.role}) in _SOFT_PAIRS
-            findings.append(
-                Finding(
-                    code=ADDRESS_OVERLAP,
-                    severity="warning" if soft else "error",
-                    message=f"{first.describe()} overlaps {second.describe()}",
-                    fix=(
-                        "make sure those addresses are not assigned to hosts on the node network"
-                        if soft
-                        else "renumber one of them: office, node, pod, service and VPN ranges must not overlap"
-                    ),
-                    subjects=(first.source, second.source),
-                )
-            )
+            findings.append(_overlap(first, second))
+        open_ranges.append(second)
     return sort_findings(findings)
+
+
+def _overlap(first: AddressRange, second: AddressRange) -> Finding:
+    soft = frozenset({first.role, second.role}) in _SOFT_PAIRS
+    return Finding(
+        code=ADDRESS_OVERLAP,
+        severity="warning" if soft else "error",
+        message=f"{first.describe()} overlaps {second.describe()}",
+        fix=(
+            "make sure those addresses are not assigned to hosts on the node network"
+            if soft
+            else "renumber one of them: office, node, pod, service and VPN ranges must not overlap"
+        ),
+        subjects=(first.source, second.source),
+    )
 
 
 # --- risk findings ---------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ not be made (no session, nothing learned, bad input) — each said in words on s
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
@@ -183,10 +182,12 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
         ) from None
     if args.snapshot and args.context:
         raise SpecError("--context selects a cluster, but --snapshot reads none", fix="drop one of them")
-    cluster = load_cluster(args)
+    from bgpflat.adapters.files import without_cyclic_gc
+
     # The loaded state is hundreds of thousands of long-lived objects on a big cluster; keeping
-    # them out of the cyclic collector's walks halves the time of the route computation.
-    gc.freeze()
+    # them out of the cyclic collector's walks halves the time of loading and of the route computation.
+    with without_cyclic_gc(freeze=True):
+        cluster = load_cluster(args)
     return expected_routes(
         cluster=cluster,
         peer=OutsidePeer(address=address, as_number=args.peer_as),

@@ -48,7 +48,8 @@ def block(i: int, j: int) -> Prefix:
     return Prefix(4, POOL.value + (i * BLOCKS_PER_NODE + j) * 64, 26)
 
 
-def cluster_objects() -> list[dict[str, Any]]:
+def cluster_objects(nodes: int = NODES, services: int = SERVICES) -> list[dict[str, Any]]:
+    """The benchmark cluster (module docstring); ``bench_cli`` draws smaller and larger ones."""
     objects: list[dict[str, Any]] = [
         {
             "apiVersion": V1,
@@ -74,7 +75,7 @@ def cluster_objects() -> list[dict[str, Any]]:
             },
         },
     ]
-    for r in range(NODES // RACK):
+    for r in range(nodes // RACK):
         objects.append(
             {
                 "apiVersion": V3,
@@ -83,7 +84,7 @@ def cluster_objects() -> list[dict[str, Any]]:
                 "spec": {"peerIP": f"172.31.0.{r + 1}", "asNumber": 65000 + r, "nodeSelector": f"rack == 'r{r}'"},
             }
         )
-    for i in range(NODES):
+    for i in range(nodes):
         name = f"node-{i}"
         objects.append(
             {
@@ -116,7 +117,7 @@ def cluster_objects() -> list[dict[str, Any]]:
             allocations[5] = 0
             if j == 0:  # one address of this block is used by a pod on the next node: borrowed
                 allocations[10] = 1
-                holder = f"node-{(i + NODES - 1) % NODES}"
+                holder = f"node-{(i + nodes - 1) % nodes}"
                 attributes.append(
                     {
                         "handle_id": f"k8s-pod-network.b-{i}",
@@ -136,7 +137,7 @@ def cluster_objects() -> list[dict[str, Any]]:
                     },
                 }
             )
-    for k in range(SERVICES):
+    for k in range(services):
         name = f"svc-{k}"
         objects.append(
             {
@@ -152,7 +153,7 @@ def cluster_objects() -> list[dict[str, Any]]:
             }
         )
         endpoints = [
-            {"addresses": [f"10.128.0.{n}"], "nodeName": f"node-{(k * 7 + n) % NODES}", "conditions": {"ready": True}}
+            {"addresses": [f"10.128.0.{n}"], "nodeName": f"node-{(k * 7 + n) % nodes}", "conditions": {"ready": True}}
             for n in (0, 1)
         ]
         objects.append(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bgpflat.adapters import files
 from bgpflat.errors import PlanError, SpecError
@@ -156,3 +158,43 @@ def test_backup_paths_are_unique_and_named_after_context(tmp_path: Path) -> None
 def test_rollback_refuses_a_file_that_is_not_a_backup() -> None:
     with pytest.raises(PlanError, match="not a bgpflat backup"):
         files.load_backup(LAB / "cluster.yaml")
+
+
+def test_snapshot_is_written_as_json_one_object_per_line_that_yaml_tools_still_read(tmp_path: Path) -> None:
+    objects = [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"n{i}", "labels": {"rack": "r1"}}} for i in range(3)
+    ]
+    path = files.write_snapshot(tmp_path / "cluster.yaml", header={"context": "lab"}, objects=objects)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 5
+    assert json.loads(lines[2].rstrip(",")) == objects[1]
+    snap = files.load_snapshot(path)
+    assert snap.header == {"context": "lab"}
+    assert list(snap.objects) == objects
+    # What README shows for reading a snapshot with PyYAML keeps working.
+    [document] = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert document["items"] == objects and document["bgpflat"] == {"context": "lab"}
+
+
+def test_empty_snapshot_round_trips(tmp_path: Path) -> None:
+    path = files.write_snapshot(tmp_path / "s.json", header={"context": "lab"}, objects=[])
+    assert files.load_snapshot(path).objects == ()
+
+
+def test_json_snapshot_object_without_kind_names_its_line(tmp_path: Path) -> None:
+    good = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
+    path = files.write_snapshot(tmp_path / "s.yaml", header={}, objects=[good, {"metadata": {"name": "x"}}])
+    with pytest.raises(SpecError) as err:
+        files.load_snapshot(path)
+    assert "object #2 has no apiVersion/kind" in str(err.value)
+    assert err.value.line == 3
+
+
+def test_yaml_snapshots_written_before_still_load_with_lines(tmp_path: Path) -> None:
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
+    path = tmp_path / "old.yaml"
+    path.write_text(files.snapshot_text(header={"context": "lab"}, objects=[node, node, {"kind": "Node"}]))
+    with pytest.raises(SpecError) as err:
+        files.load_snapshot(path)
+    assert "object #3 has no apiVersion/kind" in str(err.value)
+    assert err.value.line == path.read_text().splitlines().index("- kind: Node") + 1

@@ -351,7 +351,8 @@ def read_json(path: str | Path) -> Any:
     if not text.strip():
         raise SpecError("empty file, expected JSON", file=str(path))
     try:
-        return json.loads(text)
+        with without_cyclic_gc():
+            return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
 

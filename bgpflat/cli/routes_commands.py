@@ -200,10 +200,11 @@ class FileSource:
         self.path = path
 
     def read(self) -> LearnedState:
-        from bgpflat.adapters.files import read_json
+        from bgpflat.adapters.files import read_json, without_cyclic_gc
         from bgpflat.core.routes.verdict import learned_from_json
 
-        return learned_from_json(read_json(self.path), source=self.path)
+        with without_cyclic_gc():  # a million records and routes, none of them garbage until the end
+            return learned_from_json(read_json(self.path), source=self.path)
 
 
 class PeerSource:

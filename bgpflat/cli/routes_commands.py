@@ -16,8 +16,11 @@ from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info, w
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from bgpflat.core.routes.cluster import ClusterState
     from bgpflat.core.routes.expected import ExpectedRoutes
+    from bgpflat.core.routes.table import RouteTable
     from bgpflat.core.routes.verdict import LearnedState
 
 FORMAT_VERSION = 1
@@ -200,11 +203,18 @@ class FileSource:
         self.path = path
 
     def read(self) -> LearnedState:
-        from bgpflat.adapters.files import read_json, without_cyclic_gc
-        from bgpflat.core.routes.verdict import learned_from_json
+        from bgpflat.adapters.files import without_cyclic_gc
+        from bgpflat.adapters.json_stream import read_json_streaming
+        from bgpflat.core.routes.verdict import learned_from_json, routes_from_records
 
-        with without_cyclic_gc():  # a million records and routes, none of them garbage until the end
-            return learned_from_json(read_json(self.path), source=self.path)
+        def to_table(records: Iterator[Any]) -> RouteTable:
+            return routes_from_records(records, source=self.path)
+
+        # A million records become routes one by one (the file whole as dicts would be a gigabyte),
+        # without cyclic GC passes: none of them is garbage until the end.
+        with without_cyclic_gc():
+            data, routes = read_json_streaming(self.path, list_key="routes", consume=to_table)
+            return learned_from_json(data, source=self.path, routes=routes)
 
 
 class PeerSource:

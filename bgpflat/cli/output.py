@@ -106,7 +106,7 @@ def _chunks(value: Any, newline: str) -> Iterator[str]:
 
 
 # Values json's C encoder writes the same with or without indent: with the separator ",\n" plus the
-# indent of the level, it then writes a whole container of them exactly as indent=2 does.
+# indent of the level, it then writes a long list of them exactly as indent=2 does.
 _FLAT = frozenset({str, int, float, bool, type(None)})
 _FLAT_ENCODERS: dict[str, json.JSONEncoder] = {}
 
@@ -119,38 +119,37 @@ def _flat_encoder(inner: str) -> json.JSONEncoder:
 
 
 def _encode(value: Any, newline: str) -> str:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return _encode_string(value)
-    if isinstance(value, dict):
+    if kind is dict:
         if not value:
             return "{}"
-        if not all(isinstance(key, str) for key in value):
-            # Keys json turns into strings itself (numbers, booleans, null): let it.
-            return json.dumps(value, indent=2).replace("\n", newline)
         inner = newline + "  "
-        if all(type(v) in _FLAT for v in value.values()):
-            return "{" + inner + _flat_encoder(inner).encode(value)[1:-1] + newline + "}"
-        return (
-            "{"
-            + inner
-            + ("," + inner).join(_encode_string(k) + ": " + _encode(v, inner) for k, v in value.items())
-            + newline
-            + "}"
-        )
-    if isinstance(value, list | tuple):
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:
+                break  # keys json turns into strings itself (numbers, booleans, null): let it
+            parts.append(
+                _encode_string(key) + ": " + (_encode_string(item) if type(item) is str else _encode(item, inner))
+            )
+        else:
+            return "{" + inner + ("," + inner).join(parts) + newline + "}"
+    elif kind is list or kind is tuple:
         if not value:
             return "[]"
         inner = newline + "  "
-        if all(type(v) in _FLAT for v in value):
+        if len(value) > 8 and all(type(v) in _FLAT for v in value):
             return "[" + inner + _flat_encoder(inner).encode(value)[1:-1] + newline + "]"
-        return "[" + inner + ("," + inner).join(_encode(v, inner) for v in value) + newline + "]"
-    if value is None:
+        return "[" + inner + ("," + inner).join([_encode(v, inner) for v in value]) + newline + "]"
+    elif value is None:
         return "null"
-    if value is True:
+    elif value is True:
         return "true"
-    if value is False:
+    elif value is False:
         return "false"
-    if type(value) is int:
+    elif kind is int:
         return int.__repr__(value)
-    # Floats (NaN, Infinity) and whatever json itself would refuse (its error, not ours).
-    return json.dumps(value)
+    # Subclasses, floats (NaN, Infinity), keys to convert, and whatever json refuses (its error):
+    # json itself, re-indented to this level (a JSON string holds no raw newline).
+    return json.dumps(value, indent=2).replace("\n", newline)

@@ -245,9 +245,8 @@ def expected_command(args: argparse.Namespace) -> int:
     if args.output == "json":
         from bgpflat.adapters.files import without_cyclic_gc
 
-        with without_cyclic_gc():  # a record per route, none of them garbage
-            data = {"format_version": FORMAT_VERSION, **result.to_dict()}
-        write_json(data)
+        with without_cyclic_gc():  # a record per route, none of them garbage until the end
+            write_json({"format_version": FORMAT_VERSION, **result.to_dict()})
         for note in result.notes:  # in the JSON too; repeated where a person watching will see it
             info(f"note: {note}")
     else:

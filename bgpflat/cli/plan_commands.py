@@ -263,9 +263,11 @@ def _make_plan(args: argparse.Namespace) -> Plan:
 
     desired = load_desired_files(args.files)
     if args.snapshot:
-        from bgpflat.adapters.files import load_snapshot
+        from bgpflat.adapters.files import load_snapshot, without_cyclic_gc
 
-        snapshot = load_snapshot(args.snapshot)
+        # Thousands of long-lived objects: out of the cyclic collector's walks (see files).
+        with without_cyclic_gc(freeze=True):
+            snapshot = load_snapshot(args.snapshot)
         try:
             return workflows.plan_snapshot(
                 snapshot.objects, desired, header=snapshot.header, file=snapshot.file, prune=args.prune

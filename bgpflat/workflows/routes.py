@@ -7,7 +7,6 @@ so a cluster and its snapshot give the same expected routes.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,7 +35,4 @@ def cluster_state(objects: Iterable[Mapping[str, Any]], *, file: str | None = No
 
 def expected_for(cluster: ClusterState, *, peer: OutsidePeer, options: ModelOptions) -> ExpectedRoutes:
     """The routes ``peer`` should learn from the cluster's nodes, with the reason for each."""
-    # The loaded state is hundreds of thousands of long-lived objects on a big cluster; keeping
-    # them out of the cyclic collector's walks halves the time of the route computation.
-    gc.freeze()
     return expected_routes(cluster=cluster, peer=peer, options=options)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bgpflat.core.calico import BGPConfiguration, BGPFilter, BGPFilterRule, BGPPeer, IPPool
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.state.checks import (
+    ROLE_TITLES,
     AddressRange,
     Finding,
     check_address_plan,
     risk_findings,
+    sort_findings,
 )
 from bgpflat.core.state.model import ObservedNode
 
@@ -222,3 +226,66 @@ def test_nodes_without_a_usable_address_annotation() -> None:
     findings = risk_findings(pools=[], peers=[], config=None, nodes=[node("n", None), node("m", "10.0.0.1")])
     assert codes(findings) == ["node-address-missing", "node-address-missing"]
     assert findings[0].message.startswith("node m has no usable projectcalico.org/IPv4Address annotation (10.0.0.1)")
+
+
+def _pairwise_address_plan(ranges: list[AddressRange]) -> tuple[Finding, ...]:
+    """The address-plan check as its definition reads: every pair of merged ranges compared."""
+    merged: dict[tuple[str, Prefix], list[str]] = {}
+    for item in ranges:
+        merged.setdefault((item.role, item.prefix), []).append(item.source)
+    unique = sorted(
+        (AddressRange(role=r, prefix=p, source=", ".join(sorted(set(s)))) for (r, p), s in merged.items()),
+        key=lambda r: (r.prefix, r.role),
+    )
+    soft_pairs = {frozenset({"external-ips", "node"}), frozenset({"load-balancer-ips", "node"})}
+    findings = []
+    for i, first in enumerate(unique):
+        for second in unique[i + 1 :]:
+            if not first.prefix.overlaps(second.prefix):
+                continue
+            if first.role == second.role and first.role in {"node", "office", "vpn", "service"}:
+                continue
+            soft = frozenset({first.role, second.role}) in soft_pairs
+            findings.append(
+                Finding(
+                    code="address-overlap",
+                    severity="warning" if soft else "error",
+                    message=f"{first.describe()} overlaps {second.describe()}",
+                    fix=(
+                        "make sure those addresses are not assigned to hosts on the node network"
+                        if soft
+                        else "renumber one of them: office, node, pod, service and VPN ranges must not overlap"
+                    ),
+                    subjects=(first.source, second.source),
+                )
+            )
+    return sort_findings(findings)
+
+
+def _small_prefix(version: int, bits: int, length: int) -> Prefix:
+    # A few high bits only, so that random prefixes often nest, repeat and touch.
+    width = 32 if version == 4 else 128
+    length = min(length, width)
+    value = (bits << (width - 6)) & ~((1 << (width - length)) - 1) if length else 0
+    return Prefix(version, value, length)
+
+
+_ranges = st.lists(
+    st.builds(
+        lambda role, version, bits, length, source: AddressRange(
+            role=role, prefix=_small_prefix(version, bits, length), source=f"s{source}"
+        ),
+        st.sampled_from(sorted(ROLE_TITLES)),
+        st.sampled_from([4, 4, 4, 6]),
+        st.integers(0, 63),
+        st.integers(0, 8),
+        st.integers(0, 3),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ranges)
+def test_address_plan_sweep_finds_exactly_the_pairwise_findings(ranges: list[AddressRange]) -> None:
+    assert check_address_plan(ranges) == _pairwise_address_plan(ranges)

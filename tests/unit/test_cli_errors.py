@@ -613,3 +613,12 @@ def test_external_apply_takes_a_saved_plan_or_a_file(capsys: pytest.CaptureFixtu
     assert only_error(capsys, "external", "apply", "plan.json", "--prune", "--yes") == (
         "--prune and --endpoints are decided when the plan is made; pass them to `bgpflat external plan`"
     )
+
+
+def test_verify_bad_record_in_a_learned_file_names_file_and_record(capsys: pytest.CaptureFixture[str]) -> None:
+    # Read record by record, a bad one still gives the message of the file read whole.
+    good = {"prefix": "10.233.65.0/24", "next_hop": "10.200.20.103", "session": "10.200.20.103", "as_path": [64513]}
+    Path("learned.json").write_text(json.dumps({"routes": [good, {**good, "next_hop": "node-1"}], "sessions": []}))
+    assert only_error(
+        capsys, "verify", "--peer", "10.200.20.254", "--snapshot", str(CLUSTER), "--learned", "learned.json"
+    ) == ("could not verify (bad-input): learned.json: routes[1].next_hop: 'node-1' is not an IP address")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bgpflat.adapters import files
+from bgpflat.adapters.files import json_stream
 from bgpflat.errors import PlanError, SpecError
 
 LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"
@@ -156,3 +159,90 @@ def test_backup_paths_are_unique_and_named_after_context(tmp_path: Path) -> None
 def test_rollback_refuses_a_file_that_is_not_a_backup() -> None:
     with pytest.raises(PlanError, match="not a bgpflat backup"):
         files.load_backup(LAB / "cluster.yaml")
+
+
+def test_snapshot_is_written_as_json_one_object_per_line_that_yaml_tools_still_read(tmp_path: Path) -> None:
+    objects = [
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"n{i}", "labels": {"rack": "r1"}}} for i in range(3)
+    ]
+    path = files.write_snapshot(tmp_path / "cluster.yaml", header={"context": "lab"}, objects=objects)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 5
+    assert json.loads(lines[2].rstrip(",")) == objects[1]
+    snap = files.load_snapshot(path)
+    assert snap.header == {"context": "lab"}
+    assert list(snap.objects) == objects
+    # What README shows for reading a snapshot with PyYAML keeps working.
+    [document] = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert document["items"] == objects and document["bgpflat"] == {"context": "lab"}
+
+
+def test_empty_snapshot_round_trips(tmp_path: Path) -> None:
+    path = files.write_snapshot(tmp_path / "s.json", header={"context": "lab"}, objects=[])
+    assert files.load_snapshot(path).objects == ()
+
+
+def test_json_snapshot_object_without_kind_names_its_line(tmp_path: Path) -> None:
+    good = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
+    path = files.write_snapshot(tmp_path / "s.yaml", header={}, objects=[good, {"metadata": {"name": "x"}}])
+    with pytest.raises(SpecError) as err:
+        files.load_snapshot(path)
+    assert "object #2 has no apiVersion/kind" in str(err.value)
+    assert err.value.line == 3
+
+
+def test_yaml_snapshots_written_before_still_load_with_lines(tmp_path: Path) -> None:
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
+    path = tmp_path / "old.yaml"
+    path.write_text(files.snapshot_text(header={"context": "lab"}, objects=[node, node, {"kind": "Node"}]))
+    with pytest.raises(SpecError) as err:
+        files.load_snapshot(path)
+    assert "object #3 has no apiVersion/kind" in str(err.value)
+    assert err.value.line == path.read_text().splitlines().index("- kind: Node") + 1
+
+
+def _streamed(path: Path) -> tuple[object, object]:
+    return json_stream.read_json_streaming(path, list_key="routes", consume=list)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"format_version": 1, "routes": [{"prefix": "10.0.0.0/24"}, {"a": [1, 2.5e3]}], "sessions": [{"peer": "x"}]}',
+        '{"sessions": [], "routes": []}',
+        '[{"prefix": "10.0.0.0/24"}, 3, "x", null]\n',
+        "  {\n\t}  ",
+        '{"routes": {"not": "a list"}}',
+        '{"other": 1}',
+        '{"routes": [1], "routes": [2]}',
+        '{"routes": [12345678901234567890]}',
+    ],
+)
+def test_streamed_json_reads_what_read_json_reads(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "learned.json"
+    path.write_text(text)
+    data = files.read_json(path)
+    document, items = _streamed(path)
+    whole = data if isinstance(data, list) else data.get("routes")
+    assert items == (whole if isinstance(whole, list) else None)
+    if isinstance(data, dict):
+        assert document == {k: ([] if k == "routes" and isinstance(v, list) else v) for k, v in data.items()}
+
+
+def test_streamed_json_reads_lists_longer_than_its_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(json_stream, "_CHUNK", 7)  # values and numbers cut at every place
+    routes = [{"prefix": f"10.0.{i}.0/24", "path_id": 10**i} for i in range(30)]
+    path = tmp_path / "learned.json"
+    path.write_text(json.dumps({"routes": routes, "sessions": [{"peer": "10.0.0.1"}]}, indent=2))
+    assert _streamed(path) == ({"routes": [], "sessions": [{"peer": "10.0.0.1"}]}, routes)
+
+
+@pytest.mark.parametrize("text", ['{"routes": [1, 2', '{"routes": [1] x', "", '{"routes": [1,]}', "\ufeff[]"])
+def test_streamed_json_errors_are_read_jsons_errors(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "learned.json"
+    path.write_text(text)
+    with pytest.raises(SpecError) as whole:
+        files.read_json(path)
+    with pytest.raises(SpecError) as streamed:
+        _streamed(path)
+    assert str(streamed.value) == str(whole.value)

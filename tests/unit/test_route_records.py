@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bgpflat.core.routes.table import Route, RouteTable
 from bgpflat.errors import SpecError
@@ -42,3 +44,51 @@ def test_good_record_round_trips() -> None:
     route = Route.from_dict({**GOOD, "communities": ["64513:100"], "path_id": 2})
     assert Route.from_dict(route.to_dict()) == route
     assert route.as_path == (64513,) and route.communities == ((64513, 100),)
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-1, 2**32 + 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["", "10.0.0.0/8", "10.0.0.1/8", "fd00::/64", "10.0.0.1", "fd00::1", "x", "64512:1", "1:2:3"]),
+    st.sampled_from(["igp", "egp", "incomplete", "bgp"]),
+    st.lists(st.one_of(st.integers(-1, 2**32 + 1), st.booleans(), st.sampled_from(["1", "64512:100", "1:2:3"]))),
+)
+_records = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["prefix", "next_hop", "session", "as_path", "origin", "communities", "large_communities"])
+        | st.just("path_id"),
+        _values,
+    ),
+    st.builds(lambda r: r.to_dict(), st.builds(Route.from_dict, st.just(GOOD))),
+    st.lists(st.none(), max_size=1),
+)
+
+
+def _one_by_one(records: list[object]) -> list[Route] | str:
+    try:
+        return [Route.from_dict(r, where=f"routes[{i}]") for i, r in enumerate(records)]  # type: ignore[arg-type]
+    except SpecError as exc:
+        return str(exc)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_records, max_size=6))
+def test_from_records_reads_exactly_what_from_dict_reads(records: list[object]) -> None:
+    # The short path for well-formed records must never accept, refuse or read anything differently.
+    expected = _one_by_one(records)
+    try:
+        table = RouteTable.from_records(records)  # type: ignore[arg-type]
+    except SpecError as exc:
+        assert str(exc) == expected
+    else:
+        assert not isinstance(expected, str)
+        grouped = [
+            r
+            for key in dict.fromkeys((r.session, r.prefix) for r in expected)
+            for r in expected
+            if (r.session, r.prefix) == key
+        ]
+        # Compared as printed too: a True where from_dict reads 1 would show in JSON output.
+        assert [repr(r) for r in table] == [repr(r) for r in grouped]

@@ -8,7 +8,7 @@ polling loop that waits for convergence is ``bgpflat.workflows.verify``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +59,21 @@ class LearnedState:
     router: str = ""
 
 
-def learned_from_json(data: Any, *, source: str) -> LearnedState:
+def routes_from_records(records: Iterable[Any], *, source: str) -> RouteTable:
+    """The routes of a learned-route file; a bad record is an error naming the file and the record."""
+    try:
+        return RouteTable.from_records(records)
+    except SpecError as exc:
+        raise SpecError(exc.message, file=source, path=exc.path, fix=exc.fix) from None
+
+
+def learned_from_json(data: Any, *, source: str, routes: RouteTable | None = None) -> LearnedState:
     """Accept ``{"routes": [...], "sessions": [...]}`` (peer snapshot / ``peer routes -o json``),
-    ``{"routes": [...]}`` or a bare list of ``Route.to_dict()`` records."""
+    ``{"routes": [...]}`` or a bare list of ``Route.to_dict()`` records.
+
+    ``routes``: the records already read into a table (``routes_from_records``) by a reader that
+    streams them; ``data`` then holds the rest of the file, the list itself left empty.
+    """
     if isinstance(data, list):
         records, sessions_data = data, None
     elif isinstance(data, Mapping) and isinstance(data.get("routes"), list):
@@ -72,10 +84,7 @@ def learned_from_json(data: Any, *, source: str) -> LearnedState:
             file=source,
             fix='give {"routes": [...]} as `bgpflat peer routes -o json` prints it, or a list of routes',
         )
-    try:
-        table = RouteTable.from_records(records)
-    except SpecError as exc:
-        raise SpecError(exc.message, file=source, path=exc.path, fix=exc.fix) from None
+    table = routes if routes is not None else routes_from_records(records, source=source)
     sessions: dict[str, SessionState] | None = None
     if isinstance(sessions_data, list):
         sessions = {}

@@ -114,38 +114,45 @@ class AddressRange:
 
 def check_address_plan(ranges: Iterable[AddressRange]) -> tuple[Finding, ...]:
     """One finding per overlapping pair of ranges with different roles (or two pools / service ranges)."""
-    merged: dict[tuple[str, Prefix], list[str]] = {}
+    merged: dict[tuple[Prefix, str], list[str]] = {}
     for item in ranges:
-        merged.setdefault((item.role, item.prefix), []).append(item.source)
-    unique = sorted(
-        (
-            AddressRange(role=role, prefix=prefix, source=", ".join(sorted(set(sources))))
-            for (role, prefix), sources in merged.items()
-        ),
-        key=lambda r: (r.prefix, r.role),
-    )
+        merged.setdefault((item.prefix, item.role), []).append(item.source)
+
+    def merged_range(key: tuple[Prefix, str]) -> AddressRange:
+        return AddressRange(role=key[1], prefix=key[0], source=", ".join(sorted(set(merged[key]))))
+
     findings: list[Finding] = []
-    for i, first in enumerate(unique):
-        for second in unique[i + 1 :]:
-            if not first.prefix.overlaps(second.prefix):
+    # Sorted by (version, address, length), prefixes form a sweep: a prefix overlaps an earlier one
+    # only if that one contains it, and the earlier prefixes still open at any point all contain
+    # each other (CIDR ranges nest or are disjoint). So ``open_ranges`` is one chain of nested
+    # prefixes, at most one per (length, role), and every overlapping pair is met once, in the
+    # same (first, second) order as comparing every pair.
+    open_ranges: list[tuple[Prefix, str]] = []
+    for key in sorted(merged):
+        prefix, role = key
+        while open_ranges and not open_ranges[-1][0].contains(prefix):
+            open_ranges.pop()
+        for first in open_ranges:
+            if first[1] == role and role in _SELF_OVERLAP_OK:
                 continue
-            if first.role == second.role and first.role in _SELF_OVERLAP_OK:
-                continue
-            soft = frozenset({first.role, second.role}) in _SOFT_PAIRS
-            findings.append(
-                Finding(
-                    code=ADDRESS_OVERLAP,
-                    severity="warning" if soft else "error",
-                    message=f"{first.describe()} overlaps {second.describe()}",
-                    fix=(
-                        "make sure those addresses are not assigned to hosts on the node network"
-                        if soft
-                        else "renumber one of them: office, node, pod, service and VPN ranges must not overlap"
-                    ),
-                    subjects=(first.source, second.source),
-                )
-            )
+            findings.append(_overlap(merged_range(first), merged_range(key)))
+        open_ranges.append(key)
     return sort_findings(findings)
+
+
+def _overlap(first: AddressRange, second: AddressRange) -> Finding:
+    soft = frozenset({first.role, second.role}) in _SOFT_PAIRS
+    return Finding(
+        code=ADDRESS_OVERLAP,
+        severity="warning" if soft else "error",
+        message=f"{first.describe()} overlaps {second.describe()}",
+        fix=(
+            "make sure those addresses are not assigned to hosts on the node network"
+            if soft
+            else "renumber one of them: office, node, pod, service and VPN ranges must not overlap"
+        ),
+        subjects=(first.source, second.source),
+    )
 
 
 # --- risk findings ---------------------------------------------------------------------------------

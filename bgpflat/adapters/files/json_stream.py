@@ -1,0 +1,150 @@
+"""Reading a JSON file with one huge list without holding the list: a million learned routes are
+250 MB of JSON and would be a gigabyte as dicts, but only a few hundred megabytes as routes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from bgpflat.adapters.files import read_json
+from bgpflat.errors import SpecError
+
+
+class _NotStreamable(Exception):
+    """The file is not plain JSON in the expected shape: read it whole, as ``read_json`` does."""
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+_CHUNK = 1 << 20
+
+
+class _JsonStream:
+    """JSON text read a megabyte at a time, decoded one value at a time (json's C scanner)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.text = ""
+        self.pos = 0
+        self.eof = False
+
+    def _more(self) -> bool:
+        if self.eof:
+            return False
+        # A value larger than the chunk is retried as the text grows; past 64 MiB read the rest
+        # at once rather than re-decode it again and again.
+        size = -1 if len(self.text) - self.pos > 64 * _CHUNK else _CHUNK
+        chunk = self.handle.read(size)
+        if not chunk:
+            self.eof = True
+            return False
+        self.text = self.text[self.pos :] + chunk
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ("" at the end)."""
+        while True:
+            match = _SPACE.match(self.text, self.pos)
+            self.pos = match.end() if match else self.pos
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self._more():
+                return ""
+
+    def take(self, char: str) -> None:
+        if self.peek() != char:
+            raise _NotStreamable
+        self.pos += 1
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError:
+                if self._more():
+                    continue
+                raise _NotStreamable from None
+            if end == len(self.text) and self._more():
+                continue  # a number may go on in the next chunk
+            self.pos = end
+            return value
+
+    def items(self) -> Iterator[Any]:
+        self.take("[")
+        if self.peek() == "]":
+            self.pos += 1
+            return
+        while True:
+            yield self.value()
+            char = self.peek()
+            self.pos += 1
+            if char == "]":
+                return
+            if char != ",":
+                raise _NotStreamable
+
+
+def read_json_streaming(path: str | Path, *, list_key: str, consume: Callable[[Iterator[Any]], Any]) -> tuple[Any, Any]:
+    """``read_json`` for files with one huge list: a top-level list, or the list under ``list_key``
+    of a top-level object, is handed to ``consume`` item by item and never held whole.
+
+    Returns the document (that list left empty) and what ``consume`` returned; memory stays that of
+    what ``consume`` builds. Anything unexpected — invalid JSON, another shape, an error raised by ``consume`` —
+    reads the file again with ``read_json`` and gives ``consume`` the loaded list, so errors are
+    exactly those of reading it whole.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            stream = _JsonStream(handle)
+            first = stream.peek()
+            if first == "[":
+                document: Any = []
+                result = consume(stream.items())
+            elif first == "{":
+                document, result = _stream_object(stream, list_key, consume)
+            else:
+                raise _NotStreamable
+            if stream.peek():
+                raise _NotStreamable  # trailing data: json.loads says "Extra data"
+            return document, result
+    except (_NotStreamable, SpecError, OSError, UnicodeDecodeError):
+        pass
+    data = read_json(path)
+    if isinstance(data, list):
+        return [], consume(iter(data))
+    if isinstance(data, Mapping) and isinstance(data.get(list_key), list):
+        return {**data, list_key: []}, consume(iter(data[list_key]))
+    return data, None
+
+
+def _stream_object(stream: _JsonStream, list_key: str, consume: Callable[[Iterator[Any]], Any]) -> tuple[Any, Any]:
+    document: dict[str, Any] = {}
+    result: Any = None
+    stream.take("{")
+    if stream.peek() == "}":
+        stream.pos += 1
+        return document, result
+    while True:
+        key = stream.value()
+        if not isinstance(key, str):
+            raise _NotStreamable
+        stream.take(":")
+        if key == list_key and stream.peek() == "[":
+            if key in document:
+                raise _NotStreamable  # json.loads keeps the last of two equal keys
+            result = consume(stream.items())
+            document[key] = []
+        else:
+            document[key] = stream.value()
+        char = stream.peek()
+        stream.pos += 1
+        if char == "}":
+            return document, result
+        if char != ",":
+            raise _NotStreamable

@@ -346,7 +346,10 @@ class BgpCheck(LabCheck):
             data = {}
         findings = [f for f in (data.get("diff") or {}).get("findings") or [] if f.get("fails")]
         named = "; ".join(
-            f"{f.get('code')} {f.get('prefix')}" + (f" from {f['node']}" if f.get("node") else "") for f in findings
+            f"{f.get('code')} {f.get('prefix')}"
+            + (f" from {f['node']}" if f.get("node") else "")
+            + (f" at router {f['router']}" if f.get("router") else "")
+            for f in findings
         )
         if result.returncode != 0:
             message = data.get("message") or self._last_error(result)

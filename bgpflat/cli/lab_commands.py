@@ -403,6 +403,13 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
             f"verify:       bgpflat verify --peer {lab.record.verifier_address} --kubeconfig {lab.kubeconfig} "
             f"--state-dir {lab.peer_state} --wait",
         ]
+    if lab.record.bmp_station and not static_nat:
+        lines += [
+            f"BMP station:  {lab.record.bmp_station}, the ToR streams to it: "
+            f"bgpflat bmp status --state-dir {lab.bmp_state}",
+            f"verify (BMP): bgpflat verify --peer {lab.record.bmp_router} --kubeconfig {lab.kubeconfig} "
+            f"--source bmp:{lab.bmp_state} --router {lab.record.bmp_router} [--policy pre|post] --wait",
+        ]
     lines += [
         f"office host:  ip netns exec {developer} curl http://whoami"
         f"   (developer {office.developer}, resolver {office.resolver}, search {office.search_domain or '-'})",
@@ -464,6 +471,11 @@ def _cmd_lab_status(args: argparse.Namespace) -> int:
                 f"  control plane  {plane_text}\n"
                 f"  kubeconfig     {lab['kubeconfig'] or '-'}"
             )
+            station = lab.get("bmp_station")
+            if station:
+                print(
+                    f"  BMP station    {station['listen']} from ToR {station['router']} (state {station['state_dir']})"
+                )
             for proc in lab["processes"]:
                 print(
                     f"  {proc['name']:<40} pid {proc['pid']:<8} {'running' if proc['running'] else 'STOPPED':<8} "

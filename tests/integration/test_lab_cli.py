@@ -94,6 +94,7 @@ def test_up_check_down(scenario: str, tmp_path: Path) -> None:
         recorded = _recorded(state_dir)
         names = {name for name, *_ in recorded["processes"]}
         assert {"etcd", "kube-apiserver", "follower", "peer", "zebra", "bgpd"} <= names
+        assert ("bmp" in names) == (scenario == "calico-bgp")
         assert any(name.startswith("confd:") for name in names), names  # Calico's confd per node
         # Traffic stays inside the lab: every daemon runs in one of the lab's own namespaces. The
         # control plane, the follower and each node's confd run on the host but use loopback only
@@ -117,7 +118,10 @@ def test_up_check_down(scenario: str, tmp_path: Path) -> None:
         assert check.returncode == 0, (
             f"lab check failed at {report.get('failed_step')}:\n{check.stdout}\n{check.stderr}"
         )
-        assert [s["name"] for s in report["steps"]] == STEPS
+        # calico-bgp's ToR streams BMP to the lab's station (verifier.bmpPort): two more verify steps.
+        bmp = ["verify bmp pre-policy", "verify bmp post-policy"] if scenario == "calico-bgp" else []
+        at = STEPS.index("verify") + 1
+        assert [s["name"] for s in report["steps"]] == STEPS[:at] + bmp + STEPS[at:]
         assert all(s["ok"] for s in report["steps"])
         verify = next(s for s in report["steps"] if s["name"] == "verify")
         assert "0 missing, 0 mismatched, 0 unexpected" in verify["detail"]

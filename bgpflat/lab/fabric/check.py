@@ -14,6 +14,14 @@ decides what flattening means and so which sequence runs: ``bgp`` changes Calico
 ``verify``              ``bgpflat verify --wait --strict`` against the verification peer: what the
                         Calico nodes, configured by real Calico, advertise equals bgpflat's
                         expected-route model
+``verify bmp pre-policy``   where the lab has a BMP station: the same model checked against what
+                        each node sent the FRR ToR, as the ToR streams it over BMP (``verify
+                        --source bmp:<state>/bmp --policy pre``); the station is restarted first, as
+                        FRR sends routes its policy refused only in a new BMP session's table dump
+``verify bmp post-policy``  … and against what the ToR kept (``--policy post``); a route a node sent
+                        but the ToR's policy refused fails as ``filtered-by-router``. The peer and
+                        both BMP tables are compared with one model, so all three green is the
+                        peer and the real ToR agreeing route for route
 ``http pod IP``         the developer host GETs ``http://<whoami pod IP>/`` via ToR → node → pod
 ``http cluster IP``     … and ``http://<whoami cluster IP>/`` (service range advertised, DNAT on the node)
 ``http name``           … and ``http://whoami/`` through the office resolver and the search domain
@@ -60,6 +68,9 @@ from bgpflat.lab.fabric.topology import MODE_BGP, MODE_STATIC_NAT
 FORMAT_VERSION = 1
 CHECK_SERVICE = "whoami"
 VERIFY_TIMEOUT = 90.0
+# The station's tables come from one table dump that ends with End-of-RIB: a diff that stays the
+# same this long is final (a match returns at once).
+BMP_SETTLE = 3.0
 CONVERGE_TIMEOUT = 30.0
 PROBE_TIMEOUT = 1.5
 COMMAND_TIMEOUT = 180.0
@@ -251,6 +262,9 @@ class BgpCheck(LabCheck):
             return self.report
         ok = self._step("apply", lambda: self._apply(backup, applied_at))
         ok = ok and self._step("verify", lambda: self._verify(applied_at[0]))
+        if self.lab.record.bmp_station:
+            ok = ok and self._step("verify bmp pre-policy", lambda: self._verify_bmp("pre", restart=True))
+            ok = ok and self._step("verify bmp post-policy", lambda: self._verify_bmp("post", restart=False))
         ok = ok and self._step("http pod IP", lambda: self._reachable(targets, f"http://{targets.pod_ip}/"))
         ok = ok and self._step(
             "http cluster IP", lambda: self._reachable(targets, f"http://{targets.cluster_ip}/", any_pod=True)
@@ -313,6 +327,36 @@ class BgpCheck(LabCheck):
         counts = {k: len(v) for k, v in compliance.items() if isinstance(v, list)}
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or data.get("message", "")
         return f"{summary}; green {green:.1f} s after apply started"
+
+    def _verify_bmp(self, policy: str, *, restart: bool) -> str:
+        lab = self.lab
+        if restart:
+            lab.restart_station()
+        router = lab.record.bmp_router
+        result = self._bgpflat(
+            f"verify bmp {policy}",
+            "verify", "--peer", router, "--kubeconfig", str(lab.kubeconfig),
+            "--source", f"bmp:{lab.bmp_state}", "--router", router, "--policy", policy,
+            "--wait", "--timeout", f"{self.verify_timeout:g}", "--interval", "0.5", "--settle", f"{BMP_SETTLE:g}",
+            "--strict", "--no-github-summary", "-o", "json",
+        )  # fmt: skip
+        try:
+            data = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            data = {}
+        findings = [f for f in (data.get("diff") or {}).get("findings") or [] if f.get("fails")]
+        named = "; ".join(
+            f"{f.get('code')} {f.get('prefix')}"
+            + (f" from {f['node']}" if f.get("node") else "")
+            + (f" at router {f['router']}" if f.get("router") else "")
+            for f in findings
+        )
+        if result.returncode != 0:
+            message = data.get("message") or self._last_error(result)
+            raise _StepFailed(f"exit {result.returncode}: {message}" + (f" ({named})" if named else ""))
+        counts = {k: len(v) for k, v in (data.get("compliance") or {}).items() if isinstance(v, list)}
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or data.get("message", "")
+        return f"ToR {router} {policy}-policy: {summary}" + ("; station restarted for a table dump" if restart else "")
 
     def _revert(self, backup: str) -> str:
         lab = self.lab

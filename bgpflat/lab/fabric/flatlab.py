@@ -11,6 +11,7 @@ own. ``FlatLab.attach(state_dir).down()`` removes it all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bgpflat.core.office.intent import OfficeIntent
+from bgpflat.core.office.tor.bmp import BmpStation
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.errors import LabError
 from bgpflat.lab.fabric import node_confd, pods, services, tor
@@ -347,6 +349,10 @@ class FlatLab:
             raise LabError(f"no BGPPeer in {topo.spec_file} points at the ToR ({', '.join(sorted(addresses))})")
         if view.as_number != topo.tor_asn:
             raise LabError(f"{topo.spec_file} peers with AS {view.as_number}, the ToR has AS {topo.tor_asn}")
+        if topo.verifier is not None and topo.verifier.bmp_port is not None:
+            # The ToR dials the station from its own address on the verifier's segment.
+            view = dataclasses.replace(view, bmp=BmpStation(topo.verifier.address, topo.verifier.bmp_port))
+            self.info["bmp_router"] = topo.segment(topo.verifier.segment).router
         frr_dir = tor.start_frr(self.netns, namespace=tor_ns, view=view, hostname=topo.tor_hostname)
         self.info["frr_dir"] = str(frr_dir)
         self.netns.save()

@@ -11,7 +11,10 @@
 3. the follower (``bgpflat.lab.fabric.follower``), a background process that polls the API server and
    keeps DNAT and cluster DNS in line, so ``bgpflat apply`` in any shell changes what the fabric
    learns (BIRD through confd, Services through the follower);
-4. the verification peer, ``bgpflat peer run`` in the verifier namespace on a node segment.
+4. the verification peer, ``bgpflat peer run`` in the verifier namespace on a node segment;
+5. where the topology gives the verifier a ``bmpPort``, the BMP station, ``bgpflat bmp run`` in the
+   same namespace on that port, to which the FRR ToR streams its Adj-RIB-In (pre- and post-policy):
+   what each node sent the real ToR and what the ToR kept, beside what the nodes sent the peer.
 
 How the verifier is peered: the cluster's nodes peer with it directly, through a global BGPPeer
 (no node selector, so every node) ``bgpflat-verifier`` → the verifier's address and AS. Peering
@@ -29,6 +32,7 @@ State, one directory per lab (default ``$XDG_STATE_HOME/bgpflat/lab/<scenario>``
     control-plane/   the control plane's state, when this lab started it
     fabric/          the namespace lab's record (``lab.json``: namespaces, PIDs, paths), configs, logs
     peer/            the verification peer's state (snapshot, event log, endpoint socket)
+    bmp/             the BMP station's state (the same files; its socket is ``bmp.sock``)
     backups/         what ``lab check``'s apply backed up (its revert uses them)
 
 ``down`` stops the follower first (so nothing is reconfigured while the rest goes), then every recorded
@@ -70,6 +74,7 @@ VERIFIER_PEER = "bgpflat-verifier"
 CALICO_DEFAULT_AS = 64512  # Calico's AS when no BGPConfiguration sets one
 FOLLOWER = "follower"
 PEER = "peer"
+BMP = "bmp"
 START_TIMEOUT = 30.0
 
 # `bgpflat` as a child process: the same interpreter and the same package as this one, whether
@@ -136,6 +141,8 @@ class RunRecord:
     verifier_address: str = ""
     verifier_asn: int = 0
     cluster_asn: int = CALICO_DEFAULT_AS
+    bmp_station: str = ""  # IP:PORT the station listens on ("" without one)
+    bmp_router: str = ""  # the ToR, by the address its BMP session comes from
     timings: dict[str, float] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
 
@@ -184,6 +191,10 @@ class Lab:
     @property
     def peer_state(self) -> Path:
         return self.state_dir / "peer"
+
+    @property
+    def bmp_state(self) -> Path:
+        return self.state_dir / "bmp"
 
     @property
     def spec_file(self) -> Path:
@@ -324,19 +335,52 @@ class Lab:
                 log=self.fabric_dir / "logs" / "peer.log",
                 env=child_env(),
             )  # fmt: skip
+            if verifier.bmp_port is not None:
+                record.bmp_station = f"{verifier.address}:{verifier.bmp_port}"
+                record.bmp_router = str(fabric.info.get("bmp_router") or "")
+                self.save()
+                self._start_station(fabric)
+        self._wait_helpers(fabric)
+
+    def _start_station(self, fabric: FlatLab) -> None:
+        """``bgpflat bmp run`` in the verifier's namespace, where the ToR's BMP session lands."""
+        fabric.netns.start(
+            BMP,
+            fabric.namespace("verifier"),
+            bgpflat_argv("bmp", "run", "--listen", self.record.bmp_station, "--state-dir", str(self.bmp_state)),
+            log=self.fabric_dir / "logs" / "bmp.log",
+            env=child_env(),
+        )
+
+    def restart_station(self) -> None:
+        """Stop the BMP station and start it again on the same state directory.
+
+        FRR sends routes its inbound policy refused to the pre-policy table only in the table dump
+        of a new BMP session, not as they arrive; a station that connects after the nodes' routes
+        are in sees every table complete. FRR dials again after its ``min-retry``.
+        """
+        fabric = self.fabric()
+        fabric.netns.stop([BMP])
+        with contextlib.suppress(FileNotFoundError):
+            (self.bmp_state / "bmp.sock").unlink()  # gone with the station, unless it was killed
+        self._start_station(fabric)
         self._wait_helpers(fabric)
 
     def _wait_helpers(self, fabric: FlatLab) -> None:
-        """The follower and the peer run; the peer's endpoint socket exists."""
+        """The follower, the peer and the station run; the endpoint sockets of the last two exist."""
         deadline = time.monotonic() + START_TIMEOUT
-        names = [p.name for p in fabric.netns.state.processes if p.name in (FOLLOWER, PEER)]
+        sockets = {PEER: self.peer_state / "peer.sock", BMP: self.bmp_state / "bmp.sock"}
+        names = [p.name for p in fabric.netns.state.processes if p.name in (FOLLOWER, PEER, BMP)]
         while True:
             for name in names:
                 fabric.netns.check_alive(name)
-            if PEER not in names or (self.peer_state / "peer.sock").exists():
+            waiting = [name for name in names if name in sockets and not sockets[name].exists()]
+            if not waiting:
                 return
             if time.monotonic() > deadline:
-                raise LabError(f"the verification peer did not start within {START_TIMEOUT:g} s; see its log")
+                what = " and ".join("the verification peer" if n == PEER else "the BMP station" for n in waiting)
+                logs = fabric.netns.state_dir / "logs"
+                raise LabError(f"{what} did not start within {START_TIMEOUT:g} s; see the logs in {logs}")
             time.sleep(0.1)
 
     # -- looking at it ----------------------------------------------------------------------------
@@ -347,6 +391,11 @@ class Lab:
             "state_dir": str(self.state_dir),
             "kubeconfig": self.record.kubeconfig,
             "verifier": self.record.verifier_address,
+            "bmp_station": (
+                {"listen": self.record.bmp_station, "router": self.record.bmp_router, "state_dir": str(self.bmp_state)}
+                if self.record.bmp_station
+                else None
+            ),
             "timings": self.record.timings,
             "namespaces": [],
             "processes": [],

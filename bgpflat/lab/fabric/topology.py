@@ -90,6 +90,9 @@ class Verifier:
     segment: str
     address: str
     asn: int
+    # ``bmpPort``: bgpflat's BMP station listens on the verifier's address at this port and the
+    # FRR ToR streams its Adj-RIB-In to it (None: no station, the ToR is configured without BMP).
+    bmp_port: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,6 +176,7 @@ def load_topology(directory: Path) -> Topology:
             segment=str(verifier_data.get("segment") or segments[0].name),
             address=str(_required(verifier_data, "address", where)),
             asn=int(verifier_data.get("asNumber") or 65000),
+            bmp_port=int(verifier_data["bmpPort"]) if verifier_data.get("bmpPort") else None,
         )
         if verifier_data
         else None

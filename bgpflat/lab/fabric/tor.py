@@ -17,6 +17,9 @@ containerlab topologies ship, where no cluster exists yet when the ToR's config 
 FRR must run as user ``frr`` (started as root it exits on the ``frrvty`` group check), each daemon
 with its own config file (zebra rejects bgpd's lines) and ``--log file:`` only (a ``log file``
 line in the config conflicts with it); see exabgp-lab-notes §7.
+
+With a BMP station (``verifier.bmpPort``), the config is ``render tor --bmp IP:PORT``'s and bgpd
+loads FRR's BMP module (``-M bmp``), which Debian's frr ships as ``bgpd_bmp.so``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from bgpflat.lab.fabric.netns import NetnsLab, wait_for
 
 ZEBRA = Path("/usr/lib/frr/zebra")
 BGPD = Path("/usr/lib/frr/bgpd")
+BMP_MODULE = "bgpd_bmp.so"
 PEER_GROUP = "CALICO"
 
 
@@ -164,10 +168,20 @@ def start_frr(lab: NetnsLab, *, namespace: str, view: RouterView, hostname: str)
         log=lab.state_dir / "logs" / "zebra.out",
     )
     wait_for(lambda: (frr_dir / "zserv.api").exists(), timeout=10, what="zebra's zserv.api socket")
+    if view.bmp is not None and not list(Path("/usr/lib").glob(f"*/frr/modules/{BMP_MODULE}")):
+        raise LabError(
+            f"FRR's BMP module {BMP_MODULE} is missing under /usr/lib/*/frr/modules; install frr 8.4 or later"
+        )
     lab.start(
         "bgpd",
         namespace,
-        daemon_argv(BGPD, runtime_dir=frr_dir, config=frr_dir / "bgpd.conf", name="bgpd"),
+        daemon_argv(
+            BGPD,
+            runtime_dir=frr_dir,
+            config=frr_dir / "bgpd.conf",
+            name="bgpd",
+            extra=("-M", "bmp") if view.bmp is not None else (),
+        ),
         log=lab.state_dir / "logs" / "bgpd.out",
     )
     return frr_dir

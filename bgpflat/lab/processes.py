@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,3 +117,44 @@ def stop_process(record: ProcessRecord, child: subprocess.Popen[bytes] | None, *
         # Only the starting process holds a Popen; reaping it leaves no zombie behind.
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=timeout)
+
+
+def leads_group(pid: int) -> bool:
+    """Whether ``pid`` leads its own process group (as every process the labs start with a new session)."""
+    try:
+        return os.getpgid(pid) == pid
+    except ProcessLookupError:
+        return False
+
+
+def signal_groups(groups: Iterable[int], signum: int) -> None:
+    """Signal every member of these process groups, the leader's children included."""
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+
+
+def groups_alive(groups: Iterable[int]) -> bool:
+    """Whether any member of these process groups still runs (zombies awaiting their parent aside)."""
+    alive = False
+    for group in groups:
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            continue
+        alive = alive or _group_has_live_member(group)
+    return alive
+
+
+def _group_has_live_member(group: int) -> bool:
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields: state, ppid, pgrp, ...
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False

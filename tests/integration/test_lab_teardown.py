@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,27 @@ def test_down_is_idempotent_and_survives_missing_pieces(tmp_path: Path) -> None:
     assert process_start_time(sleeper.pid) is None
     assert not (tmp_path / "state").exists()
     lab.teardown()  # nothing left to do, and no error
+
+
+def test_stop_ends_what_a_daemon_spawned(tmp_path: Path) -> None:
+    """confd runs its reload command in a child shell; a confd stopped mid-reload must not leave
+    that child running (in the host namespace, no namespace sweep would find it)."""
+    skip_unless_lab_can_run()
+    lab = NetnsLab.create(tmp_path / "state", lab="children")
+    child_pid_file = tmp_path / "child.pid"
+    spawner = lab.start(
+        "spawner", "", ["sh", "-c", f"sleep 600 & echo $! > {child_pid_file}; wait"], log=tmp_path / "spawner.log"
+    )
+    for _ in range(100):
+        if child_pid_file.exists() and child_pid_file.read_text().strip():
+            break
+        time.sleep(0.05)
+    child = int(child_pid_file.read_text())
+    assert process_start_time(child) is not None
+    lab.stop(["spawner"])
+    assert process_start_time(spawner.pid) is None
+    assert process_start_time(child) is None, "the daemon's child outlived it"
+    lab.teardown()
 
 
 def test_sweep_recovers_a_lab_whose_state_file_is_gone(tmp_path: Path) -> None:

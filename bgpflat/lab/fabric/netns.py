@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bgpflat.errors import LabError
-from bgpflat.lab.processes import log_tail, process_alive, process_start_time
+from bgpflat.lab.processes import groups_alive, leads_group, log_tail, process_alive, process_start_time, signal_groups
 
 STATE_FILE = "lab.json"
 LOCK_FILE = "lab.lock"
@@ -385,20 +385,26 @@ class NetnsLab:
         self.save()
 
     def _terminate(self, targets: list[tuple[int, int | None]]) -> None:
+        # Every process the lab starts leads its own process group (start_new_session), and what
+        # it spawns stays in that group: confd's reload commands, for one, outlive a confd that is
+        # stopped mid-reload. So the group gets the signal too, and the stop waits for all of it.
+        groups = [pid for pid, start in targets if process_alive(pid, start) and leads_group(pid)]
         for pid, start in targets:
             if process_alive(pid, start):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
+        signal_groups(groups, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
         while time.monotonic() < deadline:
             self._reap()
-            if not any(process_alive(pid, start) for pid, start in targets):
+            if not any(process_alive(pid, start) for pid, start in targets) and not groups_alive(groups):
                 break
             time.sleep(0.02)
         for pid, start in targets:
             if process_alive(pid, start):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+        signal_groups(groups, signal.SIGKILL)
         for pid, _ in targets:
             child = self._children.pop(pid, None)
             if child is not None:

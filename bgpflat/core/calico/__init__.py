@@ -9,7 +9,9 @@ The public face of five modules:
 * ``calico_render``: ``to_manifest`` (model -> v3 manifest) and ``normalize_spec_value`` (the value
   Calico acts on, for comparisons);
 * ``calico_validation``: ``validate`` — every calicoctl/clientv3 rule bgpflat knows, run client-side
-  before every write whatever the API flavour, because a v1 CRD write skips them all (§1.1);
+  before every write whatever the API flavour, because a v1 CRD write skips them all (§1.1); the
+  rules of the Calico release named by a ``CalicoRelease`` (``release_for``), with bgpflat's own
+  stricter opinions returned as ``Advice`` (warnings), never as refusals;
 * ``schema``: TypedDicts for the manifests bgpflat writes (``Manifest``, ``ObjectMeta``, one spec
   per kind), from which ``SPEC_FIELDS`` is read.
 
@@ -19,7 +21,8 @@ validated); writing always does (``parse_and_validate``).
 
 from __future__ import annotations
 
-from bgpflat.core.calico.manifest import parse_and_validate, parse_resource
+from bgpflat.core.calico.checks import Advice
+from bgpflat.core.calico.manifest import check_manifest, parse_and_validate, parse_resource
 from bgpflat.core.calico.models import (
     API_V1,
     API_V3,
@@ -51,6 +54,7 @@ from bgpflat.core.calico.models import (
     parse_path,
     parse_peer_ip,
 )
+from bgpflat.core.calico.releases import CalicoRelease, release_for
 from bgpflat.core.calico.render import normalize_spec_value, spec_default, to_manifest
 from bgpflat.core.calico.schema import Manifest, ObjectMeta
 from bgpflat.core.calico.validation import validate
@@ -67,10 +71,12 @@ __all__ = [
     "MODES_OF_ENCAPSULATION",
     "SPEC_FIELDS",
     "WRITABLE_KINDS",
+    "Advice",
     "BGPConfiguration",
     "BGPFilter",
     "BGPFilterRule",
     "BGPPeer",
+    "CalicoRelease",
     "CalicoResource",
     "CommunityDefinition",
     "FieldPath",
@@ -81,6 +87,7 @@ __all__ = [
     "PrefixAdvertisement",
     "SecretKeyRef",
     "WritableResource",
+    "check_manifest",
     "format_as_number",
     "format_path",
     "managed_by",
@@ -90,6 +97,7 @@ __all__ = [
     "parse_path",
     "parse_peer_ip",
     "parse_resource",
+    "release_for",
     "spec_default",
     "to_manifest",
     "validate",

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bgpflat.core.calico.checks import Advice
 from bgpflat.core.calico.models import (
     API_V1,
     API_V3,
@@ -42,6 +43,7 @@ from bgpflat.core.calico.models import (
     parse_peer_ip,
     unknown_field_error,
 )
+from bgpflat.core.calico.releases import CalicoRelease
 from bgpflat.core.net.prefixes import Prefix, canonical_address
 from bgpflat.errors import SpecError
 
@@ -73,13 +75,25 @@ def parse_and_validate(
     file: str | None = None,
     path: str | None = None,
     old: CalicoResource | None = None,
+    release: CalicoRelease | None = None,
 ) -> CalicoResource:
     """Strict parse plus every Calico rule (and immutability against ``old``): input bgpflat will write."""
+    return check_manifest(manifest, file=file, path=path, old=old, release=release)[0]
+
+
+def check_manifest(
+    manifest: Mapping[str, Any],
+    *,
+    file: str | None = None,
+    path: str | None = None,
+    old: CalicoResource | None = None,
+    release: CalicoRelease | None = None,
+) -> tuple[CalicoResource, tuple[Advice, ...]]:
+    """``parse_and_validate`` that also returns bgpflat's warnings about what Calico accepts."""
     from bgpflat.core.calico.validation import validate
 
     resource = parse_resource(manifest, file=file, path=path, strict=True)
-    validate(resource, old=old, file=file, path=path)
-    return resource
+    return resource, validate(resource, old=old, file=file, path=path, release=release)
 
 
 def _parse(manifest: Mapping[str, Any], base: FieldPath, strict: bool) -> CalicoResource:
@@ -139,9 +153,43 @@ def _parse(manifest: Mapping[str, Any], base: FieldPath, strict: bool) -> Calico
             continue
         if strict:
             raise unknown_field_error(str(key), known, spec_path)
+    if strict:
+        _strict_values(kind, spec, spec_path)
     common = {"name": name, "labels": labels, "annotations": annotations}
     parser = _PARSERS[kind]
     return parser(spec, spec_path, common)
+
+
+BGPFILTER_RULE_KEYS = ("action", "cidr", "matchOperator", "prefixLength", "source", "interface")
+_CIDR_LISTS = ("serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs")
+
+
+def _strict_values(kind: str, spec: Mapping[str, Any], spec_path: FieldPath) -> None:
+    """What reading lets pass but Calico refuses on a write: CIDRs with host bits set where Calico
+    wants a network (its ``net`` rule), and unknown keys inside BGPFilter rules (a rule that lost a
+    misspelt condition would match more than meant)."""
+    if kind == "BGPConfiguration":
+        for key in _CIDR_LISTS:
+            for index, item in enumerate(_list(spec.get(key), (*spec_path, key))):
+                if isinstance(item, Mapping) and item.get("cidr") not in (None, ""):
+                    parse_cidr(item["cidr"], path=(*spec_path, key, index, "cidr"))
+        for index, item in enumerate(_list(spec.get("prefixAdvertisements"), (*spec_path, "prefixAdvertisements"))):
+            if isinstance(item, Mapping) and item.get("cidr") is not None:
+                parse_cidr(item["cidr"], path=(*spec_path, "prefixAdvertisements", index, "cidr"))
+    if kind == "BGPFilter":
+        for list_key in ("exportV4", "importV4", "exportV6", "importV6"):
+            for index, item in enumerate(_list(spec.get(list_key), (*spec_path, list_key))):
+                rule_path = (*spec_path, list_key, index)
+                rule = _mapping(item, rule_path)
+                for key in rule:
+                    if key not in BGPFILTER_RULE_KEYS:
+                        raise unknown_field_error(str(key), BGPFILTER_RULE_KEYS, rule_path)
+                length = _mapping(rule.get("prefixLength"), (*rule_path, "prefixLength"))
+                for key in length:
+                    if key not in ("min", "max"):
+                        raise unknown_field_error(str(key), ("min", "max"), (*rule_path, "prefixLength"))
+                if rule.get("cidr") not in (None, ""):
+                    parse_cidr(rule["cidr"], path=(*rule_path, "cidr"))
 
 
 def _v1_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -221,7 +269,8 @@ def _parse_ippool(spec: Mapping[str, Any], path: FieldPath, common: dict[str, An
     uses = _str_list(spec.get("allowedUses"), (*path, "allowedUses"))
     return IPPool(
         cidr=cidr,
-        block_size=_opt_int(spec.get("blockSize"), (*path, "blockSize")),
+        # 0 is how Go spells "unset": Calico gives the pool the default block size.
+        block_size=_opt_int(spec.get("blockSize"), (*path, "blockSize")) or None,
         ipip_mode=ipip_mode or "Never",
         vxlan_mode=_opt_str(spec.get("vxlanMode"), (*path, "vxlanMode")) or "Never",
         nat_outgoing=bool(nat),
@@ -349,6 +398,7 @@ def _parse_rule(item: object, path: FieldPath) -> BGPFilterRule:
         match_operator=_opt_str(rule.get("matchOperator"), (*path, "matchOperator")) or None,
         prefix_length_min=_opt_int(length.get("min"), (*path, "prefixLength", "min")),
         prefix_length_max=_opt_int(length.get("max"), (*path, "prefixLength", "max")),
+        prefix_length_set=rule.get("prefixLength") is not None,
         source=_opt_str(rule.get("source"), (*path, "source")) or None,
         interface=_opt_str(rule.get("interface"), (*path, "interface")) or None,
     )

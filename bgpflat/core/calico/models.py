@@ -422,6 +422,7 @@ class BGPFilterRule:
     match_operator: str | None = None
     prefix_length_min: int | None = None
     prefix_length_max: int | None = None
+    prefix_length_set: bool = False  # prefixLength present, even empty: Calico then wants a cidr
     source: str | None = None
     interface: str | None = None
 

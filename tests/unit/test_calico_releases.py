@@ -206,3 +206,35 @@ def test_release_for_names_what_it_assumed() -> None:
     assert release_for(None).describe() == (
         "Calico v3.32 validation rules (Calico version not known; assuming v3.32.0)"
     )
+
+
+CLUSTER_V3_31 = [
+    {
+        "apiVersion": "projectcalico.org/v3",
+        "kind": "ClusterInformation",
+        "metadata": {"name": "default"},
+        "spec": {"calicoVersion": "v3.31.0", "datastoreReady": True},
+    }
+]
+
+
+def test_plan_follows_the_clusters_release_and_says_so() -> None:
+    desired = bgpflat.load_spec(manifest("BGPPeer", {"peerIP": "10.0.0.1"}, name="tor"))
+    plan = bgpflat.plan(desired, CLUSTER_V3_31)
+    findings = {(f.code, f.severity, f.message) for f in plan.findings}
+    assert ("validation-rules", "info", "objects checked with Calico v3.31 validation rules") in findings
+    assert (
+        "calico-accepts",
+        "warning",
+        "spec.asNumber: a BGPPeer with a peerIP but no asNumber is taken to be in AS 0, which no session accepts",
+    ) in findings
+
+
+def test_plan_refuses_a_field_the_clusters_release_lacks() -> None:
+    desired = bgpflat.load_spec(manifest("BGPPeer", {**PEER, "keepaliveTime": "30s"}, name="tor"))
+    with pytest.raises(bgpflat.ValidationError) as caught:
+        bgpflat.plan(desired, CLUSTER_V3_31)
+    assert str(caught.value) == (
+        "spec.keepaliveTime: BGPPeer/tor: spec.keepaliveTime does not exist in Calico v3.31 (added in Calico v3.32) "
+        "(fix: remove spec.keepaliveTime, or give the Calico version the cluster runs)"
+    )

@@ -53,11 +53,6 @@ ACCEPTED_WITH_ADVICE = [
         "ignores it (fix: name it default (global) or node.<nodename> (one node))",
     ),
     (
-        manifest("BGPConfiguration", {"asNumber": 65001}, name="node.node-1"),
-        "spec.asNumber: asNumber is read from the BGPConfiguration named 'default' only; calico-node ignores it "
-        "here (fix: move it to the BGPConfiguration named default)",
-    ),
-    (
         manifest(
             "BGPConfiguration",
             {
@@ -105,6 +100,14 @@ REFUSED = [
     (manifest("IPPool", POOL, labels={"bad key!": "x"}), 'metadata.labels["bad key!"]'),
     (manifest("IPPool", POOL, labels={"role": "-edge"}), "metadata.labels.role"),
     (manifest("IPPool", POOL, annotations={"example.com/a/b": "x"}), 'metadata.annotations["example.com/a/b"]'),
+    (manifest("BGPConfiguration", {"asNumber": 0}, name="node.node-1"), "spec.asNumber"),  # set, if only to 0
+    (manifest("BGPConfiguration", {"nodeToNodeMeshEnabled": True}, name="node.node-1"), "spec.nodeToNodeMeshEnabled"),
+    (
+        manifest("BGPConfiguration", {"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]}, name="global"),
+        "spec.serviceClusterIPs",
+    ),
+    (manifest("BGPPeer", {**PEER, "reversePeering": "Yes"}), "spec.reversePeering"),  # the v1 CRD's enum
+    (manifest("BGPConfiguration", {"serviceLoadBalancerAggregation": "On"}), "spec.serviceLoadBalancerAggregation"),
     (manifest("BGPConfiguration", {"ignoredInterfaces": ["*"]}), "spec.ignoredInterfaces[0]"),
     (manifest("BGPConfiguration", {"ignoredInterfaces": ["a-very-long-interface"]}), "spec.ignoredInterfaces[0]"),
     (manifest("BGPConfiguration", {"logSeverityScreen": "info"}), "spec.logSeverityScreen"),
@@ -180,12 +183,14 @@ def test_fields_follow_the_release_that_added_them() -> None:
 
 
 def test_schema_enums_are_refused_only_where_a_schema_enforces_them() -> None:
-    peer = manifest("BGPPeer", {**PEER, "nextHopMode": "keep"})
-    assert warnings(peer, "v3.31.0") == [
-        "spec.nextHopMode: nextHopMode 'keep' is not one Calico knows; calico-node treats it as unset "
-        "(fix: use Auto, Self or Keep)"
+    # v3.31's CRDs carry no enum for bindMode (v3.32's do): Calico stores any value there.
+    config = manifest("BGPConfiguration", {"bindMode": "All"})
+    assert warnings(config, "v3.31.0") == [
+        "spec.bindMode: bindMode 'All' is not one Calico knows; calico-node treats it as unset "
+        "(fix: use None or NodeIP)"
     ]
-    assert refusal(peer, "v3.32.0") == ("invalid nextHopMode 'keep'", "spec.nextHopMode")
+    assert refusal(config, "v3.32.0") == ("invalid bindMode 'All'", "spec.bindMode")
+    assert refusal(manifest("BGPPeer", {**PEER, "nextHopMode": "keep"}), "v3.31.0")[1] == "spec.nextHopMode"
 
 
 def test_log_severity_spelling_changed_with_the_v3_crds() -> None:

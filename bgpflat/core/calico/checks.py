@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from bgpflat.core.calico.models import FieldPath, fail, format_path
+from bgpflat.core.calico.releases import CalicoRelease
 from bgpflat.core.net.selector import parse_selector
 from bgpflat.errors import SpecError
 
@@ -100,19 +101,19 @@ def enum(value: str | None, allowed: Sequence[str], path: FieldPath) -> None:
 
 
 def schema_enum(
-    value: str | None, allowed: Sequence[str], path: FieldPath, *, enforced: bool, notes: list[Advice]
+    value: str | None, allowed: Sequence[str], path: FieldPath, *, kind: str, rules: CalicoRelease, notes: list[Advice]
 ) -> None:
     """A value only the CRD schema (``+kubebuilder:validation:Enum``) restricts.
 
-    Calico's validator does not check it, so where no CRD schema is enforced (the API server of
-    releases before v3.32) a value outside the list is stored, and calico-node treats it as unset:
-    bgpflat warns. Where the schema is enforced, the API server refuses it and so does bgpflat.
+    Calico's validator does not check it. Where the release's CRDs carry the enum, the Kubernetes API
+    server refuses any other value, and so does bgpflat; where they do not, the value is stored and
+    calico-node treats it as unset: bgpflat warns.
     """
     if value is None or value in allowed:
         return
-    if enforced:
-        raise enum_error(value, allowed, path)
     name = next(str(p) for p in reversed(path) if isinstance(p, str))
+    if rules.schema_enforces(kind, name):
+        raise enum_error(value, allowed, path)
     notes.append(
         advice(
             f"{name} {value!r} is not one Calico knows; calico-node treats it as unset", path, f"use {one_of(allowed)}"

@@ -53,6 +53,17 @@ _ADDED: Mapping[str, Mapping[str, int]] = MappingProxyType(
     }
 )
 
+# Enums only the CRD schema states (``+kubebuilder:validation:Enum``), by the release whose CRDs carry
+# them. Calico's validator leaves these fields alone, but every write in Kubernetes-datastore mode
+# ends in a CRD (the Calico API server stores into the crd.projectcalico.org/v1 CRDs), whose schema
+# the Kubernetes API server enforces.
+_SCHEMA_ENUMS: Mapping[str, Mapping[str, int]] = MappingProxyType(
+    {
+        "BGPPeer": {"nextHopMode": 31, "reversePeering": 31},
+        "BGPConfiguration": {"serviceLoadBalancerAggregation": 31, "bindMode": 32, "programClusterRoutes": 32},
+    }
+)
+
 OLDEST_MINOR = 30
 NEWEST_MINOR = 32
 
@@ -71,8 +82,13 @@ class CalicoRelease:
 
     @property
     def crd_schema(self) -> bool:
-        """The v3 API is served as CRDs whose schema enums and patterns the API server enforces."""
+        """The v3 API is served as CRDs whose schema (lengths, patterns, CEL) the API server enforces."""
         return self.minor >= 32
+
+    def schema_enforces(self, kind: str, key: str) -> bool:
+        """Whether this release's CRD schema restricts ``key`` of ``kind`` to an enum."""
+        first = _SCHEMA_ENUMS.get(kind, {}).get(key)
+        return first is not None and self.minor >= first
 
     @property
     def pool_selector_rules(self) -> bool:

@@ -270,10 +270,10 @@ def _validate_bgppeer(peer: BGPPeer, base: FieldPath, rules: CalicoRelease, note
         )
     enum(peer.source_address, ("UseNodeIP", "None"), (*spec, "sourceAddress"))
     schema_enum(
-        peer.next_hop_mode, ("Auto", "Self", "Keep"), (*spec, "nextHopMode"), enforced=rules.crd_schema, notes=notes
+        peer.next_hop_mode, ("Auto", "Self", "Keep"), (*spec, "nextHopMode"), kind="BGPPeer", rules=rules, notes=notes
     )
     schema_enum(
-        peer.reverse_peering, ("Auto", "Manual"), (*spec, "reversePeering"), enforced=rules.crd_schema, notes=notes
+        peer.reverse_peering, ("Auto", "Manual"), (*spec, "reversePeering"), kind="BGPPeer", rules=rules, notes=notes
     )
     duration(peer.max_restart_time, (*spec, "maxRestartTime"))
     duration(peer.keepalive_time, (*spec, "keepaliveTime"))

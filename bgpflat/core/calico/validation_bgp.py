@@ -54,7 +54,7 @@ def community_value_ok(value: str) -> bool:
 
 def validate_bgpconfig(config: BGPConfiguration, base: FieldPath, rules: CalicoRelease, notes: list[Advice]) -> None:
     spec = (*base, "spec")
-    _config_advice(config, base, notes)
+    _config_names(config, base, notes)
     severity = config.log_severity_screen
     if severity is not None and severity not in LOG_SEVERITIES:
         # The validator wants the exact spelling; the v3.32 CRD schema takes any case ((?i) pattern).
@@ -74,20 +74,23 @@ def validate_bgpconfig(config: BGPConfiguration, base: FieldPath, rules: CalicoR
             )
     if config.listen_port is not None and not 1 <= config.listen_port <= 65535:
         raise fail(f"listenPort {config.listen_port} is out of range", (*spec, "listenPort"), fix="use 1-65535")
-    enforced = rules.crd_schema
-    schema_enum(config.bind_mode, ("None", "NodeIP"), (*spec, "bindMode"), enforced=enforced, notes=notes)
+    schema_enum(
+        config.bind_mode, ("None", "NodeIP"), (*spec, "bindMode"), kind="BGPConfiguration", rules=rules, notes=notes
+    )
     schema_enum(
         config.service_load_balancer_aggregation,
         ("Enabled", "Disabled"),
         (*spec, "serviceLoadBalancerAggregation"),
-        enforced=enforced,
+        kind="BGPConfiguration",
+        rules=rules,
         notes=notes,
     )
     schema_enum(
         config.program_cluster_routes,
         PROGRAM_CLUSTER_ROUTES,
         (*spec, "programClusterRoutes"),
-        enforced=enforced,
+        kind="BGPConfiguration",
+        rules=rules,
         notes=notes,
     )
     for key, priority in (
@@ -135,8 +138,8 @@ def validate_bgpconfig(config: BGPConfiguration, base: FieldPath, rules: CalicoR
     _validate_communities(config, spec, notes)
 
 
-def _config_advice(config: BGPConfiguration, base: FieldPath, notes: list[Advice]) -> None:
-    """Calico stores any name and any field, but calico-node reads only these."""
+def _config_names(config: BGPConfiguration, base: FieldPath, notes: list[Advice]) -> None:
+    """calico-node reads ``default`` and ``node.<name>`` only; cluster-wide fields belong to ``default``."""
     name = config.name
     if name != "default" and not name.startswith("node."):
         notes.append(
@@ -146,16 +149,17 @@ def _config_advice(config: BGPConfiguration, base: FieldPath, notes: list[Advice
                 "name it default (global) or node.<nodename> (one node)",
             )
         )
-    elif name != "default":
-        for key, attribute in DEFAULT_ONLY_FIELDS:
-            if getattr(config, attribute) not in (None, ()):
-                notes.append(
-                    advice(
-                        f"{key} is read from the BGPConfiguration named 'default' only; calico-node ignores it here",
-                        (*base, "spec", key),
-                        "move it to the BGPConfiguration named default",
-                    )
-                )
+    if name == "default":
+        return
+    # clientv3's ValidateDefaultOnlyFields: set (even to false or 0) is refused, an empty list is not.
+    for key, attribute in DEFAULT_ONLY_FIELDS:
+        value = getattr(config, attribute)
+        if value not in (None, ()) or (key in ("asNumber", "nodeToNodeMeshEnabled") and key in config.explicit):
+            raise fail(
+                f"{key} can only be set on the BGPConfiguration named 'default'",
+                (*base, "spec", key),
+                fix="move it to the BGPConfiguration named default",
+            )
 
 
 # Calico stores longer lists; BIRD's configuration grows with every entry, and calico-facts §1.3

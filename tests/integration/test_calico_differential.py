@@ -54,7 +54,7 @@ LABELS: Pool = ([{"role": "edge"}, {"example.com/team": "net"}], [{"bad key!": "
 ANNOTATIONS: Pool = ([{"note": "x"}, {"Example.com/Note": "x"}], [{"bad key": "x"}, {"-x": "y"}])
 
 POOL_FIELDS: dict[str, Pool] = {
-    "blockSize": ([0, 24, 26, 28, 32, 122, 128], [19, 33, 115, 129]),
+    "blockSize": ([0, 24, 26, 28, 32, 122, 128], [19, 33, 115, 129, "26"]),
     "ipipMode": (["Never", "Always", "CrossSubnet"], ["always", "Sometimes"]),
     "vxlanMode": (["Never", "Always", "CrossSubnet"], ["Sometimes", "never"]),
     "natOutgoing": ([True, False], ["yes"]),
@@ -89,10 +89,10 @@ PEER_FIELDS: dict[str, Pool] = {
     "keepOriginalNextHop": ([True, False], ["true"]),
     "nextHopMode": (["Auto", "Self", "Keep"], ["keep"]),
     "sourceAddress": (["UseNodeIP", "None"], ["NodeIP"]),
-    "password": ([SECRET], [{"secretKeyRef": "s"}]),
+    "password": ([SECRET, {"secretKeyRef": {"name": "bgp-secret"}}, {}], [{"secretKeyRef": "s"}]),
     "maxRestartTime": DURATIONS,
     "numAllowedLocalASNumbers": ([1, 0, 3], [2**31]),
-    "ttlSecurity": ([0, 1, 255], [256, -1]),
+    "ttlSecurity": ([0, 1, 255], [256, -1, "1"]),
     "reachableBy": (["10.0.0.254"], ["gateway"]),
     "filters": ([["f-accept"], ["f-accept", "f-reject"]], [["Reject_All"]]),
     "localWorkloadSelector": SELECTORS,
@@ -104,8 +104,8 @@ PEER_FIELDS: dict[str, Pool] = {
 CONFIG_FIELDS: dict[str, Pool] = {
     "logSeverityScreen": (["Info", "Debug", "Fatal"], ["info", "Verbose"]),
     "nodeToNodeMeshEnabled": ([True, False], ["off"]),
-    "asNumber": ([64512, "1.10"], ["AS1"]),
-    "listenPort": ([179, 1790], [70000, -1]),
+    "asNumber": ([64512, "1.10", "0"], ["AS1"]),
+    "listenPort": ([179, 1790, 0], [70000, -1, "179"]),
     "serviceClusterIPs": ([[{"cidr": "10.96.0.0/12"}], [{"cidr": "fd00:96::/112"}]], [[{"cidr": "10.96.0.1/12"}]]),
     "serviceExternalIPs": ([[{"cidr": "192.0.2.0/24"}]], [[{"cidr": "192.0.2.1/24"}]]),
     "serviceLoadBalancerIPs": ([[{"cidr": "198.51.100.0/24"}]], [[{"cidr": "not-a-cidr"}]]),

@@ -38,6 +38,11 @@ def warnings(document: dict[str, Any], version: str | None = None) -> list[str]:
 # Objects Calico's validator accepts and bgpflat used to refuse: now warnings, with the path and fix.
 ACCEPTED_WITH_ADVICE = [
     (
+        manifest("BGPPeer", {**PEER, "password": {"secretKeyRef": {"name": "bgp"}}}),
+        "spec.password.secretKeyRef: the secretKeyRef lacks a name or a key: calico-node finds no secret and sets "
+        "no password (fix: password: {secretKeyRef: {name: <secret>, key: <key>}})",
+    ),
+    (
         manifest("BGPPeer", {"asNumber": 65000}),
         "spec.peerIP: a BGPPeer with neither peerIP nor peerSelector peers with nothing "
         "(fix: set peerIP to the router's address (or peerSelector to select Calico nodes))",
@@ -108,6 +113,8 @@ REFUSED = [
     ),
     (manifest("BGPPeer", {**PEER, "reversePeering": "Yes"}), "spec.reversePeering"),  # the v1 CRD's enum
     (manifest("BGPConfiguration", {"serviceLoadBalancerAggregation": "On"}), "spec.serviceLoadBalancerAggregation"),
+    (manifest("IPPool", {**POOL, "blockSize": "26"}), "spec.blockSize"),  # Go decodes no string into an int
+    (manifest("BGPPeer", {**PEER, "ttlSecurity": "1"}), "spec.ttlSecurity"),
     (manifest("BGPConfiguration", {"ignoredInterfaces": ["*"]}), "spec.ignoredInterfaces[0]"),
     (manifest("BGPConfiguration", {"ignoredInterfaces": ["a-very-long-interface"]}), "spec.ignoredInterfaces[0]"),
     (manifest("BGPConfiguration", {"logSeverityScreen": "info"}), "spec.logSeverityScreen"),
@@ -161,6 +168,12 @@ REFUSED = [
 @pytest.mark.parametrize(("document", "path"), REFUSED, ids=[p for _, p in REFUSED])
 def test_what_calico_refuses_is_refused_at_the_field(document: dict[str, Any], path: str) -> None:
     assert refusal(document, "v3.31.0")[1] == path
+
+
+def test_as_number_zero_is_unset_however_written() -> None:
+    for written in (0, "0", "0.0"):
+        peer = bgpflat.validate_manifest(manifest("BGPPeer", {"peerIP": "10.0.0.1", "asNumber": written}))
+        assert isinstance(peer, bgpflat.core.calico.BGPPeer) and peer.as_number is None
 
 
 def test_block_size_zero_is_calicos_default() -> None:

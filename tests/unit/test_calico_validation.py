@@ -479,11 +479,11 @@ CASES: list[tuple[str, dict[str, Any], str | None, str, str, str | None]] = [
     ),
     (
         "BGPPeer",
-        {**PEER, "password": {"secretKeyRef": {"name": "bgp"}}},
+        {**PEER, "password": {"secretKeyRef": {"name": 7}}},
         None,
-        "secretKeyRef needs a name and a key",
-        "spec.password.secretKeyRef",
-        "password: {secretKeyRef: {name: <secret>, key: <key>}}",
+        "expected a string, got 7",
+        "spec.password.secretKeyRef.name",
+        "quote the value",
     ),
     (
         "BGPPeer",
@@ -530,9 +530,9 @@ CASES: list[tuple[str, dict[str, Any], str | None, str, str, str | None]] = [
         "BGPConfiguration",
         {"listenPort": "bgp"},
         None,
-        "expected an integer, got 'bgp'",
+        "listenPort must be a number, got 'bgp'",
         "spec.listenPort",
-        "write a whole number",
+        "write the number unquoted",
     ),
     ("BGPConfiguration", {"bindMode": "All"}, None, "invalid bindMode 'All'", "spec.bindMode", "use None or NodeIP"),
     (

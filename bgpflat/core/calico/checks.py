@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from bgpflat.core.calico.models import FieldPath, fail, format_path
+from bgpflat.core.calico.models import FieldPath, SecretKeyRef, fail, format_path
 from bgpflat.core.calico.releases import CalicoRelease
 from bgpflat.core.net.selector import parse_selector
 from bgpflat.errors import SpecError
@@ -125,3 +125,15 @@ def duration(value: str | None, path: FieldPath) -> None:
     """A ``metav1.Duration``: what Go's ``time.ParseDuration`` reads, or the object does not decode."""
     if value is not None and not _GO_DURATION.fullmatch(value):
         raise fail(f"invalid duration {value!r} for {path[-1]}", path, fix="use a duration such as 120s, 2m or 1m30s")
+
+
+def secret_advice(ref: SecretKeyRef | None, path: FieldPath, notes: list[Advice]) -> None:
+    """A secret reference without a name or key: stored, but calico-node then uses no password."""
+    if ref is not None and not (ref.name and ref.key):
+        notes.append(
+            advice(
+                "the secretKeyRef lacks a name or a key: calico-node finds no secret and sets no password",
+                (*path, "secretKeyRef"),
+                "password: {secretKeyRef: {name: <secret>, key: <key>}}",
+            )
+        )

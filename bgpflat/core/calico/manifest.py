@@ -8,6 +8,7 @@ refuses what must not be written: unknown fields, a namespace, Calico Enterprise
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -164,10 +165,22 @@ BGPFILTER_RULE_KEYS = ("action", "cidr", "matchOperator", "prefixLength", "sourc
 _CIDR_LISTS = ("serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs")
 
 
+_INTEGER_FIELDS = {
+    "IPPool": ("blockSize",),
+    "BGPPeer": ("ttlSecurity", "numAllowedLocalASNumbers"),
+    "BGPConfiguration": ("listenPort", "ipv4NormalRoutePriority", "ipv6NormalRoutePriority"),
+}
+
+
 def _strict_values(kind: str, spec: Mapping[str, Any], spec_path: FieldPath) -> None:
-    """What reading lets pass but Calico refuses on a write: CIDRs with host bits set where Calico
-    wants a network (its ``net`` rule), and unknown keys inside BGPFilter rules (a rule that lost a
-    misspelt condition would match more than meant)."""
+    """What reading lets pass but Calico refuses on a write: numbers written as strings (Go does not
+    decode "26" into an int), CIDRs with host bits set where Calico wants a network (its ``net``
+    rule), and unknown keys inside BGPFilter rules (a rule that lost a misspelt condition would match
+    more than meant)."""
+    for key in _INTEGER_FIELDS.get(kind, ()):
+        value = spec.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise fail(f"{key} must be a number, got {value!r}", (*spec_path, key), fix="write the number unquoted")
     if kind == "BGPConfiguration":
         for key in _CIDR_LISTS:
             for index, item in enumerate(_list(spec.get(key), (*spec_path, key))):
@@ -220,19 +233,25 @@ def _selector_text(value: object, path: FieldPath) -> str | None:
 
 
 def _secret(value: object, path: FieldPath) -> SecretKeyRef | None:
+    """A ``password``-style secret reference. Calico stores one without a name or key (calico-node
+    then finds no secret and sets no password): it is kept as is, and validation warns."""
     if value is None:
         return None
     outer = _mapping(value, path)
     ref = _mapping(outer.get("secretKeyRef"), (*path, "secretKeyRef"))
-    name = ref.get("name")
-    key = ref.get("key")
-    if not isinstance(name, str) or not name or not isinstance(key, str) or not key:
-        raise fail(
-            "secretKeyRef needs a name and a key",
-            (*path, "secretKeyRef"),
-            fix="password: {secretKeyRef: {name: <secret>, key: <key>}}",
-        )
+    name = _str(ref.get("name", ""), (*path, "secretKeyRef", "name"))
+    key = _str(ref.get("key", ""), (*path, "secretKeyRef", "key"))
     return SecretKeyRef(name, key)
+
+
+_ZERO_AS = re.compile(r"0+(\.0+)?")
+
+
+def _opt_as_number(value: object, path: FieldPath) -> int | None:
+    """An optional AS number; 0 (also written "0" or "0.0") is Go's unset, as Calico reads it."""
+    if value in (None, 0, "") or (isinstance(value, str) and _ZERO_AS.fullmatch(value.strip())):
+        return None
+    return parse_as_number(value, path=path)
 
 
 def _cidr_list(value: object, path: FieldPath) -> tuple[Prefix, ...]:
@@ -310,10 +329,8 @@ def _parse_bgppeer(spec: Mapping[str, Any], path: FieldPath, common: dict[str, A
         node_selector=_selector_text(spec.get("nodeSelector"), (*path, "nodeSelector")) or None,
         peer_ip=peer_ip,
         peer_port=peer_port,
-        as_number=None if as_number in (None, 0, "") else parse_as_number(as_number, path=(*path, "asNumber")),
-        local_as_number=(
-            None if local_as in (None, 0, "") else parse_as_number(local_as, path=(*path, "localASNumber"))
-        ),
+        as_number=_opt_as_number(as_number, (*path, "asNumber")),
+        local_as_number=_opt_as_number(local_as, (*path, "localASNumber")),
         peer_selector=_selector_text(spec.get("peerSelector"), (*path, "peerSelector")) or None,
         keep_original_next_hop=bool(_opt_bool(spec.get("keepOriginalNextHop"), (*path, "keepOriginalNextHop"))),
         next_hop_mode=_opt_str(spec.get("nextHopMode"), (*path, "nextHopMode")) or None,
@@ -358,7 +375,7 @@ def _parse_bgpconfig(spec: Mapping[str, Any], path: FieldPath, common: dict[str,
         )
     as_number = spec.get("asNumber")
     return BGPConfiguration(
-        as_number=None if as_number in (None, 0, "") else parse_as_number(as_number, path=(*path, "asNumber")),
+        as_number=_opt_as_number(as_number, (*path, "asNumber")),
         node_to_node_mesh_enabled=_opt_bool(spec.get("nodeToNodeMeshEnabled"), (*path, "nodeToNodeMeshEnabled")),
         service_cluster_ips=_cidr_list(spec.get("serviceClusterIPs"), (*path, "serviceClusterIPs")),
         service_external_ips=_cidr_list(spec.get("serviceExternalIPs"), (*path, "serviceExternalIPs")),

@@ -26,6 +26,7 @@ from bgpflat.core.calico.checks import (
     label_value_problem,
     qualified_name_problem,
     schema_enum,
+    secret_advice,
     selector,
 )
 from bgpflat.core.calico.models import (
@@ -342,6 +343,7 @@ def _peer_exclusions(peer: BGPPeer, spec: FieldPath) -> None:
 
 def _peer_advice(peer: BGPPeer, spec: FieldPath, notes: list[Advice]) -> None:
     """Peers Calico stores but calico-node makes nothing useful of."""
+    secret_advice(peer.password_secret, (*spec, "password"), notes)
     if not peer.local_workload_selector and not peer.peer_ip and not peer.peer_selector:
         notes.append(
             advice(

@@ -13,6 +13,7 @@ from bgpflat.core.calico.checks import (
     is_name,
     one_of,
     schema_enum,
+    secret_advice,
 )
 from bgpflat.core.calico.models import BGPConfiguration, BGPFilter, BGPFilterRule, FieldPath, fail
 from bgpflat.core.calico.releases import CalicoRelease
@@ -128,6 +129,7 @@ def validate_bgpconfig(config: BGPConfiguration, base: FieldPath, rules: CalicoR
                 fix="remove nodeMeshMaxRestartTime or enable the mesh",
             )
     duration(config.node_mesh_max_restart_time, (*spec, "nodeMeshMaxRestartTime"))
+    secret_advice(config.node_mesh_password, (*spec, "nodeMeshPassword"), notes)
     for index, interface in enumerate(config.ignored_interfaces):
         if interface == "*" or not _IGNORED_INTERFACE.fullmatch(interface):
             raise fail(

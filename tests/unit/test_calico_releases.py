@@ -256,3 +256,20 @@ def test_plan_refuses_a_field_the_clusters_release_lacks() -> None:
         "spec.keepaliveTime: BGPPeer/tor: spec.keepaliveTime does not exist in Calico v3.31 (added in Calico v3.32) "
         "(fix: remove spec.keepaliveTime, or give the Calico version the cluster runs)"
     )
+
+
+def test_a_stored_filter_field_without_a_model_is_an_error_not_a_catch_all() -> None:
+    from bgpflat.core.calico import parse_resource
+    from bgpflat.core.calico.bgpfilter import export_rules
+
+    stored = manifest(
+        "BGPFilter",
+        {"exportV4": [{"action": "Accept", "operations": [{"addCommunity": {"value": "65000:1"}}]}]},
+        name="tag-office",
+    )
+    bgp_filter = parse_resource(stored)  # reading a cluster's object does not refuse it...
+    assert isinstance(bgp_filter, bgpflat.core.calico.BGPFilter)
+    with pytest.raises(SpecError) as caught:  # ...but routes are never guessed from it
+        export_rules([bgp_filter], version=4, calico=(3, 32, 1))
+    assert caught.value.path == "spec.exportV4[0].operations"
+    assert "BGPFilter tag-office exportV4[0] has operations, which bgpflat cannot model" in caught.value.message

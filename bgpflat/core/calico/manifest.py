@@ -416,6 +416,7 @@ def _parse_rule(item: object, path: FieldPath) -> BGPFilterRule:
         prefix_length_min=_opt_int(length.get("min"), (*path, "prefixLength", "min")),
         prefix_length_max=_opt_int(length.get("max"), (*path, "prefixLength", "max")),
         prefix_length_set=rule.get("prefixLength") is not None,
+        unmodelled=tuple(sorted(str(key) for key in rule if key not in BGPFILTER_RULE_KEYS)),
         source=_opt_str(rule.get("source"), (*path, "source")) or None,
         interface=_opt_str(rule.get("interface"), (*path, "interface")) or None,
     )

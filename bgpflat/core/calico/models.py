@@ -425,6 +425,7 @@ class BGPFilterRule:
     prefix_length_set: bool = False  # prefixLength present, even empty: Calico then wants a cidr
     source: str | None = None
     interface: str | None = None
+    unmodelled: tuple[str, ...] = ()  # keys of the stored rule bgpflat has no model for (newer releases)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

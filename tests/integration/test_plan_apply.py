@@ -210,7 +210,7 @@ def test_v1_write_keeps_foreign_metadata_in_calicos_annotation(kube_v1: ControlP
     }
 
 
-def test_server_422_is_one_clear_line(kube: ControlPlane, tmp_path: Path) -> None:
+def test_a_bad_label_is_refused_before_anything_is_written(kube: ControlPlane, tmp_path: Path) -> None:
     kube.seed_scenario("calico-bgp")
     manifest = tmp_path / "peer.yaml"
     manifest.write_text(
@@ -220,9 +220,29 @@ def test_server_422_is_one_clear_line(kube: ControlPlane, tmp_path: Path) -> Non
     run = bgpflat("apply", "-f", manifest, "--yes", *write_flags(kube), cwd=tmp_path, kubeconfig=kube.kubeconfig)
     assert run.code == 2
     errors = [line for line in run.err.splitlines() if line.startswith("bgpflat: error:")]
+    assert errors == [
+        f"bgpflat: error: {manifest}:6: metadata.labels[\"projectcalico.org/rack\"]: invalid label value 'rack 1': "
+        "must be letters, digits, '-', '_' and '.', starting and ending with a letter or digit "
+        "(fix: use at most 63 letters, digits, '-', '_', '.')"
+    ]
+    assert calico(kube, "bgppeers", "peer-switch") is None
+
+
+def test_server_422_is_one_clear_line(kube_apiserver: ControlPlane, tmp_path: Path) -> None:
+    # What only the server can know: Calico refuses a peer naming a BGPFilter the cluster lacks.
+    kube = kube_apiserver
+    kube.seed_scenario("calico-bgp")
+    manifest = tmp_path / "peer.yaml"
+    manifest.write_text(
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: peer-switch\n"
+        "spec:\n  peerIP: 10.200.20.254\n  asNumber: 65200\n  filters: [no-such-filter]\n"
+    )
+    run = bgpflat("apply", "-f", manifest, "--yes", cwd=tmp_path, kubeconfig=kube.kubeconfig)
+    assert run.code == 2
+    errors = [line for line in run.err.splitlines() if line.startswith("bgpflat: error:")]
     assert len(errors) == 1
-    refusal = 'create BGPPeer/peer-switch: the API server refused it: metadata.labels: Invalid value: "rack 1"'
-    assert refusal in errors[0]
+    assert "create BGPPeer/peer-switch: the API server refused it:" in errors[0]
+    assert "BGPFilter(s) not found" in errors[0]
     assert "Traceback" not in run.err + run.out
     assert "FAILED" in run.out and "bgpflat rollback" in run.out  # what was written before is reported
 

@@ -1,6 +1,6 @@
 """Calico resources for bgpflat: models, manifest parsing and rendering, validation (calico-facts §1).
 
-The public face of five modules:
+The public face of these modules:
 
 * ``calico_models``: frozen models ``IPPool``, ``BGPPeer``, ``BGPConfiguration``, ``BGPFilter``
   (read-only for bgpflat), value parsers (``parse_as_number``, ``parse_peer_ip``) and field paths;
@@ -8,10 +8,12 @@ The public face of five modules:
   ``crd.projectcalico.org/v1``, same spec);
 * ``calico_render``: ``to_manifest`` (model -> v3 manifest) and ``normalize_spec_value`` (the value
   Calico acts on, for comparisons);
-* ``calico_validation``: ``validate`` — every calicoctl/clientv3 rule bgpflat knows, run client-side
-  before every write whatever the API flavour, because a v1 CRD write skips them all (§1.1); the
-  rules of the Calico release named by a ``CalicoRelease`` (``release_for``), with bgpflat's own
-  stricter opinions returned as ``Advice`` (warnings), never as refusals;
+* ``validation`` (with ``validation_bgp`` and the value checks of ``checks``): ``validate`` — the
+  rules of Calico's validator, clientv3 and CRD schema, run client-side before every write whatever
+  the API flavour, because a v1 CRD write skips most of them (§1.1); ``check_manifest`` parses and
+  validates in one step and also returns bgpflat's own stricter opinions as ``Advice`` (warnings,
+  never refusals);
+* ``releases``: ``CalicoRelease``/``release_for``, what differs between Calico releases;
 * ``schema``: TypedDicts for the manifests bgpflat writes (``Manifest``, ``ObjectMeta``, one spec
   per kind), from which ``SPEC_FIELDS`` is read.
 

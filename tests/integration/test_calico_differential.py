@@ -43,9 +43,10 @@ fact about the cluster that no client-side check of one manifest can know."""
 # are spread over both answers and every bad value meets otherwise good objects.
 Pool = tuple[list[Any], list[Any]]
 SELECTORS: Pool = (
-    ["all()", "has(edge)", "role == 'edge'", "!has(x)", "rack in {'a', 'b'}"],
-    ["bad ==", "has(edge", "role = 'x'"],
-)
+    ["all()", "has(edge)", "role == 'edge'", "!has(x)", "rack in {'a', 'b'}", "a notin {'x'}", "a in {'x',}",
+     "a startswith 'x'", "has(a)&&!has(b)", "a == 'x' || b contains \"y\""],
+    ["bad ==", "has(edge", "role = 'x'", "a in {,}", "a in {'x' 'y'}", "has(a)has(b)", "a nota in {'x'}"],
+)  # fmt: skip
 DURATIONS: Pool = (["120s", "2m", "1m30s", "0", "1.5h"], ["2 minutes", "soon", "30"])
 SECRET = {"secretKeyRef": {"name": "bgp-secret", "key": "password"}}
 
@@ -80,10 +81,10 @@ PEER_FIELDS: dict[str, Pool] = {
     "node": (["node-1", "rack1.node-2"], ["Node_1"]),
     "nodeSelector": SELECTORS,
     "peerIP": (
-        ["10.0.0.1", "10.0.0.1:1790", "[fd00::1]:179", "fd00::1"],
-        ["10.0.0.300", "10.0.0.1:0", "[10.0.0.1]:179"],
+        ["10.0.0.1", "10.0.0.1:1790", "[fd00::1]:179", "fd00::1", "[10.0.0.1]:179"],
+        ["10.0.0.300", "10.0.0.1:0", "[fd00::1]", " 10.0.0.1", "fe80::1%eth0"],
     ),
-    "asNumber": ([65000, "65000", "1.10", 4200000000], [4294967296, "AS65000", -1]),
+    "asNumber": ([65000, "65000", "1.10", 4200000000], [4294967296, "AS65000", -1, " 65000"]),
     "localASNumber": ([65001, "2.5"], ["x"]),
     "peerSelector": SELECTORS,
     "keepOriginalNextHop": ([True, False], ["true"]),
@@ -106,7 +107,10 @@ CONFIG_FIELDS: dict[str, Pool] = {
     "nodeToNodeMeshEnabled": ([True, False], ["off"]),
     "asNumber": ([64512, "1.10", "0"], ["AS1"]),
     "listenPort": ([179, 1790, 0], [70000, -1, "179"]),
-    "serviceClusterIPs": ([[{"cidr": "10.96.0.0/12"}], [{"cidr": "fd00:96::/112"}]], [[{"cidr": "10.96.0.1/12"}]]),
+    "serviceClusterIPs": (
+        [[{"cidr": "10.96.0.0/12"}], [{"cidr": "fd00:96::/112"}]],
+        [[{"cidr": "10.96.0.1/12"}], [{"cidr": "10.96.0.0/12 "}]],
+    ),
     "serviceExternalIPs": ([[{"cidr": "192.0.2.0/24"}]], [[{"cidr": "192.0.2.1/24"}]]),
     "serviceLoadBalancerIPs": ([[{"cidr": "198.51.100.0/24"}]], [[{"cidr": "not-a-cidr"}]]),
     "serviceLoadBalancerAggregation": (["Enabled", "Disabled"], ["On"]),
@@ -130,8 +134,8 @@ CONFIG_FIELDS: dict[str, Pool] = {
     "ignoredInterfaces": ([["eth0"], ["eth*", "cali*"]], [["*"], ["a-very-long-interface"], [" "]]),
     "nodeMeshPassword": ([SECRET], [{"secretKeyRef": []}]),
     "nodeMeshMaxRestartTime": DURATIONS,
-    "localWorkloadPeeringIPV4": (["169.254.0.1"], ["fd00::1"]),
-    "localWorkloadPeeringIPV6": (["fd00::1"], ["10.0.0.1"]),
+    "localWorkloadPeeringIPV4": (["169.254.0.1", "::ffff:169.254.0.1"], ["fd00::1"]),
+    "localWorkloadPeeringIPV6": (["fd00::1"], ["10.0.0.1", "::ffff:10.0.0.1"]),
     "programClusterRoutes": ([], ["Enabled"]),  # v3.32
 }
 

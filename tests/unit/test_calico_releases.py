@@ -114,6 +114,9 @@ REFUSED = [
     (manifest("BGPPeer", {**PEER, "reversePeering": "Yes"}), "spec.reversePeering"),  # the v1 CRD's enum
     (manifest("BGPConfiguration", {"serviceLoadBalancerAggregation": "On"}), "spec.serviceLoadBalancerAggregation"),
     (manifest("IPPool", {**POOL, "blockSize": "26"}), "spec.blockSize"),  # Go decodes no string into an int
+    (manifest("BGPPeer", {**PEER, "peerIP": " 10.0.0.1"}), "spec.peerIP"),  # Go's net.ParseIP takes no spaces
+    (manifest("BGPPeer", {**PEER, "peerIP": "fe80::1%eth0"}), "spec.peerIP"),  # ...and no zone
+    (manifest("BGPConfiguration", {"localWorkloadPeeringIPV6": "::ffff:1.2.3.4"}), "spec.localWorkloadPeeringIPV6"),
     (manifest("BGPPeer", {**PEER, "ttlSecurity": "1"}), "spec.ttlSecurity"),
     (manifest("BGPConfiguration", {"ignoredInterfaces": ["*"]}), "spec.ignoredInterfaces[0]"),
     (manifest("BGPConfiguration", {"ignoredInterfaces": ["a-very-long-interface"]}), "spec.ignoredInterfaces[0]"),
@@ -273,3 +276,13 @@ def test_a_stored_filter_field_without_a_model_is_an_error_not_a_catch_all() -> 
         export_rules([bgp_filter], version=4, calico=(3, 32, 1))
     assert caught.value.path == "spec.exportV4[0].operations"
     assert "BGPFilter tag-office exportV4[0] has operations, which bgpflat cannot model" in caught.value.message
+
+
+@pytest.mark.parametrize("text", ["a notin {'x'}", "a startswith 'x'", "a endswith 'x'", "a in {'x',}"])
+def test_selector_spellings_calicos_parser_takes(text: str) -> None:
+    bgpflat.validate_manifest(manifest("IPPool", {**POOL, "allowedUses": ["Workload"], "nodeSelector": text}))
+
+
+def test_an_ipv4_mapped_address_is_ipv4_as_go_reads_it() -> None:
+    bgpflat.validate_manifest(manifest("BGPConfiguration", {"localWorkloadPeeringIPV4": "::ffff:169.254.0.1"}))
+    bgpflat.validate_manifest(manifest("BGPPeer", {**PEER, "reachableBy": "::ffff:10.0.0.254"}))

@@ -311,14 +311,6 @@ CASES: list[tuple[str, dict[str, Any], str | None, str, str, str | None]] = [
     ),
     (
         "BGPPeer",
-        {"peerIP": "[10.0.0.1]:179", "asNumber": 65000},
-        None,
-        "invalid peerIP '[10.0.0.1]:179': brackets are only for IPv6 addresses",
-        "spec.peerIP",
-        "use an address, IPv4:port or [IPv6]:port",
-    ),
-    (
-        "BGPPeer",
         {"peerIP": "1" * 65, "asNumber": 65000},
         None,
         "peerIP is longer than 64 characters",

@@ -8,6 +8,7 @@ it is reported as a warning, never as a refusal.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -137,3 +138,20 @@ def secret_advice(ref: SecretKeyRef | None, path: FieldPath, notes: list[Advice]
                 "password: {secretKeyRef: {name: <secret>, key: <key>}}",
             )
         )
+
+
+def go_ip_version(text: str) -> int | None:
+    """The family Go's ``net.ParseIP`` gives ``text`` (4, 6) or None when it does not parse.
+
+    Go reads an IPv4-mapped IPv6 address (``::ffff:10.0.0.1``) as IPv4, and takes no zone
+    (``%eth0``) and no surrounding spaces.
+    """
+    if text != text.strip() or "%" in text:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return 4
+    return address.version

@@ -165,6 +165,10 @@ BGPFILTER_RULE_KEYS = ("action", "cidr", "matchOperator", "prefixLength", "sourc
 _CIDR_LISTS = ("serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs")
 
 
+_EXACT_TEXT_FIELDS = {
+    "BGPPeer": ("peerIP", "asNumber", "localASNumber", "reachableBy"),
+    "BGPConfiguration": ("asNumber",),
+}
 _INTEGER_FIELDS = {
     "IPPool": ("blockSize",),
     "BGPPeer": ("ttlSecurity", "numAllowedLocalASNumbers"),
@@ -177,6 +181,19 @@ def _strict_values(kind: str, spec: Mapping[str, Any], spec_path: FieldPath) -> 
     decode "26" into an int), CIDRs with host bits set where Calico wants a network (its ``net``
     rule), and unknown keys inside BGPFilter rules (a rule that lost a misspelt condition would match
     more than meant)."""
+    for key in _EXACT_TEXT_FIELDS.get(kind, ()):
+        value = spec.get(key)
+        if isinstance(value, str) and (value != value.strip() or "%" in value):
+            raise fail(
+                f"{key} {value!r} has spaces or a zone Calico does not read",
+                (*spec_path, key),
+                fix="write the bare value, without spaces or %zone",
+            )
+    for key in _CIDR_LISTS if kind == "BGPConfiguration" else ():
+        for index, item in enumerate(_list(spec.get(key), (*spec_path, key))):
+            cidr = item.get("cidr") if isinstance(item, Mapping) else None
+            if isinstance(cidr, str) and cidr != cidr.strip():
+                raise fail(f"{cidr!r} has spaces around it", (*spec_path, key, index, "cidr"), fix="remove the spaces")
     for key in _INTEGER_FIELDS.get(kind, ()):
         value = spec.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):

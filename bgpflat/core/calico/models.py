@@ -185,9 +185,7 @@ def parse_peer_ip(value: object, *, path: Sequence[str | int] = ()) -> PeerAddre
         address, sep, rest = text[1:].partition("]")
         if not sep or not rest.startswith(":"):
             raise fail(f"invalid peerIP {value!r}", path, fix=fix)
-        port_text = rest[1:]
-        if ":" not in address:
-            raise fail(f"invalid peerIP {value!r}: brackets are only for IPv6 addresses", path, fix=fix)
+        port_text = rest[1:]  # Calico also takes an IPv4 address in brackets: [10.0.0.1]:179
     elif text.count(":") == 1:
         address, _, port_text = text.partition(":")
     else:

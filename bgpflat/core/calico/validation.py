@@ -22,6 +22,7 @@ from bgpflat.core.calico.checks import (
     advice,
     duration,
     enum,
+    go_ip_version,
     is_name,
     label_value_problem,
     qualified_name_problem,
@@ -41,7 +42,7 @@ from bgpflat.core.calico.models import (
 )
 from bgpflat.core.calico.releases import CalicoRelease, release_for
 from bgpflat.core.calico.validation_bgp import validate_bgpconfig, validate_bgpfilter
-from bgpflat.core.net.prefixes import Prefix, parse_address
+from bgpflat.core.net.prefixes import Prefix
 from bgpflat.errors import ValidationError
 
 LINK_LOCAL = {4: Prefix.parse("169.254.0.0/16"), 6: Prefix.parse("fe80::/10")}
@@ -296,7 +297,7 @@ def _validate_bgppeer(peer: BGPPeer, base: FieldPath, rules: CalicoRelease, note
     if peer.reachable_by is not None:
         if not peer.peer_ip:
             raise fail("reachableBy needs a peerIP", (*spec, "reachableBy"), fix="set peerIP or remove reachableBy")
-        if parse_address(peer.reachable_by)[0] != parse_address(peer.peer_ip)[0]:
+        if go_ip_version(peer.reachable_by) != go_ip_version(peer.peer_ip):
             raise fail(
                 "reachableBy and peerIP must be the same address family",
                 (*spec, "reachableBy"),

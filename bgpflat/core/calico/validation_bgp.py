@@ -10,6 +10,7 @@ from bgpflat.core.calico.checks import (
     advice,
     duration,
     enum,
+    go_ip_version,
     is_name,
     one_of,
     schema_enum,
@@ -17,8 +18,6 @@ from bgpflat.core.calico.checks import (
 )
 from bgpflat.core.calico.models import BGPConfiguration, BGPFilter, BGPFilterRule, FieldPath, fail
 from bgpflat.core.calico.releases import CalicoRelease
-from bgpflat.core.net.prefixes import parse_address
-from bgpflat.errors import SpecError
 
 LOG_SEVERITIES = ("Trace", "Debug", "Info", "Warning", "Error", "Fatal")
 PROGRAM_CLUSTER_ROUTES = ("Enabled", "Disabled")
@@ -106,11 +105,7 @@ def validate_bgpconfig(config: BGPConfiguration, base: FieldPath, rules: CalicoR
     ):
         if address is None:
             continue
-        try:
-            ok = parse_address(address)[0] == version
-        except SpecError:
-            ok = False
-        if not ok:
+        if go_ip_version(address) != version:
             raise fail(
                 f"{key} {address!r} is not an IPv{version} address", (*spec, key), fix=f"use an IPv{version} address"
             )

@@ -187,6 +187,23 @@ def _metadata(draw: st.DrawFn, names: Pool, mode: str, budget: list[int]) -> dic
     return meta
 
 
+def _coherent_peer(draw: st.DrawFn, spec: dict[str, Any]) -> None:
+    """A valid peer is one of three shapes; keep the fields of one and what goes with it."""
+    shape = draw(st.sampled_from(["peerIP", "peerSelector", "localWorkloadSelector"]))
+    for key in {"peerIP", "peerSelector", "localWorkloadSelector"} - {shape}:
+        spec.pop(key, None)
+    if shape == "peerSelector":
+        spec.pop("asNumber", None)
+    elif "asNumber" not in spec:
+        spec["asNumber"] = 65000
+    if shape != "peerIP":
+        spec.pop("reachableBy", None)
+    if "nodeSelector" in spec:
+        spec.pop("node", None)
+    if "nextHopMode" in spec:
+        spec.pop("keepOriginalNextHop", None)
+
+
 @st.composite
 def manifests(draw: st.DrawFn, kind: str) -> dict[str, Any]:
     mode = draw(st.sampled_from(MODES))
@@ -197,6 +214,8 @@ def manifests(draw: st.DrawFn, kind: str) -> dict[str, Any]:
         meta = draw(_metadata(NAMES, mode, budget))
     elif kind == "BGPPeer":
         spec = draw(_fields(PEER_FIELDS, mode, budget, density=0.15))
+        if mode == "valid":
+            _coherent_peer(draw, spec)
         meta = draw(_metadata(NAMES, mode, budget))
     elif kind == "BGPConfiguration":
         spec = draw(_fields(CONFIG_FIELDS, mode, budget, density=0.15))

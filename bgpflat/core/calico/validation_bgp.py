@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from bgpflat.core.calico.checks import (
+    NAME_FIX,
     Advice,
     advice,
     duration,
@@ -189,7 +190,7 @@ def _validate_communities(config: BGPConfiguration, spec: FieldPath, notes: list
             raise fail(
                 f"invalid community name {community.name!r}",
                 (*path, "name"),
-                fix="use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+                fix=NAME_FIX,
             )
         if community.name in names:
             notes.append(

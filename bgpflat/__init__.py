@@ -293,30 +293,20 @@ def validate_manifest(manifest: Mapping[str, Any], *, calico_version: str | None
 
     The manifest must be a ``projectcalico.org/v3`` IPPool, BGPPeer, BGPConfiguration or
     BGPFilter; it is parsed strictly (unknown fields, a namespace and Calico Enterprise fields
-    are refused) and checked against every calicoctl/clientv3 rule bgpflat knows. Returns the
-    parsed model. Raises ``ValidationError`` (a ``SpecError``) for a broken rule, an unknown
-    kind or field included, and ``SpecError`` for a bad ``calico_version``; the message names
-    the field path and the fix.
+    are refused) and checked against the rules of Calico's own validator. Returns the parsed
+    model. Raises ``ValidationError`` (a ``SpecError``) for a broken rule, an unknown kind or
+    field included, and ``SpecError`` for a bad ``calico_version``; the message names the field
+    path and the fix. A manifest Calico accepts is never refused: bgpflat's stricter opinions are
+    what ``bgpflat validate`` prints as warnings.
 
-    ``calico_version`` (``"v3.31.0"``, ``"3.31"``) names the Calico release the manifest is for.
-    Today bgpflat has one rule set, that of Calico 3.x up to the release it models, so any 3.x
-    gives the same answer; the version is still checked, so that a typo or a release without the
-    v3 API fails here instead of being silently validated against the wrong rules.
+    ``calico_version`` (``"v3.31.0"``, ``"3.31"``) names the Calico release the manifest is for;
+    rules that differ between releases (fields added or removed, enums the v3.32 CRD schema
+    enforces) follow it. Without it the newest release bgpflat knows is assumed.
     """
     from bgpflat.core.calico.manifest import parse_and_validate
+    from bgpflat.core.calico.releases import release_for
 
-    if calico_version is not None:
-        from bgpflat.core.routes.cluster import parse_calico_version
-
-        version = parse_calico_version(calico_version) if isinstance(calico_version, str) else None
-        if version is None:
-            raise SpecError(
-                f"{calico_version!r} is not a Calico version", path="calico_version", fix="use e.g. v3.31.0 or 3.31"
-            )
-        if version[0] != 3:
-            raise SpecError(
-                f"Calico {calico_version} is not a 3.x release; bgpflat knows the rules of Calico 3.x only",
-                path="calico_version",
-                fix="give the Calico 3.x version the cluster runs, or leave calico_version out",
-            )
-    return parse_and_validate(manifest)
+    release = release_for(
+        calico_version if isinstance(calico_version, str) or calico_version is None else repr(calico_version)
+    )
+    return parse_and_validate(manifest, release=release)

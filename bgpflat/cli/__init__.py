@@ -21,12 +21,14 @@ from bgpflat.cli import (
     plan_commands,
     render_commands,
     routes_commands,
+    validate_commands,
 )
 from bgpflat.cli.output import EXIT_ERROR, configure_output, error_line
 from bgpflat.errors import BgpflatError
 
 COMMAND_GROUPS = (
     plan_commands,
+    validate_commands,
     routes_commands,
     peer_commands,
     bmp_commands,

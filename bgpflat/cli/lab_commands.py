@@ -66,7 +66,10 @@ def _register_control_plane(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "the CRDs of the given Calico API flavours, and print the binaries' directory.",
     )
     build.add_argument(
-        "--calico-api", choices=("v1", "v3", "all"), default="all", help="which CRD flavours to fetch (default: all)"
+        "--calico-api",
+        choices=("v1", "v3", "apiserver", "all"),
+        default="all",
+        help="which CRD flavours to fetch, and for apiserver (or all) build Calico's API server (default: all)",
     )
     build.set_defaults(func=_cmd_build)
 
@@ -79,10 +82,11 @@ def _register_control_plane(lab_sub: argparse._SubParsersAction[Any]) -> None:
     )
     up.add_argument(
         "--calico-api",
-        choices=("v1", "v3"),
+        choices=("v1", "v3", "apiserver"),
         default="v1",
         help="v1: crd.projectcalico.org/v1 CRDs (KDD, no Calico API server); "
-        "v3: Calico's native projectcalico.org/v3 CRDs (default: v1)",
+        "v3: Calico's native projectcalico.org/v3 CRDs; apiserver: the v1 CRDs with projectcalico.org/v3 "
+        "served by Calico's own aggregated API server (default: v1)",
     )
     state_dir_option(up)
     up.add_argument(
@@ -148,6 +152,10 @@ def _cmd_build(args: argparse.Namespace) -> int:
         except LabError as exc:
             failed.append(flavour)
             info(f"Calico {flavour} CRDs: {exc}")
+    if "apiserver" in flavours:
+        from bgpflat.lab.controlplane.binaries import ensure_calico_apiserver
+
+        info(f"Calico API server: {ensure_calico_apiserver(progress=info)}")
     print(binaries.directory)
     if failed:
         raise LabError(f"could not fetch the CRDs of flavour(s) {', '.join(failed)} (see above)")

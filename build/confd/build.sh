@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build Calico's confd from the Go module proxy.
+# Build Calico's confd (or another command of the calico module) from the Go module proxy.
 #
 # usage: build.sh CALICO_REF OUT_DIR [API_VERSION]
 #   CALICO_REF   a commit of projectcalico/calico (40 hex digits) or a pseudo-version of
@@ -8,6 +8,10 @@
 #   OUT_DIR      where confd lands (created), with confd.go.mod.used (the wrapper it was built from)
 #   API_VERSION  version of github.com/projectcalico/api to build with; default: the entry for
 #                the calico commit in api-versions.txt next to this script
+#
+# BGPFLAT_CALICO_PACKAGE (default confd) picks the command inside the calico module and
+# BGPFLAT_CALICO_BINARY (default: the package's last element) the file it lands in;
+# build/apiserver/build.sh builds Calico's API server this way, through the same wrapper module.
 #
 # github.com/projectcalico/calico cannot be `go install`ed: its go.mod replaces its nested modules
 # (lib/std, lib/httpmachinery, api) with ./ paths, which only work in the main module, and pins the
@@ -22,6 +26,8 @@ set -euo pipefail
 REF="${1:?CALICO_REF}"; OUT="${2:?OUT_DIR}"; API="${3:-}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 CALICO=github.com/projectcalico/calico
+PKG="${BGPFLAT_CALICO_PACKAGE:-confd}"
+BIN="${BGPFLAT_CALICO_BINARY:-${PKG##*/}}"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=mod"
 export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 case "$GOPROXY" in *direct*) export GOPROXY=https://proxy.golang.org ;; esac
@@ -43,7 +49,7 @@ except ValueError:
     print("")' "$1"
 }
 
-step "confd from $CALICO@$REF: preparing wrapper module"
+step "$PKG from $CALICO@$REF: preparing wrapper module"
 cp "$HERE/confd.go.mod" "$WORK/go.mod"
 grep -v '^#' "$HERE/projectcalico.sum" > "$WORK/go.sum"
 cd "$WORK"
@@ -85,7 +91,7 @@ for r in $REPLACES; do go mod edit -replace="$r"; done
 step "$(wc -w <<<"$REPLACES") replaces taken from calico's go.mod" \
   "($(grep -c '^k8s.io/' <<<"$REPLACES") of them k8s.io); resolving dependencies"
 go mod edit -require="$CALICO@$V"
-go get -tool "$CALICO/confd@$V" >&2
+go get -tool "$CALICO/$PKG@$V" >&2
 
 # Anything outside the checksum database that projectcalico.sum does not pin was trusted on first use.
 UNPINNED="$(grep -E '^github.com/projectcalico/(calico|api)[ /]' go.sum \
@@ -100,10 +106,10 @@ if [ -n "$UNPINNED" ]; then
   fi
 fi
 
-step "confd: compiling (minutes on a cold cache)"
-go build -o "$OUT/confd.tmp" \
+step "$BIN: compiling (minutes on a cold cache)"
+go build -o "$OUT/$BIN.tmp" \
   -ldflags "-s -w -X $CALICO/pkg/buildinfo.Version=$V -X $CALICO/pkg/buildinfo.GitRevision=$HASH" \
-  "$CALICO/confd"
-mv "$OUT/confd.tmp" "$OUT/confd"
-cp go.mod "$OUT/confd.go.mod.used"
-step "done: $OUT/confd"
+  "$CALICO/$PKG"
+mv "$OUT/$BIN.tmp" "$OUT/$BIN"
+cp go.mod "$OUT/$BIN.go.mod.used"
+step "done: $OUT/$BIN"

@@ -29,6 +29,12 @@ Fixtures
 ``kube`` (function scope, parametrised over ``v1`` and ``v3``)
     The same, once per flavour, for tests that must hold on both.
 
+``kube_apiserver`` / ``kube_writes`` (function scope; the latter over ``v1``, ``v3`` and ``apiserver``)
+    The ``apiserver`` flavour: the v1 CRDs with ``projectcalico.org/v3`` served by Calico's own
+    aggregated API server (``bgpflat.lab.controlplane.aggregated``), which validates and defaults
+    as operator-managed clusters before v3.32 do. ``kube_writes`` is for the tests of everything
+    that writes Calico objects (plan, apply, rollback).
+
 ``control_plane_v1`` / ``control_plane_v3`` (session scope)
     The underlying servers, without the per-test reset (for read-only module fixtures).
 
@@ -56,9 +62,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from faultproxy import FaultProxy, proxy_for
 
+from bgpflat.adapters.kube import KubeClient, Resource
 from bgpflat.errors import LabError
 from bgpflat.lab.conformance.baseline import Baseline
-from bgpflat.lab.controlplane.binaries import ensure_binaries
+from bgpflat.lab.controlplane import aggregated
+from bgpflat.lab.controlplane.binaries import ensure_binaries, ensure_calico_apiserver
 from bgpflat.lab.controlplane.crds import Flavour, crds_available
 from bgpflat.lab.controlplane.seed import SeedResult, load_scenario
 from bgpflat.lab.controlplane.server import ControlPlane
@@ -70,6 +78,29 @@ def _unavailable(reason: str, *, hard_in_ci: bool) -> None:
     if hard_in_ci and os.environ.get("CI"):
         pytest.fail(f"control plane unavailable in CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+class _StorageView(KubeClient):
+    """The server as the per-test reset sees it: behind Calico's API server every Calico object is
+    stored in the crd.projectcalico.org/v1 CRDs, so it is found and deleted there, once. (Through
+    projectcalico.org/v3 the same objects would be listed twice, next to a Profile the Calico API
+    server makes up on every read, which has no UID and nothing to delete.)"""
+
+    def preferred_resources(self) -> list[Resource]:
+        return [r for r in super().preferred_resources() if r.api_version != aggregated.GROUP_VERSION]
+
+
+def _reset_client(plane: ControlPlane) -> KubeClient:
+    if plane.flavour != "apiserver":
+        return plane.client()
+    creds = plane.credentials
+    return _StorageView.with_certificate(
+        server=plane.server,
+        ca_cert=str(creds.ca_cert),
+        client_cert=str(creds.admin_cert),
+        client_key=str(creds.admin_key),
+        context="bgpflat-lab",
+    )
 
 
 class _Servers:
@@ -101,6 +132,12 @@ class _Servers:
         if missing is not None:
             self.failures[flavour] = (f"Calico {flavour} CRDs cannot be had: {missing}", False)
             return
+        if flavour == "apiserver":
+            try:
+                ensure_calico_apiserver(progress=lambda line: print(line, file=sys.__stderr__, flush=True))
+            except LabError as exc:
+                self.failures[flavour] = (f"Calico's API server cannot be had: {exc}", True)
+                return
         service_range = load_scenario(REFERENCE_SCENARIO).service_cluster_ip_range
         assert service_range, "the reference scenario must declare serviceClusterIPRange"
         plane = ControlPlane.start(
@@ -111,7 +148,7 @@ class _Servers:
             tied_to_caller=True,
         )
         self.planes[flavour] = plane
-        with plane.client() as client:
+        with _reset_client(plane) as client:
             self.baselines[flavour] = Baseline.capture(client)
 
     def stop_all(self) -> None:
@@ -142,12 +179,12 @@ def _isolated(servers: _Servers, flavour: Flavour) -> Iterator[ControlPlane]:
     baseline = servers.baselines[flavour]
     if servers.dirty.get(flavour):
         # The previous test's reset did not finish; clean up now rather than fail every later test.
-        with plane.client() as client:
+        with _reset_client(plane) as client:
             leftovers = baseline.restore(client)
         warnings.warn(f"the {flavour} server held {len(leftovers)} objects from an earlier test", stacklevel=1)
     servers.dirty[flavour] = True
     yield plane
-    with plane.client() as client:
+    with _reset_client(plane) as client:
         baseline.restore(client)
     servers.dirty[flavour] = False
 
@@ -165,6 +202,22 @@ def kube_v3(_control_planes: _Servers) -> Iterator[ControlPlane]:
 @pytest.fixture(params=["v1", "v3"])
 def kube(request: pytest.FixtureRequest, _control_planes: _Servers) -> Iterator[ControlPlane]:
     yield from _isolated(_control_planes, request.param)
+
+
+@pytest.fixture
+def kube_apiserver(_control_planes: _Servers) -> Iterator[ControlPlane]:
+    yield from _isolated(_control_planes, "apiserver")
+
+
+@pytest.fixture(params=["v1", "v3", "apiserver"])
+def kube_writes(request: pytest.FixtureRequest, _control_planes: _Servers) -> Iterator[ControlPlane]:
+    """Each flavour a cluster may serve Calico's objects in, Calico's own API server included."""
+    yield from _isolated(_control_planes, request.param)
+
+
+@pytest.fixture(scope="session")
+def control_plane_apiserver(_control_planes: _Servers) -> ControlPlane:
+    return _control_planes.get("apiserver")
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "labs" / "calico-bgp" / "bgpflat.yaml"
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
-GROUP = {"v1": "crd.projectcalico.org", "v3": "projectcalico.org"}
+GROUP = {"v1": "crd.projectcalico.org", "v3": "projectcalico.org", "apiserver": "projectcalico.org"}
 
 
 @dataclass
@@ -128,7 +128,8 @@ EXPECTED_CHANGES = [
 ]
 
 
-def test_plan_apply_verify_replan_and_rollback(kube: ControlPlane, tmp_path: Path) -> None:
+def test_plan_apply_verify_replan_and_rollback(kube_writes: ControlPlane, tmp_path: Path) -> None:
+    kube = kube_writes  # v1 and v3 CRDs, and Calico's own API server
     kube.seed_scenario("calico-bgp")
     cfg = kube.kubeconfig
 
@@ -159,7 +160,11 @@ def test_plan_apply_verify_replan_and_rollback(kube: ControlPlane, tmp_path: Pat
     config = calico(kube, "bgpconfigurations", "default")
     assert config["spec"]["serviceClusterIPs"] == [{"cidr": "10.233.0.0/18"}]
     managers = kubectl_json(kube, "get", f"ippools.{GROUP[kube.flavour]}", "default-pool", "--show-managed-fields")
-    assert "bgpflat" in {entry["manager"] for entry in managers["metadata"]["managedFields"]}
+    if kube.flavour == "apiserver":
+        # Calico's API server stores through libcalico-go, which keeps no managedFields.
+        assert not managers["metadata"].get("managedFields")
+    else:
+        assert "bgpflat" in {entry["manager"] for entry in managers["metadata"]["managedFields"]}
     assert config["spec"]["asNumber"] == 64513
 
     again = bgpflat("plan", "-f", SPEC, "--detailed-exitcode", cwd=tmp_path, kubeconfig=cfg)
@@ -210,7 +215,7 @@ def test_v1_write_keeps_foreign_metadata_in_calicos_annotation(kube_v1: ControlP
     }
 
 
-def test_server_422_is_one_clear_line(kube: ControlPlane, tmp_path: Path) -> None:
+def test_a_bad_label_is_refused_before_anything_is_written(kube: ControlPlane, tmp_path: Path) -> None:
     kube.seed_scenario("calico-bgp")
     manifest = tmp_path / "peer.yaml"
     manifest.write_text(
@@ -220,9 +225,29 @@ def test_server_422_is_one_clear_line(kube: ControlPlane, tmp_path: Path) -> Non
     run = bgpflat("apply", "-f", manifest, "--yes", *write_flags(kube), cwd=tmp_path, kubeconfig=kube.kubeconfig)
     assert run.code == 2
     errors = [line for line in run.err.splitlines() if line.startswith("bgpflat: error:")]
+    assert errors == [
+        f"bgpflat: error: {manifest}:6: metadata.labels[\"projectcalico.org/rack\"]: invalid label value 'rack 1': "
+        "must be letters, digits, '-', '_' and '.', starting and ending with a letter or digit "
+        "(fix: use at most 63 letters, digits, '-', '_', '.')"
+    ]
+    assert calico(kube, "bgppeers", "peer-switch") is None
+
+
+def test_server_422_is_one_clear_line(kube_apiserver: ControlPlane, tmp_path: Path) -> None:
+    # What only the server can know: Calico refuses a peer naming a BGPFilter the cluster lacks.
+    kube = kube_apiserver
+    kube.seed_scenario("calico-bgp")
+    manifest = tmp_path / "peer.yaml"
+    manifest.write_text(
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: peer-switch\n"
+        "spec:\n  peerIP: 10.200.20.254\n  asNumber: 65200\n  filters: [no-such-filter]\n"
+    )
+    run = bgpflat("apply", "-f", manifest, "--yes", cwd=tmp_path, kubeconfig=kube.kubeconfig)
+    assert run.code == 2
+    errors = [line for line in run.err.splitlines() if line.startswith("bgpflat: error:")]
     assert len(errors) == 1
-    refusal = 'create BGPPeer/peer-switch: the API server refused it: metadata.labels: Invalid value: "rack 1"'
-    assert refusal in errors[0]
+    assert "create BGPPeer/peer-switch: the API server refused it:" in errors[0]
+    assert "BGPFilter(s) not found" in errors[0]
     assert "Traceback" not in run.err + run.out
     assert "FAILED" in run.out and "bgpflat rollback" in run.out  # what was written before is reported
 

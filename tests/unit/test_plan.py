@@ -119,7 +119,9 @@ def test_no_changes_when_the_cluster_matches() -> None:
     assert [c.key for c in plan.unchanged] == ["IPPool/pods"]
     assert (
         render_plan_text(plan)
-        == "No changes. The cluster matches the spec.\n\nPlan: 0 to add, 0 to change, 0 to delete.\n"
+        == "No changes. The cluster matches the spec.\n\nFindings:\n  info: [validation-rules] objects checked with "
+        "Calico v3.32 validation rules (Calico version not known; assuming v3.32.0)\n\n"
+        "Plan: 0 to add, 0 to change, 0 to delete.\n"
     )
 
 
@@ -360,6 +362,7 @@ def test_objects_gone_from_the_spec_are_kept_without_prune() -> None:
     assert [(f.code, f.subjects) for f in plan.findings] == [
         ("not-in-spec", ("BGPPeer/old-tor",)),
         ("not-in-spec", ("IPPool/old-pool",)),
+        ("validation-rules", ()),
     ]
 
 

@@ -45,6 +45,8 @@ that rejects source RemotePeers
   info: [encapsulation-mtu] IPPool/default-pool: existing pods keep the smaller tunnel MTU until they are recreated, \
 and Felix restarts once no encapsulated pool is left
       fix: roll the workloads after the change to get the full MTU
+  info: [validation-rules] objects checked with Calico v3.32 validation rules (Calico version not known; \
+assuming v3.32.0)
 
 Plan: 2 to add, 1 to change, 0 to delete.
 """

@@ -151,7 +151,7 @@ def test_flat_spec_full_schema() -> None:
         ),
         (
             "peers:\n  - name: p\n    peerIP: 10.0.0.1\n",
-            "a BGPPeer with a peerIP needs an asNumber",
+            "a BGPPeer with a peerIP but no asNumber is taken to be in AS 0, which no session accepts",
             2,
             "peers[0].asNumber",
             "set the peer's AS number",

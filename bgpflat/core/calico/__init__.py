@@ -1,6 +1,6 @@
 """Calico resources for bgpflat: models, manifest parsing and rendering, validation (calico-facts §1).
 
-The public face of five modules:
+The public face of these modules:
 
 * ``calico_models``: frozen models ``IPPool``, ``BGPPeer``, ``BGPConfiguration``, ``BGPFilter``
   (read-only for bgpflat), value parsers (``parse_as_number``, ``parse_peer_ip``) and field paths;
@@ -8,8 +8,12 @@ The public face of five modules:
   ``crd.projectcalico.org/v1``, same spec);
 * ``calico_render``: ``to_manifest`` (model -> v3 manifest) and ``normalize_spec_value`` (the value
   Calico acts on, for comparisons);
-* ``calico_validation``: ``validate`` — every calicoctl/clientv3 rule bgpflat knows, run client-side
-  before every write whatever the API flavour, because a v1 CRD write skips them all (§1.1);
+* ``validation`` (with ``validation_bgp`` and the value checks of ``checks``): ``validate`` — the
+  rules of Calico's validator, clientv3 and CRD schema, run client-side before every write whatever
+  the API flavour, because a v1 CRD write skips most of them (§1.1); ``check_manifest`` parses and
+  validates in one step and also returns bgpflat's own stricter opinions as ``Advice`` (warnings,
+  never refusals);
+* ``releases``: ``CalicoRelease``/``release_for``, what differs between Calico releases;
 * ``schema``: TypedDicts for the manifests bgpflat writes (``Manifest``, ``ObjectMeta``, one spec
   per kind), from which ``SPEC_FIELDS`` is read.
 
@@ -19,7 +23,8 @@ validated); writing always does (``parse_and_validate``).
 
 from __future__ import annotations
 
-from bgpflat.core.calico.manifest import parse_and_validate, parse_resource
+from bgpflat.core.calico.checks import Advice
+from bgpflat.core.calico.manifest import check_manifest, parse_and_validate, parse_resource
 from bgpflat.core.calico.models import (
     API_V1,
     API_V3,
@@ -51,6 +56,7 @@ from bgpflat.core.calico.models import (
     parse_path,
     parse_peer_ip,
 )
+from bgpflat.core.calico.releases import CalicoRelease, release_for
 from bgpflat.core.calico.render import normalize_spec_value, spec_default, to_manifest
 from bgpflat.core.calico.schema import Manifest, ObjectMeta
 from bgpflat.core.calico.validation import validate
@@ -67,10 +73,12 @@ __all__ = [
     "MODES_OF_ENCAPSULATION",
     "SPEC_FIELDS",
     "WRITABLE_KINDS",
+    "Advice",
     "BGPConfiguration",
     "BGPFilter",
     "BGPFilterRule",
     "BGPPeer",
+    "CalicoRelease",
     "CalicoResource",
     "CommunityDefinition",
     "FieldPath",
@@ -81,6 +89,7 @@ __all__ = [
     "PrefixAdvertisement",
     "SecretKeyRef",
     "WritableResource",
+    "check_manifest",
     "format_as_number",
     "format_path",
     "managed_by",
@@ -90,6 +99,7 @@ __all__ = [
     "parse_path",
     "parse_peer_ip",
     "parse_resource",
+    "release_for",
     "spec_default",
     "to_manifest",
     "validate",

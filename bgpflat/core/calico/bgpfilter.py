@@ -4,6 +4,10 @@ A rule matches when every condition it carries matches; a rule with no condition
 route. Fields a Calico release does not know are dropped by its CRD schema and so never reach the
 rule: ``source``/``interface`` before v3.27, ``prefixLength`` before v3.29. The model drops them
 the same way, which can turn a narrow rule into a catch-all — exactly what that cluster does.
+
+A field that *is* stored but that bgpflat has no model for (a newer release's, such as v3.32's
+``operations``) is the opposite case: the cluster acts on it, so ignoring it would turn the rule
+into a catch-all that cluster does not have. That is an error naming the field.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import NamedTuple
 
 from bgpflat.core.calico import BGPFilter, BGPFilterRule
 from bgpflat.core.net.prefixes import Prefix
+from bgpflat.errors import SpecError
 
 ACCEPT = "Accept"
 
@@ -46,6 +51,14 @@ def export_rules(filters: Sequence[BGPFilter], *, version: int, calico: tuple[in
     for bgp_filter in filters:
         chosen: tuple[BGPFilterRule, ...] = bgp_filter.export_v4 if version == 4 else bgp_filter.export_v6
         for index, rule in enumerate(chosen):
+            if rule.unmodelled:
+                key = f"export{'V4' if version == 4 else 'V6'}"
+                raise SpecError(
+                    f"BGPFilter {bgp_filter.name} {key}[{index}] has {', '.join(rule.unmodelled)}, which bgpflat "
+                    "cannot model; expected routes would treat the rule as matching more than it does",
+                    path=f"spec.{key}[{index}].{rule.unmodelled[0]}",
+                    fix="leave the filter off the peer while comparing routes, or use a Calico release bgpflat models",
+                )
             rules.append(
                 ExportRule(
                     filter_name=bgp_filter.name,

@@ -8,9 +8,11 @@ refuses what must not be written: unknown fields, a namespace, Calico Enterprise
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bgpflat.core.calico.checks import Advice
 from bgpflat.core.calico.models import (
     API_V1,
     API_V3,
@@ -42,6 +44,7 @@ from bgpflat.core.calico.models import (
     parse_peer_ip,
     unknown_field_error,
 )
+from bgpflat.core.calico.releases import CalicoRelease
 from bgpflat.core.net.prefixes import Prefix, canonical_address
 from bgpflat.errors import SpecError
 
@@ -73,13 +76,25 @@ def parse_and_validate(
     file: str | None = None,
     path: str | None = None,
     old: CalicoResource | None = None,
+    release: CalicoRelease | None = None,
 ) -> CalicoResource:
     """Strict parse plus every Calico rule (and immutability against ``old``): input bgpflat will write."""
+    return check_manifest(manifest, file=file, path=path, old=old, release=release)[0]
+
+
+def check_manifest(
+    manifest: Mapping[str, Any],
+    *,
+    file: str | None = None,
+    path: str | None = None,
+    old: CalicoResource | None = None,
+    release: CalicoRelease | None = None,
+) -> tuple[CalicoResource, tuple[Advice, ...]]:
+    """``parse_and_validate`` that also returns bgpflat's warnings about what Calico accepts."""
     from bgpflat.core.calico.validation import validate
 
     resource = parse_resource(manifest, file=file, path=path, strict=True)
-    validate(resource, old=old, file=file, path=path)
-    return resource
+    return resource, validate(resource, old=old, file=file, path=path, release=release)
 
 
 def _parse(manifest: Mapping[str, Any], base: FieldPath, strict: bool) -> CalicoResource:
@@ -139,9 +154,72 @@ def _parse(manifest: Mapping[str, Any], base: FieldPath, strict: bool) -> Calico
             continue
         if strict:
             raise unknown_field_error(str(key), known, spec_path)
+    if strict:
+        _strict_values(kind, spec, spec_path)
     common = {"name": name, "labels": labels, "annotations": annotations}
     parser = _PARSERS[kind]
     return parser(spec, spec_path, common)
+
+
+BGPFILTER_RULE_KEYS = ("action", "cidr", "matchOperator", "prefixLength", "source", "interface")
+_CIDR_LISTS = ("serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs")
+
+
+_EXACT_TEXT_FIELDS = {
+    "BGPPeer": ("peerIP", "asNumber", "localASNumber", "reachableBy"),
+    "BGPConfiguration": ("asNumber",),
+}
+_INTEGER_FIELDS = {
+    "IPPool": ("blockSize",),
+    "BGPPeer": ("ttlSecurity", "numAllowedLocalASNumbers"),
+    "BGPConfiguration": ("listenPort", "ipv4NormalRoutePriority", "ipv6NormalRoutePriority"),
+}
+
+
+def _strict_values(kind: str, spec: Mapping[str, Any], spec_path: FieldPath) -> None:
+    """What reading lets pass but Calico refuses on a write: numbers written as strings (Go does not
+    decode "26" into an int), CIDRs with host bits set where Calico wants a network (its ``net``
+    rule), and unknown keys inside BGPFilter rules (a rule that lost a misspelt condition would match
+    more than meant)."""
+    for key in _EXACT_TEXT_FIELDS.get(kind, ()):
+        value = spec.get(key)
+        if isinstance(value, str) and (value != value.strip() or "%" in value):
+            raise fail(
+                f"{key} {value!r} has spaces or a zone Calico does not read",
+                (*spec_path, key),
+                fix="write the bare value, without spaces or %zone",
+            )
+    for key in _CIDR_LISTS if kind == "BGPConfiguration" else ():
+        for index, item in enumerate(_list(spec.get(key), (*spec_path, key))):
+            cidr = item.get("cidr") if isinstance(item, Mapping) else None
+            if isinstance(cidr, str) and cidr != cidr.strip():
+                raise fail(f"{cidr!r} has spaces around it", (*spec_path, key, index, "cidr"), fix="remove the spaces")
+    for key in _INTEGER_FIELDS.get(kind, ()):
+        value = spec.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise fail(f"{key} must be a number, got {value!r}", (*spec_path, key), fix="write the number unquoted")
+    if kind == "BGPConfiguration":
+        for key in _CIDR_LISTS:
+            for index, item in enumerate(_list(spec.get(key), (*spec_path, key))):
+                if isinstance(item, Mapping) and item.get("cidr") not in (None, ""):
+                    parse_cidr(item["cidr"], path=(*spec_path, key, index, "cidr"))
+        for index, item in enumerate(_list(spec.get("prefixAdvertisements"), (*spec_path, "prefixAdvertisements"))):
+            if isinstance(item, Mapping) and item.get("cidr") is not None:
+                parse_cidr(item["cidr"], path=(*spec_path, "prefixAdvertisements", index, "cidr"))
+    if kind == "BGPFilter":
+        for list_key in ("exportV4", "importV4", "exportV6", "importV6"):
+            for index, item in enumerate(_list(spec.get(list_key), (*spec_path, list_key))):
+                rule_path = (*spec_path, list_key, index)
+                rule = _mapping(item, rule_path)
+                for key in rule:
+                    if key not in BGPFILTER_RULE_KEYS:
+                        raise unknown_field_error(str(key), BGPFILTER_RULE_KEYS, rule_path)
+                length = _mapping(rule.get("prefixLength"), (*rule_path, "prefixLength"))
+                for key in length:
+                    if key not in ("min", "max"):
+                        raise unknown_field_error(str(key), ("min", "max"), (*rule_path, "prefixLength"))
+                if rule.get("cidr") not in (None, ""):
+                    parse_cidr(rule["cidr"], path=(*rule_path, "cidr"))
 
 
 def _v1_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
@@ -172,19 +250,25 @@ def _selector_text(value: object, path: FieldPath) -> str | None:
 
 
 def _secret(value: object, path: FieldPath) -> SecretKeyRef | None:
+    """A ``password``-style secret reference. Calico stores one without a name or key (calico-node
+    then finds no secret and sets no password): it is kept as is, and validation warns."""
     if value is None:
         return None
     outer = _mapping(value, path)
     ref = _mapping(outer.get("secretKeyRef"), (*path, "secretKeyRef"))
-    name = ref.get("name")
-    key = ref.get("key")
-    if not isinstance(name, str) or not name or not isinstance(key, str) or not key:
-        raise fail(
-            "secretKeyRef needs a name and a key",
-            (*path, "secretKeyRef"),
-            fix="password: {secretKeyRef: {name: <secret>, key: <key>}}",
-        )
+    name = _str(ref.get("name", ""), (*path, "secretKeyRef", "name"))
+    key = _str(ref.get("key", ""), (*path, "secretKeyRef", "key"))
     return SecretKeyRef(name, key)
+
+
+_ZERO_AS = re.compile(r"0+(\.0+)?")
+
+
+def _opt_as_number(value: object, path: FieldPath) -> int | None:
+    """An optional AS number; 0 (also written "0" or "0.0") is Go's unset, as Calico reads it."""
+    if value in (None, 0, "") or (isinstance(value, str) and _ZERO_AS.fullmatch(value.strip())):
+        return None
+    return parse_as_number(value, path=path)
 
 
 def _cidr_list(value: object, path: FieldPath) -> tuple[Prefix, ...]:
@@ -221,7 +305,8 @@ def _parse_ippool(spec: Mapping[str, Any], path: FieldPath, common: dict[str, An
     uses = _str_list(spec.get("allowedUses"), (*path, "allowedUses"))
     return IPPool(
         cidr=cidr,
-        block_size=_opt_int(spec.get("blockSize"), (*path, "blockSize")),
+        # 0 is how Go spells "unset": Calico gives the pool the default block size.
+        block_size=_opt_int(spec.get("blockSize"), (*path, "blockSize")) or None,
         ipip_mode=ipip_mode or "Never",
         vxlan_mode=_opt_str(spec.get("vxlanMode"), (*path, "vxlanMode")) or "Never",
         nat_outgoing=bool(nat),
@@ -261,10 +346,8 @@ def _parse_bgppeer(spec: Mapping[str, Any], path: FieldPath, common: dict[str, A
         node_selector=_selector_text(spec.get("nodeSelector"), (*path, "nodeSelector")) or None,
         peer_ip=peer_ip,
         peer_port=peer_port,
-        as_number=None if as_number in (None, 0, "") else parse_as_number(as_number, path=(*path, "asNumber")),
-        local_as_number=(
-            None if local_as in (None, 0, "") else parse_as_number(local_as, path=(*path, "localASNumber"))
-        ),
+        as_number=_opt_as_number(as_number, (*path, "asNumber")),
+        local_as_number=_opt_as_number(local_as, (*path, "localASNumber")),
         peer_selector=_selector_text(spec.get("peerSelector"), (*path, "peerSelector")) or None,
         keep_original_next_hop=bool(_opt_bool(spec.get("keepOriginalNextHop"), (*path, "keepOriginalNextHop"))),
         next_hop_mode=_opt_str(spec.get("nextHopMode"), (*path, "nextHopMode")) or None,
@@ -309,7 +392,7 @@ def _parse_bgpconfig(spec: Mapping[str, Any], path: FieldPath, common: dict[str,
         )
     as_number = spec.get("asNumber")
     return BGPConfiguration(
-        as_number=None if as_number in (None, 0, "") else parse_as_number(as_number, path=(*path, "asNumber")),
+        as_number=_opt_as_number(as_number, (*path, "asNumber")),
         node_to_node_mesh_enabled=_opt_bool(spec.get("nodeToNodeMeshEnabled"), (*path, "nodeToNodeMeshEnabled")),
         service_cluster_ips=_cidr_list(spec.get("serviceClusterIPs"), (*path, "serviceClusterIPs")),
         service_external_ips=_cidr_list(spec.get("serviceExternalIPs"), (*path, "serviceExternalIPs")),
@@ -349,6 +432,8 @@ def _parse_rule(item: object, path: FieldPath) -> BGPFilterRule:
         match_operator=_opt_str(rule.get("matchOperator"), (*path, "matchOperator")) or None,
         prefix_length_min=_opt_int(length.get("min"), (*path, "prefixLength", "min")),
         prefix_length_max=_opt_int(length.get("max"), (*path, "prefixLength", "max")),
+        prefix_length_set=rule.get("prefixLength") is not None,
+        unmodelled=tuple(sorted(str(key) for key in rule if key not in BGPFILTER_RULE_KEYS)),
         source=_opt_str(rule.get("source"), (*path, "source")) or None,
         interface=_opt_str(rule.get("interface"), (*path, "interface")) or None,
     )

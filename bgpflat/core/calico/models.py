@@ -185,9 +185,7 @@ def parse_peer_ip(value: object, *, path: Sequence[str | int] = ()) -> PeerAddre
         address, sep, rest = text[1:].partition("]")
         if not sep or not rest.startswith(":"):
             raise fail(f"invalid peerIP {value!r}", path, fix=fix)
-        port_text = rest[1:]
-        if ":" not in address:
-            raise fail(f"invalid peerIP {value!r}: brackets are only for IPv6 addresses", path, fix=fix)
+        port_text = rest[1:]  # Calico also takes an IPv4 address in brackets: [10.0.0.1]:179
     elif text.count(":") == 1:
         address, _, port_text = text.partition(":")
     else:
@@ -422,8 +420,10 @@ class BGPFilterRule:
     match_operator: str | None = None
     prefix_length_min: int | None = None
     prefix_length_max: int | None = None
+    prefix_length_set: bool = False  # prefixLength present, even empty: Calico then wants a cidr
     source: str | None = None
     interface: str | None = None
+    unmodelled: tuple[str, ...] = ()  # keys of the stored rule bgpflat has no model for (newer releases)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

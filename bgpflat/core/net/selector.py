@@ -261,6 +261,9 @@ class _Parser:
             values.append(self.parse_string())
             if self.peek(","):
                 self.pos += 1
+                if self.peek("}"):  # a trailing comma, which Calico's parser allows
+                    self.pos += 1
+                    return tuple(sorted(set(values)))
                 continue
             self.take("}", "',' or '}'")
             return tuple(sorted(set(values)))
@@ -290,7 +293,9 @@ class _Parser:
         if self.peek_word("in"):
             self.pos += 2
             return LabelMatch(key, "in", self.parse_set())
-        if self.peek_word("not"):
+        # Calico's tokenizer wants a word boundary after the last word of a two-word operator
+        # only: "notin", "startswith" and "endswith" are the same operators.
+        if self.peek("not"):
             self.pos += 3
             if not self.peek_word("in"):
                 raise self.fail("'in' after 'not'")
@@ -300,7 +305,7 @@ class _Parser:
             self.pos += len("contains")
             return LabelMatch(key, "contains", (self.parse_string(),))
         for word in ("starts", "ends"):
-            if self.peek_word(word):
+            if self.peek(word):
                 self.pos += len(word)
                 if not self.peek_word("with"):
                     raise self.fail(f"'with' after '{word}'")

@@ -47,6 +47,7 @@ from bgpflat.core.calico import (
     WritableResource,
     normalize_spec_value,
     parse_resource,
+    release_for,
     to_manifest,
     validate,
 )
@@ -92,6 +93,9 @@ from bgpflat.core.state.checks import (
 )
 from bgpflat.core.state.model import DesiredState, ObservedResource, ObservedState, resource_key
 from bgpflat.errors import SpecError
+
+VALIDATION_RULES = "validation-rules"
+CALICO_ACCEPTS = "calico-accepts"
 
 __all__ = [
     "ACTIONS",
@@ -185,6 +189,7 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
         new_peers=tuple(new_peers),
     )
     findings += check_address_plan(_address_plan(desired, observed, pools, config_model))
+    findings += _release_findings(desired, observed)
     if desired.cluster is not None and (desired.cluster.environment or "").lower() in ("prod", "production"):
         findings.append(
             Finding(
@@ -261,6 +266,37 @@ def _plan_resource(builder: PlanBuilder, resource: WritableResource) -> None:
     old = builder.final_before.get(observed.key)
     turned_off = isinstance(old, IPPool) and isinstance(merged, IPPool) and old.encapsulated and not merged.encapsulated
     _split_update(builder, resource, observed, fields, turned_off=turned_off)
+
+
+def _release_findings(desired: DesiredState, observed: ObservedState) -> list[Finding]:
+    """The desired objects against the rules of the Calico release the cluster runs, and which rules.
+
+    Loading checked them against the newest release bgpflat knows; the cluster's own release may
+    lack a field (refused here) or accept what bgpflat finds odd (a warning finding).
+    """
+    version = observed.identity.get("calicoVersion") or None
+    try:
+        release = release_for(version, source="ClusterInformation calicoVersion")
+    except SpecError:
+        release = release_for(None)
+    findings = [Finding(code=VALIDATION_RULES, severity="info", message=f"objects checked with {release.describe()}")]
+    for resource in desired.resources:
+        key = resource_key(resource.kind, resource.name)
+        try:
+            notes = validate(resource, release=release)
+        except SpecError as exc:
+            raise type(exc)(f"{key}: {exc.message}", path=exc.path, fix=exc.fix, file=exc.file) from None
+        findings += [
+            Finding(
+                code=CALICO_ACCEPTS,
+                severity="warning",
+                message=f"{note.path}: {note.message}",
+                fix=note.fix,
+                subjects=(key,),
+            )
+            for note in notes
+        ]
+    return findings
 
 
 def _merged_model(

@@ -8,7 +8,6 @@ are read here, keeping only the fields calico-facts §3 depends on.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -16,6 +15,8 @@ from typing import Any, NamedTuple
 
 from bgpflat.core.calico import BGPConfiguration, BGPFilter, BGPPeer, IPPool, parse_as_number, parse_resource
 from bgpflat.core.calico.node import ANNOTATION_AS, ANNOTATION_IPIP, ANNOTATION_IPV4, ANNOTATION_IPV6, ANNOTATION_RR
+from bgpflat.core.calico.releases import ASSUMED_CALICO_VERSION as ASSUMED_CALICO_VERSION
+from bgpflat.core.calico.releases import parse_calico_version as parse_calico_version
 from bgpflat.core.net.prefixes import Prefix, canonical_address, parse_address
 from bgpflat.errors import SpecError
 
@@ -426,23 +427,6 @@ def _interface_address(value: object, path: str) -> tuple[str | None, Prefix | N
         raise SpecError(exc.message, path=path, fix="write the node address as ip/prefix-length") from None
     del version, number
     return canonical_address(address), network
-
-
-# When neither the cluster (ClusterInformation) nor the caller says, the newest release
-# calico-facts covers is assumed, and a note says so.
-ASSUMED_CALICO_VERSION = "v3.32.0"
-
-_VERSION = re.compile(r"v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def parse_calico_version(text: str | None) -> tuple[int, int, int] | None:
-    """``v3.30.7`` -> (3, 30, 7); ``master``/unknown text -> None."""
-    if not text:
-        return None
-    match = _VERSION.match(text.strip())
-    if not match:
-        return None
-    return int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
 
 
 def calico_version(text: str | None) -> tuple[str, tuple[int, int, int], str | None]:

@@ -18,14 +18,14 @@ from bgpflat.core.calico import (
     FieldPath,
     Manifest,
     WritableResource,
-    parse_and_validate,
+    check_manifest,
     parse_as_number,
     parse_peer_ip,
 )
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.state.documents import Located, SourceDocument, type_name, where
 from bgpflat.core.state.model import ClusterTarget, DesiredState, Networks, resource_key
-from bgpflat.errors import SpecError
+from bgpflat.errors import SpecError, ValidationError
 
 FLAT_SPEC_VERSION = 1
 
@@ -173,7 +173,11 @@ def parse_spec(document: SourceDocument) -> DesiredState:
     origins: dict[str, str] = {}
     for manifest, mapper, origin in manifests:
         try:
-            resource = parse_and_validate(manifest)
+            resource, notes = check_manifest(manifest)
+            # The flat spec is bgpflat's own language: what would only be a warning about a Calico
+            # manifest (a peer with no asNumber) has no reason to be written here, so it is refused.
+            for note in notes:
+                raise ValidationError(note.message, path=note.path, fix=note.fix)
         except SpecError as exc:
             raise reader.located.relocate(exc, mapper) from None
         assert not isinstance(resource, BGPFilter)

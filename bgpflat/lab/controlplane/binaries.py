@@ -113,3 +113,54 @@ def _run_build(*, target: Path, k8s: str, etcd: str, go: str, progress: go_build
     }
     go_build.publish_build(staging, target, info)
     say(f"built in {elapsed:.0f} s: {target}")
+
+
+# --- Calico's aggregated API server ----------------------------------------------------------------
+#
+# Built by build/apiserver/build.sh from the same github.com/projectcalico/calico module version as
+# confd, through the same wrapper module; cached as <root>/calico-apiserver/<pseudo-version>-<go>/.
+
+CALICO_APISERVER = versions.CALICO_V3_31_0
+CALICO_APISERVER_VERSION = "v3.31.0"
+"""The Calico release ``CALICO_APISERVER`` is, as ClusterInformation reports it."""
+APISERVER_BUILD_SCRIPT_ENV = "BGPFLAT_CALICO_APISERVER_BUILD_SCRIPT"
+APISERVER_BINARY = "calico-apiserver"
+
+
+def _apiserver_complete(directory: Path) -> bool:
+    return os.access(directory / APISERVER_BINARY, os.X_OK) and (directory / "build-info.json").is_file()
+
+
+def ensure_calico_apiserver(*, progress: go_build.Progress | None = None) -> Path:
+    """Path of Calico's API server binary, building it first (minutes on a cold Go cache) when there is none."""
+    pin = CALICO_APISERVER
+    base = go_build.cache_root() / "calico-apiserver"
+    found = go_build.find_build(base, pin.version, complete=_apiserver_complete)
+    if found is not None:
+        return found / APISERVER_BINARY
+    go = go_build.go_version()
+    if go is None:
+        raise LabError(f"no Calico API server for {pin.path}@{pin.version} in {base} and no Go toolchain to build it")
+    target = base / f"{pin.version}-{go}"
+
+    def build() -> None:
+        say = progress or go_build.say_on_stderr
+        script = go_build.checkout_script(
+            "build/apiserver/build.sh", env=APISERVER_BUILD_SCRIPT_ENV, what="Calico API server"
+        )
+        say(f"building Calico's API server from {pin.path}@{pin.version} with {go} into {target} (first run only)")
+        staging, elapsed = go_build.run_build_script(
+            script, [pin.version], target=target, failure="building the Calico API server failed", say=say
+        )
+        info = {
+            "calico": pin.version,
+            "release": CALICO_APISERVER_VERSION,
+            "go": go,
+            "build_seconds": round(elapsed, 1),
+            "built_at": go_build.utc_timestamp(),
+        }
+        go_build.publish_build(staging, target, info)
+        say(f"built in {elapsed:.0f} s: {target}")
+
+    go_build.build_once(target, complete=_apiserver_complete, build=build)
+    return target / APISERVER_BINARY

@@ -4,9 +4,10 @@
 files are read from there and copied into ``<cache>/crds/<module>@<version>/`` so that later runs
 (and machines that only received the cache) need neither Go nor the network.
 
-Two flavours, matching what a Calico cluster serves (calico-facts §2.5):
+Three flavours, matching what a Calico cluster serves (calico-facts §2.5):
 
 * ``v1``: the ``crd.projectcalico.org/v1`` CRDs (KDD storage, no Calico API server);
+* ``apiserver``: the same CRDs, with ``projectcalico.org/v3`` served by Calico's own API server;
 * ``v3``: the native ``projectcalico.org/v3`` CRDs (Calico v3.32+); ``crd.projectcalico.org`` is
   then not installed, as Calico's docs require.
 
@@ -17,7 +18,7 @@ v3 spec types byte for byte (calico-facts §2.1); what the derived set lacks is 
 admission policies that v3.32 adds. Derived CRDs carry the annotation ``bgpflat.dev/derived-from`` and
 ``v3_crds_origin()`` says which set is in use, so nothing passes one off as the other.
 
-Both get the operator's ``installations.operator.tigera.io`` CRD.
+All get the operator's ``installations.operator.tigera.io`` CRD.
 """
 
 from __future__ import annotations
@@ -37,11 +38,19 @@ from bgpflat.lab import versions
 from bgpflat.lab.go_build import cache_root
 from bgpflat.lab.versions import ModulePin
 
-Flavour = Literal["v1", "v3"]
-FLAVOURS: tuple[Flavour, ...] = ("v1", "v3")
+Flavour = Literal["v1", "v3", "apiserver"]
+FLAVOURS: tuple[Flavour, ...] = ("v1", "v3", "apiserver")
 
-CALICO_GROUPS: dict[Flavour, str] = {"v1": "crd.projectcalico.org", "v3": "projectcalico.org"}
-CALICO_VERSIONS: dict[Flavour, str] = {"v1": "v1", "v3": "v3"}
+# What clients write to. ``apiserver``: Calico's aggregated API server serves projectcalico.org/v3
+# and stores the objects in the crd.projectcalico.org/v1 CRDs (see ``aggregated``).
+CALICO_GROUPS: dict[Flavour, str] = {
+    "v1": "crd.projectcalico.org",
+    "v3": "projectcalico.org",
+    "apiserver": "projectcalico.org",
+}
+CALICO_VERSIONS: dict[Flavour, str] = {"v1": "v1", "v3": "v3", "apiserver": "v3"}
+STORAGE_FLAVOUR: dict[Flavour, Flavour] = {"v1": "v1", "v3": "v3", "apiserver": "v1"}
+"""The flavour whose CRDs hold the objects (and into which scenarios are seeded)."""
 
 
 def module_dir(pin: ModulePin) -> Path:
@@ -127,7 +136,7 @@ def _documents(path: Path) -> Iterator[dict[str, Any]]:
 def crd_manifests(flavour: Flavour) -> list[dict[str, Any]]:
     """The CRDs to install for ``flavour``, Calico's first, then the Installation CRD."""
     crds: list[dict[str, Any]] = []
-    if flavour == "v1":
+    if STORAGE_FLAVOUR.get(flavour) == "v1":
         directory = _cached_copy(versions.V1_CRDS_SOURCE, versions.V1_CRDS_DIR)
         for path in sorted(directory.glob("crd.projectcalico.org_*.yaml")):
             crds.extend(_documents(path))

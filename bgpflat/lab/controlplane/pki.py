@@ -28,6 +28,11 @@ class Credentials:
     admin_key: Path
     sa_key: Path
     sa_pub: Path
+    front_proxy_ca_cert: Path
+    front_proxy_client_cert: Path
+    front_proxy_client_key: Path
+    calico_apiserver_cert: Path
+    calico_apiserver_key: Path
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -43,7 +48,7 @@ def _key(name: str, cwd: Path) -> None:
     _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name, cwd=cwd)
 
 
-def _signed(*, name: str, subject: str, extensions: str, cwd: Path) -> None:
+def _signed(*, name: str, subject: str, extensions: str, cwd: Path, ca: str = "ca") -> None:
     _key(f"{name}.key", cwd)
     _openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr", cwd=cwd)
     (cwd / f"{name}.ext").write_text(extensions)
@@ -53,9 +58,9 @@ def _signed(*, name: str, subject: str, extensions: str, cwd: Path) -> None:
         "-in",
         f"{name}.csr",
         "-CA",
-        "ca.crt",
+        f"{ca}.crt",
         "-CAkey",
-        "ca.key",
+        f"{ca}.key",
         "-CAcreateserial",
         "-days",
         "365",
@@ -70,8 +75,15 @@ def _signed(*, name: str, subject: str, extensions: str, cwd: Path) -> None:
     (cwd / f"{name}.ext").unlink()
 
 
-def make_credentials(directory: Path) -> Credentials:
-    """Write a fresh CA, serving, admin and service-account key pair into ``directory``."""
+def make_credentials(
+    directory: Path, *, apiserver_ips: tuple[str, ...] = (), calico_api: tuple[str, str] | None = None
+) -> Credentials:
+    """Write a fresh CA, serving, admin and service-account key pair into ``directory``.
+
+    ``apiserver_ips``: more addresses the kube-apiserver's certificate names. ``calico_api``: the
+    Calico API server's (address, service DNS name): then also its serving certificate and the
+    front-proxy CA and client certificate with which kube-apiserver's aggregator calls it.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
     _key("ca.key", directory)
@@ -98,9 +110,34 @@ def make_credentials(directory: Path) -> Credentials:
             "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
             "extendedKeyUsage=serverAuth\n"
             "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
-            "DNS:kubernetes.default.svc\n"
+            "DNS:kubernetes.default.svc" + "".join(f",IP:{ip}" for ip in apiserver_ips) + "\n"
         ),
     )
+    if calico_api is not None:
+        address, dns_name = calico_api
+        _signed(
+            name="calico-apiserver",
+            subject="/CN=calico-apiserver",
+            cwd=directory,
+            extensions=(
+                "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                f"extendedKeyUsage=serverAuth\nsubjectAltName=IP:{address},DNS:{dns_name}\n"
+            ),
+        )
+        # The aggregator proves who it proxies for with a client certificate of its own CA, which
+        # the extension API server trusts for the X-Remote-User/Group headers only.
+        _key("front-proxy-ca.key", directory)
+        _openssl(
+            "req", "-x509", "-new", "-key", "front-proxy-ca.key", "-subj", "/CN=bgpflat-front-proxy-ca",
+            "-days", "365", "-sha256", "-out", "front-proxy-ca.crt", cwd=directory,
+        )  # fmt: skip
+        _signed(
+            name="front-proxy-client",
+            subject="/CN=front-proxy-client",
+            cwd=directory,
+            extensions="basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+            ca="front-proxy-ca",
+        )
     _signed(
         name="admin",
         subject="/O=system:masters/CN=bgpflat-admin",
@@ -123,4 +160,9 @@ def credentials_in(directory: Path) -> Credentials:
         admin_key=directory / "admin.key",
         sa_key=directory / "sa.key",
         sa_pub=directory / "sa.pub",
+        front_proxy_ca_cert=directory / "front-proxy-ca.crt",
+        front_proxy_client_cert=directory / "front-proxy-client.crt",
+        front_proxy_client_key=directory / "front-proxy-client.key",
+        calico_apiserver_cert=directory / "calico-apiserver.crt",
+        calico_apiserver_key=directory / "calico-apiserver.key",
     )

@@ -36,7 +36,7 @@ import yaml
 from bgpflat.adapters.kube import KubeClient
 from bgpflat.core.calico.models import SERVER_METADATA
 from bgpflat.errors import KubeConflict, KubeError, LabError
-from bgpflat.lab.controlplane.crds import Flavour
+from bgpflat.lab.controlplane.crds import STORAGE_FLAVOUR, Flavour
 
 JsonObject = dict[str, Any]
 
@@ -205,6 +205,9 @@ def calico_v1_to_v3(obj: Mapping[str, Any]) -> JsonObject:
 def for_flavour(obj: Mapping[str, Any], flavour: Flavour) -> JsonObject:
     """``obj`` in the Calico API the server serves; non-Calico objects pass through."""
     api_version = obj.get("apiVersion")
+    # Behind Calico's API server the objects live in the v1 CRDs: seeded there, as calico-node and
+    # the IPAM write them, and read back through projectcalico.org/v3.
+    flavour = STORAGE_FLAVOUR[flavour]
     if flavour == "v1" and api_version == CALICO_V3:
         return calico_v3_to_v1(obj)
     if flavour == "v3" and api_version == CALICO_V1:
@@ -367,7 +370,13 @@ def seed_objects(
             if isinstance(exc, KubeConflict) and body["kind"] == "Namespace":
                 result.skipped.append(key)
                 continue
-            raise LabError(f"creating {body['kind']} {'/'.join(k for k in key[1:] if k)} failed: {exc}") from exc
+            if isinstance(exc, KubeConflict) and body["kind"] == "ClusterInformation":
+                # Calico's API server writes its own at start-up, as calico-node does in a
+                # cluster; the scenario's (its Calico version) replaces it.
+                kube.delete_object(body["apiVersion"], body["kind"], str(body["metadata"]["name"]))
+                created = kube.create_object(body)
+            else:
+                raise LabError(f"creating {body['kind']} {'/'.join(k for k in key[1:] if k)} failed: {exc}") from exc
         if status and kube.resource(body["apiVersion"], body["kind"]).has_status:
             created["status"] = status
             try:

@@ -35,9 +35,9 @@ import yaml
 from bgpflat.adapters.kube import KubeClient
 from bgpflat.errors import KubeConflict, KubeError, LabError
 from bgpflat.lab import versions
+from bgpflat.lab.controlplane import aggregated, pki
 from bgpflat.lab.controlplane import crds as crd_sources
-from bgpflat.lab.controlplane import pki
-from bgpflat.lab.controlplane.binaries import Binaries, ensure_binaries
+from bgpflat.lab.controlplane.binaries import Binaries, ensure_binaries, ensure_calico_apiserver
 from bgpflat.lab.controlplane.crds import CALICO_GROUPS, CALICO_VERSIONS, Flavour
 from bgpflat.lab.controlplane.seed import Scenario, SeedResult, seed_scenario
 from bgpflat.lab.processes import (
@@ -77,6 +77,9 @@ class State:
     processes: list[ProcessRecord]
     started_at: float
     ready_seconds: float | None = None
+    calico_api_link: dict[str, str] | None = None
+    """The network namespace and veth pair of Calico's API server (flavour ``apiserver``)."""
+    calico_api_port: int | None = None
 
     @classmethod
     def load(cls, path: Path) -> State:
@@ -166,7 +169,7 @@ class ControlPlane:
         """
         say = progress or (lambda _line: None)
         if flavour not in crd_sources.FLAVOURS:
-            raise LabError(f"unknown Calico API flavour {flavour!r}; use v1 or v3")
+            raise LabError(f"unknown Calico API flavour {flavour!r}; use v1, v3 or apiserver")
         if state_dir.exists() and any(state_dir.iterdir()):
             raise LabError(
                 f"{state_dir} is not empty; stop what runs there first (bgpflat lab control-plane down "
@@ -197,18 +200,32 @@ class ControlPlane:
             processes=[],
             started_at=time.time(),
         )
+        calico_apiserver = ensure_calico_apiserver(progress=say) if flavour == "apiserver" else None
         plane = cls(state_dir, state)
         plane._tied_to_caller = tied_to_caller
         started = time.monotonic()
         try:
-            pki.make_credentials(state_dir / "pki")
+            link = None
+            if calico_apiserver is not None:
+                link = aggregated.plan_link(state_dir)
+                state.calico_api_link = asdict(link)
+                state.save(state_dir / STATE_FILE)  # recorded before it exists: a failed start removes it
+                aggregated.create_link(link)
+            pki.make_credentials(
+                state_dir / "pki",
+                apiserver_ips=(link.host_address,) if link else (),
+                calico_api=(link.address, aggregated.SERVICE_DNS) if link else None,
+            )
             plane._start_etcd(bins, timeout=timeout)
             say(f"etcd ready on 127.0.0.1:{state.etcd_port}")
             plane._start_apiserver(bins, timeout=timeout)
             say(f"kube-apiserver ready on {plane.server}")
             plane._install_crds(manifests, timeout=timeout)
-            say(f"installed {len(manifests)} CRDs ({CALICO_GROUPS[flavour]}/{CALICO_VERSIONS[flavour]})")
             plane._write_kubeconfig()
+            if calico_apiserver is not None and link is not None:
+                plane._start_calico_apiserver(calico_apiserver, link, timeout=timeout)
+                say(f"Calico API server ready in network namespace {link.netns} ({link.address})")
+            say(f"installed {len(manifests)} CRDs; Calico API {CALICO_GROUPS[flavour]}/{CALICO_VERSIONS[flavour]}")
         except OSError as exc:
             plane.stop()
             raise LabError(f"starting the control plane failed: {exc}") from exc
@@ -219,10 +236,19 @@ class ControlPlane:
         state.save(state_dir / STATE_FILE)
         return plane
 
-    def _spawn(self, name: str, binary: Path, args: list[str]) -> ProcessRecord:
+    def _spawn(
+        self,
+        name: str,
+        binary: Path,
+        args: list[str],
+        *,
+        wrap: Callable[[list[str]], list[str]] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> ProcessRecord:
         log_path = self.state_dir / f"{name}.log"
         with open(log_path, "ab") as log:
             argv = [str(binary), *args]
+            argv = wrap(argv) if wrap else argv
             proc = subprocess.Popen(
                 die_with_caller(argv) if self._tied_to_caller else argv,
                 stdin=subprocess.DEVNULL,
@@ -230,6 +256,7 @@ class ControlPlane:
                 stderr=log,
                 start_new_session=True,  # no terminal signals; outlives `up`
                 cwd=self.state_dir,
+                env=None if env is None else {**os.environ, **env},
             )
         start_time = None
         for _ in range(50):
@@ -307,6 +334,12 @@ class ControlPlane:
             "--allow-privileged=true",
             "--profiling=false",
         ]
+        if self.state.calico_api_link is not None:
+            args += aggregated.kube_apiserver_args(
+                front_proxy_ca=creds.front_proxy_ca_cert,
+                proxy_cert=creds.front_proxy_client_cert,
+                proxy_key=creds.front_proxy_client_key,
+            )
         if not default_route_exists():
             # kube-apiserver picks its advertise address from the default route and refuses
             # loopback; without one, give it an unroutable documentation address and no endpoint
@@ -324,6 +357,43 @@ class ControlPlane:
                     return False
 
             self._wait(record, default_namespace, what="namespace default", timeout=timeout)
+
+    def _start_calico_apiserver(self, binary: Path, link: aggregated.Link, *, timeout: float) -> None:
+        """Run Calico's API server in its namespace, wire the APIService, wait until it is Available."""
+        creds = self.credentials
+        port = self.state.calico_api_port = free_loopback_port()  # any free port: the namespace is empty
+        kubeconfig = self.state_dir / "calico-apiserver.kubeconfig"
+        self._write_kubeconfig(kubeconfig, server=f"https://{link.host_address}:{self.state.api_port}")
+        record = self._spawn(
+            "calico-apiserver",
+            binary,
+            aggregated.calico_apiserver_args(
+                link=link, port=port, kubeconfig=kubeconfig, cert=creds.calico_apiserver_cert,
+                key=creds.calico_apiserver_key,
+            ),
+            wrap=lambda argv: aggregated.in_netns(link, argv),
+            env={"DATASTORE_TYPE": "kubernetes", "KUBECONFIG": str(kubeconfig)},
+        )  # fmt: skip
+        with self.client() as kube:
+            for obj in aggregated.wiring(link=link, port=port, ca_cert=creds.ca_cert):
+                try:
+                    kube.create_object(obj)
+                except KubeConflict:
+                    continue
+            message = ""
+
+            def available() -> bool:
+                nonlocal message
+                body = kube.get_object("apiregistration.k8s.io/v1", "APIService", aggregated.APISERVICE_NAME)
+                ok, message = aggregated.apiservice_available(body)
+                return ok and "ippools" in kube.served_resources(aggregated.GROUP_VERSION)
+
+            try:
+                self._wait(
+                    record, available, what="Calico API server (APIService v3.projectcalico.org)", timeout=timeout
+                )
+            except LabError as exc:
+                raise LabError(f"{exc}\nAPIService: {message}") from None
 
     def _install_crds(self, manifests: list[dict[str, Any]], *, timeout: float) -> None:
         with self.client() as kube:
@@ -372,13 +442,17 @@ class ControlPlane:
             time.sleep(0.1)
         raise LabError("CRDs established but not yet in discovery")
 
-    def _write_kubeconfig(self) -> None:
+    def _write_kubeconfig(self, path: Path | None = None, *, server: str | None = None) -> None:
         creds = self.credentials
+        path = path or self.kubeconfig
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "bgpflat-lab", "cluster": {"server": self.server, "certificate-authority": str(creds.ca_cert)}}
+                {
+                    "name": "bgpflat-lab",
+                    "cluster": {"server": server or self.server, "certificate-authority": str(creds.ca_cert)},
+                }
             ],
             "users": [
                 {
@@ -389,15 +463,17 @@ class ControlPlane:
             "contexts": [{"name": "bgpflat-lab", "context": {"cluster": "bgpflat-lab", "user": "bgpflat-admin"}}],
             "current-context": "bgpflat-lab",
         }
-        tmp = self.kubeconfig.with_suffix(".tmp")
+        tmp = path.with_suffix(".tmp")
         tmp.write_text(yaml.safe_dump(config, sort_keys=False))
         tmp.chmod(0o600)
-        tmp.rename(self.kubeconfig)
+        tmp.rename(path)
 
     def stop(self, *, remove: bool = True) -> None:
         """Stop the recorded processes (apiserver first) by PID and remove the state directory."""
         for record in reversed(self.state.processes):
             stop_process(record, self._children.pop(record.pid, None), timeout=STOP_TIMEOUT)
+        if self.state.calico_api_link is not None:
+            aggregated.delete_link(aggregated.Link(**self.state.calico_api_link))
         if remove:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 

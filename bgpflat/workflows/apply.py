@@ -179,11 +179,13 @@ class _Run:
                 written = self._send(change, rv)
             except KubeConflict as exc:
                 outcome = self._after_conflict(change, exc, retries)
-                if outcome is None:
-                    retries += 1
-                    rv = rv_of(api.get(change.kind, change.name, namespace=change.namespace))
-                    continue
-                return outcome
+                if isinstance(outcome, ChangeResult):
+                    return outcome
+                # Retried with the resourceVersion of the object the verdict was made on: an edit
+                # landing after that read makes the retry conflict again instead of being overwritten.
+                retries += 1
+                rv = outcome
+                continue
             except KubeUnavailable as exc:
                 raise _Stop(self._after_failure(change, exc)) from None
             except KubeNotFound:
@@ -222,8 +224,9 @@ class _Run:
             return None
         raise PlanError(f"{change.key}: unknown action {change.action!r}")
 
-    def _after_conflict(self, change: ResourceChange, exc: KubeConflict, retries: int) -> ChangeResult | None:
-        """None to retry with the new resourceVersion; a result when done; raises ``_Stop`` otherwise."""
+    def _after_conflict(self, change: ResourceChange, exc: KubeConflict, retries: int) -> ChangeResult | str:
+        """The resourceVersion to retry with (that of the object just judged); a result when done;
+        raises ``_Stop`` otherwise."""
         key = change.key
         current = self.api.get(change.kind, change.name, namespace=change.namespace)
         if change.action is Action.CREATE:
@@ -254,9 +257,10 @@ class _Run:
             return self.result(
                 change, ALREADY, rv=rv, retries=retries, message="someone else made the same change meanwhile"
             )
-        if verdict == "retry" and retries < MAX_CONFLICT_RETRIES:
+        judged_rv = rv_of(current)
+        if verdict == "retry" and retries < MAX_CONFLICT_RETRIES and judged_rv:
             self.progress(f"  {key} changed meanwhile (fields bgpflat owns did not); retrying")
-            return None
+            return judged_rv
         moved = [
             f"{fc.path} is now {show_value(value_at(current, fc.path))} (planned from {show_value(fc.before)})"
             for fc in change.fields

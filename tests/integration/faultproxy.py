@@ -10,6 +10,8 @@ matches it, and a rule fires a fixed number of times:
   the client cannot know);
 * ``before``: call a function, then forward (a concurrent edit made at the worst moment).
 
+``skip`` lets the first matching requests through untouched (the fault hits the Nth one).
+
 Faults come from here, never from patching the client: what bgpflat sees is what a real flaky
 network or a failing API server would show it.
 """
@@ -41,6 +43,7 @@ class Rule:
     drop_after: bool = False
     before: Callable[[], None] | None = None
     times: int = 1
+    skip: int = 0
     fired: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -72,6 +75,9 @@ class FaultProxy:
         with self._lock:
             for rule in self.rules:
                 if rule.matches(method, path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     rule.fired += 1
                     return rule
         return None

@@ -127,3 +127,28 @@ def test_rollback_refuses_to_overwrite_a_later_edit(kube_v1: ControlPlane, tmp_p
     assert "IPPool/default-pool changed after the apply" in refused.err and "nothing was changed" in refused.err
     assert calico(kube_v1, "bgppeers", "peer-switch") is not None
     assert calico(kube_v1, "ippools", "default-pool")["spec"]["natOutgoing"] is False
+
+
+def test_an_edit_after_the_conflict_verdict_is_not_overwritten_by_the_retry(
+    kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """The retry after a 409 carries the resourceVersion of the object the verdict was made on: a
+    colleague's edit of an owned field landing just after that read makes it conflict again."""
+    kube_v1.seed_scenario("calico-bgp")
+    group = "ippools.crd.projectcalico.org"
+
+    def colleague_edits_the_owned_field() -> None:
+        kubectl(kube_v1, "patch", group, "default-pool", "--type=merge", "-p", '{"spec":{"ipipMode":"CrossSubnet"}}')
+
+    def colleague_labels() -> None:
+        kubectl(kube_v1, "label", group, "default-pool", "team=netops")
+        # The GET that judges the conflict goes through; the edit lands right after it.
+        proxy.add(Rule(method="GET", path_contains=POOL_PATCH, skip=1, before=colleague_edits_the_owned_field))
+
+    proxy.add(Rule(method="PATCH", path_contains=POOL_PATCH, before=colleague_labels))
+    code, out, err = _apply(proxy, tmp_path)
+    pool = calico(kube_v1, "ippools", "default-pool")
+    assert pool["spec"]["ipipMode"] == "CrossSubnet", out + err
+    assert code == 2
+    assert "their edit was kept" in err and 'spec.ipipMode is now "CrossSubnet"' in err
+    assert pool["metadata"]["labels"]["team"] == "netops"

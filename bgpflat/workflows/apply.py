@@ -10,9 +10,12 @@ The rules ``apply_plan`` keeps, whatever happens on the wire:
   owns still hold the values the plan started from, the write is retried (bounded); if they
   already hold the planned values, the change is counted as done; otherwise apply stops and
   reports, because someone else's edit must never be overwritten.
-* Everything about to change is written to a backup file before the first write, and the file is
-  completed with the resourceVersions apply left behind, so that ``rollback`` can refuse to undo
-  over somebody's later edit.
+* Everything about to change is written to a backup file before the first write. Each write is
+  recorded in it as it happens (appended and fsynced: intent before, resourceVersion after), and
+  the file is completed at the end, so that ``rollback`` can refuse to undo over somebody's later
+  edit and, after a kill, deletes only objects this apply provably created.
+* Ctrl-C/SIGTERM (``interrupted``) stop at the next safe point, between two writes, with the same
+  report as any other stop.
 * After each stage the written objects are read back and checked, and a verifier hook runs (the
   BGP peer waits there once it exists). A stop at any point returns an ``ApplyReport`` saying what
   was written, what was not, and which backup restores it: nothing is left half-applied unreported.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,7 +62,15 @@ from bgpflat.workflows.guards import (
     show_value,
     value_at,
 )
-from bgpflat.workflows.ports import BackupWriter, ObjectApi, Progress, StageVerifier, no_verification, quiet
+from bgpflat.workflows.ports import (
+    BackupWriter,
+    ObjectApi,
+    Progress,
+    StageVerifier,
+    never_interrupted,
+    no_verification,
+    quiet,
+)
 
 MAX_CONFLICT_RETRIES = 3
 
@@ -327,6 +338,20 @@ def _check_stage(run: _Run, stage: Stage) -> None:
         raise VerifyError(f"stage {stage.name} did not take effect: {'; '.join(problems)}")
 
 
+class _Interrupted(BgpflatError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"interrupted by {reason}")
+        self.reason = reason
+
+
+def _record_done(
+    journal: Callable[[dict[str, Any]], None] | None, change: ResourceChange, result: ChangeResult
+) -> None:
+    """Record in the backup a write that is known to have landed (or found already made)."""
+    if journal is not None and result.outcome in (APPLIED, ALREADY):
+        journal({"done": str(change.action), "key": change.key, "resourceVersion": result.resource_version})
+
+
 def backup_objects(plan: Plan, api: ObjectApi) -> tuple[list[dict[str, Any]], list[str]]:
     """The current objects every change will touch, and the keys the plan creates."""
     objects: list[dict[str, Any]] = []
@@ -355,6 +380,7 @@ def apply_plan(
     progress: Progress = quiet,
     allow_crd_v1: bool = False,
     taken_at: dt.datetime | None = None,
+    interrupted: Callable[[], str | None] = never_interrupted,
 ) -> ApplyReport:
     """Apply ``plan`` stage by stage; see the module docstring for the guarantees.
 
@@ -379,12 +405,25 @@ def apply_plan(
             "backup": True,
             **identity.to_header(),
             "takenAt": (taken_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "created": created,
+            # What the plan means to create; only the recorded writes prove what was created.
+            "planned": created,
+            "created": [],
             "appliedVersions": {},
             "complete": False,
+            # Set once apply has ended (done or stopped): ``created``/``appliedVersions`` are then final.
+            "finished": False,
         }
         backup_path = backup(header=header, objects=backed_up, path=None)
         progress(f"Backup of {len(backed_up)} object(s) (rollback with `bgpflat rollback {backup_path}`)")
+
+    journal: Callable[[dict[str, Any]], None] | None = None
+    writes: list[dict[str, Any]] = []
+    if backup_path is not None and backup is not None:
+        writer, where = backup, backup_path
+
+        def journal(write: dict[str, Any]) -> None:
+            writer.record(where, write)
+            writes.append(write)
 
     error: str | None = None
     stages = plan.stages
@@ -392,7 +431,17 @@ def apply_plan(
         progress(f"Stage {number}/{len(stages)}: {stage.name} — {stage.title}")
         try:
             for change in stage.changes:
-                result = run.write(change)
+                reason = interrupted()
+                if reason is not None:
+                    raise _Interrupted(reason)
+                if journal is not None:
+                    journal({"intent": str(change.action), "key": change.key})
+                try:
+                    result = run.write(change)
+                except _Stop as stop:
+                    _record_done(journal, change, stop.result)
+                    raise
+                _record_done(journal, change, result)
                 run.results.append(result)
                 progress(
                     f"  {change.action} {change.key}: {result.outcome}"
@@ -406,6 +455,8 @@ def apply_plan(
             error = stop.result.message or stop.result.outcome
         except (VerifyError, KubeError) as exc:
             error = str(exc)
+        except _Interrupted as stop:
+            error = f"interrupted by {stop.reason}; stopped before the next write"
         if error is not None:
             attempted = {(r.stage, r.key) for r in run.results}
             for later in stages[number - 1 :]:
@@ -419,5 +470,6 @@ def apply_plan(
         header["appliedVersions"] = dict(sorted(run.versions.items()))
         header["created"] = sorted(run.created)
         header["complete"] = error is None
-        backup(header=header, objects=backed_up, path=backup_path)
+        header["finished"] = True
+        backup(header=header, objects=backed_up, path=backup_path, writes=writes)
     return ApplyReport(results=tuple(run.results), dry_run=dry_run, backup=backup_path, error=error, identity=identity)

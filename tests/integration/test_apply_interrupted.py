@@ -106,6 +106,9 @@ def test_a_signal_mid_apply_stops_at_a_safe_point_with_the_report(
     assert "not attempted" in out
     backup = _backup(tmp_path)
     assert f"bgpflat rollback {backup.relative_to(tmp_path)}" in out
+    # A backup holds the objects as the server serves them (BGP passwords' secret references
+    # included): readable by its owner only.
+    assert oct(backup.stat().st_mode & 0o777) == "0o600"
     header = yaml.safe_load(backup.read_text())["bgpflat"]
     assert header["finished"] is True and header["complete"] is False
     assert calico(kube_v1, "ippools", "default-pool")["spec"]["ipipMode"] == "Always"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,26 @@ def test_backup_paths_are_unique_and_named_after_context(tmp_path: Path) -> None
 def test_rollback_refuses_a_file_that_is_not_a_backup() -> None:
     with pytest.raises(PlanError, match="not a bgpflat backup"):
         files.load_backup(LAB / "cluster.yaml")
+
+
+def test_backups_taken_in_the_same_second_by_concurrent_applies_never_share_a_file(tmp_path: Path) -> None:
+    when = dt.datetime(2026, 11, 21, 6, 40, 0, tzinfo=dt.UTC)
+    start = threading.Barrier(8)
+    paths: dict[int, Path] = {}
+
+    def take(number: int) -> None:
+        obj = {"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": f"p{number}"}}
+        start.wait()
+        paths[number] = files.write_backup(
+            tmp_path, context="lab", taken_at=when, header={"backup": True}, objects=[obj]
+        )
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(paths.values())) == 8
+    for number, path in paths.items():
+        assert files.load_backup(path).objects[0]["metadata"]["name"] == f"p{number}"
+        assert oct(path.stat().st_mode & 0o777) == "0o600"

@@ -4,6 +4,8 @@ The rules ``apply_plan`` keeps, whatever happens on the wire:
 
 * A saved plan is applied only to the cluster it was made for (kube-system UID, else server URL)
   and only if no object it observed has changed since (``StalePlanError`` names what moved).
+* What is sent is what the plan shows: a write that would change a field the plan does not list,
+  or delete an object bgpflat does not manage, refuses the plan before anything is written.
 * Every write is guarded: merge patches and deletes carry the resourceVersion the plan saw (or the
   one this apply's previous write returned); a create fails if the object appeared meanwhile.
 * On a 409 the object is re-read and the change re-planned against it: if the fields this change
@@ -54,8 +56,10 @@ from bgpflat.errors import (
 )
 from bgpflat.workflows.guards import (
     check_plan_target,
+    check_sent_matches_shown,
     check_writable,
     ensure_fresh,
+    merge_patch,
     replan_command,
     rv_of,
     same_value,
@@ -81,19 +85,6 @@ class _Stop(BgpflatError):
     def __init__(self, result: ChangeResult) -> None:
         super().__init__(result.message or result.outcome)
         self.result = result
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _validate_write(change: ResourceChange, current: Mapping[str, Any] | None) -> None:
@@ -392,6 +383,7 @@ def apply_plan(
     check_plan_target(plan, identity)
     check_writable(identity, allow_crd_v1=allow_crd_v1)
     ensure_fresh(plan, api)
+    check_sent_matches_shown(plan, api)
     run = _Run(api=api, dry_run=dry_run, progress=progress)
     if not plan.has_changes:
         return ApplyReport(results=(), dry_run=dry_run, identity=identity)

@@ -355,6 +355,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                 info("Apply cancelled; nothing was changed.")
                 return EXIT_ERROR
         else:
+            # Besides what it observed, nothing of the kinds it read in full may have appeared since.
+            workflows.ensure_fresh(saved, api, listed=api.read_state())
             plan = saved
         dry_run = args.dry_run == "server"
         if args.allow_crd_v1 and api.flavour.api_version.startswith("crd."):

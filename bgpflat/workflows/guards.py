@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bgpflat.core.calico import normalize_spec_value, parse_path
 from bgpflat.core.external import EXTERNAL_KINDS, same_owned
 from bgpflat.core.external.manifests import is_managed
-from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, split_key
+from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, object_key, split_key
 from bgpflat.errors import PlanError, StalePlanError
 from bgpflat.workflows.ports import ObjectApi
 
@@ -128,9 +128,28 @@ def show_value(value: Any) -> str:
     return "(absent)" if value is None else json.dumps(value, sort_keys=True)
 
 
-def ensure_fresh(plan: Plan, api: ObjectApi) -> None:
-    """Raise ``StalePlanError`` listing what moved if any observed object changed since the plan."""
-    moved = find_moved(plan, api)
+# Kinds a plan from a cluster reads in full: every object of them is in its observed_versions, so
+# one missing there appeared after the plan, unseen by its checks (overlaps, peers, mesh).
+_READ_IN_FULL = ("IPPool", "BGPPeer", "BGPConfiguration")
+
+
+def find_new(plan: Plan, listed: Iterable[Mapping[str, Any]]) -> list[Moved]:
+    """Objects of the kinds the plan read in full (``listed``: what the cluster holds now) that the
+    plan never saw and does not create itself."""
+    known = set(plan.observed_versions) | {change.key for change in plan.changes}
+    new: list[Moved] = []
+    for obj in listed:
+        kind = str(obj.get("kind"))
+        key = object_key(kind, str((obj.get("metadata") or {}).get("name")))
+        if kind in _READ_IN_FULL and key not in known:
+            new.append(Moved(key=key, planned_version=None, current_version=rv_of(obj)))
+    return sorted(new, key=lambda m: m.key)
+
+
+def ensure_fresh(plan: Plan, api: ObjectApi, *, listed: Iterable[Mapping[str, Any]] = ()) -> None:
+    """Raise ``StalePlanError`` listing what moved if any observed object changed since the plan,
+    or (given ``listed``, the cluster's objects now) an object the plan never saw has appeared."""
+    moved = find_moved(plan, api) + find_new(plan, listed)
     if moved:
         raise StalePlanError(
             "plan is stale: the cluster changed since the plan was made: "

@@ -45,6 +45,7 @@ from bgpflat.core.calico import (
     IPPool,
     Manifest,
     WritableResource,
+    has_unreadable_v1_metadata,
     normalize_spec_value,
     parse_resource,
     to_manifest,
@@ -83,6 +84,7 @@ from bgpflat.core.state.checks import (
     NOT_IN_SPEC,
     POOL_DELETION,
     PRODUCTION_CLUSTER,
+    UNREADABLE_CALICO_METADATA,
     Finding,
     address_ranges,
     check_address_plan,
@@ -145,6 +147,19 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
             new_peers.append(resource.name)
 
     _plan_deletions(builder, desired_keys=desired_keys, prune=prune)
+    for observed_resource in observed.resources:
+        if has_unreadable_v1_metadata(observed_resource.manifest):
+            builder.findings.append(
+                Finding(
+                    code=UNREADABLE_CALICO_METADATA,
+                    severity="warning",
+                    message=f"{observed_resource.key}: its projectcalico.org/metadata annotation is not the JSON "
+                    "Calico writes there (labels and annotations mapping strings to strings), so its labels and "
+                    "annotations were read without it",
+                    fix="fix or remove the annotation (kubectl annotate ... projectcalico.org/metadata-)",
+                    subjects=(observed_resource.key,),
+                )
+            )
 
     config = builder.final.get(resource_key("BGPConfiguration", "default"))
     config_model = config if isinstance(config, BGPConfiguration) else None

@@ -4,7 +4,8 @@ The client (bgpflat) talks plain HTTP to the proxy on loopback; the proxy talks 
 client certificate to the real API server. Every request is forwarded untouched unless a rule
 matches it, and a rule fires a fixed number of times:
 
-* ``status``: answer with this HTTP status and a Kubernetes ``Status`` body, forward nothing;
+* ``status``: answer with this HTTP status and a Kubernetes ``Status`` body (plus ``headers``,
+  such as a 429's ``Retry-After``), forward nothing;
 * ``drop_before``: close the connection without forwarding (the write never happened);
 * ``drop_after``: forward, let the server act, then close without answering (the write happened,
   the client cannot know);
@@ -39,6 +40,7 @@ class Rule:
     method: str
     path_contains: str
     status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     drop_before: bool = False
     drop_after: bool = False
     before: Callable[[], None] | None = None
@@ -111,6 +113,8 @@ class FaultProxy:
                     ).encode()
                     self.send_response(rule.status)
                     self.send_header("Content-Type", "application/json")
+                    for key, value in rule.headers.items():
+                        self.send_header(key, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

@@ -152,3 +152,31 @@ def test_an_edit_after_the_conflict_verdict_is_not_overwritten_by_the_retry(
     assert code == 2
     assert "their edit was kept" in err and 'spec.ipipMode is now "CrossSubnet"' in err
     assert pool["metadata"]["labels"]["team"] == "netops"
+
+
+def test_throttled_writes_are_sent_again_after_retry_after(
+    kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """A 429 means the server did not act: apply waits as asked (within a bound) and goes on."""
+    kube_v1.seed_scenario("calico-bgp")
+    proxy.add(Rule(method="PATCH", path_contains=POOL_PATCH, status=429, headers={"Retry-After": "1"}, times=2))
+    code, _out, err = _apply(proxy, tmp_path)
+    assert code == 0, err
+    assert calico(kube_v1, "ippools", "default-pool")["spec"]["ipipMode"] == "Never"
+    statuses = [status for method, path, status in proxy.log if method == "PATCH" and POOL_PATCH in path]
+    assert statuses == [429, 429, 200]
+
+
+def test_a_failed_read_is_tried_once_not_retried_behind_the_users_back(
+    kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """One attempt per request, so a wedged server costs one timeout, not four: the bound a user
+    reads in the docs is the one they get."""
+    kube_v1.seed_scenario("calico-bgp")
+    proxy.add(Rule(method="GET", path_contains="/ippools", drop_before=True, times=10))
+    config = proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig")
+    run = bgpflat("plan", "-f", SPEC, cwd=tmp_path, kubeconfig=config)
+    assert run.code == 2
+    assert "cannot reach the API server" in run.err and "Traceback" not in run.err
+    dropped = [path for method, path, status in proxy.log if status == "dropped before forwarding"]
+    assert len(dropped) == 1, dropped

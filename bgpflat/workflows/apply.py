@@ -305,6 +305,14 @@ class _Run:
             if rv:
                 self.versions[change.key] = rv
             return self.result(change, APPLIED, rv=rv, message=f"{exc}; read back afterwards: this write did land")
+        if exc.reason == "Timeout":
+            # A request that timed out is still in the server's hands and may land after this read.
+            return self.result(
+                change,
+                UNKNOWN,
+                message=f"{exc}; read back afterwards: not landed yet, but it still may; "
+                f"run `{replan_command(change.kind)}` to see where it stands before applying again",
+            )
         return self.result(change, FAILED, message=f"{exc}; read back afterwards: this write did not land")
 
 

@@ -9,7 +9,8 @@ matches it, and a rule fires a fixed number of times:
 * ``drop_before``: close the connection without forwarding (the write never happened);
 * ``drop_after``: forward, let the server act, then close without answering (the write happened,
   the client cannot know);
-* ``before``: call a function, then forward (a concurrent edit made at the worst moment).
+* ``before``: call a function, then forward (a concurrent edit made at the worst moment);
+* ``delay``: wait this many seconds, then forward (a slow network: the client may give up first).
 
 ``skip`` lets the first matching requests through untouched (the fault hits the Nth one).
 
@@ -25,6 +26,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +46,7 @@ class Rule:
     drop_before: bool = False
     drop_after: bool = False
     before: Callable[[], None] | None = None
+    delay: float = 0.0
     times: int = 1
     skip: int = 0
     fired: int = 0
@@ -99,6 +102,8 @@ class FaultProxy:
                 rule = proxy._take(self.command, self.path)
                 if rule is not None and rule.before is not None:
                     rule.before()
+                if rule is not None and rule.delay:
+                    time.sleep(rule.delay)
                 if rule is not None and rule.status is not None:
                     proxy.log.append((self.command, self.path, rule.status))
                     payload = json.dumps(

@@ -180,3 +180,28 @@ def test_a_failed_read_is_tried_once_not_retried_behind_the_users_back(
     assert "cannot reach the API server" in run.err and "Traceback" not in run.err
     dropped = [path for method, path, status in proxy.log if status == "dropped before forwarding"]
     assert len(dropped) == 1, dropped
+
+
+def test_a_write_that_timed_out_is_unknown_not_failed(kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path) -> None:
+    """The PATCH reaches the server only after bgpflat stopped waiting: "did not land" would be a
+    lie two seconds later. The report says unknown, and the write does land."""
+    import time
+
+    from bgpflat import workflows
+    from bgpflat.adapters.kube import CalicoApi, KubeClient
+    from bgpflat.cli.plan_commands import FileBackups, load_desired_files
+    from bgpflat.core.plan.report import UNKNOWN
+
+    kube_v1.seed_scenario("calico-bgp")
+    config = proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig")
+    with KubeClient.connect(kubeconfig=str(config)) as client:
+        client.request_timeout = (5.0, 1.5)
+        api = CalicoApi(client)
+        plan = workflows.plan_cluster(api, load_desired_files([str(SPEC)]))
+        proxy.add(Rule(method="PATCH", path_contains=POOL_PATCH, delay=3.0))
+        report = workflows.apply_plan(plan, api, backup=FileBackups(str(tmp_path / "b"), "t"), allow_crd_v1=True)
+    pool_result = next(r for r in report.results if r.key == "IPPool/default-pool")
+    assert pool_result.outcome == UNKNOWN, pool_result
+    assert "did not answer in time" in (pool_result.message or "") and "still may" in (pool_result.message or "")
+    time.sleep(3)
+    assert calico(kube_v1, "ippools", "default-pool")["spec"]["ipipMode"] == "Never"

@@ -80,6 +80,8 @@ class KubeClient:
         self.target = target
         self._groups: dict[str, list[str]] | None = None
         self._resources: dict[str, dict[str, Resource]] = {}
+        # (connect, read) seconds for each request; the only bound, as urllib3 does not retry.
+        self.request_timeout: tuple[float, float] = REQUEST_TIMEOUT
 
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -165,7 +167,7 @@ class KubeClient:
                 header_params=header_params,
                 body=serialized,
                 post_params=post,
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self.request_timeout,
             )
             data = response.read()
         except ApiException as exc:

@@ -129,8 +129,8 @@ def show_value(value: Any) -> str:
 
 
 # Kinds a plan from a cluster reads in full: every object of them is in its observed_versions, so
-# one missing there appeared after the plan, unseen by its checks (overlaps, peers, mesh).
-_READ_IN_FULL = ("IPPool", "BGPPeer", "BGPConfiguration")
+# one missing there appeared after the plan, unseen by its checks (overlaps, peers, mesh, filters).
+_READ_IN_FULL = ("IPPool", "BGPPeer", "BGPConfiguration", "BGPFilter")
 
 
 def find_new(plan: Plan, listed: Iterable[Mapping[str, Any]]) -> list[Moved]:

@@ -105,19 +105,22 @@ def test_a_plan_that_would_stop_midway_is_refused_on_load(kube_v1: ControlPlane,
     _nothing_written(kube_v1)
 
 
-def test_a_pool_created_after_the_plan_makes_it_stale(kube_v1: ControlPlane, tmp_path: Path) -> None:
-    """The plan's overlap check never saw a pool created after it: apply must not go ahead."""
+LATE = {
+    "IPPool": {"cidr": "10.233.0.0/24", "ipipMode": "Never", "vxlanMode": "Never", "natOutgoing": True},
+    "BGPFilter": {"exportV4": [{"action": "Reject", "matchOperator": "In", "cidr": "10.233.64.0/18"}]},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LATE))
+def test_an_object_created_after_the_plan_makes_it_stale(kube_v1: ControlPlane, tmp_path: Path, kind: str) -> None:
+    """The plan's checks never saw it (a pool overlapping the service range, a filter on the peers'
+    routes): apply must not go ahead."""
     kube_v1.seed_scenario("calico-bgp")
     _saved_plan(kube_v1, tmp_path)
-    late = {
-        "apiVersion": "crd.projectcalico.org/v1",
-        "kind": "IPPool",
-        "metadata": {"name": "late-pool"},
-        "spec": {"cidr": "10.233.0.0/24", "ipipMode": "Never", "vxlanMode": "Never", "natOutgoing": True},
-    }
+    late = {"apiVersion": "crd.projectcalico.org/v1", "kind": kind, "metadata": {"name": "late"}, "spec": LATE[kind]}
     (tmp_path / "late.json").write_text(json.dumps(late))
     kubectl(kube_v1, "create", "-f", str(tmp_path / "late.json"))
     run = bgpflat("apply", "plan.json", "--yes", "--allow-crd-v1", cwd=tmp_path, kubeconfig=kube_v1.kubeconfig)
     assert run.code == 2
-    assert "plan is stale" in run.err and "IPPool/late-pool was created since the plan" in run.err
+    assert "plan is stale" in run.err and f"{kind}/late was created since the plan" in run.err
     _nothing_written(kube_v1)

@@ -211,7 +211,10 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
         )
 
     stages = _stages(builder.changes)
-    observed_versions = {r.key: r.resource_version for r in observed.resources if r.kind in KIND_ORDER}
+    # BGPFilters too: the findings read them, so one changed or added since makes a saved plan stale.
+    observed_versions = {
+        r.key: r.resource_version for r in observed.resources if r.kind in KIND_ORDER or r.kind == "BGPFilter"
+    }
     if observed.installation is not None:
         observed_versions[resource_key("Installation", observed.installation.name)] = (
             observed.installation.resource_version

@@ -4,7 +4,8 @@ Everything here turns YAML/JSON/OS errors into ``SpecError``/``PlanError`` that 
 when the parser knows it, the line. Writes are atomic (temporary file in the same directory, fsync,
 rename): a crash or a full disk never leaves half a plan or half a backup behind, which matters
 because a backup is what ``rollback`` trusts. The one exception is a backup's record of writes,
-appended and fsynced line by line while apply runs (a cut-off last line is ignored on reading).
+appended and fsynced line by line while apply runs (one ``write`` each, so a kill cannot split one;
+a line cut off by a power loss is refused on reading with the fix).
 """
 
 from __future__ import annotations
@@ -414,13 +415,10 @@ def _backup_writes(text: str, file: str) -> list[dict[str, Any]]:
     if start < 0:
         return []  # a backup from before writes were recorded
     writes: list[dict[str, Any]] = []
-    lines = text[start:].splitlines()[2:]
-    for number, line in enumerate(lines):
+    for line in text[start:].splitlines()[2:]:
         try:
             write = json.loads(line.removeprefix("- "))
         except json.JSONDecodeError:
-            if number == len(lines) - 1:
-                break  # cut off by a crash mid-append: that write was never confirmed
             raise SpecError(f"unreadable write record: {line!r}", file=file, path=BACKUP_WRITES_KEY) from None
         if isinstance(write, dict):
             writes.append(write)
@@ -429,13 +427,21 @@ def _backup_writes(text: str, file: str) -> list[dict[str, Any]]:
 
 def load_backup(path: str | Path) -> Snapshot:
     """A backup; its header carries the recorded writes under ``writes`` (``[]`` if none)."""
+    text = _read_text(path)
+    if f"\n{BACKUP_WRITES_KEY}:\n" in text and not text.endswith("\n"):
+        # Each record is one append ending in a newline; a kill cannot split one, a power cut can.
+        raise SpecError(
+            "the last write record is cut off (the machine stopped while apply was recording a write)",
+            file=str(path),
+            fix="delete the incomplete last line; that write was never confirmed, so check its object by hand",
+        )
     snapshot = load_snapshot(path)
     if not snapshot.header.get("backup"):
         raise PlanError(
             f"{path}: not a bgpflat backup (no 'bgpflat.backup' header); "
             "rollback only takes files that `bgpflat apply` wrote"
         )
-    writes = _backup_writes(_read_text(path), snapshot.file)
+    writes = _backup_writes(text, snapshot.file)
     return Snapshot(header={**snapshot.header, BACKUP_WRITES_KEY: writes}, objects=snapshot.objects, file=snapshot.file)
 
 

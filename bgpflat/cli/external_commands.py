@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from bgpflat.cli.common_options import add_cluster_options, add_output_option
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, error_line, info
 from bgpflat.cli.plan_commands import DEFAULT_BACKUP_DIR
+from bgpflat.cli.signals import exit_code, stop_at_safe_point
 from bgpflat.errors import BgpflatError, PlanError, SpecError
 
 if TYPE_CHECKING:
@@ -217,13 +218,15 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             if input("  Enter 'yes' to continue: ").strip().lower() != "yes":
                 info("Apply cancelled.")
                 return EXIT_OK
-        report = workflows.apply_plan(
-            plan,
-            api,
-            backup=None if dry_run else backup_writer(args.backup_dir, api.target.context),
-            dry_run=dry_run,
-            progress=info,
-        )
+        with stop_at_safe_point() as interrupted:
+            report = workflows.apply_plan(
+                plan,
+                api,
+                backup=None if dry_run else backup_writer(args.backup_dir, api.target.context),
+                dry_run=dry_run,
+                progress=info,
+                interrupted=interrupted,
+            )
     finally:
         api.close()
     verb = "Would apply" if dry_run else "Applied"
@@ -235,5 +238,5 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         if report.backup:
             info(f"Backup: {report.backup} (undo what was written with: bgpflat rollback {report.backup})")
         error_line(f"apply stopped: {report.error}")
-        return EXIT_ERROR
+        return exit_code(interrupted) or EXIT_ERROR
     return EXIT_OK

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_cluster_options, add_output_option
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
+from bgpflat.cli.signals import exit_code, stop_at_safe_point
 from bgpflat.errors import BgpflatError, PlanError, SpecError
 
 if TYPE_CHECKING:
@@ -289,19 +290,41 @@ def _make_plan(args: argparse.Namespace) -> Plan:
 # --- apply ---------------------------------------------------------------------------------------
 
 
-def backup_writer(directory: str, context: str) -> Any:
-    from bgpflat.adapters import files
+class FileBackups:
+    """Backups under ``directory`` (``bgpflat.adapters.files``), named after the context."""
 
-    def write(*, header: Mapping[str, Any], objects: Sequence[Mapping[str, Any]], path: str | None) -> str:
+    def __init__(self, directory: str, context: str) -> None:
+        self.directory = directory
+        self.context = context
+
+    def __call__(
+        self,
+        *,
+        header: Mapping[str, Any],
+        objects: Sequence[Mapping[str, Any]],
+        path: str | None,
+        writes: Sequence[Mapping[str, Any]] = (),
+    ) -> str:
+        from bgpflat.adapters import files
+
         if path is None:
+            taken_at = dt.datetime.now(dt.UTC)
             return str(
                 files.write_backup(
-                    directory, context=context, taken_at=dt.datetime.now(dt.UTC), header=header, objects=objects
+                    self.directory, context=self.context, taken_at=taken_at, header=header, objects=objects
                 )
             )
-        return str(files.write_text_atomic(path, files.snapshot_text(header=header, objects=objects), mode=0o600))
+        text = files.backup_text(header=header, objects=objects, writes=writes)
+        return str(files.write_text_atomic(path, text, mode=0o600))
 
-    return write
+    def record(self, path: str, write: Mapping[str, Any]) -> None:
+        from bgpflat.adapters import files
+
+        files.append_backup_write(path, write)
+
+
+def backup_writer(directory: str, context: str) -> FileBackups:
+    return FileBackups(directory, context)
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
@@ -334,6 +357,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                 info("Apply cancelled; nothing was changed.")
                 return EXIT_ERROR
         else:
+            # Besides what it observed, nothing of the kinds it read in full may have appeared since.
+            workflows.ensure_fresh(saved, api, listed=api.read_state())
             plan = saved
         dry_run = args.dry_run == "server"
         if args.allow_crd_v1 and api.flavour.api_version.startswith("crd."):
@@ -341,20 +366,22 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                 "warning: writing crd.projectcalico.org/v1 directly: the API server runs none of Calico's "
                 "validation or defaulting; bgpflat validated the objects client-side"
             )
-        report = workflows.apply_plan(
-            plan,
-            api,
-            backup=None if dry_run else backup_writer(args.backup_dir, api.target.context),
-            dry_run=dry_run,
-            progress=info,
-            allow_crd_v1=args.allow_crd_v1,
-        )
+        with stop_at_safe_point() as interrupted:
+            report = workflows.apply_plan(
+                plan,
+                api,
+                backup=None if dry_run else backup_writer(args.backup_dir, api.target.context),
+                dry_run=dry_run,
+                progress=info,
+                allow_crd_v1=args.allow_crd_v1,
+                interrupted=interrupted,
+            )
     finally:
         api.close()
     _print_report(report, args.output, verb="Apply")
     if report.error is not None:
         error_line(f"apply stopped: {report.error}")
-        return EXIT_ERROR
+        return exit_code(interrupted) or EXIT_ERROR
     return EXIT_OK
 
 

@@ -30,9 +30,9 @@ from bgpflat.core.plan.report import (
     ChangeResult,
     Outcome,
 )
-from bgpflat.workflows.apply import apply_plan, backup_objects, merge_patch
+from bgpflat.workflows.apply import apply_plan, backup_objects
 from bgpflat.workflows.external import plan_external, wants_legacy_endpoints
-from bgpflat.workflows.guards import Moved, check_plan_target, check_writable, ensure_fresh, find_moved
+from bgpflat.workflows.guards import Moved, check_plan_target, check_writable, ensure_fresh, find_moved, merge_patch
 from bgpflat.workflows.planning import (
     SNAPSHOT_FORMAT,
     check_spec_target,

@@ -4,15 +4,20 @@ The rules ``apply_plan`` keeps, whatever happens on the wire:
 
 * A saved plan is applied only to the cluster it was made for (kube-system UID, else server URL)
   and only if no object it observed has changed since (``StalePlanError`` names what moved).
+* What is sent is what the plan shows: a write that would change a field the plan does not list,
+  or delete an object bgpflat does not manage, refuses the plan before anything is written.
 * Every write is guarded: merge patches and deletes carry the resourceVersion the plan saw (or the
   one this apply's previous write returned); a create fails if the object appeared meanwhile.
 * On a 409 the object is re-read and the change re-planned against it: if the fields this change
   owns still hold the values the plan started from, the write is retried (bounded); if they
   already hold the planned values, the change is counted as done; otherwise apply stops and
   reports, because someone else's edit must never be overwritten.
-* Everything about to change is written to a backup file before the first write, and the file is
-  completed with the resourceVersions apply left behind, so that ``rollback`` can refuse to undo
-  over somebody's later edit.
+* Everything about to change is written to a backup file before the first write. Each write is
+  recorded in it as it happens (appended and fsynced: intent before, resourceVersion after), and
+  the file is completed at the end, so that ``rollback`` can refuse to undo over somebody's later
+  edit and, after a kill, deletes only objects this apply provably created.
+* Ctrl-C/SIGTERM (``interrupted``) stop at the next safe point, between two writes, with the same
+  report as any other stop.
 * After each stage the written objects are read back and checked, and a verifier hook runs (the
   BGP peer waits there once it exists). A stop at any point returns an ``ApplyReport`` saying what
   was written, what was not, and which backup restores it: nothing is left half-applied unreported.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,15 +56,25 @@ from bgpflat.errors import (
 )
 from bgpflat.workflows.guards import (
     check_plan_target,
+    check_sent_matches_shown,
     check_writable,
     ensure_fresh,
+    merge_patch,
     replan_command,
     rv_of,
     same_value,
     show_value,
     value_at,
 )
-from bgpflat.workflows.ports import BackupWriter, ObjectApi, Progress, StageVerifier, no_verification, quiet
+from bgpflat.workflows.ports import (
+    BackupWriter,
+    ObjectApi,
+    Progress,
+    StageVerifier,
+    never_interrupted,
+    no_verification,
+    quiet,
+)
 
 MAX_CONFLICT_RETRIES = 3
 
@@ -70,19 +85,6 @@ class _Stop(BgpflatError):
     def __init__(self, result: ChangeResult) -> None:
         super().__init__(result.message or result.outcome)
         self.result = result
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _validate_write(change: ResourceChange, current: Mapping[str, Any] | None) -> None:
@@ -179,11 +181,13 @@ class _Run:
                 written = self._send(change, rv)
             except KubeConflict as exc:
                 outcome = self._after_conflict(change, exc, retries)
-                if outcome is None:
-                    retries += 1
-                    rv = rv_of(api.get(change.kind, change.name, namespace=change.namespace))
-                    continue
-                return outcome
+                if isinstance(outcome, ChangeResult):
+                    return outcome
+                # Retried with the resourceVersion of the object the verdict was made on: an edit
+                # landing after that read makes the retry conflict again instead of being overwritten.
+                retries += 1
+                rv = outcome
+                continue
             except KubeUnavailable as exc:
                 raise _Stop(self._after_failure(change, exc)) from None
             except KubeNotFound:
@@ -222,8 +226,9 @@ class _Run:
             return None
         raise PlanError(f"{change.key}: unknown action {change.action!r}")
 
-    def _after_conflict(self, change: ResourceChange, exc: KubeConflict, retries: int) -> ChangeResult | None:
-        """None to retry with the new resourceVersion; a result when done; raises ``_Stop`` otherwise."""
+    def _after_conflict(self, change: ResourceChange, exc: KubeConflict, retries: int) -> ChangeResult | str:
+        """The resourceVersion to retry with (that of the object just judged); a result when done;
+        raises ``_Stop`` otherwise."""
         key = change.key
         current = self.api.get(change.kind, change.name, namespace=change.namespace)
         if change.action is Action.CREATE:
@@ -254,9 +259,10 @@ class _Run:
             return self.result(
                 change, ALREADY, rv=rv, retries=retries, message="someone else made the same change meanwhile"
             )
-        if verdict == "retry" and retries < MAX_CONFLICT_RETRIES:
+        judged_rv = rv_of(current)
+        if verdict == "retry" and retries < MAX_CONFLICT_RETRIES and judged_rv:
             self.progress(f"  {key} changed meanwhile (fields bgpflat owns did not); retrying")
-            return None
+            return judged_rv
         moved = [
             f"{fc.path} is now {show_value(value_at(current, fc.path))} (planned from {show_value(fc.before)})"
             for fc in change.fields
@@ -299,6 +305,14 @@ class _Run:
             if rv:
                 self.versions[change.key] = rv
             return self.result(change, APPLIED, rv=rv, message=f"{exc}; read back afterwards: this write did land")
+        if exc.reason == "Timeout":
+            # A request that timed out is still in the server's hands and may land after this read.
+            return self.result(
+                change,
+                UNKNOWN,
+                message=f"{exc}; read back afterwards: not landed yet, but it still may; "
+                f"run `{replan_command(change.kind)}` to see where it stands before applying again",
+            )
         return self.result(change, FAILED, message=f"{exc}; read back afterwards: this write did not land")
 
 
@@ -321,6 +335,20 @@ def _check_stage(run: _Run, stage: Stage) -> None:
                 problems.append(f"{change.key} {fc.path} is {show_value(value)}, expected {show_value(fc.after)}")
     if problems:
         raise VerifyError(f"stage {stage.name} did not take effect: {'; '.join(problems)}")
+
+
+class _Interrupted(BgpflatError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"interrupted by {reason}")
+        self.reason = reason
+
+
+def _record_done(
+    journal: Callable[[dict[str, Any]], None] | None, change: ResourceChange, result: ChangeResult
+) -> None:
+    """Record in the backup a write that is known to have landed (or found already made)."""
+    if journal is not None and result.outcome in (APPLIED, ALREADY):
+        journal({"done": str(change.action), "key": change.key, "resourceVersion": result.resource_version})
 
 
 def backup_objects(plan: Plan, api: ObjectApi) -> tuple[list[dict[str, Any]], list[str]]:
@@ -351,6 +379,7 @@ def apply_plan(
     progress: Progress = quiet,
     allow_crd_v1: bool = False,
     taken_at: dt.datetime | None = None,
+    interrupted: Callable[[], str | None] = never_interrupted,
 ) -> ApplyReport:
     """Apply ``plan`` stage by stage; see the module docstring for the guarantees.
 
@@ -362,6 +391,7 @@ def apply_plan(
     check_plan_target(plan, identity)
     check_writable(identity, allow_crd_v1=allow_crd_v1)
     ensure_fresh(plan, api)
+    check_sent_matches_shown(plan, api)
     run = _Run(api=api, dry_run=dry_run, progress=progress)
     if not plan.has_changes:
         return ApplyReport(results=(), dry_run=dry_run, identity=identity)
@@ -375,12 +405,25 @@ def apply_plan(
             "backup": True,
             **identity.to_header(),
             "takenAt": (taken_at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "created": created,
+            # What the plan means to create; only the recorded writes prove what was created.
+            "planned": created,
+            "created": [],
             "appliedVersions": {},
             "complete": False,
+            # Set once apply has ended (done or stopped): ``created``/``appliedVersions`` are then final.
+            "finished": False,
         }
         backup_path = backup(header=header, objects=backed_up, path=None)
         progress(f"Backup of {len(backed_up)} object(s) (rollback with `bgpflat rollback {backup_path}`)")
+
+    journal: Callable[[dict[str, Any]], None] | None = None
+    writes: list[dict[str, Any]] = []
+    if backup_path is not None and backup is not None:
+        writer, where = backup, backup_path
+
+        def journal(write: dict[str, Any]) -> None:
+            writer.record(where, write)
+            writes.append(write)
 
     error: str | None = None
     stages = plan.stages
@@ -388,7 +431,17 @@ def apply_plan(
         progress(f"Stage {number}/{len(stages)}: {stage.name} — {stage.title}")
         try:
             for change in stage.changes:
-                result = run.write(change)
+                reason = interrupted()
+                if reason is not None:
+                    raise _Interrupted(reason)
+                if journal is not None:
+                    journal({"intent": str(change.action), "key": change.key})
+                try:
+                    result = run.write(change)
+                except _Stop as stop:
+                    _record_done(journal, change, stop.result)
+                    raise
+                _record_done(journal, change, result)
                 run.results.append(result)
                 progress(
                     f"  {change.action} {change.key}: {result.outcome}"
@@ -402,6 +455,8 @@ def apply_plan(
             error = stop.result.message or stop.result.outcome
         except (VerifyError, KubeError) as exc:
             error = str(exc)
+        except _Interrupted as stop:
+            error = f"interrupted by {stop.reason}; stopped before the next write"
         if error is not None:
             attempted = {(r.stage, r.key) for r in run.results}
             for later in stages[number - 1 :]:
@@ -415,5 +470,6 @@ def apply_plan(
         header["appliedVersions"] = dict(sorted(run.versions.items()))
         header["created"] = sorted(run.created)
         header["complete"] = error is None
-        backup(header=header, objects=backed_up, path=backup_path)
+        header["finished"] = True
+        backup(header=header, objects=backed_up, path=backup_path, writes=writes)
     return ApplyReport(results=tuple(run.results), dry_run=dry_run, backup=backup_path, error=error, identity=identity)

@@ -1,15 +1,18 @@
-"""What is checked before anything is written: right cluster, writable API, nothing moved since the plan."""
+"""What is checked before anything is written: right cluster, writable API, nothing moved since the
+plan, and nothing sent that the plan does not show."""
 
 from __future__ import annotations
 
+import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bgpflat.core.calico import normalize_spec_value, parse_path
 from bgpflat.core.external import EXTERNAL_KINDS, same_owned
-from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, split_key
+from bgpflat.core.external.manifests import is_managed
+from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, object_key, split_key
 from bgpflat.errors import PlanError, StalePlanError
 from bgpflat.workflows.ports import ObjectApi
 
@@ -125,9 +128,28 @@ def show_value(value: Any) -> str:
     return "(absent)" if value is None else json.dumps(value, sort_keys=True)
 
 
-def ensure_fresh(plan: Plan, api: ObjectApi) -> None:
-    """Raise ``StalePlanError`` listing what moved if any observed object changed since the plan."""
-    moved = find_moved(plan, api)
+# Kinds a plan from a cluster reads in full: every object of them is in its observed_versions, so
+# one missing there appeared after the plan, unseen by its checks (overlaps, peers, mesh, filters).
+_READ_IN_FULL = ("IPPool", "BGPPeer", "BGPConfiguration", "BGPFilter")
+
+
+def find_new(plan: Plan, listed: Iterable[Mapping[str, Any]]) -> list[Moved]:
+    """Objects of the kinds the plan read in full (``listed``: what the cluster holds now) that the
+    plan never saw and does not create itself."""
+    known = set(plan.observed_versions) | {change.key for change in plan.changes}
+    new: list[Moved] = []
+    for obj in listed:
+        kind = str(obj.get("kind"))
+        key = object_key(kind, str((obj.get("metadata") or {}).get("name")))
+        if kind in _READ_IN_FULL and key not in known:
+            new.append(Moved(key=key, planned_version=None, current_version=rv_of(obj)))
+    return sorted(new, key=lambda m: m.key)
+
+
+def ensure_fresh(plan: Plan, api: ObjectApi, *, listed: Iterable[Mapping[str, Any]] = ()) -> None:
+    """Raise ``StalePlanError`` listing what moved if any observed object changed since the plan,
+    or (given ``listed``, the cluster's objects now) an object the plan never saw has appeared."""
+    moved = find_moved(plan, api) + find_new(plan, listed)
     if moved:
         raise StalePlanError(
             "plan is stale: the cluster changed since the plan was made: "
@@ -151,3 +173,92 @@ def rv_of(obj: Mapping[str, Any] | None) -> str | None:
         return None
     value = (obj.get("metadata") or {}).get("resourceVersion")
     return None if value is None else str(value)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch, as the API server applies it."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _changed_paths(before: Any, after: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """The paths at which ``after`` differs from ``before`` (lists of equal length entry by entry)."""
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        for key in sorted(set(before) | set(after), key=str):
+            old, new = before.get(key), after.get(key)
+            if key not in before and isinstance(new, Mapping):
+                old = {}  # an added mapping: each of its fields is a change of its own
+            elif key not in after and isinstance(old, Mapping):
+                new = {}
+            elif key not in before or key not in after:
+                yield (*path, key)
+                continue
+            yield from _changed_paths(old, new, (*path, key))
+    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        for index, (old, new) in enumerate(zip(before, after, strict=True)):
+            yield from _changed_paths(old, new, (*path, index))
+    elif before != after:
+        yield path
+
+
+def _unshown(change: ResourceChange, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[str]:
+    """What ``after`` changes against ``before`` that the change's fields do not list (or list
+    with another value)."""
+    shown = {tuple(parse_path(fc.path)): fc for fc in change.fields}
+    spec = after.get("spec") if isinstance(after.get("spec"), Mapping) else None
+    problems: list[str] = []
+    for path in _changed_paths(before or {}, after):
+        if change.action is Action.CREATE and path[:1] != ("spec",):
+            continue  # a create's name, labels and apiVersion are shown as the object's identity
+        owner = next((shown[path[:n]] for n in range(len(path), 0, -1) if path[:n] in shown), None)
+        text = ".".join(str(p) for p in path)
+        if owner is None:
+            problems.append(f"{text} (not among the fields the plan shows)")
+        elif not same_value(change.kind, owner.path, value_at(after, owner.path), owner.after, spec=spec):
+            problems.append(f"{owner.path} (the plan shows {show_value(owner.after)})")
+    return problems
+
+
+def check_sent_matches_shown(plan: Plan, api: ObjectApi) -> None:
+    """Refuse a plan whose writes do more than its field changes show, before anything is written.
+
+    A saved plan carries the bodies apply sends next to the field changes people review; a hand edit
+    of one without the other must not change a field nobody saw. Each body is applied, in plan
+    order, to the object as it is now (``ensure_fresh`` has made sure that is what the plan saw),
+    and every field it changes must be one the plan lists, with the listed value. A delete must
+    name an object bgpflat manages (label ``app.kubernetes.io/managed-by=bgpflat``), as prune does.
+    Outside services' bodies carry their managed labels besides the fields, so only the delete rule
+    applies to them.
+    """
+    state: dict[str, Mapping[str, Any] | None] = {}
+    problems: list[str] = []
+    for change in plan.changes:
+        key = change.key
+        if key not in state:
+            state[key] = api.get(change.kind, change.name, namespace=change.namespace)
+        current = state[key]
+        if change.action is Action.DELETE:
+            if current is not None and not is_managed(current):
+                problems.append(f"{key}: would be deleted but bgpflat does not manage it")
+            state[key] = None
+            continue
+        body = change.manifest if change.action is Action.CREATE else change.patch
+        if body is None:
+            continue
+        after = dict(body) if change.action is Action.CREATE else merge_patch(current, body)
+        if change.kind not in EXTERNAL_KINDS:
+            problems.extend(f"{key}: would change {what}" for what in _unshown(change, current, after))
+        state[key] = after
+    if problems:
+        raise PlanError(
+            "the plan's writes do not match the changes it shows, nothing was changed: "
+            + "; ".join(problems)
+            + " (was the plan file edited? make the plan again with `bgpflat plan --out`)"
+        )

@@ -75,9 +75,25 @@ class StageVerifier(Protocol):
 
 
 class BackupWriter(Protocol):
-    """Writes a backup file (``path=None``: a new one) and returns its path."""
+    """Writes a backup file (``path=None``: a new one, never an existing one) and returns its path;
+    ``record`` appends one write to it durably, before apply goes on, so that a backup of an apply
+    killed midway still tells ``rollback`` what was written."""
 
-    def __call__(self, *, header: Mapping[str, Any], objects: Sequence[Mapping[str, Any]], path: str | None) -> str: ...
+    def __call__(
+        self,
+        *,
+        header: Mapping[str, Any],
+        objects: Sequence[Mapping[str, Any]],
+        path: str | None,
+        writes: Sequence[Mapping[str, Any]] = (),
+    ) -> str: ...
+
+    def record(self, path: str, write: Mapping[str, Any]) -> None: ...
+
+
+def never_interrupted() -> str | None:
+    """The default for ``apply_plan(interrupted=...)``: nothing asks the apply to stop."""
+    return None
 
 
 class Progress(Protocol):

@@ -72,6 +72,48 @@ def _recreate_manifest(saved: Mapping[str, Any]) -> dict[str, Any]:
     return manifest
 
 
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """What the backup proves the apply did."""
+
+    created: frozenset[str]  # keys it created
+    applied: Mapping[str, Any]  # key -> resourceVersion its write left
+    began: frozenset[str] | None  # keys it started to write (None: every key of a finished apply)
+    unconfirmed: frozenset[str]  # started, never confirmed: landed or not, the backup cannot tell
+    planned: tuple[str, ...]  # the creates the plan meant to make
+
+
+def _what_the_apply_did(header: Mapping[str, Any]) -> _Done:
+    """A finished apply (or a backup from before writes were recorded) completed its header; one
+    that was killed left only its record of writes, appended as each was made."""
+    if header.get("finished") or "planned" not in header:
+        return _Done(
+            created=frozenset(str(k) for k in header.get("created") or ()),
+            applied=header.get("appliedVersions") or {},
+            began=None,
+            unconfirmed=frozenset(),
+            planned=(),
+        )
+    began: set[str] = set()
+    created: set[str] = set()
+    applied: dict[str, Any] = {}
+    for write in header.get("writes") or ():
+        if "intent" in write:
+            began.add(str(write.get("key")))
+        elif "done" in write:
+            key = str(write.get("key"))
+            applied[key] = write.get("resourceVersion")
+            if write.get("done") == "create":
+                created.add(key)
+    return _Done(
+        created=frozenset(created),
+        applied={k: v for k, v in applied.items() if v is not None},
+        began=frozenset(began),
+        unconfirmed=frozenset(began - set(applied)),
+        planned=tuple(str(k) for k in header.get("planned") or ()),
+    )
+
+
 def rollback(
     api: ObjectApi,
     *,
@@ -86,6 +128,8 @@ def rollback(
     Each object must still be as the apply left it (``appliedVersions`` in the backup); an object
     edited since is refused before anything is written, unless ``force``. Writes then carry the
     resourceVersion just read, so an edit racing with the rollback is not overwritten either.
+    Of an apply that was killed, only what its recorded writes prove is undone: an object whose
+    write was begun but never confirmed is left alone and named in the report (``error`` set).
     """
     identity = api.identity()
     made = ClusterIdentity.from_header(header)
@@ -94,9 +138,14 @@ def rollback(
             f"wrong cluster: the backup was taken from {made.describe()}, the target is "
             f"{identity.describe()}; pass the right --context"
         )
-    applied: Mapping[str, Any] = header.get("appliedVersions") or {}
+    record = _what_the_apply_did(header)
+    applied = record.applied
     steps: list[_RollbackStep] = []
     refused: list[str] = []
+    unproven: list[ChangeResult] = []
+
+    def leave(action: RollbackAction, key: str, why: str) -> None:
+        unproven.append(ChangeResult(stage="rollback", action=action, key=key, outcome=NOT_ATTEMPTED, message=why))
 
     def guard(key: str, current: Mapping[str, Any]) -> None:
         left = applied.get(key)
@@ -110,8 +159,20 @@ def rollback(
 
     for saved in sorted(objects, key=lambda o: (_ROLLBACK_ORDER.get(str(o.get("kind")), 9), saved_key(o))):
         key = saved_key(saved)
+        if record.began is not None and key not in record.began:
+            continue  # the interrupted apply never got to it: nothing of ours to undo
         kind, namespace, name = split_key(key)
         current = api.get(kind, name, namespace=namespace)
+        if key in record.unconfirmed and not force:
+            if current is not None and rv_of(current) == rv_of(saved):
+                continue  # unchanged since the backup: the interrupted write did not land
+            leave(
+                RollbackAction.RESTORE if current is not None else RollbackAction.RECREATE,
+                key,
+                "not restored: the apply was interrupted during this write and the backup cannot tell whether "
+                "it landed or someone else changed it since; compare it with the backup and fix it by hand",
+            )
+            continue
         if current is None:
             steps.append(
                 _RollbackStep(
@@ -137,11 +198,19 @@ def rollback(
                     body=patch,
                 )
             )
-    created = sorted(str(k) for k in header.get("created") or ())
+    created = sorted(record.created | {k for k in record.planned if k in record.unconfirmed})
     for key in sorted(created, key=lambda k: (-_ROLLBACK_ORDER.get(split_key(k)[0], 9), k)):
         kind, namespace, name = split_key(key)
         current = api.get(kind, name, namespace=namespace)
         if current is None:
+            continue
+        if key not in record.created and not force:
+            leave(
+                RollbackAction.DELETE,
+                key,
+                "not deleted: the apply was interrupted while creating it and the backup cannot prove it was "
+                "this apply that created it (someone else may have); delete it yourself if it is yours",
+            )
             continue
         guard(key, current)
         steps.append(
@@ -214,4 +283,11 @@ def rollback(
             )
         )
         progress(f"  {step.action} {step.key}: {outcome}")
+    if unproven:
+        results.extend(unproven)
+        if error is None:
+            error = (
+                f"left alone what the interrupted apply may not have written: {', '.join(r.key for r in unproven)} "
+                "(see the report; --force undoes them anyway)"
+            )
     return ApplyReport(results=tuple(results), dry_run=dry_run, error=error, identity=identity)

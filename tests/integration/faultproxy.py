@@ -4,11 +4,15 @@ The client (bgpflat) talks plain HTTP to the proxy on loopback; the proxy talks 
 client certificate to the real API server. Every request is forwarded untouched unless a rule
 matches it, and a rule fires a fixed number of times:
 
-* ``status``: answer with this HTTP status and a Kubernetes ``Status`` body, forward nothing;
+* ``status``: answer with this HTTP status and a Kubernetes ``Status`` body (plus ``headers``,
+  such as a 429's ``Retry-After``), forward nothing;
 * ``drop_before``: close the connection without forwarding (the write never happened);
 * ``drop_after``: forward, let the server act, then close without answering (the write happened,
   the client cannot know);
-* ``before``: call a function, then forward (a concurrent edit made at the worst moment).
+* ``before``: call a function, then forward (a concurrent edit made at the worst moment);
+* ``delay``: wait this many seconds, then forward (a slow network: the client may give up first).
+
+``skip`` lets the first matching requests through untouched (the fault hits the Nth one).
 
 Faults come from here, never from patching the client: what bgpflat sees is what a real flaky
 network or a failing API server would show it.
@@ -22,6 +26,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,10 +42,13 @@ class Rule:
     method: str
     path_contains: str
     status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
     drop_before: bool = False
     drop_after: bool = False
     before: Callable[[], None] | None = None
+    delay: float = 0.0
     times: int = 1
+    skip: int = 0
     fired: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -72,6 +80,9 @@ class FaultProxy:
         with self._lock:
             for rule in self.rules:
                 if rule.matches(method, path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     rule.fired += 1
                     return rule
         return None
@@ -91,6 +102,8 @@ class FaultProxy:
                 rule = proxy._take(self.command, self.path)
                 if rule is not None and rule.before is not None:
                     rule.before()
+                if rule is not None and rule.delay:
+                    time.sleep(rule.delay)
                 if rule is not None and rule.status is not None:
                     proxy.log.append((self.command, self.path, rule.status))
                     payload = json.dumps(
@@ -105,6 +118,8 @@ class FaultProxy:
                     ).encode()
                     self.send_response(rule.status)
                     self.send_header("Content-Type", "application/json")
+                    for key, value in rule.headers.items():
+                        self.send_header(key, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

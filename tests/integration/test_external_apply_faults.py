@@ -167,3 +167,25 @@ def test_a_saved_plan_takes_a_backup_and_rollback_recreates_a_pruned_service(
     assert ldap is not None and ldap["spec"]["ports"][0]["port"] == 389
     slice_ = _get(kube_v1, f"{SLICES}/ldap-ipv4")
     assert slice_ is not None and [e["addresses"] for e in slice_["endpoints"]] == [["10.1.2.4"]]
+
+
+def test_a_server_error_midway_reports_what_was_written_and_rollback_undoes_it(
+    kube_v1: ControlPlane, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """The third create fails with a 500: the two made before it are named, with the backup that
+    undoes them, as for Calico objects."""
+    proxy.add(Rule(method="POST", path_contains="/api", skip=2, status=500))
+    config = proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig")
+    run = external("apply", "-f", SERVICES, "--yes", cwd=tmp_path, kubeconfig=config)
+    assert run.code == 2
+    assert "the API server failed (500" in run.err and "Traceback" not in run.err
+    posts = [(path, status) for method, path, status in proxy.log if method == "POST"]
+    assert [status for _, status in posts] == [201, 201, 500], posts
+    assert run.out.count("Applied: create ") == 2, run.out
+    backups = _backups(tmp_path)
+    assert len(backups) == 1
+    assert f"bgpflat rollback {backups[0].relative_to(tmp_path)}" in run.err
+    undone = bgpflat("rollback", backups[0], "--yes", cwd=tmp_path, kubeconfig=kube_v1.kubeconfig)
+    assert undone.code == 0, undone.err
+    assert _get(kube_v1, SERVICE) is None
+    assert _get(kube_v1, "/api/v1/namespaces/default/services/office-wiki") is None

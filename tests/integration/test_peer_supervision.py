@@ -245,6 +245,10 @@ def test_from_snapshot_peers_with_the_nodes_the_bgppeer_selects(tmp_path: Path) 
         assert "neighbor 10.0.0.2 {" in conf and "peer-as 64600;" in conf and "local-as 65001;" in conf
         assert "10.0.0.1" not in conf
         assert oct((state_dir / "exabgp.conf").stat().st_mode & 0o777) == "0o600"
+        # Whoever can connect reads the peer's state (and the collector socket feeds it): owner only.
+        assert oct((state_dir / "peer.sock").stat().st_mode & 0o777) == "0o600"
+        wait_for(lambda: (state_dir / "collector.sock").exists(), timeout=20, what="the collector socket")
+        assert oct((state_dir / "collector.sock").stat().st_mode & 0o777) == "0o600"
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,46 @@ def test_streamed_json_errors_are_read_jsons_errors(tmp_path: Path, text: str) -
     with pytest.raises(SpecError) as streamed:
         _streamed(path)
     assert str(streamed.value) == str(whole.value)
+
+
+def test_backups_taken_in_the_same_second_by_concurrent_applies_never_share_a_file(tmp_path: Path) -> None:
+    when = dt.datetime(2026, 11, 21, 6, 40, 0, tzinfo=dt.UTC)
+    start = threading.Barrier(8)
+    paths: dict[int, Path] = {}
+
+    def take(number: int) -> None:
+        obj = {"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": f"p{number}"}}
+        start.wait()
+        paths[number] = files.write_backup(
+            tmp_path, context="lab", taken_at=when, header={"backup": True}, objects=[obj]
+        )
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(paths.values())) == 8
+    for number, path in paths.items():
+        assert files.load_backup(path).objects[0]["metadata"]["name"] == f"p{number}"
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_backup_keeps_the_writes_recorded_so_far_and_names_a_cut_off_record(tmp_path: Path) -> None:
+    when = dt.datetime(2026, 11, 21, 6, 40, 0, tzinfo=dt.UTC)
+    obj = {"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": "p"}}
+    path = files.write_backup(tmp_path, context="lab", taken_at=when, header={"backup": True}, objects=[obj])
+    assert files.load_backup(path).header["writes"] == []
+    files.append_backup_write(path, {"intent": "create", "key": "BGPPeer/x"})
+    files.append_backup_write(path, {"done": "create", "key": "BGPPeer/x", "resourceVersion": "7"})
+    backup = files.load_backup(path)
+    assert backup.header["writes"] == [
+        {"intent": "create", "key": "BGPPeer/x"},
+        {"done": "create", "key": "BGPPeer/x", "resourceVersion": "7"},
+    ]
+    assert backup.objects[0]["metadata"]["name"] == "p"
+    with path.open("a") as handle:
+        handle.write('- {"intent": "upd')  # what a power cut in the middle of a record leaves
+    with pytest.raises(SpecError, match="last write record is cut off") as refused:
+        files.load_backup(path)
+    assert "delete the incomplete last line" in str(refused.value)

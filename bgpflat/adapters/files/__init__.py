@@ -3,7 +3,9 @@
 Everything here turns YAML/JSON/OS errors into ``SpecError``/``PlanError`` that name the file and,
 when the parser knows it, the line. Writes are atomic (temporary file in the same directory, fsync,
 rename): a crash or a full disk never leaves half a plan or half a backup behind, which matters
-because a backup is what ``rollback`` trusts.
+because a backup is what ``rollback`` trusts. The one exception is a backup's record of writes,
+appended and fsynced line by line while apply runs (one ``write`` each, so a kill cannot split one;
+a line cut off by a power loss is refused on reading with the fix).
 """
 
 from __future__ import annotations
@@ -413,17 +415,31 @@ def write_snapshot(path: str | Path, *, header: Mapping[str, Any], objects: Iter
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def backup_path(directory: str | Path, *, context: str, taken_at: dt.datetime) -> Path:
-    """``<dir>/<UTC timestamp>-<context>.yaml``, unique even for two applies in the same second."""
+# The last top-level key of a backup: one line per write, appended (and fsynced) as apply makes it,
+# so that a backup of an apply killed midway still says what was written.
+BACKUP_WRITES_KEY = "writes"
+
+
+def _backup_candidates(directory: Path, *, context: str, taken_at: dt.datetime) -> Iterator[Path]:
     stamp = taken_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     name = _UNSAFE.sub("_", context).strip("_") or "cluster"
-    base = Path(directory)
-    candidate = base / f"{stamp}-{name}.yaml"
+    yield directory / f"{stamp}-{name}.yaml"
     counter = 1
-    while candidate.exists():
+    while True:
         counter += 1
-        candidate = base / f"{stamp}-{name}-{counter}.yaml"
-    return candidate
+        yield directory / f"{stamp}-{name}-{counter}.yaml"
+
+
+def backup_text(
+    *, header: Mapping[str, Any], objects: Iterable[Mapping[str, Any]], writes: Iterable[Mapping[str, Any]] = ()
+) -> str:
+    """A backup: a snapshot of the objects before the apply, then the writes it made so far."""
+    return snapshot_text(header=header, objects=objects) + f"{BACKUP_WRITES_KEY}:\n" + "".join(map(_write_line, writes))
+
+
+def _write_line(write: Mapping[str, Any]) -> str:
+    # One JSON flow mapping per line: valid YAML, and written by a single append.
+    return "- " + json.dumps(dict(write), sort_keys=True) + "\n"
 
 
 def write_backup(
@@ -434,19 +450,71 @@ def write_backup(
     header: Mapping[str, Any],
     objects: Iterable[Mapping[str, Any]],
 ) -> Path:
-    """Write the objects an apply is about to change; the returned path is what ``rollback`` takes."""
-    path = backup_path(directory, context=context, taken_at=taken_at)
-    return write_text_atomic(path, snapshot_text(header=header, objects=objects), mode=0o600)
+    """Write the objects an apply is about to change to ``<dir>/<UTC timestamp>-<context>.yaml``
+    (mode 0600); the returned path is what ``rollback`` takes. The name is claimed with an exclusive
+    create, so two applies in the same second never share (or overwrite) one backup."""
+    base = Path(directory)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(f"cannot write: {exc.strerror}", file=str(base)) from None
+    for candidate in _backup_candidates(base, context=context, taken_at=taken_at):
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise SpecError(f"cannot write: {exc.strerror}", file=str(candidate)) from None
+        return write_text_atomic(candidate, backup_text(header=header, objects=objects), mode=0o600)
+    raise AssertionError("unreachable: the candidates never end")
+
+
+def append_backup_write(path: str | Path, write: Mapping[str, Any]) -> None:
+    """Record one write at the end of a backup and fsync it before apply goes on."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, _write_line(write).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SpecError(f"cannot record a write in the backup: {exc.strerror}", file=str(path)) from None
+
+
+def _backup_writes(text: str, file: str) -> list[dict[str, Any]]:
+    start = text.rfind(f"\n{BACKUP_WRITES_KEY}:\n")
+    if start < 0:
+        return []  # a backup from before writes were recorded
+    writes: list[dict[str, Any]] = []
+    for line in text[start:].splitlines()[2:]:
+        try:
+            write = json.loads(line.removeprefix("- "))
+        except json.JSONDecodeError:
+            raise SpecError(f"unreadable write record: {line!r}", file=file, path=BACKUP_WRITES_KEY) from None
+        if isinstance(write, dict):
+            writes.append(write)
+    return writes
 
 
 def load_backup(path: str | Path) -> Snapshot:
+    """A backup; its header carries the recorded writes under ``writes`` (``[]`` if none)."""
+    text = _read_text(path)
+    if f"\n{BACKUP_WRITES_KEY}:\n" in text and not text.endswith("\n"):
+        # Each record is one append ending in a newline; a kill cannot split one, a power cut can.
+        raise SpecError(
+            "the last write record is cut off (the machine stopped while apply was recording a write)",
+            file=str(path),
+            fix="delete the incomplete last line; that write was never confirmed, so check its object by hand",
+        )
     snapshot = load_snapshot(path)
     if not snapshot.header.get("backup"):
         raise PlanError(
             f"{path}: not a bgpflat backup (no 'bgpflat.backup' header); "
             "rollback only takes files that `bgpflat apply` wrote"
         )
-    return snapshot
+    writes = _backup_writes(text, snapshot.file)
+    return Snapshot(header={**snapshot.header, BACKUP_WRITES_KEY: writes}, objects=snapshot.objects, file=snapshot.file)
 
 
 def iter_paths(paths: Sequence[str | Path]) -> Iterator[Path]:

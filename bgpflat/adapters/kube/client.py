@@ -10,6 +10,7 @@ discovery), so no caller builds a URL path.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ FIELD_MANAGER = "bgpflat"
 # (connect, read) seconds: a wedged API server must end in an error a person sees, not a hang.
 REQUEST_TIMEOUT = (10.0, 120.0)
 PAGE_SIZE = 500
+# How long one request may spend waiting out 429 Too Many Requests (Retry-After) before it fails.
+MAX_THROTTLE_WAIT = 30.0
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -50,6 +53,21 @@ class Resource:
         return base if name is None else f"{base}/{quote(name, safe='')}"
 
 
+class _Throttled(Exception):
+    def __init__(self, error: KubeError, retry_after: float) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float:
+    """Seconds a 429's ``Retry-After`` asks for (1 when absent or not a number of seconds)."""
+    try:
+        return max(0.0, float((headers or {}).get("Retry-After") or 1))
+    except ValueError:
+        return 1.0
+
+
 def _where(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
@@ -62,6 +80,8 @@ class KubeClient:
         self.target = target
         self._groups: dict[str, list[str]] | None = None
         self._resources: dict[str, dict[str, Resource]] = {}
+        # (connect, read) seconds for each request; the only bound, as urllib3 does not retry.
+        self.request_timeout: tuple[float, float] = REQUEST_TIMEOUT
 
     @classmethod
     def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -109,13 +129,29 @@ class KubeClient:
         action: str,
     ) -> tuple[int, str]:
         """(status, body text) of one call; transport failures become ``KubeUnavailable``."""
-        import urllib3
-        from kubernetes.client.exceptions import ApiException, OpenApiException
-
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         headers = {"Accept": accept}
         if body is not None:
             headers["Content-Type"] = content_type
+        waited = 0.0
+        while True:
+            try:
+                return self._call_once(method, path, params, headers, body, action)
+            except _Throttled as throttled:
+                # 429: the server refused before acting, so any request (a write too) is safe to
+                # send again; within a bound, after which it is an error like any 5xx.
+                wait = min(throttled.retry_after, MAX_THROTTLE_WAIT - waited)
+                if wait <= 0 or waited >= MAX_THROTTLE_WAIT:
+                    raise throttled.error from None
+                time.sleep(wait)
+                waited += wait
+
+    def _call_once(
+        self, method: str, path: str, params: list[tuple[str, Any]], headers: dict[str, str], body: Any, action: str
+    ) -> tuple[int, str]:
+        import urllib3
+        from kubernetes.client.exceptions import ApiException, OpenApiException
+
         try:
             method_, url, header_params, serialized, post = self._api.param_serialize(
                 method=method,
@@ -131,16 +167,21 @@ class KubeClient:
                 header_params=header_params,
                 body=serialized,
                 post_params=post,
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=self.request_timeout,
             )
             data = response.read()
         except ApiException as exc:
-            raise error_from_response(int(exc.status or 0), str(exc.body or exc.reason or ""), action=action) from None
+            error = error_from_response(int(exc.status or 0), str(exc.body or exc.reason or ""), action=action)
+            if exc.status == 429:
+                raise _Throttled(error, retry_after(exc.headers)) from None
+            raise error from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise connection_error(exc, action=action, server=self.target.server) from None
         except OpenApiException as exc:
             raise KubeError(f"{action}: {exc}") from None
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
+        if response.status == 429:
+            raise _Throttled(error_from_response(429, text, action=action), retry_after(response.getheaders()))
         return int(response.status), text
 
     def request(

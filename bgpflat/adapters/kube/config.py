@@ -23,8 +23,19 @@ class Target:
     user: str = ""
 
 
+def new_configuration() -> Any:
+    """A client configuration without urllib3's hidden retries: each request is one attempt within
+    ``REQUEST_TIMEOUT``, so a wedged server costs one timeout (not four) and every retry bgpflat
+    makes is its own, bounded and visible (429 Retry-After, re-reads after a 409 or a failed write)."""
+    from kubernetes import client
+
+    configuration = client.Configuration()
+    configuration.retries = False
+    return configuration
+
+
 def load_configuration(*, kubeconfig: str | None, context: str | None) -> tuple[Any, Target]:
-    from kubernetes import client, config
+    from kubernetes import config
     from kubernetes.config.config_exception import ConfigException
 
     # The kubernetes config helpers are untyped; give them one typed name each.
@@ -32,7 +43,7 @@ def load_configuration(*, kubeconfig: str | None, context: str | None) -> tuple[
     load_kube_config: Any = config.load_kube_config
     load_incluster_config: Any = config.load_incluster_config
 
-    configuration = client.Configuration()
+    configuration = new_configuration()
     # Read at call time: the kubernetes package captures $KUBECONFIG when it is first imported.
     path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     has_file = kubeconfig is not None or any(os.path.exists(os.path.expanduser(p)) for p in path.split(os.pathsep) if p)
@@ -86,9 +97,8 @@ def certificate_configuration(
     *, server: str, ca_cert: str, client_cert: str, client_key: str, context: str
 ) -> tuple[Any, Target]:
     """Credentials given as files (a lab's own API server, before any kubeconfig exists)."""
-    from kubernetes import client
 
-    configuration = client.Configuration()
+    configuration = new_configuration()
     configuration.host = server
     configuration.ssl_ca_cert = ca_cert
     configuration.cert_file = client_cert

@@ -85,6 +85,11 @@ def connection_error(exc: Exception, *, action: str, server: str) -> KubeUnavail
     if isinstance(exc.args[0] if exc.args else None, str) and len(exc.args) > 1:
         text = f"{exc.args[0]} {exc.args[1]}"  # ProtocolError('Connection aborted.', RemoteDisconnected(...))
     text = text.strip(" ()'\"").replace("'", "")
+    if "read timed out" in str(exc).lower():
+        # The request was sent and may still be acted on: callers must not read "no answer" as "not done".
+        return KubeUnavailable(
+            f"{action}: the API server {server} did not answer in time ({text[:200]})", status=None, reason="Timeout"
+        )
     return KubeUnavailable(
         f"{action}: cannot reach the API server {server}: {text[:200]}", status=None, reason="Unavailable"
     )

@@ -10,6 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from bgpflat.core.calico import decode_v1_metadata
+
 V3_GROUP = "projectcalico.org"
 V1_GROUP = "crd.projectcalico.org"
 V3 = f"{V3_GROUP}/v3"
@@ -28,15 +30,14 @@ def v1_to_v3(obj: Mapping[str, Any]) -> dict[str, Any]:
     metadata = dict(out.get("metadata") or {})
     annotations = dict(metadata.get("annotations") or {})
     labels = dict(metadata.get("labels") or {})
-    stored = annotations.pop(CALICO_METADATA_ANNOTATION, None)
-    if stored:
-        try:
-            extra = json.loads(stored)
-        except ValueError:
-            extra = {}
-        if isinstance(extra, Mapping):
-            labels.update(extra.get("labels") or {})
-            annotations.update(extra.get("annotations") or {})
+    stored = annotations.get(CALICO_METADATA_ANNOTATION)
+    if stored is not None:
+        decoded = decode_v1_metadata(stored)
+        # Unreadable: kept as it is, so that plan names the object in a finding instead of failing.
+        if decoded is not None:
+            del annotations[CALICO_METADATA_ANNOTATION]
+            labels.update(decoded[0])
+            annotations.update(decoded[1])
     for key, value in (("labels", labels), ("annotations", annotations)):
         if value:
             metadata[key] = value

@@ -24,7 +24,13 @@ validated); writing always does (``parse_and_validate``).
 from __future__ import annotations
 
 from bgpflat.core.calico.checks import Advice
-from bgpflat.core.calico.manifest import check_manifest, parse_and_validate, parse_resource
+from bgpflat.core.calico.manifest import (
+    check_manifest,
+    decode_v1_metadata,
+    has_unreadable_v1_metadata,
+    parse_and_validate,
+    parse_resource,
+)
 from bgpflat.core.calico.models import (
     API_V1,
     API_V3,
@@ -90,8 +96,10 @@ __all__ = [
     "SecretKeyRef",
     "WritableResource",
     "check_manifest",
+    "decode_v1_metadata",
     "format_as_number",
     "format_path",
+    "has_unreadable_v1_metadata",
     "managed_by",
     "normalize_spec_value",
     "parse_and_validate",

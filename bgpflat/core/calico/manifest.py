@@ -222,19 +222,40 @@ def _strict_values(kind: str, spec: Mapping[str, Any], spec_path: FieldPath) -> 
                     parse_cidr(rule["cidr"], path=(*rule_path, "cidr"))
 
 
-def _v1_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def decode_v1_metadata(text: object) -> tuple[dict[str, str], dict[str, str]] | None:
+    """The labels and annotations a v1 object keeps in ``projectcalico.org/metadata``; None when the
+    annotation is not what Calico writes there (a JSON object whose ``labels`` and ``annotations``
+    map strings to strings). Anyone can write the annotation, so it is read as untrusted input."""
     try:
-        stored = json.loads(annotations[_V1_METADATA_ANNOTATION])
+        stored = json.loads(text) if isinstance(text, str) else None
     except ValueError:
-        return dict(labels), dict(annotations)
+        return None
     if not isinstance(stored, dict):
+        return None
+    out: list[dict[str, str]] = []
+    for key in ("labels", "annotations"):
+        extra = stored.get(key) or {}
+        if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
+            return None
+        out.append({str(k): v for k, v in extra.items()})
+    return out[0], out[1]
+
+
+def has_unreadable_v1_metadata(manifest: Mapping[str, Any]) -> bool:
+    """Whether an object (in the v3 view) still carries a ``projectcalico.org/metadata`` annotation
+    that ``decode_v1_metadata`` refused: its labels and annotations there were not read."""
+    metadata = manifest.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return isinstance(annotations, Mapping) and _V1_METADATA_ANNOTATION in annotations
+
+
+def _v1_metadata(labels: Mapping[str, str], annotations: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    stored = decode_v1_metadata(annotations[_V1_METADATA_ANNOTATION])
+    if stored is None:
         return dict(labels), dict(annotations)
-    merged_labels = dict(labels)
+    merged_labels = {**labels, **stored[0]}
     merged_annotations = {k: v for k, v in annotations.items() if k != _V1_METADATA_ANNOTATION}
-    for target, key in ((merged_labels, "labels"), (merged_annotations, "annotations")):
-        extra = stored.get(key)
-        if isinstance(extra, dict):
-            target.update({str(k): str(v) for k, v in extra.items()})
+    merged_annotations.update(stored[1])
     return dict(sorted(merged_labels.items())), dict(sorted(merged_annotations.items()))
 
 

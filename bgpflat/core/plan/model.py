@@ -139,6 +139,12 @@ class ResourceChange:
         chained = change.get("chained", False)
         if not isinstance(chained, bool):
             raise PlanError(f"{where}.chained: expected true or false, got {_type_of(chained)}")
+        # Refused on load, not when apply reaches them with the earlier changes already written.
+        for needs, what, body in ((Action.CREATE, "a create", "manifest"), (Action.UPDATE, "an update", "patch")):
+            if action == needs and change.get(body) is None:
+                raise PlanError(
+                    f'{where}: {what} needs its "{body}" (fix: make the plan again with `bgpflat plan --out`)'
+                )
         return cls(
             action=Action(action),
             api_version=_required_str(change, "api_version", where),
@@ -269,7 +275,7 @@ class Plan:
                 for i, c in enumerate(_optional_list(data, "unchanged", ""))
             ),
             findings=tuple(_finding(f, f"findings[{i}]") for i, f in enumerate(_optional_list(data, "findings", ""))),
-            observed_versions=_string_map(data, "observed_versions", nullable=True),
+            observed_versions=_observed_versions(data),
             identity=ClusterIdentity.from_dict(_string_map(data, "identity", nullable=False)),
             cluster=_string_map(data, "cluster", nullable=True),
             prune=prune,
@@ -383,3 +389,12 @@ def _finding(value: Any, where: str) -> Finding:
         if not isinstance(subject, str):
             raise PlanError(f"{where}.subjects[{i}]: expected a string, got {_type_of(subject)}")
     return Finding.from_dict(finding)
+
+
+def _observed_versions(data: Mapping[str, Any]) -> dict[str, str | None]:
+    versions = _string_map(data, "observed_versions", nullable=True)
+    for key in versions:
+        kind, _, name = split_key(key)
+        if not kind or not name:
+            raise PlanError(f"observed_versions[{_json(key)}]: expected Kind/name or Kind/namespace/name")
+    return versions

@@ -45,6 +45,7 @@ from bgpflat.core.calico import (
     IPPool,
     Manifest,
     WritableResource,
+    has_unreadable_v1_metadata,
     normalize_spec_value,
     parse_resource,
     release_for,
@@ -84,6 +85,7 @@ from bgpflat.core.state.checks import (
     NOT_IN_SPEC,
     POOL_DELETION,
     PRODUCTION_CLUSTER,
+    UNREADABLE_CALICO_METADATA,
     Finding,
     address_ranges,
     check_address_plan,
@@ -149,6 +151,19 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
             new_peers.append(resource.name)
 
     _plan_deletions(builder, desired_keys=desired_keys, prune=prune)
+    for observed_resource in observed.resources:
+        if has_unreadable_v1_metadata(observed_resource.manifest):
+            builder.findings.append(
+                Finding(
+                    code=UNREADABLE_CALICO_METADATA,
+                    severity="warning",
+                    message=f"{observed_resource.key}: its projectcalico.org/metadata annotation is not the JSON "
+                    "Calico writes there (labels and annotations mapping strings to strings), so its labels and "
+                    "annotations were read without it",
+                    fix="fix or remove the annotation (kubectl annotate ... projectcalico.org/metadata-)",
+                    subjects=(observed_resource.key,),
+                )
+            )
 
     config = builder.final.get(resource_key("BGPConfiguration", "default"))
     config_model = config if isinstance(config, BGPConfiguration) else None
@@ -201,7 +216,10 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
         )
 
     stages = _stages(builder.changes)
-    observed_versions = {r.key: r.resource_version for r in observed.resources if r.kind in KIND_ORDER}
+    # BGPFilters too: the findings read them, so one changed or added since makes a saved plan stale.
+    observed_versions = {
+        r.key: r.resource_version for r in observed.resources if r.kind in KIND_ORDER or r.kind == "BGPFilter"
+    }
     if observed.installation is not None:
         observed_versions[resource_key("Installation", observed.installation.name)] = (
             observed.installation.resource_version

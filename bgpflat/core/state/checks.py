@@ -39,6 +39,7 @@ NOT_IN_SPEC = "not-in-spec"
 PRODUCTION_CLUSTER = "production-cluster"
 POOL_DELETION = "pool-deletion"
 AS_NUMBER_CHANGE = "as-number-change"
+UNREADABLE_CALICO_METADATA = "unreadable-calico-metadata"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

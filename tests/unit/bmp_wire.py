@@ -75,10 +75,14 @@ def peer_up(
     router_add_path: int = 0,
     peer_add_path: int = 0,
     loc_rib: bool = False,
+    bare_opens: bool = False,
 ) -> bytes:
+    """``bare_opens``: both OPENs as a header without a body, as FRR sends when it kept no copy."""
     local = ipaddress.ip_address("10.0.0.254" if ":" not in address else "fd00::fe")
     raw = local.packed if local.version == 6 else bytes(12) + local.packed
     body = per_peer(address, peer_as=peer_as, loc_rib=loc_rib) + raw + struct.pack("!HH", 179, 40000)
+    if bare_opens:
+        return bmp(3, body + bgp(1, b"") + bgp(1, b""))
     body += open_message(router_as, "10.0.0.254", add_path=router_add_path)
     body += open_message(peer_as, "10.0.0.1", add_path=peer_add_path)
     return bmp(3, body)

@@ -103,6 +103,22 @@ def test_frr_sends_no_path_ids_and_prepends_its_own_as() -> None:
     assert table(rib, "pre") == {Route(P1, NODE, NODE, (64512,))}
 
 
+def test_a_peer_up_without_opens_brings_the_peer_up() -> None:
+    """FRR sends a bare OPEN header in a Peer Up when it kept no copy of that session's OPEN. The
+    peer is up all the same; its own AS, which FRR prepends, comes from another Peer Up."""
+    rib = RouterRib(address="192.0.2.1")
+    events = feed(
+        rib,
+        w.initiation(sys_descr="FRRouting 8.4.4"),
+        w.peer_up("10.0.0.2", router_as=65000),
+        w.peer_up(NODE, bare_opens=True),
+        w.route_monitoring(NODE, w.update([P1], as_path=(65000, 64512))),
+    )
+    up = [e for e in events if e.get("event") == "peer-up" and e["peer"] == NODE]
+    assert up and up[0]["sent_open"] is None and up[0]["received_open"] is None
+    assert table(rib, "pre") == {Route(P1, NODE, NODE, (64512,))}
+
+
 def test_two_octet_as_path_with_as4_path() -> None:
     rib = RouterRib(address="192.0.2.1")
     pdu = w.update([P1], as_path=(23456,), two_octet=True)

@@ -127,8 +127,10 @@ class PeerUp:
     local_address: str
     local_port: int
     remote_port: int
-    sent_open: OpenMessage
-    received_open: OpenMessage
+    # None where the router sent a bare OPEN header: FRR does when it holds no copy of a session's
+    # OPEN (its "dummy open"), and the peer is up all the same.
+    sent_open: OpenMessage | None
+    received_open: OpenMessage | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +310,6 @@ def decode(message: bytes, *, headers: HeaderCache | None = None) -> Message:
         pdu_type, body_open, tail = split_pdu(tail, f"{name} {which}")
         if pdu_type != 1:
             raise BmpError(f"{name} {which}: BGP message type {pdu_type}, not OPEN")
-        opens.append(decode_open(body_open))
+        opens.append(decode_open(body_open) if body_open else None)
     _info(tail, name)  # checked for shape; their contents (RFC 9069 table name) are not kept
     return PeerUp(peer, local, local_port, remote_port, opens[0], opens[1])

@@ -105,8 +105,8 @@ class MonitoredPeer:
             data["reason"] = self.reason
         if self.up is not None:
             data["local_address"] = self.up.local_address
-            data["sent_open"] = self.up.sent_open.to_dict()
-            data["received_open"] = self.up.received_open.to_dict()
+            data["sent_open"] = _open_dict(self.up.sent_open)
+            data["received_open"] = _open_dict(self.up.received_open)
         return data
 
 
@@ -122,6 +122,8 @@ class RouterRib:
     peers: dict[PeerKey, MonitoredPeer] = field(default_factory=dict)
     messages: int = 0
     skipped: int = 0
+    # The router's own AS, from the first OPEN it sent; stands in for a Peer Up that lacks it.
+    local_as: int | None = None
     headers: HeaderCache = field(default_factory=dict, repr=False)
     _fast: dict[bytes, tuple[dict[PathKey, Attributes], Attributes, MonitoredPeer]] = field(
         default_factory=dict, repr=False
@@ -232,18 +234,22 @@ class RouterRib:
     def _peer_up(self, message: PeerUp) -> dict[str, Any]:
         header = message.peer
         sent, received = message.sent_open, message.received_open
+        if sent is not None and self.local_as is None:
+            self.local_as = sent.as_number
+        local_as = sent.as_number if sent is not None else self.local_as
         peer = MonitoredPeer(header=header, since=header.timestamp, up=message)
-        peer.add_path = frozenset() if self.is_frr else add_path_families(sent, received)
-        if self.is_frr and header.policy != LOC_RIB and received.as_number != sent.as_number:
-            peer.strip_as = sent.as_number
+        if not self.is_frr and sent is not None and received is not None:
+            peer.add_path = add_path_families(sent, received)
+        if self.is_frr and header.policy != LOC_RIB and local_as is not None and header.as_number != local_as:
+            peer.strip_as = local_as
         self.peers[header.peer_key] = peer  # a Peer Up starts the peer's tables afresh
         return {
             "event": "peer-up",
             "peer": header.address,
             "peer_as": header.as_number,
             "peer_type": header.peer_type,
-            "sent_open": sent.to_dict(),
-            "received_open": received.to_dict(),
+            "sent_open": _open_dict(sent),
+            "received_open": _open_dict(received),
         }
 
     def _peer_down(self, message: PeerDown) -> dict[str, Any]:
@@ -323,6 +329,10 @@ class RouterRib:
             "skipped": self.skipped,
             "peers": [p.to_dict(complete_without_eor=self.is_frr) for p in self.peers.values()],
         }
+
+
+def _open_dict(message: OpenMessage | None) -> dict[str, object] | None:
+    return message.to_dict() if message is not None else None
 
 
 def add_path_families(sent: OpenMessage, received: OpenMessage) -> frozenset[tuple[int, int]]:

@@ -22,6 +22,7 @@ from bgpflat.errors import BgpflatError, PlanError, SpecError
 if TYPE_CHECKING:
     from bgpflat.adapters.kube import CalicoApi, ServiceApi
     from bgpflat.core.plan.planner import Plan
+    from bgpflat.core.routes.expected import OutsidePeer
     from bgpflat.core.state.model import DesiredState
     from bgpflat.workflows import ApplyReport
 
@@ -60,6 +61,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--prune",
         action="store_true",
         help="also delete objects labelled managed-by bgpflat that the spec no longer has",
+    )
+    plan.add_argument(
+        "--peer",
+        dest="peers",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="also show the route impact for this outside BGP peer (every BGPPeer's peerIP is shown anyway); "
+        "repeatable",
     )
     add_cluster_options(plan)
     plan.set_defaults(func=_cmd_plan)
@@ -258,9 +268,24 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def outside_peers(addresses: Sequence[str]) -> list[OutsidePeer]:
+    """``--peer`` values as the route model takes them; a bad one is named with its flag."""
+    from bgpflat.core.net.prefixes import canonical_address
+    from bgpflat.core.routes.expected import OutsidePeer
+
+    peers = []
+    for text in addresses:
+        try:
+            peers.append(OutsidePeer(address=canonical_address(text)))
+        except SpecError as exc:
+            raise SpecError(exc.message, path="--peer", fix="give the peer's bare IP address (no port)") from None
+    return peers
+
+
 def _make_plan(args: argparse.Namespace) -> Plan:
     from bgpflat import workflows
 
+    peers = outside_peers(args.peers)
     desired = load_desired_files(args.files)
     if args.snapshot:
         from bgpflat.adapters.files import load_snapshot
@@ -268,7 +293,12 @@ def _make_plan(args: argparse.Namespace) -> Plan:
         snapshot = load_snapshot(args.snapshot)
         try:
             return workflows.plan_snapshot(
-                snapshot.objects, desired, header=snapshot.header, file=snapshot.file, prune=args.prune
+                snapshot.objects,
+                desired,
+                header=snapshot.header,
+                file=snapshot.file,
+                prune=args.prune,
+                peers=peers,
             )
         except SpecError as exc:
             # The spec was checked with its file names on load; what is left unnamed comes from
@@ -279,7 +309,7 @@ def _make_plan(args: argparse.Namespace) -> Plan:
     api = _connect(args)
     try:
         _announce(api, "Planning against")
-        return workflows.plan_cluster(api, desired, prune=args.prune)
+        return workflows.plan_cluster(api, desired, prune=args.prune, peers=peers)
     finally:
         api.close()
 

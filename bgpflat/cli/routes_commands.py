@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +110,15 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
         help="model this Calico release (default: ClusterInformation's calicoVersion)",
     )
     parser.add_argument(
+        "-f",
+        "--filename",
+        dest="files",
+        action="append",
+        metavar="FILE",
+        help="lay this flat spec or these Calico manifests over the cluster (or snapshot) first: "
+        "the routes of the state after `bgpflat apply -f FILE`; repeatable",
+    )
+    parser.add_argument(
         "--no-add-path",
         dest="add_path",
         action="store_false",
@@ -141,19 +151,33 @@ def _calico_version(text: str) -> str:
 def load_cluster(args: argparse.Namespace) -> ClusterState:
     from bgpflat.workflows.routes import cluster_state, read_live_objects
 
+    # The spec first: a typo in it must not wait for the whole cluster to be read.
+    desired = None
+    if getattr(args, "files", None):
+        from bgpflat.cli.plan_commands import load_desired_files
+
+        desired = load_desired_files(args.files)
+    objects: Sequence[Mapping[str, Any]]
+    file: str | None = None
     if args.snapshot:
         from bgpflat.adapters.files import load_snapshot
 
         snapshot = load_snapshot(args.snapshot)
-        return cluster_state(snapshot.objects, file=snapshot.file)
-    from bgpflat.adapters.kube import CalicoApi, KubeClient
+        objects, file = snapshot.objects, snapshot.file
+    else:
+        from bgpflat.adapters.kube import CalicoApi, KubeClient
 
-    # The flavour is discovered at the first read, after the target is named on stderr.
-    api = CalicoApi(KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context))
-    try:
-        return cluster_state(read_live_objects(api, progress=info))
-    finally:
-        api.close()
+        # The flavour is discovered at the first read, after the target is named on stderr.
+        api = CalicoApi(KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context))
+        try:
+            objects = read_live_objects(api, progress=info)
+        finally:
+            api.close()
+    if desired is not None:
+        from bgpflat.workflows.planning import lay_desired_over
+
+        objects = lay_desired_over(objects, desired)
+    return cluster_state(objects, file=file)
 
 
 def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgpflat.core.calico import parse_path, parse_resource, validate
+from bgpflat.core.plan.layover import merge_patch
 from bgpflat.core.plan.planner import Action, Plan, ResourceChange, Stage
 from bgpflat.core.plan.report import (
     ALREADY,
@@ -70,19 +71,6 @@ class _Stop(BgpflatError):
     def __init__(self, result: ChangeResult) -> None:
         super().__init__(result.message or result.outcome)
         self.result = result
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _validate_write(change: ResourceChange, current: Mapping[str, Any] | None) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_cluster_options, add_output_option
+from bgpflat.cli.gate_options import add_gate_options
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.errors import BgpflatError, PlanError, SpecError
 
@@ -30,6 +31,7 @@ DEFAULT_BACKUP_DIR = Path(".bgpflat") / "backups"
 PLAN_EXIT_NO_CHANGES = 0
 PLAN_EXIT_ERROR_DETAILED = 1
 PLAN_EXIT_CHANGES = 2
+EXIT_GATE_STOPPED = 1  # the routes did not follow: the gate stopped the apply (and undid the last stage)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -108,6 +110,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=str(DEFAULT_BACKUP_DIR),
         help=f"where backups go (default: {DEFAULT_BACKUP_DIR})",
     )
+    add_gate_options(apply)
     add_output_option(apply)
     add_cluster_options(apply)
     apply.set_defaults(func=_cmd_apply)
@@ -218,11 +221,11 @@ def _print_plan(plan: Plan, output: str, *, stderr: bool = False) -> None:
         console(stderr=stderr).print(plan_renderable(plan), end="", soft_wrap=True)
 
 
-def _print_report(report: ApplyReport, output: str, *, verb: str) -> None:
+def _print_report(report: ApplyReport, output: str, *, verb: str, extra: Mapping[str, Any] | None = None) -> None:
     from bgpflat.views.plan import report_text
 
     if output == "json":
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps({**report.to_dict(), **(extra or {})}, indent=2, sort_keys=True) + "\n")
     else:
         console().print(report_text(report, verb=verb), end="", markup=False, highlight=False, soft_wrap=True)
 
@@ -369,20 +372,39 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                 "warning: writing crd.projectcalico.org/v1 directly: the API server runs none of Calico's "
                 "validation or defaulting; bgpflat validated the objects client-side"
             )
+        from bgpflat.cli.gate_options import after_gate_stop, gate_json, gate_lines, make_gate
+        from bgpflat.workflows.gate import GateStopped
+
+        gate = None if dry_run else make_gate(args, plan, api)
+        if gate is not None:
+            try:
+                gate.before_apply()
+            except GateStopped as exc:
+                error_line(f"apply refused by the gate, nothing was written: {exc}")
+                return EXIT_GATE_STOPPED
         report = workflows.apply_plan(
             plan,
             api,
             backup=None if dry_run else backup_writer(args.backup_dir, api.target.context),
             dry_run=dry_run,
+            verify=gate if gate is not None else workflows.no_verification,
             progress=info,
             allow_crd_v1=args.allow_crd_v1,
         )
+        undo = None
+        if gate is not None:
+            undo = after_gate_stop(
+                args, gate, plan, report, api, backup=backup_writer(args.backup_dir, api.target.context)
+            )
     finally:
         api.close()
-    _print_report(report, args.output, verb="Apply")
+    _print_report(report, args.output, verb="Apply", extra=gate_json(gate, undo))
+    if gate is not None:
+        for line in gate_lines(gate):
+            info(line)
     if report.error is not None:
         error_line(f"apply stopped: {report.error}")
-        return EXIT_ERROR
+        return EXIT_GATE_STOPPED if gate is not None and gate.stopped is not None else EXIT_ERROR
     return EXIT_OK
 
 

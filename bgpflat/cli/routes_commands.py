@@ -11,17 +11,16 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_context, add_kubeconfig, add_output_option
+from bgpflat.cli.gate_options import FileSource, PeerSource
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:
     from bgpflat.core.routes.cluster import ClusterState
     from bgpflat.core.routes.expected import ExpectedRoutes
-    from bgpflat.core.routes.verdict import LearnedState
 
 FORMAT_VERSION = 1
 DEFAULT_STATE_DIR = "bgpflat-peer"
@@ -198,39 +197,6 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
         peer=OutsidePeer(address=address, as_number=args.peer_as),
         options=ModelOptions(calico_version=args.calico_version, add_path=args.add_path),
     )
-
-
-class FileSource:
-    """Learned routes from a JSON file, re-read on every poll (a peer may be rewriting it)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def read(self) -> LearnedState:
-        from bgpflat.adapters.files import read_json
-        from bgpflat.core.routes.verdict import learned_from_json
-
-        return learned_from_json(read_json(self.path), source=self.path)
-
-
-class PeerSource:
-    """The running verification peer's endpoint, or else its last snapshot in the state directory."""
-
-    def __init__(self, state_dir: str, endpoint: str | None) -> None:
-        self.state_dir = state_dir
-        self.endpoint = endpoint
-
-    def read(self) -> LearnedState:
-        from bgpflat.core.routes.verdict import learned_from_json
-        from bgpflat.peer.endpoint import fetch_running
-        from bgpflat.peer.state import StateDir
-
-        state = StateDir(Path(self.state_dir))
-        live = fetch_running(state, self.endpoint, "/snapshot")
-        if live is not None:
-            address, data = live
-            return learned_from_json(data, source=f"peer {address}")
-        return learned_from_json(state.read_snapshot(), source=str(state.snapshot))
 
 
 # --- commands --------------------------------------------------------------------------------------

@@ -175,7 +175,11 @@ def after_gate_stop(
     if undo is not None and undo.error is not None:
         info(f"Gate: undoing stage {stage} stopped: {undo.error}")
     elif undo is not None:
-        info(f"Gate: stage {stage} was undone; the stages before it stay applied")
+        first = plan.stages[0].name == stage
+        info(
+            f"Gate: stage {stage} was undone; "
+            + ("nothing of the apply is left" if first else "the stages before it stay applied")
+        )
     elif stage:
         info(f"Gate: stage {stage} was left as written (--on-gate-failure stop)")
     if report.backup:

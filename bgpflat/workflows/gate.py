@@ -135,13 +135,18 @@ class RouteGate:
     def _wait_green(self, name: str, expected: ExpectedRoutes) -> None:
         started = self.clock()
         last: VerifyResult | None = None
+        shown: tuple[int, int] | None = None
+        shown_at = started
         while True:
             learned = self._read()
             elapsed = self.clock() - started
             if learned is not None:
                 last, _ = evaluate(expected=expected, learned=learned, strict=True)
                 matched, total = _matched(last)
-                self.progress(f"  gate {name}: {elapsed:.1f}s, {matched}/{total} routes as expected")
+                # A line when the count moves, and every 5 s while it does not: alive, not noisy.
+                if (matched, total) != shown or self.clock() - shown_at >= 5 or last.status == MATCH:
+                    self.progress(f"  gate {name}: {elapsed:.1f}s, {matched}/{total} routes as expected")
+                    shown, shown_at = (matched, total), self.clock()
                 if last.status == MATCH:
                     self.results.append(
                         StageGate(stage=name, passed=True, seconds=elapsed, matched=matched, expected=total)

@@ -129,11 +129,20 @@ def _peer_address(args: argparse.Namespace, state_dir: str) -> str:
     return local.pop()
 
 
+def check_gate_flags(args: argparse.Namespace) -> None:
+    """The gate's flags, checked before any cluster is contacted."""
+    if not args.gate:
+        return
+    if args.gate_timeout <= 0:
+        raise SpecError("--gate-timeout must be > 0", fix="give the seconds each stage may take, e.g. 120")
+    if args.dry_run != "none":
+        raise SpecError("--gate waits for routes, which a server dry run never changes", fix="drop one of them")
+    _source(args.gate)
+
+
 def make_gate(args: argparse.Namespace, plan: Plan, api: CalicoApi) -> RouteGate | None:
     if not args.gate:
         return None
-    if args.gate_timeout <= 0:
-        raise SpecError("--gate-timeout must be > 0")
     from bgpflat.workflows.gate import RouteGate
 
     source, state_dir = _source(args.gate)

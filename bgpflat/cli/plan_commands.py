@@ -340,6 +340,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
     if bool(args.plan_file) == bool(args.files):
         raise PlanError("give either a saved plan (bgpflat apply PLAN.json) or -f FILE, not both or neither")
+    from bgpflat.cli.gate_options import check_gate_flags
+
+    check_gate_flags(args)
     saved: Plan | None = None
     if args.plan_file:
         saved = load_saved_plan(args.plan_file)
@@ -375,7 +378,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         from bgpflat.cli.gate_options import after_gate_stop, gate_json, gate_lines, make_gate
         from bgpflat.workflows.gate import GateStopped
 
-        gate = None if dry_run else make_gate(args, plan, api)
+        gate = make_gate(args, plan, api)
         if gate is not None:
             try:
                 gate.before_apply()

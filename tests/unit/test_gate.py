@@ -116,3 +116,38 @@ def test_undo_of_a_stage_deletes_what_it_created_and_patches_back_what_it_change
     assert pool_plan.observed_versions == {"IPPool/default-pool": "13"}  # stale if anyone wrote since
     service_undo = undo_stage(plan, report, "service-advertisement").changes[0]
     assert service_undo.patch == {"spec": {"serviceClusterIPs": None}}  # absent before: removed again
+
+
+def test_bad_gate_flags_are_one_line_before_any_cluster_is_contacted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bgpflat.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))  # reading it would fail differently
+    spec = str(LAB / "bgpflat.yaml")
+    cases = {
+        ("--gate", "bmp:10.0.0.1"): "--gate: unknown gate source 'bmp:10.0.0.1' (fix: use peer:STATE_DIR",
+        ("--gate", "peer:nowhere"): "nowhere: --gate: no such directory (fix: start `bgpflat peer run --state-dir",
+        ("--gate", "peer:.", "--gate-timeout", "0"): "--gate-timeout must be > 0",
+        ("--gate", "peer:.", "--dry-run", "server"): "--gate waits for routes, which a server dry run never changes",
+    }
+    for flags, wanted in cases.items():
+        assert main(["apply", "-f", spec, "--yes", *flags]) == 2
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("bgpflat: error: ")]
+        assert len(errors) == 1 and errors[0].startswith(f"bgpflat: error: {wanted}"), errors
+
+
+def test_verify_lays_the_spec_over_the_snapshot_before_comparing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from bgpflat.cli import main
+
+    plan, objects = lab_plan()
+    after = ClusterState.from_objects(lay_over(objects, plan.changes))
+    learned = tmp_path / "learned.json"
+    learned.write_text(json.dumps({"routes": expected_routes(cluster=after, peer=SWITCH).table.to_records()}))
+    argv = ["verify", "--peer", SWITCH, "--snapshot", str(LAB / "cluster.yaml"), "--learned", str(learned)]
+    assert main([*argv, "--no-github-summary"]) == 2  # the snapshot alone has no BGPPeer for the switch
+    assert main([*argv, "-f", str(LAB / "bgpflat.yaml"), "--no-github-summary"]) == 0
+    assert "8 present, 0 missing, 0 mismatched, 0 unexpected" in capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -37,7 +38,17 @@ def with_route_impact(
     options: ModelOptions | None = None,
 ) -> Plan:
     """``plan`` with the routes each outside peer learns differently once it is applied."""
-    impact = route_impact(objects, plan.changes, peers=peers, options=options)
+    # Two expected-route tables of a big cluster are millions of long-lived tuples and no cycle:
+    # the loaded objects are kept out of the collector's walks (as ``routes expected`` does) and
+    # the collector waits until the comparison is done, instead of rescanning them as they grow.
+    gc.freeze()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        impact = route_impact(objects, plan.changes, peers=peers, options=options)
+    finally:
+        if enabled:
+            gc.enable()
     return dataclasses.replace(plan, route_impact=impact)
 
 

@@ -12,7 +12,7 @@ scenario's Calico objects, then times, in the same run and on the same server:
 Wall time and peak RSS of each process (``wait4``); the goal is bgpflat ≤ 1.5× kubectl. Prints
 figures only; nothing here asserts a time.
 
-    python tests/bench/bench_plan.py [--nodes 5000] [--blocks 20000] [--services 2000] [--repeat 3]
+    python tests/bench/bench_plan.py [--nodes 5000] [--blocks 20000] [--services 2000] [--repeat 3] [--case plan]
 """
 
 from __future__ import annotations
@@ -246,6 +246,7 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=20000)
     parser.add_argument("--services", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--case", choices=("plan", "snapshot"), action="append", help="only these cases (repeatable)")
     parser.add_argument("--kubeconfig", help="measure against this already loaded server instead of starting one")
     args = parser.parse_args()
     if not Path(TIME).exists():
@@ -277,7 +278,7 @@ def main() -> int:
                 f"{args.services} Services in {seconds:.0f} s"
             )
             kubeconfig = plane.kubeconfig
-        run_cases(kubeconfig, work=state, repeat=args.repeat)
+        run_cases(kubeconfig, work=state, repeat=args.repeat, only=args.case)
     finally:
         if plane is not None:
             plane.stop()
@@ -285,7 +286,7 @@ def main() -> int:
     return 0
 
 
-def run_cases(kubeconfig: Path, *, work: Path, repeat: int) -> None:
+def run_cases(kubeconfig: Path, *, work: Path, repeat: int, only: list[str] | None = None) -> None:
     # This checkout's bgpflat, not whichever one the interpreter has installed.
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
     group = "crd.projectcalico.org"
@@ -306,6 +307,8 @@ def run_cases(kubeconfig: Path, *, work: Path, repeat: int) -> None:
     }
     print(f"\n{'case':<10} {'tool':<8} {'wall s':>8} {'peak MiB':>9} {'output MiB':>11}   ratio (bgpflat/kubectl)")
     for name, (ours, theirs) in cases.items():
+        if only and name not in only:
+            continue
         runs: dict[str, list[tuple[float, int, int]]] = {"kubectl": [], "bgpflat": []}
         for _ in range(repeat):  # interleaved so that both see the same server and machine load
             runs["kubectl"].append(measure(theirs, cwd=work, env=env))

@@ -111,12 +111,15 @@ def _peer_address(args: argparse.Namespace, state_dir: str) -> str:
             return canonical_address(args.gate_peer)
         except SpecError as exc:
             raise SpecError(exc.message, path="--gate-peer", fix="give the peer's bare IP address") from None
+    from bgpflat.errors import PeerError
     from bgpflat.peer.state import StateDir
 
     try:
         data = StateDir(Path(state_dir)).read_snapshot()
-    except Exception as exc:
-        raise SpecError(f"cannot read the peer's state ({exc})", file=state_dir, path="--gate") from None
+    except PeerError as exc:
+        raise SpecError(
+            f"cannot tell which peer to check: {exc}", path="--gate", fix="pass --gate-peer IP, or start the peer first"
+        ) from None
     sessions = data.get("sessions") if isinstance(data, Mapping) else None
     local = {str(s.get("local")) for s in sessions or () if isinstance(s, Mapping) and s.get("local")}
     if len(local) != 1:
@@ -138,6 +141,8 @@ def check_gate_flags(args: argparse.Namespace) -> None:
     if args.dry_run != "none":
         raise SpecError("--gate waits for routes, which a server dry run never changes", fix="drop one of them")
     _source(args.gate)
+    if args.gate_peer:
+        _peer_address(args, "")
 
 
 def make_gate(args: argparse.Namespace, plan: Plan, api: CalicoApi) -> RouteGate | None:

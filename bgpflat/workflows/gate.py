@@ -182,9 +182,20 @@ class RouteGate:
         if not pools:
             return
         learned = self._read()
-        missing = (
-            undelivered_blocks(cluster, pools, learned.routes) if learned is not None else {"?": ["nothing learned"]}
-        )
+        if learned is None:
+            message = f"stage {stage.name} turns encapsulation off, and the routes {self.peer} learned cannot be read"
+            self.results.append(
+                StageGate(
+                    stage=after or f"before {stage.name}",
+                    passed=False,
+                    seconds=0.0,
+                    matched=0,
+                    expected=0,
+                    message=message,
+                )
+            )
+            raise GateStopped(message, stage=after or "")
+        missing = undelivered_blocks(cluster, pools, learned.routes)
         if not missing:
             self.progress(f"  gate: every block of {', '.join(pools)} is learned with its node as next hop")
             return

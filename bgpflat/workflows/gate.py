@@ -140,6 +140,12 @@ class RouteGate:
         while True:
             learned = self._read()
             elapsed = self.clock() - started
+            if learned is not None and not expected.sessions and not learned.routes:
+                # No node peers with the peer yet (its BGPPeer comes in a later stage): nothing
+                # is expected and nothing is learned, which is what equal means here.
+                self.progress(f"  gate {name}: no node peers with {self.peer} yet; nothing expected, nothing learned")
+                self.results.append(StageGate(stage=name, passed=True, seconds=elapsed, matched=0, expected=0))
+                return
             if learned is not None:
                 last, _ = evaluate(expected=expected, learned=learned, strict=True)
                 matched, total = _matched(last)

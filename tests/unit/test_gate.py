@@ -151,3 +151,55 @@ def test_verify_lays_the_spec_over_the_snapshot_before_comparing(
     assert main([*argv, "--no-github-summary"]) == 2  # the snapshot alone has no BGPPeer for the switch
     assert main([*argv, "-f", str(LAB / "bgpflat.yaml"), "--no-github-summary"]) == 0
     assert "8 present, 0 missing, 0 mismatched, 0 unexpected" in capsys.readouterr().out
+
+
+class StateReader:
+    """The cluster as the apply leaves it after each stage, and a peer that learned exactly its routes."""
+
+    def __init__(self, objects: list[dict[str, Any]], plan: Plan, peer: str) -> None:
+        self.objects, self.plan, self.peer, self.written = objects, plan, peer, 0
+
+    def cluster(self) -> list[dict[str, Any]]:
+        return [
+            dict(o) for o in lay_over(self.objects, [c for s in self.plan.stages[: self.written] for c in s.changes])
+        ]
+
+    def read(self) -> Any:
+        from bgpflat.core.routes.verdict import LearnedState
+
+        state = ClusterState.from_objects(self.cluster())
+        return LearnedState(routes=expected_routes(cluster=state, peer=self.peer).table)
+
+
+def test_gate_stops_before_encapsulation_goes_off_when_a_rack_is_only_reachable_through_another() -> None:
+    """ipip-migration with the rack-B peer forgotten: the rack-A ToR learns every block, rack B's
+    with a rack-A node as next hop. That matches the model (green), but once IPIP is off a packet
+    for rack B's pods would go to rack A and back to the ToR: the gate stops before that stage."""
+    import yaml
+
+    lab = LAB.parent / "ipip-migration"
+    spec = yaml.safe_load((lab / "bgpflat.yaml").read_text())
+    spec["peers"] = [dict(spec["peers"][0], keepOriginalNextHop=False)]
+    import bgpflat
+
+    snapshot = files.load_snapshot(lab / "cluster.yaml")
+    objects = [dict(o) for o in snapshot.objects]
+    plan = workflows.plan_snapshot(objects, bgpflat.load_spec(spec), header=snapshot.header, file=snapshot.file)
+    names = [s.name for s in plan.stages]
+    assert names[-2:] == ["pools", "pools-final"]  # Always -> CrossSubnet -> Never across two subnets
+    reader = StateReader(objects, plan, "10.60.1.1")
+    clock = Clock()
+    gate = RouteGate(
+        plan=plan, read_cluster=reader.cluster, source=reader, peer="10.60.1.1", clock=clock, sleep=clock.sleep
+    )
+    for number, stage in enumerate(plan.stages[:-1], start=1):
+        reader.written = number
+        if stage.name != "pools":
+            gate(stage, api=None)  # type: ignore[arg-type]
+            continue
+        with pytest.raises(GateStopped) as stopped:
+            gate(stage, api=None)  # type: ignore[arg-type]
+        assert stopped.value.stage == "pools"  # the stage just written is the one undone
+        assert "stage pools-final turns encapsulation off for default-ipv4-ippool" in str(stopped.value)
+        assert "  rack-b-1: 10.244.30.0/26" in str(stopped.value)
+    assert [r.passed for r in gate.results] == [True] * (len(names) - 1) + [False]

@@ -129,6 +129,8 @@ def apply_gated(plane: ControlPlane, tmp_path: Path, peer_state: Path, *extra: s
 def test_gate_passes_each_stage_on_a_healthy_lab(kube_v1: ControlPlane, tmp_path: Path) -> None:
     lab, peer_state = start_lab(kube_v1, tmp_path)
     try:
+        # As an operator would: the verification peer up and learning before the apply starts.
+        wait_until(lambda: len(established(peer_state)) == 3, timeout=60, what="the peer's three sessions")
         started = time.monotonic()
         run = apply_gated(kube_v1, tmp_path, peer_state)
         took = time.monotonic() - started

@@ -203,3 +203,33 @@ def test_gate_stops_before_encapsulation_goes_off_when_a_rack_is_only_reachable_
         assert "stage pools-final turns encapsulation off for default-ipv4-ippool" in str(stopped.value)
         assert "  rack-b-1: 10.244.30.0/26" in str(stopped.value)
     assert [r.passed for r in gate.results] == [True] * (len(names) - 1) + [False]
+
+
+def test_encapsulation_turned_off_through_the_operators_installation() -> None:
+    """An operator-managed pool is changed through Installation.spec.calicoNetwork.ipPools: the
+    gate must see that stage as turning encapsulation off for the pool of that entry's name."""
+    from bgpflat.core.plan.model import Action, FieldChange, ResourceChange, Stage
+
+    entries = [{"name": "other", "encapsulation": "VXLAN"}, {"name": "pods", "encapsulation": "None"}]
+    change = ResourceChange(
+        action=Action.UPDATE,
+        api_version="operator.tigera.io/v1",
+        kind="Installation",
+        name="default",
+        stage="pools",
+        fields=(FieldChange(path="spec.calicoNetwork.ipPools[1].encapsulation", before="IPIP", after="None"),),
+        patch={"spec": {"calicoNetwork": {"ipPools": entries}}},
+    )
+    assert encapsulation_turned_off(Stage(name="pools", title="", changes=(change,))) == ["pods"]
+    cross = ResourceChange(
+        action=Action.UPDATE,
+        api_version="operator.tigera.io/v1",
+        kind="Installation",
+        name="default",
+        stage="pools",
+        fields=(
+            FieldChange(path="spec.calicoNetwork.ipPools[1].encapsulation", before="IPIP", after="IPIPCrossSubnet"),
+        ),
+        patch={"spec": {"calicoNetwork": {"ipPools": entries}}},
+    )
+    assert encapsulation_turned_off(Stage(name="pools", title="", changes=(cross,))) == []

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from bgpflat.core.calico import parse_path
 from bgpflat.core.net.prefixes import Prefix, parse_address
-from bgpflat.core.plan.model import Action, Stage
+from bgpflat.core.plan.model import Action, ResourceChange, Stage
 from bgpflat.core.routes.advertise import AdvertisementModel
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.diff import MISSING, RouteDiff
@@ -27,16 +28,36 @@ _MODES = ("spec.ipipMode", "spec.vxlanMode")
 
 
 def encapsulation_turned_off(stage: Stage) -> list[str]:
-    """Names of the pools whose IPIP or VXLAN mode this stage sets to Never (from anything else)."""
+    """Names of the pools whose IPIP or VXLAN mode this stage sets to Never (from anything else),
+    directly or through the tigera-operator's Installation."""
     names = []
     for change in stage.changes:
-        if change.kind != "IPPool" or change.action is not Action.UPDATE:
+        if change.action is not Action.UPDATE:
+            continue
+        if change.kind == "Installation":
+            names.extend(_operator_pools_turned_off(change))
+            continue
+        if change.kind != "IPPool":
             continue
         for fc in change.fields:
             if fc.path in _MODES and fc.after in ("Never", None) and fc.before not in ("Never", None):
                 names.append(change.name)
                 break
     return names
+
+
+def _operator_pools_turned_off(change: ResourceChange) -> list[str]:
+    """Pools of an operator-managed cluster whose ``encapsulation`` entry this change sets to None
+    (the operator writes the IPPool of the same name from it)."""
+    pools = ((change.patch or {}).get("spec") or {}).get("calicoNetwork", {}).get("ipPools") or []
+    names = []
+    for fc in change.fields:
+        parts = parse_path(fc.path)
+        if parts[-1:] != ("encapsulation",) or len(parts) < 2 or not isinstance(parts[-2], int):
+            continue
+        if fc.after == "None" and fc.before not in ("None", None) and parts[-2] < len(pools):
+            names.append(str(pools[parts[-2]].get("name") or ""))
+    return [n for n in names if n]
 
 
 def undelivered_blocks(cluster: ClusterState, pools: Iterable[str], learned: RouteTable) -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_cluster_options, add_output_option
+from bgpflat.cli.gate_options import add_gate_options
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.cli.signals import exit_code, stop_at_safe_point
 from bgpflat.errors import BgpflatError, PlanError, SpecError
@@ -23,6 +24,7 @@ from bgpflat.errors import BgpflatError, PlanError, SpecError
 if TYPE_CHECKING:
     from bgpflat.adapters.kube import CalicoApi, ServiceApi
     from bgpflat.core.plan.planner import Plan
+    from bgpflat.core.routes.expected import OutsidePeer
     from bgpflat.core.state.model import DesiredState
     from bgpflat.workflows import ApplyReport
 
@@ -30,6 +32,7 @@ DEFAULT_BACKUP_DIR = Path(".bgpflat") / "backups"
 PLAN_EXIT_NO_CHANGES = 0
 PLAN_EXIT_ERROR_DETAILED = 1
 PLAN_EXIT_CHANGES = 2
+EXIT_GATE_STOPPED = 1  # the routes did not follow: the gate stopped the apply (and undid the last stage)
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -61,6 +64,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--prune",
         action="store_true",
         help="also delete objects labelled managed-by bgpflat that the spec no longer has",
+    )
+    plan.add_argument(
+        "--peer",
+        dest="peers",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="also show the route impact for this outside BGP peer (every BGPPeer's peerIP is shown anyway); "
+        "repeatable",
     )
     add_cluster_options(plan)
     plan.set_defaults(func=_cmd_plan)
@@ -99,6 +111,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         default=str(DEFAULT_BACKUP_DIR),
         help=f"where backups go (default: {DEFAULT_BACKUP_DIR})",
     )
+    add_gate_options(apply)
     add_output_option(apply)
     add_cluster_options(apply)
     apply.set_defaults(func=_cmd_apply)
@@ -209,11 +222,11 @@ def _print_plan(plan: Plan, output: str, *, stderr: bool = False) -> None:
         console(stderr=stderr).print(plan_renderable(plan), end="", soft_wrap=True)
 
 
-def _print_report(report: ApplyReport, output: str, *, verb: str) -> None:
+def _print_report(report: ApplyReport, output: str, *, verb: str, extra: Mapping[str, Any] | None = None) -> None:
     from bgpflat.views.plan import report_text
 
     if output == "json":
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps({**report.to_dict(), **(extra or {})}, indent=2, sort_keys=True) + "\n")
     else:
         console().print(report_text(report, verb=verb), end="", markup=False, highlight=False, soft_wrap=True)
 
@@ -259,9 +272,24 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def outside_peers(addresses: Sequence[str]) -> list[OutsidePeer]:
+    """``--peer`` values as the route model takes them; a bad one is named with its flag."""
+    from bgpflat.core.net.prefixes import canonical_address
+    from bgpflat.core.routes.expected import OutsidePeer
+
+    peers = []
+    for text in addresses:
+        try:
+            peers.append(OutsidePeer(address=canonical_address(text)))
+        except SpecError as exc:
+            raise SpecError(exc.message, path="--peer", fix="give the peer's bare IP address (no port)") from None
+    return peers
+
+
 def _make_plan(args: argparse.Namespace) -> Plan:
     from bgpflat import workflows
 
+    peers = outside_peers(args.peers)
     desired = load_desired_files(args.files)
     if args.snapshot:
         from bgpflat.adapters.files import load_snapshot, without_cyclic_gc
@@ -271,7 +299,12 @@ def _make_plan(args: argparse.Namespace) -> Plan:
             snapshot = load_snapshot(args.snapshot)
         try:
             return workflows.plan_snapshot(
-                snapshot.objects, desired, header=snapshot.header, file=snapshot.file, prune=args.prune
+                snapshot.objects,
+                desired,
+                header=snapshot.header,
+                file=snapshot.file,
+                prune=args.prune,
+                peers=peers,
             )
         except SpecError as exc:
             # The spec was checked with its file names on load; what is left unnamed comes from
@@ -282,7 +315,7 @@ def _make_plan(args: argparse.Namespace) -> Plan:
     api = _connect(args)
     try:
         _announce(api, "Planning against")
-        return workflows.plan_cluster(api, desired, prune=args.prune)
+        return workflows.plan_cluster(api, desired, prune=args.prune, peers=peers)
     finally:
         api.close()
 
@@ -332,6 +365,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
     if bool(args.plan_file) == bool(args.files):
         raise PlanError("give either a saved plan (bgpflat apply PLAN.json) or -f FILE, not both or neither")
+    from bgpflat.cli.gate_options import check_gate_flags
+
+    check_gate_flags(args)
     saved: Plan | None = None
     if args.plan_file:
         saved = load_saved_plan(args.plan_file)
@@ -366,21 +402,42 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                 "warning: writing crd.projectcalico.org/v1 directly: the API server runs none of Calico's "
                 "validation or defaulting; bgpflat validated the objects client-side"
             )
+        from bgpflat.cli.gate_options import after_gate_stop, gate_json, gate_lines, make_gate
+        from bgpflat.workflows.gate import GateStopped
+
+        gate = make_gate(args, plan, api)
+        if gate is not None:
+            try:
+                gate.before_apply()
+            except GateStopped as exc:
+                error_line(f"apply refused by the gate, nothing was written: {exc}")
+                return EXIT_GATE_STOPPED
         with stop_at_safe_point() as interrupted:
             report = workflows.apply_plan(
                 plan,
                 api,
                 backup=None if dry_run else backup_writer(args.backup_dir, api.target.context),
                 dry_run=dry_run,
+                verify=gate if gate is not None else workflows.no_verification,
                 progress=info,
                 allow_crd_v1=args.allow_crd_v1,
                 interrupted=interrupted,
             )
+        undo = None
+        if gate is not None:
+            undo = after_gate_stop(
+                args, gate, plan, report, api, backup=backup_writer(args.backup_dir, api.target.context)
+            )
     finally:
         api.close()
-    _print_report(report, args.output, verb="Apply")
+    _print_report(report, args.output, verb="Apply", extra=gate_json(gate, undo))
+    if gate is not None:
+        for line in gate_lines(gate):
+            info(line)
     if report.error is not None:
         error_line(f"apply stopped: {report.error}")
+        if gate is not None and gate.stopped is not None:
+            return EXIT_GATE_STOPPED
         return exit_code(interrupted) or EXIT_ERROR
     return EXIT_OK
 

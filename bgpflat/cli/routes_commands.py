@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.common_options import add_context, add_kubeconfig, add_output_option
+from bgpflat.cli.learned_sources import BmpSource, FileSource, PeerSource, learned_source
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info, write_json
+from bgpflat.cli.peer_config import DEFAULT_STATE_DIR
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from bgpflat.core.routes.cluster import ClusterState
     from bgpflat.core.routes.expected import ExpectedRoutes
-    from bgpflat.core.routes.table import RouteTable
-    from bgpflat.core.routes.verdict import LearnedState
 
 FORMAT_VERSION = 1
-DEFAULT_STATE_DIR = "bgpflat-peer"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -125,6 +122,15 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
         help="model this Calico release (default: ClusterInformation's calicoVersion)",
     )
     parser.add_argument(
+        "-f",
+        "--filename",
+        dest="files",
+        action="append",
+        metavar="FILE",
+        help="lay this flat spec or these Calico manifests over the cluster (or snapshot) first: "
+        "the routes of the state after `bgpflat apply -f FILE`; repeatable",
+    )
+    parser.add_argument(
         "--no-add-path",
         dest="add_path",
         action="store_false",
@@ -157,19 +163,33 @@ def _calico_version(text: str) -> str:
 def load_cluster(args: argparse.Namespace) -> ClusterState:
     from bgpflat.workflows.routes import cluster_state, read_live_objects
 
+    # The spec first: a typo in it must not wait for the whole cluster to be read.
+    desired = None
+    if getattr(args, "files", None):
+        from bgpflat.cli.plan_commands import load_desired_files
+
+        desired = load_desired_files(args.files)
+    objects: Sequence[Mapping[str, Any]]
+    file: str | None = None
     if args.snapshot:
         from bgpflat.adapters.files import load_snapshot
 
         snapshot = load_snapshot(args.snapshot)
-        return cluster_state(snapshot.objects, file=snapshot.file)
-    from bgpflat.adapters.kube import CalicoApi, KubeClient
+        objects, file = snapshot.objects, snapshot.file
+    else:
+        from bgpflat.adapters.kube import CalicoApi, KubeClient
 
-    # The flavour is discovered at the first read, after the target is named on stderr.
-    api = CalicoApi(KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context))
-    try:
-        return cluster_state(read_live_objects(api, progress=info))
-    finally:
-        api.close()
+        # The flavour is discovered at the first read, after the target is named on stderr.
+        api = CalicoApi(KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context))
+        try:
+            objects = read_live_objects(api, progress=info)
+        finally:
+            api.close()
+    if desired is not None:
+        from bgpflat.workflows.planning import lay_desired_over
+
+        objects = lay_desired_over(objects, desired)
+    return cluster_state(objects, file=file)
 
 
 def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
@@ -196,94 +216,6 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
         peer=OutsidePeer(address=address, as_number=args.peer_as),
         options=ModelOptions(calico_version=args.calico_version, add_path=args.add_path),
     )
-
-
-class FileSource:
-    """Learned routes from a JSON file, re-read on every poll (a peer may be rewriting it)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def read(self) -> LearnedState:
-        from bgpflat.adapters.files import without_cyclic_gc
-        from bgpflat.adapters.files.json_stream import read_json_streaming
-        from bgpflat.core.routes.verdict import learned_from_json, routes_from_records
-
-        def to_table(records: Iterator[Any]) -> RouteTable:
-            return routes_from_records(records, source=self.path)
-
-        # A million records become routes one by one (the file whole as dicts would be a gigabyte),
-        # without cyclic GC passes: none of them is garbage until the end.
-        with without_cyclic_gc():
-            data, routes = read_json_streaming(self.path, list_key="routes", consume=to_table)
-            return learned_from_json(data, source=self.path, routes=routes)
-
-
-class PeerSource:
-    """The running verification peer's endpoint, or else its last snapshot in the state directory."""
-
-    def __init__(self, state_dir: str, endpoint: str | None) -> None:
-        self.state_dir = state_dir
-        self.endpoint = endpoint
-
-    def read(self) -> LearnedState:
-        from bgpflat.core.routes.verdict import learned_from_json
-        from bgpflat.peer.endpoint import fetch_running
-        from bgpflat.peer.state import StateDir
-
-        state = StateDir(Path(self.state_dir))
-        live = fetch_running(state, self.endpoint, "/snapshot")
-        if live is not None:
-            address, data = live
-            return learned_from_json(data, source=f"peer {address}")
-        return learned_from_json(state.read_snapshot(), source=str(state.snapshot))
-
-
-class BmpSource:
-    """What one router reported to the BMP station: its endpoint, or else its last snapshot."""
-
-    def __init__(self, state_dir: str, endpoint: str | None, *, router: str, policy: str) -> None:
-        self.state_dir = state_dir
-        self.endpoint = endpoint
-        self.router = router
-        self.policy = policy
-
-    def read(self) -> LearnedState:
-        from bgpflat.bmp.records import learned_from_station
-        from bgpflat.bmp.state import StateDir
-        from bgpflat.daemon.endpoint import fetch_running
-
-        state = StateDir(Path(self.state_dir))
-        live = fetch_running(state, self.endpoint, "/snapshot")
-        if live is not None:
-            address, data = live
-            return learned_from_station(data, router=self.router, policy=self.policy, source=f"bmp station {address}")
-        data = state.read_snapshot()
-        return learned_from_station(data, router=self.router, policy=self.policy, source=str(state.snapshot))
-
-
-def learned_source(args: argparse.Namespace) -> FileSource | PeerSource | BmpSource:
-    """The learned side of ``verify``, from its flags; a wrong combination is one line naming the flag."""
-    from bgpflat.core.net.prefixes import canonical_address
-
-    if args.source is None:
-        if args.router is not None:
-            raise SpecError("--router names a router of the BMP station", path="--router", fix="add --source bmp:DIR")
-        if args.learned:
-            return FileSource(args.learned)
-        return PeerSource(args.state_dir or DEFAULT_STATE_DIR, args.endpoint)
-    kind, sep, where = args.source.partition(":")
-    if kind != "bmp" or not sep or not where:
-        raise SpecError(
-            f"unknown source {args.source!r}", path="--source", fix="give bmp:DIR, DIR being the station's --state-dir"
-        )
-    if args.router is None:
-        raise SpecError("--source bmp:DIR needs the router to verify", path="--router", fix="add --router IP")
-    try:
-        router = canonical_address(args.router)
-    except SpecError as exc:
-        raise SpecError(exc.message, path="--router", fix="give the router's IP address") from None
-    return BmpSource(where, args.endpoint, router=router, policy=args.policy)
 
 
 # --- commands --------------------------------------------------------------------------------------

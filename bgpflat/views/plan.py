@@ -54,7 +54,7 @@ def plan_renderable(plan: Plan) -> Text:
             style = "bold red"
         elif stripped.startswith("warning:"):
             style = "yellow"
-        elif line.startswith(("Stage ", "Plan:", "Target:", "Calico:", "Source:")):
+        elif line.startswith(("Stage ", "Plan:", "Target:", "Calico:", "Source:", "Routes to ")):
             style = "bold"
         text.append(line + "\n", style=style)
     return text

@@ -19,6 +19,7 @@ writer built on ``bgpflat.adapters.files``.
 
 from __future__ import annotations
 
+from bgpflat.core.plan.layover import merge_patch
 from bgpflat.core.plan.report import (
     ALREADY,
     APPLIED,
@@ -32,7 +33,7 @@ from bgpflat.core.plan.report import (
 )
 from bgpflat.workflows.apply import apply_plan, backup_objects
 from bgpflat.workflows.external import plan_external, wants_legacy_endpoints
-from bgpflat.workflows.guards import Moved, check_plan_target, check_writable, ensure_fresh, find_moved, merge_patch
+from bgpflat.workflows.guards import Moved, check_plan_target, check_writable, ensure_fresh, find_moved
 from bgpflat.workflows.planning import (
     SNAPSHOT_FORMAT,
     check_spec_target,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgpflat.core.calico import parse_path, parse_resource, validate
+from bgpflat.core.plan.layover import merge_patch
 from bgpflat.core.plan.planner import Action, Plan, ResourceChange, Stage
 from bgpflat.core.plan.report import (
     ALREADY,
@@ -59,7 +60,6 @@ from bgpflat.workflows.guards import (
     check_sent_matches_shown,
     check_writable,
     ensure_fresh,
-    merge_patch,
     replan_command,
     rv_of,
     same_value,

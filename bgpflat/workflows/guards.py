@@ -3,7 +3,6 @@ plan, and nothing sent that the plan does not show."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 from bgpflat.core.calico import normalize_spec_value, parse_path
 from bgpflat.core.external import EXTERNAL_KINDS, same_owned
 from bgpflat.core.external.manifests import is_managed
+from bgpflat.core.plan.layover import merge_patch
 from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, object_key, split_key
 from bgpflat.errors import PlanError, StalePlanError
 from bgpflat.workflows.ports import ObjectApi
@@ -173,19 +173,6 @@ def rv_of(obj: Mapping[str, Any] | None) -> str | None:
         return None
     value = (obj.get("metadata") or {}).get("resourceVersion")
     return None if value is None else str(value)
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _changed_paths(before: Any, after: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:

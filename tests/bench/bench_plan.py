@@ -4,14 +4,15 @@ Starts a real kube-apiserver + etcd (the lab control plane, Calico v1 CRDs), loa
 (with a kubelet-like status), 20,000 IPAMBlocks and 20,000 BlockAffinities, 2,000 Services and the
 scenario's Calico objects, then times, in the same run and on the same server:
 
-* ``bgpflat plan -f labs/calico-bgp/bgpflat.yaml`` against ``kubectl get nodes,ippools,bgppeers,
-  bgpconfigurations,bgpfilters -o json`` (the objects plan reads);
+* ``bgpflat plan -f labs/calico-bgp/bgpflat.yaml`` (with its route impact: the whole state the
+  route model reads, laid over with the spec, expected routes before and after) against ``kubectl
+  get`` of the same objects;
 * ``bgpflat snapshot`` against ``kubectl get`` of everything the snapshot holds.
 
 Wall time and peak RSS of each process (``wait4``); the goal is bgpflat ≤ 1.5× kubectl. Prints
 figures only; nothing here asserts a time.
 
-    python tests/bench/bench_plan.py [--nodes 5000] [--blocks 20000] [--services 2000] [--repeat 3]
+    python tests/bench/bench_plan.py [--nodes 5000] [--blocks 20000] [--services 2000] [--repeat 3] [--case plan]
 """
 
 from __future__ import annotations
@@ -203,6 +204,9 @@ def load(loader: Loader, *, nodes: int, blocks: int, services: int) -> float:
     return time.monotonic() - started
 
 
+LAST_OUTPUT: dict[str, bytes] = {}  # the last stdout of each command, by its first arguments
+
+
 def measure(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
     """(wall seconds, peak RSS in MiB, bytes of stdout) of one process.
 
@@ -223,7 +227,10 @@ def measure(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, 
             )
         wall = time.monotonic() - started
         size = (Path(tmp) / "out").stat().st_size
+        LAST_OUTPUT[" ".join(argv[:6])] = (Path(tmp) / "out").read_bytes()
         peak_kib = int(report.read_text().split()[-1])
+    if proc.returncode == 2:  # plan exits 2 on an error finding, and on an error it could not get past
+        print(f"  ({' '.join(argv[3:5])} exited 2: {proc.stderr.decode().strip().splitlines()[-1:]})", file=sys.stderr)
     if proc.returncode not in (0, 2):
         raise RuntimeError(f"{' '.join(argv[:6])}… exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
     return wall, peak_kib // 1024, size
@@ -239,6 +246,7 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=20000)
     parser.add_argument("--services", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--case", choices=("plan", "snapshot"), action="append", help="only these cases (repeatable)")
     parser.add_argument("--kubeconfig", help="measure against this already loaded server instead of starting one")
     args = parser.parse_args()
     if not Path(TIME).exists():
@@ -270,7 +278,7 @@ def main() -> int:
                 f"{args.services} Services in {seconds:.0f} s"
             )
             kubeconfig = plane.kubeconfig
-        run_cases(kubeconfig, work=state, repeat=args.repeat)
+        run_cases(kubeconfig, work=state, repeat=args.repeat, only=args.case)
     finally:
         if plane is not None:
             plane.stop()
@@ -278,36 +286,29 @@ def main() -> int:
     return 0
 
 
-def run_cases(kubeconfig: Path, *, work: Path, repeat: int) -> None:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1"}
+def run_cases(kubeconfig: Path, *, work: Path, repeat: int, only: list[str] | None = None) -> None:
+    # This checkout's bgpflat, not whichever one the interpreter has installed.
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
     group = "crd.projectcalico.org"
+    everything = [
+        KUBECTL,
+        "get",
+        f"nodes,services,endpointslices,ippools.{group},bgppeers.{group},"
+        f"bgpconfigurations.{group},bgpfilters.{group},clusterinformations.{group},ipamblocks.{group},"
+        f"blockaffinities.{group},ipamconfigs.{group}",
+        "-A",
+        "-o",
+        "json",
+    ]
     cases = {
-        "plan": (
-            [*BGPFLAT, "plan", "-f", str(SPEC), "-o", "json"],
-            [
-                KUBECTL,
-                "get",
-                f"nodes,ippools.{group},bgppeers.{group},bgpconfigurations.{group},bgpfilters.{group}",
-                "-o",
-                "json",
-            ],
-        ),
-        "snapshot": (
-            [*BGPFLAT, "snapshot", "-o", str(work / "snap.yaml")],
-            [
-                KUBECTL,
-                "get",
-                f"nodes,services,endpointslices,ippools.{group},bgppeers.{group},"
-                f"bgpconfigurations.{group},bgpfilters.{group},clusterinformations.{group},ipamblocks.{group},"
-                f"blockaffinities.{group},ipamconfigs.{group}",
-                "-A",
-                "-o",
-                "json",
-            ],
-        ),
+        # With route impact, plan reads what the snapshot holds: the kubectl reference reads the same.
+        "plan": ([*BGPFLAT, "plan", "-f", str(SPEC), "-o", "json"], everything),
+        "snapshot": ([*BGPFLAT, "snapshot", "-o", str(work / "snap.yaml")], everything),
     }
     print(f"\n{'case':<10} {'tool':<8} {'wall s':>8} {'peak MiB':>9} {'output MiB':>11}   ratio (bgpflat/kubectl)")
     for name, (ours, theirs) in cases.items():
+        if only and name not in only:
+            continue
         runs: dict[str, list[tuple[float, int, int]]] = {"kubectl": [], "bgpflat": []}
         for _ in range(repeat):  # interleaved so that both see the same server and machine load
             runs["kubectl"].append(measure(theirs, cwd=work, env=env))
@@ -323,6 +324,13 @@ def run_cases(kubeconfig: Path, *, work: Path, repeat: int) -> None:
                 ref = results["kubectl"]
                 line += f"   time {wall / ref[0]:.2f}x, memory {rss / ref[1]:.2f}x"
             print(line)
+        if name == "plan":
+            plan = json.loads(LAST_OUTPUT[" ".join(ours[:6])] or b"{}")
+            for impact in plan.get("route_impact", []):
+                print(
+                    f"{'':<10} route impact for {impact['peer']}: +{impact['added']} -{impact['withdrawn']} "
+                    f"~{impact['changed']} ({impact['before_total']} -> {impact['after_total']} routes)"
+                )
     print(f"\n(best of {repeat} runs each; bgpflat reads Nodes as metadata only, kubectl reads them whole;")
     print(" output: kubectl's JSON on stdout, bgpflat's plan JSON or snapshot YAML file)")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import yaml
 
+from bgpflat.core.plan.layover import merge_patch
 from bgpflat.core.plan.planner import Plan
 from bgpflat.core.state.documents import SpecDocument
 from bgpflat.core.state.load import load_desired
 from bgpflat.core.state.model import DesiredState, ObservedState
-from bgpflat.workflows.guards import merge_patch
 
 LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"
 V3 = "projectcalico.org/v3"

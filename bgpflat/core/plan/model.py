@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from bgpflat.core.plan.identity import ClusterIdentity
+from bgpflat.core.plan.impact import PeerImpact
 from bgpflat.core.state.checks import SEVERITIES, Finding
 from bgpflat.core.state.model import resource_key
 from bgpflat.errors import PlanError
@@ -190,6 +191,9 @@ class Plan:
     identity: ClusterIdentity = field(default_factory=ClusterIdentity)
     cluster: Mapping[str, str | None] = field(default_factory=dict)
     prune: bool = False
+    # Per outside BGP peer: the routes it learns differently once the plan is applied
+    # (``bgpflat.core.plan.layover``); empty when no peer is named or the state was not read.
+    route_impact: tuple[PeerImpact, ...] = ()
     format_version: int = FORMAT_VERSION
 
     @property
@@ -232,6 +236,7 @@ class Plan:
             "unchanged": [c.to_dict() for c in self.unchanged],
             "findings": [f.to_dict() for f in self.findings],
             "observed_versions": dict(sorted(self.observed_versions.items())),
+            "route_impact": [i.to_dict() for i in self.route_impact],
         }
 
     def to_json(self) -> str:
@@ -279,6 +284,11 @@ class Plan:
             identity=ClusterIdentity.from_dict(_string_map(data, "identity", nullable=False)),
             cluster=_string_map(data, "cluster", nullable=True),
             prune=prune,
+            # Absent in plans saved before route impact existed: they load with none.
+            route_impact=tuple(
+                PeerImpact.from_dict(item, where=f"route_impact[{i}]")
+                for i, item in enumerate(_optional_list(data, "route_impact", ""))
+            ),
         )
 
     @classmethod

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from bgpflat.core.plan.impact import impact_text
 from bgpflat.core.plan.model import Action, Plan, ResourceChange
 
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "no-op": " "}
@@ -57,6 +58,8 @@ def render_plan_text(plan: Plan, *, show_unchanged: bool = False) -> str:
                 else:
                     lines.append(f"      ~ {fc.path}: {_value(fc.before)} -> {_value(fc.after)}")
         lines.append("")
+    if plan.route_impact:
+        lines.append(impact_text(plan.route_impact))
     if show_unchanged and plan.unchanged:
         lines.append("Unchanged: " + ", ".join(c.key for c in plan.unchanged))
         lines.append("")

@@ -142,6 +142,10 @@ class NodeExports:
 
     # -- per node -------------------------------------------------------------------------------
 
+    def confirmed_blocks(self, node: str) -> list[Prefix]:
+        """The blocks confirmed affine to ``node``: the ones it originates a route for."""
+        return list(self._confirmed.get(node, ()))
+
     def statics(self, node: NodeInfo) -> list[tuple[Prefix, Why]]:
         """The node's service static routes (none on nodes with the exclude label)."""
         found = self._node_statics.get(node.name)

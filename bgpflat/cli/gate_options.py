@@ -1,0 +1,189 @@
+"""Where learned routes come from (``verify``'s and the gate's sources), and ``apply --gate SOURCE``:
+the route gate's flags and what happens when it stops an apply (the stage just written is undone
+unless ``--on-gate-failure stop``).
+
+Sources are named ``KIND:WHERE``; ``peer:STATE_DIR`` reads the verification peer (``bgpflat peer
+run --state-dir``). Another kind of source only needs a ``read()`` returning a ``LearnedState``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bgpflat.cli.learned_sources import PeerSource
+from bgpflat.cli.output import info
+from bgpflat.errors import SpecError
+
+if TYPE_CHECKING:
+    from bgpflat.adapters.kube import CalicoApi
+    from bgpflat.core.plan.planner import Plan
+    from bgpflat.workflows import ApplyReport
+    from bgpflat.workflows.gate import RouteGate
+    from bgpflat.workflows.ports import BackupWriter
+    from bgpflat.workflows.verify import LearnedSource
+
+GATE_KINDS = ("peer",)
+
+
+def add_gate_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gate",
+        metavar="SOURCE",
+        help="after each stage wait until the routes learned equal the expected ones; "
+        "before encapsulation goes off, require every block delivered. SOURCE: peer:STATE_DIR",
+    )
+    parser.add_argument(
+        "--gate-peer",
+        metavar="IP",
+        help="the outside peer whose routes the gate checks (default: the address the peer's sessions use)",
+    )
+    parser.add_argument(
+        "--gate-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long each stage may take to turn green (default 120)",
+    )
+    parser.add_argument(
+        "--on-gate-failure",
+        choices=("rollback", "stop"),
+        default="rollback",
+        help="rollback (default): undo the stage just written; stop: leave it as written",
+    )
+
+
+def _source(text: str) -> tuple[LearnedSource, str]:
+    """The learned-route source named by ``--gate``, and the state directory of a peer source."""
+    kind, sep, where = text.partition(":")
+    if not sep or kind not in GATE_KINDS or not where:
+        raise SpecError(
+            f"unknown gate source {text!r}", path="--gate", fix="use peer:STATE_DIR (the verification peer's state)"
+        )
+    if not Path(where).is_dir():
+        raise SpecError(
+            "no such directory", file=where, path="--gate", fix="start `bgpflat peer run --state-dir` first"
+        )
+    return PeerSource(where, None), where
+
+
+def _peer_address(args: argparse.Namespace, state_dir: str) -> str:
+    """``--gate-peer``, else the one local address of the verification peer's sessions."""
+    from bgpflat.core.net.prefixes import canonical_address
+
+    if args.gate_peer:
+        try:
+            return canonical_address(args.gate_peer)
+        except SpecError as exc:
+            raise SpecError(exc.message, path="--gate-peer", fix="give the peer's bare IP address") from None
+    from bgpflat.errors import PeerError
+    from bgpflat.peer.state import StateDir
+
+    try:
+        data = StateDir(Path(state_dir)).read_snapshot()
+    except PeerError as exc:
+        raise SpecError(
+            f"cannot tell which peer to check: {exc}", path="--gate", fix="pass --gate-peer IP, or start the peer first"
+        ) from None
+    sessions = data.get("sessions") if isinstance(data, Mapping) else None
+    local = {str(s.get("local")) for s in sessions or () if isinstance(s, Mapping) and s.get("local")}
+    if len(local) != 1:
+        raise SpecError(
+            f"the peer's sessions use {len(local)} local address(es), so which peer to check is unclear",
+            file=state_dir,
+            path="--gate",
+            fix="pass --gate-peer IP (the peer's peerIP in the BGPPeer)",
+        )
+    return local.pop()
+
+
+def check_gate_flags(args: argparse.Namespace) -> None:
+    """The gate's flags, checked before any cluster is contacted."""
+    if not args.gate:
+        return
+    if args.gate_timeout <= 0:
+        raise SpecError("--gate-timeout must be > 0", fix="give the seconds each stage may take, e.g. 120")
+    if args.dry_run != "none":
+        raise SpecError("--gate waits for routes, which a server dry run never changes", fix="drop one of them")
+    _source(args.gate)
+    if args.gate_peer:
+        _peer_address(args, "")
+
+
+def make_gate(args: argparse.Namespace, plan: Plan, api: CalicoApi) -> RouteGate | None:
+    if not args.gate:
+        return None
+    from bgpflat.workflows.gate import RouteGate
+
+    source, state_dir = _source(args.gate)
+    peer = _peer_address(args, state_dir)
+    info(f"Gate: routes learned by {peer} ({args.gate}), up to {args.gate_timeout:g} s per stage")
+    return RouteGate(
+        plan=plan,
+        read_cluster=lambda: list(api.read_everything()),
+        source=source,
+        peer=peer,
+        timeout=args.gate_timeout,
+        progress=info,
+    )
+
+
+def after_gate_stop(
+    args: argparse.Namespace, gate: RouteGate, plan: Plan, report: ApplyReport, api: CalicoApi, *, backup: BackupWriter
+) -> ApplyReport | None:
+    """Undo the stage the gate stopped after (unless ``--on-gate-failure stop``), record that in
+    the apply's backup, and say what is left and how to undo the rest. Returns the undo's report."""
+    from bgpflat import workflows
+    from bgpflat.workflows.gate import record_undo, undo_stage
+
+    stopped = gate.stopped
+    if stopped is None:
+        return None
+    stage = stopped.stage if not stopped.stage.startswith("before ") else ""
+    undo = None
+    if stage and args.on_gate_failure == "rollback":
+        undo_plan = undo_stage(plan, report, stage)
+        if undo_plan.has_changes:
+            info(f"Gate: undoing stage {stage}")
+            undo = workflows.apply_plan(undo_plan, api, backup=None, progress=info, allow_crd_v1=args.allow_crd_v1)
+            if report.backup and undo.error is None:
+                from bgpflat.adapters.files import load_backup
+
+                saved = load_backup(report.backup)
+                backup(header=record_undo(dict(saved.header), undo), objects=saved.objects, path=report.backup)
+    if undo is not None and undo.error is not None:
+        info(f"Gate: undoing stage {stage} stopped: {undo.error}")
+    elif undo is not None:
+        first = plan.stages[0].name == stage
+        info(
+            f"Gate: stage {stage} was undone; "
+            + ("nothing of the apply is left" if first else "the stages before it stay applied")
+        )
+    elif stage:
+        info(f"Gate: stage {stage} was left as written (--on-gate-failure stop)")
+    if report.backup:
+        info(f"Undo the whole apply with: bgpflat rollback {report.backup}")
+    return undo
+
+
+def gate_json(gate: RouteGate | None, undo: ApplyReport | None) -> dict[str, Any]:
+    if gate is None:
+        return {}
+    data = gate.to_dict()
+    if undo is not None:
+        data["undo"] = undo.to_dict()
+    return {"gate": data}
+
+
+def gate_lines(gate: RouteGate) -> list[str]:
+    """Per stage: seconds until the learned routes matched, or where the gate stopped."""
+    lines = []
+    for result in gate.results:
+        if result.passed:
+            lines.append(f"Gate {result.stage}: green after {result.seconds:.1f} s ({result.expected} routes)")
+        else:
+            counts = f"{result.matched}/{result.expected}"
+            lines.append(f"Gate {result.stage}: STOPPED after {result.seconds:.1f} s ({counts} as expected)")
+    return lines

@@ -1,0 +1,110 @@
+"""Where ``verify`` (and ``apply --gate``) read learned routes from: a JSON file, the verification
+peer (its endpoint, else its last snapshot), or one router of the BMP station.
+
+Each source only needs a ``read()`` returning a ``LearnedState`` (``workflows.verify.LearnedSource``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bgpflat.cli.peer_config import DEFAULT_STATE_DIR
+from bgpflat.errors import SpecError
+
+if TYPE_CHECKING:
+    from bgpflat.core.routes.table import RouteTable
+    from bgpflat.core.routes.verdict import LearnedState
+
+
+class FileSource:
+    """Learned routes from a JSON file, re-read on every poll (a peer may be rewriting it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def read(self) -> LearnedState:
+        from bgpflat.adapters.files import without_cyclic_gc
+        from bgpflat.adapters.files.json_stream import read_json_streaming
+        from bgpflat.core.routes.verdict import learned_from_json, routes_from_records
+
+        def to_table(records: Iterator[Any]) -> RouteTable:
+            return routes_from_records(records, source=self.path)
+
+        # A million records become routes one by one (the file whole as dicts would be a gigabyte),
+        # without cyclic GC passes: none of them is garbage until the end.
+        with without_cyclic_gc():
+            data, routes = read_json_streaming(self.path, list_key="routes", consume=to_table)
+            return learned_from_json(data, source=self.path, routes=routes)
+
+
+class PeerSource:
+    """The running verification peer's endpoint, or else its last snapshot in the state directory."""
+
+    def __init__(self, state_dir: str, endpoint: str | None) -> None:
+        self.state_dir = state_dir
+        self.endpoint = endpoint
+
+    def read(self) -> LearnedState:
+        from bgpflat.core.routes.verdict import learned_from_json
+        from bgpflat.peer.endpoint import fetch_running
+        from bgpflat.peer.state import StateDir
+
+        state = StateDir(Path(self.state_dir))
+        live = fetch_running(state, self.endpoint, "/snapshot")
+        if live is not None:
+            address, data = live
+            return learned_from_json(data, source=f"peer {address}")
+        return learned_from_json(state.read_snapshot(), source=str(state.snapshot))
+
+
+class BmpSource:
+    """What one router reported to the BMP station: its endpoint, or else its last snapshot."""
+
+    def __init__(self, state_dir: str, endpoint: str | None, *, router: str, policy: str) -> None:
+        self.state_dir = state_dir
+        self.endpoint = endpoint
+        self.router = router
+        self.policy = policy
+
+    def read(self) -> LearnedState:
+        from bgpflat.bmp.records import learned_from_station
+        from bgpflat.bmp.state import StateDir
+        from bgpflat.daemon.endpoint import fetch_running
+
+        state = StateDir(Path(self.state_dir))
+        live = fetch_running(state, self.endpoint, "/snapshot")
+        if live is not None:
+            address, data = live
+            return learned_from_station(data, router=self.router, policy=self.policy, source=f"bmp station {address}")
+        data = state.read_snapshot()
+        return learned_from_station(data, router=self.router, policy=self.policy, source=str(state.snapshot))
+
+
+def learned_source(args: argparse.Namespace) -> FileSource | PeerSource | BmpSource:
+    """The learned side of ``verify``, from its flags; a wrong combination is one line naming the flag."""
+    from bgpflat.core.net.prefixes import canonical_address
+
+    if args.source is None:
+        if args.router is not None:
+            raise SpecError("--router names a router of the BMP station", path="--router", fix="add --source bmp:DIR")
+        if args.learned:
+            return FileSource(args.learned)
+        return PeerSource(args.state_dir or DEFAULT_STATE_DIR, args.endpoint)
+    kind, sep, where = args.source.partition(":")
+    if kind != "bmp" or not sep or not where:
+        raise SpecError(
+            f"unknown source {args.source!r}", path="--source", fix="give bmp:DIR, DIR being the station's --state-dir"
+        )
+    if args.router is None:
+        raise SpecError("--source bmp:DIR needs the router to verify", path="--router", fix="add --router IP")
+    try:
+        router = canonical_address(args.router)
+    except SpecError as exc:
+        raise SpecError(exc.message, path="--router", fix="give the router's IP address") from None
+    return BmpSource(where, args.endpoint, router=router, policy=args.policy)
+
+
+__all__ = ["BmpSource", "FileSource", "PeerSource", "learned_source"]

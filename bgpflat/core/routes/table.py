@@ -198,12 +198,18 @@ class RouteTable:
 
     def sorted(self) -> list[Route]:
         """Deterministic order: session address, prefix, next hop, then the other attributes."""
+        # Few distinct sessions and next hops: each address is parsed once, not once per route.
+        keys: dict[str, tuple[int, int, str]] = {}
+        for route in self:
+            for text in (route.session, route.next_hop):
+                if text not in keys:
+                    keys[text] = _address_sort_key(text)
         return sorted(
             self,
             key=lambda r: (
-                _address_sort_key(r.session),
+                keys[r.session],
                 r.prefix,
-                _address_sort_key(r.next_hop),
+                keys[r.next_hop],
                 r.as_path,
                 r.communities,
                 r.large_communities,

@@ -240,6 +240,15 @@ class RouteTable:
         return table
 
 
+def _make_route(fields: tuple[Any, ...]) -> Route:
+    """``Route(*fields)`` without the named tuple's Python-level ``__new__``: a million calls a load."""
+    route: Route = _new_tuple(Route, fields)
+    return route
+
+
+_new_tuple: Any = tuple.__new__
+
+
 def _plain_record(record: Any, shared: dict[Any, Any]) -> Route | None:
     """``Route.from_dict`` for a record as ``to_dict`` writes it, or None for anything else.
 
@@ -269,7 +278,7 @@ def _plain_record(record: Any, shared: dict[Any, Any]) -> Route | None:
         or not (path_id is None or type(path_id) is int)
     ):
         return None
-    return Route(prefix, next_hop, session, as_path, origin, communities, large, path_id)
+    return _make_route((prefix, next_hop, session, as_path, origin, communities, large, path_id))
 
 
 def _shared_address(text: Any, shared: dict[Any, Any]) -> str | None:
@@ -277,10 +286,10 @@ def _shared_address(text: Any, shared: dict[Any, Any]) -> str | None:
         return "" if text is None or text == "" else None
     if type(text) is not str:
         return None
-    found = shared.get(("address", text))
+    found = shared.get(text)  # the only keys that are strings (the others are tuples)
     if found is None:
         try:
-            found = shared[("address", text)] = canonical_address(text)
+            found = shared[text] = canonical_address(text)
         except SpecError:
             return None
     return found

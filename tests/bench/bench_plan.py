@@ -279,7 +279,9 @@ def main() -> int:
 
 
 def run_cases(kubeconfig: Path, *, work: Path, repeat: int) -> None:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1"}
+    # This tree's bgpflat, whatever the working directory and whatever is installed.
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1", "PYTHONPATH": pythonpath}
     group = "crd.projectcalico.org"
     cases = {
         "plan": (

@@ -136,11 +136,12 @@ def _encode(value: Any, newline: str, shared: _Shared) -> str:
         for key, item in value.items():
             if type(key) is not str:
                 break  # keys json turns into strings itself (numbers, booleans, null): let it
-            parts.append(
-                _encode_string(key)
-                + ": "
-                + (_encode_string(item) if type(item) is str else _encode(item, inner, shared))
-            )
+            if type(item) is str:
+                parts.append(f"{_encode_string(key)}: {_encode_string(item)}")
+            elif not item and (type(item) is list or type(item) is dict):
+                parts.append(f"{_encode_string(key)}: {'[]' if type(item) is list else '{}'}")
+            else:
+                parts.append(f"{_encode_string(key)}: {_encode(item, inner, shared)}")
         else:
             return "{" + inner + ("," + inner).join(parts) + newline + "}"
     elif kind is list or kind is tuple:

@@ -69,7 +69,7 @@ def write_json(data: Any, stream: TextIO | None = None) -> None:
     """
     out = sys.stdout if stream is None else stream
     pending: list[str] = []
-    for chunk in _chunks(data, "\n"):
+    for chunk in _chunks(data, "\n", {}):
         pending.append(chunk)
         if len(pending) >= 4096:
             out.write("".join(pending))
@@ -78,10 +78,16 @@ def write_json(data: Any, stream: TextIO | None = None) -> None:
     out.write("".join(pending))
 
 
-def _chunks(value: Any, newline: str) -> Iterator[str]:
+# Text already written for a list of containers, by id (every object in ``data`` lives until
+# ``write_json`` returns, so an id names one object): records often share such a list (the reasons
+# of routes with the same reasons), and it is then encoded once.
+_Shared = dict[int, tuple[str, str]]
+
+
+def _chunks(value: Any, newline: str, shared: _Shared) -> Iterator[str]:
     """The top two levels one element at a time; everything deeper as one string each."""
     if len(newline) > 3 or not isinstance(value, dict | list) or not value:
-        yield _encode(value, newline)
+        yield _encode(value, newline, shared)
         return
     inner = newline + "  "
     if isinstance(value, list):
@@ -89,18 +95,18 @@ def _chunks(value: Any, newline: str) -> Iterator[str]:
         separator = inner
         for item in value:
             yield separator
-            yield from _chunks(item, inner)
+            yield from _chunks(item, inner, shared)
             separator = "," + inner
         yield newline + "]"
         return
     if not all(isinstance(key, str) for key in value):
-        yield _encode(value, newline)
+        yield _encode(value, newline, shared)
         return
     yield "{"
     separator = inner
     for key, item in value.items():
         yield separator + _encode_string(key) + ": "
-        yield from _chunks(item, inner)
+        yield from _chunks(item, inner, shared)
         separator = "," + inner
     yield newline + "}"
 
@@ -118,7 +124,7 @@ def _flat_encoder(inner: str) -> json.JSONEncoder:
     return encoder
 
 
-def _encode(value: Any, newline: str) -> str:
+def _encode(value: Any, newline: str, shared: _Shared) -> str:
     kind = type(value)
     if kind is str:
         return _encode_string(value)
@@ -130,9 +136,12 @@ def _encode(value: Any, newline: str) -> str:
         for key, item in value.items():
             if type(key) is not str:
                 break  # keys json turns into strings itself (numbers, booleans, null): let it
-            parts.append(
-                _encode_string(key) + ": " + (_encode_string(item) if type(item) is str else _encode(item, inner))
-            )
+            if type(item) is str:
+                parts.append(f"{_encode_string(key)}: {_encode_string(item)}")
+            elif not item and (type(item) is list or type(item) is dict):
+                parts.append(f"{_encode_string(key)}: {'[]' if type(item) is list else '{}'}")
+            else:
+                parts.append(f"{_encode_string(key)}: {_encode(item, inner, shared)}")
         else:
             return "{" + inner + ("," + inner).join(parts) + newline + "}"
     elif kind is list or kind is tuple:
@@ -141,7 +150,14 @@ def _encode(value: Any, newline: str) -> str:
         inner = newline + "  "
         if len(value) > 8 and all(type(v) in _FLAT for v in value):
             return "[" + inner + _flat_encoder(inner).encode(value)[1:-1] + newline + "]"
-        return "[" + inner + ("," + inner).join([_encode(v, inner) for v in value]) + newline + "]"
+        if type(value[0]) is dict or type(value[0]) is list:
+            seen = shared.get(id(value))
+            if seen is not None and seen[0] == newline:
+                return seen[1]
+            text = "[" + inner + ("," + inner).join([_encode(v, inner, shared) for v in value]) + newline + "]"
+            shared[id(value)] = (newline, text)
+            return text
+        return "[" + inner + ("," + inner).join([_encode(v, inner, shared) for v in value]) + newline + "]"
     elif value is None:
         return "null"
     elif value is True:

@@ -17,18 +17,21 @@ already in memory) and the bare parse of the same file in a process of its own (
 doubling is (t₂/t₁)^(1/log₂(n₂/n₁)): 2.0 is linear.
 
 Then, as processes too: ``routes expected -o table`` of 40,000 rows and ``-o json`` of some
-300,000 routes (a mesh re-exported to an eBGP peer), against the model's time in-process; and
-in-process, the address-plan check with 20,000 and 100,000 office entries, with the comparison of
-every pair on a plan it can still do as the reference.
+300,000 routes (a mesh re-exported to an eBGP peer), against the model's time in-process; a file
+of 1,000,000 learned routes read as ``verify --learned`` reads it, against ``json.loads`` of the
+same file; and in-process, the address-plan check with 20,000 and 100,000 office entries, with the
+comparison of every pair on a plan it can still do as the reference.
 
 Goals: at 5,000 nodes ≤ 2 s and ≤ 300 MB whole process; near-linear growth; a YAML snapshot
-≤ 1.5× its bare libyaml parse; the table ≤ 3 s, the JSON ≤ 2 s; the check < 1 s at 100,000.
+≤ 1.5× its bare libyaml parse; the table ≤ 3 s, the JSON ≤ 2 s; learned routes ≤ 3 s and
+≤ 600 MB; the check < 1 s at 100,000.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import os
 import shutil
@@ -155,6 +158,42 @@ def output_figures(work: Path, tree: Path, repeat: int) -> None:
         )
 
 
+# What ``verify --learned FILE`` does before the diff: the file read into learned routes.
+READ_LEARNED = "import sys; from bgpflat.cli.routes_commands import FileSource; FileSource(sys.argv[1]).read()"
+
+
+def learned_figures(work: Path, tree: Path, repeat: int) -> None:
+    """A learned-route file of 1,000,000 routes (1,000 sessions × 1,000 prefixes, as ``peer routes
+    -o json`` writes them) read as ``verify --learned`` reads it, against ``json.loads`` of the file."""
+    path = work / "learned-1m.json"
+    with path.open("w") as out:
+        out.write('{\n  "routes": [')
+        separator = "\n"
+        for n in range(1_000_000):
+            session = f"10.0.{n // 250_000}.{n // 1000 % 250 + 1}"
+            route = {
+                "prefix": f"{10 + (n >> 20)}.{n >> 12 & 255}.{n >> 4 & 255}.{(n & 15) << 4}/28",
+                "next_hop": session,
+                "session": session,
+                "as_path": [64512],
+                "origin": "igp",
+                "communities": [],
+                "large_communities": [],
+                "path_id": 1,
+            }
+            out.write(separator + "    " + json.dumps(route))
+            separator = ",\n"
+        out.write('\n  ],\n  "sessions": []\n}\n')
+    elapsed, rss = min(run([sys.executable, "-c", READ_LEARNED, str(path)], work, tree) for _ in range(repeat))
+    parse_time, parse_rss = min(run([sys.executable, "-c", PARSE_JSON, str(path)], work) for _ in range(repeat))
+    print(
+        f"learned routes, 1,000,000 from a {path.stat().st_size / 1e6:.0f} MB file: {elapsed:.2f} s, {rss:.0f} MiB "
+        f"whole process; json.loads of the file alone {parse_time:.2f} s, {parse_rss:.0f} MiB "
+        f"({elapsed / parse_time:.1f}×)  [goal ≤ 3 s, ≤ 600 MB]"
+    )
+    path.unlink()
+
+
 def check_figures(repeat: int) -> None:
     """The address-plan check with many office entries: the sweep, and for a size the pairwise
     comparison can still do, both on the same input."""
@@ -265,6 +304,7 @@ def main() -> None:
                 previous["plan-" + shape] = (size, plan_time)
             print(f"{'':>6} ({routes} routes expected at {PEER})")
         output_figures(work, args.tree, args.repeat)
+        learned_figures(work, args.tree, args.repeat)
     check_figures(args.repeat)
     print(
         "goals at 5,000 nodes: routes expected and plan ≤ 2 s and ≤ 300 MB whole process; growth near 2.0× "

@@ -287,8 +287,9 @@ def main() -> int:
 
 
 def run_cases(kubeconfig: Path, *, work: Path, repeat: int, only: list[str] | None = None) -> None:
-    # This checkout's bgpflat, not whichever one the interpreter has installed.
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
+    # This tree's bgpflat, whatever the working directory and whatever is installed.
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "NO_COLOR": "1", "PYTHONPATH": pythonpath}
     group = "crd.projectcalico.org"
     everything = [
         KUBECTL,

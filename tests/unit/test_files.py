@@ -238,6 +238,18 @@ def test_streamed_json_reads_lists_longer_than_its_chunks(tmp_path: Path, monkey
     assert _streamed(path) == ({"routes": [], "sessions": [{"peer": "10.0.0.1"}]}, routes)
 
 
+@pytest.mark.parametrize("chunk", range(1, 14))
+def test_streamed_json_reads_numbers_and_words_cut_at_any_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(json_stream, "_CHUNK", chunk)
+    routes = [1, 2.5, -0, 1e3, 123456789, True, None, "x, ]", [], {}, 12.75e-2, 7]
+    path = tmp_path / "learned.json"
+    for text in (json.dumps({"routes": routes}), json.dumps({"routes": routes}, indent=1), json.dumps(routes)):
+        path.write_text(text)
+        assert _streamed(path)[1] == routes
+
+
 @pytest.mark.parametrize("text", ['{"routes": [1, 2', '{"routes": [1] x', "", '{"routes": [1,]}', "\ufeff[]"])
 def test_streamed_json_errors_are_read_jsons_errors(tmp_path: Path, text: str) -> None:
     path = tmp_path / "learned.json"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.routes.table import Route, RouteTable
 from bgpflat.errors import SpecError
 
@@ -92,3 +95,38 @@ def test_from_records_reads_exactly_what_from_dict_reads(records: list[object]) 
         ]
         # Compared as printed too: a True where from_dict reads 1 would show in JSON output.
         assert [repr(r) for r in table] == [repr(r) for r in grouped]
+
+
+# Texts near the canonical IPv4 form a fast path takes, and anything else.
+_octet = st.one_of(
+    st.integers(0, 255).map(str), st.sampled_from(["-1", "-0", "+1", "01", "256", "1_0", " 1", "1 ", "٣", "²", ""])
+)
+_length = st.one_of(st.integers(0, 33).map(str), st.sampled_from(["-0", "08", "+8", "", " 8", "128"]))
+_near_v4 = st.builds(
+    lambda a, b, c, d, n, sep: f"{a}.{b}.{c}.{d}{sep}{n}",
+    _octet,
+    _octet,
+    _octet,
+    _octet,
+    _length,
+    st.sampled_from(["/", "/", "/", ".", "//", ""]),
+)
+
+
+def _outcome(parse: Any, text: str, strict: bool) -> object:
+    try:
+        return parse(text, strict=strict)
+    except SpecError as exc:
+        return ("refused", str(exc))
+    except Exception as exc:  # whatever the full parse raises, the fast path must raise too
+        return ("raised", type(exc))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(_near_v4, st.text(max_size=20), st.sampled_from(["10.0.0.0/26", "fd00::/64", "10.0.0.1"])))
+def test_prefix_parse_accepts_and_refuses_exactly_what_the_full_parse_does(text: str) -> None:
+    for strict in (True, False):
+        fast = _outcome(Prefix.parse, text, strict)
+        full = _outcome(Prefix._parse_in_full, text, strict)
+        assert fast == full
+        assert type(fast) is type(full)

@@ -19,6 +19,7 @@ class _NotStreamable(Exception):
 
 
 _SPACE = re.compile(r"[ \t\n\r]*")
+_SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])")
 _DECODER = json.JSONDecoder()
 _CHUNK = 1 << 20
 
@@ -80,7 +81,23 @@ class _JsonStream:
         if self.peek() == "]":
             self.pos += 1
             return
+        decode = _DECODER.raw_decode
         while True:
+            # The usual case in one regex and one decode: an item that ends inside the text read
+            # so far, then its separator. At a chunk's end, the general steps below.
+            text = self.text
+            start = _SPACE.match(text, self.pos).end()  # type: ignore[union-attr]  # matches ""
+            try:
+                value, end = decode(text, start)
+            except json.JSONDecodeError:
+                end = len(text)
+            separator = _SEPARATOR.match(text, end) if end < len(text) else None
+            if separator is not None:
+                self.pos = separator.end()
+                yield value
+                if separator.group(1) == "]":
+                    return
+                continue
             yield self.value()
             char = self.peek()
             self.pos += 1

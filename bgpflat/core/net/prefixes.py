@@ -9,12 +9,13 @@ and compare, so they are used only at parse time, never inside hot loops.
 from __future__ import annotations
 
 import ipaddress
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bgpflat.errors import SpecError
 
 _MAX = {4: 32, 6: 128}
 _ALL_ONES = {4: (1 << 32) - 1, 6: (1 << 128) - 1}
+_new_tuple: Any = tuple.__new__
 
 
 def _parse_v4(text: str) -> int | None:
@@ -81,6 +82,34 @@ class Prefix(NamedTuple):
         With ``strict`` (Calico's rule for pool CIDRs), host bits must be zero; without it they are
         cleared.
         """
+        if type(text) is str:
+            # The common case first, in a few C calls: canonical IPv4 text ("10.0.0.0/26"), which is
+            # what files and peers write; anything else (and anything this would get wrong: "+1",
+            # "01", " 1", "1_0", host bits) fails the round trip and takes the full parse below.
+            parts = text.replace("/", ".").split(".")
+            if len(parts) == 5:
+                try:
+                    a, b, c, d, length = map(int, parts)
+                except ValueError:
+                    pass
+                else:
+                    value = a << 24 | b << 16 | c << 8 | d
+                    if (
+                        0 <= a <= 255
+                        and 0 <= b <= 255
+                        and 0 <= c <= 255
+                        and 0 <= d <= 255
+                        and 0 <= length <= 32
+                        and not value & (0xFFFFFFFF >> length)
+                        and f"{a}.{b}.{c}.{d}/{length}" == text
+                    ):
+                        prefix: Prefix = _new_tuple(cls, (4, value, length))  # C, not the named tuple's __new__
+                        return prefix
+        return cls._parse_in_full(text, strict=strict)
+
+    @classmethod
+    def _parse_in_full(cls, text: str, *, strict: bool) -> Prefix:
+        """``parse`` for any text: IPv6, bare addresses, whitespace, host bits, and what it refuses."""
         if not isinstance(text, str):
             raise SpecError(f"expected a CIDR, got {type(text).__name__} {text!r}")
         address, sep, length_text = text.strip().partition("/")

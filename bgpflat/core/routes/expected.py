@@ -112,6 +112,10 @@ class Reasons(Mapping[Route, tuple[Why, ...]]):
     def __contains__(self, route: object) -> bool:
         return route in self._store
 
+    def stored(self, route: Route) -> Any:
+        """The value kept for ``route`` (hashable, equal for equal reasons), or None."""
+        return self._store.get(route)
+
     def __iter__(self) -> Iterator[Route]:
         return iter(self._store)
 
@@ -154,17 +158,27 @@ class SessionExpectation:
 
 def explain_why(why: Why, session: SessionExpectation | None) -> str:
     """One reason as a sentence a network engineer reads."""
+    return _rule_text(why) + _path_text(why.path, session)
+
+
+def _rule_text(why: Why) -> str:
+    """The first half of the sentence: the rule and the node (the same on every session)."""
     detail = f" ({why.detail})" if why.detail and why.rule != FILTER_ACCEPT else ""
     text = _RULE_TEXT.get(why.rule, why.rule + " of {owner}").format(owner=why.owner, detail=detail)
-    context = session.describe() if session is not None else ""
     if why.rule == FILTER_ACCEPT:
         text += f", accepted by {why.detail} before Calico's export filter (no Calico communities)"
-    if why.path == MESH:
-        return f"{text}, expected through mesh re-export ({context})"
-    if why.path == REFLECTED:
+    return text
+
+
+def _path_text(path: str, session: SessionExpectation | None) -> str:
+    """The second half: how the route travels to the peer (the same for every rule)."""
+    context = session.describe() if session is not None else ""
+    if path == MESH:
+        return f", expected through mesh re-export ({context})"
+    if path == REFLECTED:
         node = session.node if session is not None else "the node"
-        return f"{text}, reflected by route reflector {node} (next hop kept)"
-    return f"{text}, originated by the node itself" + (f" ({context})" if context else "")
+        return f", reflected by route reflector {node} (next hop kept)"
+    return ", originated by the node itself" + (f" ({context})" if context else "")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,14 +209,45 @@ class ExpectedRoutes:
         return found.node if found is not None else ""
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything, routes in table order, each with its reasons and their sentence.
+
+        Reasons repeat (a block's route reaches the peer from many sessions), so the reason
+        records and both halves of each sentence are made once per distinct reason and per
+        (path, session) and shared: records of routes with the same reasons hold the same
+        ``reasons`` list (read-only by convention, as the result is for output).
+        """
+        sessions = self.sessions
+        nodes = {session: found.node for session, found in sessions.items()}
+        reasons = self.reasons
+        # The stored value (hashable, one per distinct set of reasons) where the mapping keeps it.
+        lookup = reasons.stored if isinstance(reasons, Reasons) else reasons.get
+        by_reasons: dict[Any, tuple[list[dict[str, str]], tuple[tuple[str, str], ...]]] = {}
+        by_path: dict[tuple[str, str], str] = {}
         routes = []
         for route in self.table.sorted():
             record = route.to_dict()
-            record["node"] = self.node_of(route.session)
-            record["reasons"] = [
-                {"rule": w.rule, "owner": w.owner, "path": w.path, "detail": w.detail} for w in self.why(route)
-            ]
-            record["explanation"] = self.explain(route)
+            session = route.session
+            record["node"] = nodes.get(session, "")
+            found = lookup(route if route.path_id is None else route._replace(path_id=None))
+            shown = by_reasons.get(found)
+            if shown is None:
+                whys = self.why(route)
+                shown = by_reasons[found] = (
+                    [{"rule": w.rule, "owner": w.owner, "path": w.path, "detail": w.detail} for w in whys],
+                    tuple((_rule_text(w), w.path) for w in whys),
+                )
+            record["reasons"], texts = shown
+            if not texts:
+                record["explanation"] = "not derived from the cluster state"
+                routes.append(record)
+                continue
+            parts = []
+            for text, path in texts:
+                tail = by_path.get((path, session))
+                if tail is None:
+                    tail = by_path[path, session] = _path_text(path, sessions.get(session))
+                parts.append(text + tail)
+            record["explanation"] = parts[0] if len(parts) == 1 else "; ".join(parts)
             routes.append(record)
         return {
             "peer": {"address": self.peer.address, "as_number": self.peer.as_number},

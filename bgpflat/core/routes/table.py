@@ -198,12 +198,18 @@ class RouteTable:
 
     def sorted(self) -> list[Route]:
         """Deterministic order: session address, prefix, next hop, then the other attributes."""
+        # Few distinct sessions and next hops: each address is parsed once, not once per route.
+        keys: dict[str, tuple[int, int, str]] = {}
+        for route in self:
+            for text in (route.session, route.next_hop):
+                if text not in keys:
+                    keys[text] = _address_sort_key(text)
         return sorted(
             self,
             key=lambda r: (
-                _address_sort_key(r.session),
+                keys[r.session],
                 r.prefix,
-                _address_sort_key(r.next_hop),
+                keys[r.next_hop],
                 r.as_path,
                 r.communities,
                 r.large_communities,
@@ -232,6 +238,15 @@ class RouteTable:
                 route = Route.from_dict(record, where=f"{where}[{index}]")
             by_key[(route[2], route[0])].append(route)
         return table
+
+
+def _make_route(fields: tuple[Any, ...]) -> Route:
+    """``Route(*fields)`` without the named tuple's Python-level ``__new__``: a million calls a load."""
+    route: Route = _new_tuple(Route, fields)
+    return route
+
+
+_new_tuple: Any = tuple.__new__
 
 
 def _plain_record(record: Any, shared: dict[Any, Any]) -> Route | None:
@@ -263,7 +278,7 @@ def _plain_record(record: Any, shared: dict[Any, Any]) -> Route | None:
         or not (path_id is None or type(path_id) is int)
     ):
         return None
-    return Route(prefix, next_hop, session, as_path, origin, communities, large, path_id)
+    return _make_route((prefix, next_hop, session, as_path, origin, communities, large, path_id))
 
 
 def _shared_address(text: Any, shared: dict[Any, Any]) -> str | None:
@@ -271,10 +286,10 @@ def _shared_address(text: Any, shared: dict[Any, Any]) -> str | None:
         return "" if text is None or text == "" else None
     if type(text) is not str:
         return None
-    found = shared.get(("address", text))
+    found = shared.get(text)  # the only keys that are strings (the others are tuples)
     if found is None:
         try:
-            found = shared[("address", text)] = canonical_address(text)
+            found = shared[text] = canonical_address(text)
         except SpecError:
             return None
     return found

@@ -195,6 +195,28 @@ def test_bgpfilter_accept_leaks_own_workloads_without_communities() -> None:
     assert senders(result, "10.244.4.0/26") == set()  # rejected by the second rule on every node
 
 
+def test_bgpfilter_rules_each_leave_their_mark_first_match_wins() -> None:
+    """Lab: Equal drops node-a's block although a later In would accept it; prefixLength 30-32 leaks
+    node-b's /32 but not its /26; NotIn the pool leaks the node subnet's direct route; NotEqual with
+    source RemotePeers keeps only node-d's block of the mesh-learned ones. The exportV6-only filter
+    attached first and the unattached reject-everything filter change nothing."""
+    result = expect("bgpfilter-match-operators")
+    by_node = {n.name: {str(r.prefix) for r in result.table if r.session == n.address} for n in cases.NODES}
+    assert by_node == {
+        "node-a": {cases.SUBNET, "10.244.1.2/32", "10.244.4.0/26"},
+        "node-b": {cases.SUBNET, "10.244.2.2/32", "10.244.2.0/26", "10.244.4.0/26"},
+        "node-c": {cases.SUBNET, "10.244.3.0/26", "10.244.4.0/26"},
+        "node-d": {cases.SUBNET, "10.244.4.0/26"},
+    }
+
+
+def test_bgpfilter_interface_star_matches_blackholes_and_learned_routes() -> None:
+    """Lab: ``ifname ~ "*"`` matches every route, a blackholed block (no device) and a mesh-learned
+    one (the host interface) alike; only node-c's workload /32, accepted on ``cali*`` first, is sent."""
+    result = expect("bgpfilter-interface")
+    assert {(result.node_of(r.session), str(r.prefix)) for r in result.table} == {("node-c", "10.244.3.2/32")}
+
+
 def test_without_add_path_a_node_sends_the_copy_from_the_lowest_router_id() -> None:
     """Lab: node-c learns web-local's /32 from node-b and node-d and, with next hop keep and no
     ADD-PATH, sends the copy from node-b (lower router ID)."""

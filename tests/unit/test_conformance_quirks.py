@@ -217,6 +217,18 @@ def test_bgpfilter_interface_star_matches_blackholes_and_learned_routes() -> Non
     assert {(result.node_of(r.session), str(r.prefix)) for r in result.table} == {("node-c", "10.244.3.2/32")}
 
 
+def test_bgpfilter_equal_with_prefix_length_never_matches_and_not_equal_always_does() -> None:
+    """Lab: Calico renders ``net = [ cidr{26,32} ]`` (``!=``) for Equal (NotEqual) with a prefixLength;
+    BIRD never finds a prefix equal to a prefix set. node-b's block survives the Equal reject, and
+    the NotEqual reject on RemotePeers drops node-a's block too: each node sends its own block."""
+    result = expect("bgpfilter-equal-with-length")
+    assert {(result.node_of(r.session), str(r.prefix)) for r in result.table} == {
+        (node.name, node.block) for node in cases.NODES
+    }
+    assert any("exact-with-length exportV4[0]: with a prefixLength" in note for note in result.notes)
+    assert any("so NotEqual always matches" in note for note in result.notes)
+
+
 def test_without_add_path_a_node_sends_the_copy_from_the_lowest_router_id() -> None:
     """Lab: node-c learns web-local's /32 from node-b and node-d and, with next hop keep and no
     ADD-PATH, sends the copy from node-b (lower router ID)."""

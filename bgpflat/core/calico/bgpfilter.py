@@ -28,6 +28,7 @@ from bgpflat.core.net.prefixes import Prefix
 from bgpflat.errors import SpecError
 
 ACCEPT = "Accept"
+_EXACT = ("Equal", "NotEqual")
 
 # The interface of a BGP-learned or direct route: the node's host interface, name unknown. Not a
 # valid interface name, so only the ``*``-only patterns that ``export_rules`` lets through match it.
@@ -54,6 +55,10 @@ class ExportRule(NamedTuple):
     length_max: int | None
     remote_only: bool
     interface: str | None
+    # Equal/NotEqual with a prefixLength: Calico renders ``net = [ cidr{min,max} ]`` (or ``!=``), and
+    # BIRD 1.6 finds a prefix never equal to a prefix set, so Equal never matches and NotEqual
+    # always does (seen in the conformance lab).
+    compares_set: bool = False
 
 
 def export_rules(filters: Sequence[BGPFilter], *, version: int, calico: tuple[int, int, int]) -> tuple[ExportRule, ...]:
@@ -82,17 +87,21 @@ def export_rules(filters: Sequence[BGPFilter], *, version: int, calico: tuple[in
                     fix="match '*' or a Calico device pattern such as 'cali*', or leave the filter off the peer "
                     "while comparing routes",
                 )
+            operator = rule.match_operator or "In"
+            length_min = rule.prefix_length_min if supports_length else None
+            length_max = rule.prefix_length_max if supports_length else None
             rules.append(
                 ExportRule(
                     filter_name=bgp_filter.name,
                     rule_index=index,
                     action=rule.action,
                     cidr=rule.cidr,
-                    operator=rule.match_operator or "In",
-                    length_min=rule.prefix_length_min if supports_length else None,
-                    length_max=rule.prefix_length_max if supports_length else None,
+                    operator=operator,
+                    length_min=length_min,
+                    length_max=length_max,
                     remote_only=supports_source and rule.source == "RemotePeers",
                     interface=interface,
+                    compares_set=operator in _EXACT and (length_min is not None or length_max is not None),
                 )
             )
     return tuple(rules)
@@ -113,6 +122,8 @@ def rule_matches(rule: ExportRule, prefix: Prefix, *, learned: bool, interface: 
     if rule.interface is not None and not fnmatchcase(HOST_INTERFACE if learned else interface, rule.interface):
         return False
     if rule.cidr is not None:
+        if rule.compares_set:
+            return rule.operator == "NotEqual"
         inside = rule.cidr.contains(prefix)
         if inside and (rule.length_min is not None or rule.length_max is not None):
             low = rule.length_min if rule.length_min is not None else rule.cidr.length

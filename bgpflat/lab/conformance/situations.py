@@ -184,6 +184,25 @@ _BY_INTERFACE: JsonObject = calico_object(
         ]
     },
 )
+# Calico renders Equal/NotEqual with a prefixLength as ``net = [ cidr{min,max} ]`` (``!=``), a prefix
+# compared with a prefix set, which BIRD never finds equal: rule 0 never drops node-b's block, and
+# rule 1 drops every mesh-learned route, node-a's block included.
+_EXACT_WITH_LENGTH: JsonObject = calico_object(
+    "BGPFilter",
+    "exact-with-length",
+    {
+        "exportV4": [
+            {"action": "Reject", "cidr": "10.244.2.0/26", "matchOperator": "Equal", "prefixLength": {"min": 26}},
+            {
+                "action": "Reject",
+                "cidr": "10.244.1.0/26",
+                "matchOperator": "NotEqual",
+                "prefixLength": {"min": 26},
+                "source": "RemotePeers",
+            },
+        ]
+    },
+)
 _COMMUNITIES: dict[str, Any] = {
     "communities": [{"name": "pods", "value": "65000:100"}, {"name": "pods-large", "value": "65000:1:2"}],
     "prefixAdvertisements": [
@@ -356,6 +375,14 @@ SITUATIONS: tuple[Situation, ...] = (
         peer_spec={"filters": ["by-interface"]},
         objects=(_BY_INTERFACE,),
         behaviour="interface * matches every route, blackholed and mesh-learned too; cali* only workload routes",
+    ),
+    Situation(
+        name="bgpfilter-equal-with-length",
+        description="BGPFilter rules Equal and NotEqual with a prefixLength, full mesh, eBGP",
+        peer_as=EXTERNAL_AS,
+        peer_spec={"filters": ["exact-with-length"]},
+        objects=(_EXACT_WITH_LENGTH,),
+        behaviour="with a prefixLength, Equal never matches and NotEqual always does (a prefix set compared)",
     ),
     Situation(
         name="disabled-pool-covers-subnet",

@@ -438,6 +438,29 @@ def test_filter_equal_and_not_in_operators() -> None:
     assert seen(expect(objects)) == {(n, BLOCK["a"], n) for n in "abc"}
 
 
+def test_filter_interface_star_matches_every_route_and_cali_only_workloads() -> None:
+    # As BIRD's ifname: "" for a blackholed block, the host interface for a mesh-learned route.
+    rules = [
+        {"action": "Accept", "cidr": "10.244.0.0/16", "matchOperator": "In", "interface": "cali*"},
+        {"action": "Reject", "interface": "*"},
+    ]
+    objects = [
+        *base(peer=bgp_peer(filters=["f"])),
+        bgp_filter("f", rules),
+        ipam_block(BLOCK["a"], "a", {9: ("a", "api-0")}),
+    ]
+    # a's workload /32 leaks through cali*; '*' rejects every block, own or mesh-learned.
+    assert seen(expect(objects)) == {("a", "10.244.0.9/32", "a")}
+
+
+def test_filter_interface_that_may_name_a_host_interface_is_an_error() -> None:
+    objects = [*base(peer=bgp_peer(filters=["f"])), bgp_filter("f", [{"action": "Reject", "interface": "eth*"}])]
+    with pytest.raises(SpecError) as caught:
+        expect(objects)
+    assert caught.value.path == "spec.exportV4[0].interface"
+    assert "BGPFilter f exportV4[0] has interface 'eth*'" in caught.value.message
+
+
 def test_missing_filter_is_noted() -> None:
     result = expect(base(peer=bgp_peer(filters=["nope"]), mesh=False))
     assert any("BGPFilter 'nope', which does not exist" in note for note in result.notes)

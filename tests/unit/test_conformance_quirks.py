@@ -195,6 +195,40 @@ def test_bgpfilter_accept_leaks_own_workloads_without_communities() -> None:
     assert senders(result, "10.244.4.0/26") == set()  # rejected by the second rule on every node
 
 
+def test_bgpfilter_rules_each_leave_their_mark_first_match_wins() -> None:
+    """Lab: Equal drops node-a's block although a later In would accept it; prefixLength 30-32 leaks
+    node-b's /32 but not its /26; NotIn the pool leaks the node subnet's direct route; NotEqual with
+    source RemotePeers keeps only node-d's block of the mesh-learned ones. The exportV6-only filter
+    attached first and the unattached reject-everything filter change nothing."""
+    result = expect("bgpfilter-match-operators")
+    by_node = {n.name: {str(r.prefix) for r in result.table if r.session == n.address} for n in cases.NODES}
+    assert by_node == {
+        "node-a": {cases.SUBNET, "10.244.1.2/32", "10.244.4.0/26"},
+        "node-b": {cases.SUBNET, "10.244.2.2/32", "10.244.2.0/26", "10.244.4.0/26"},
+        "node-c": {cases.SUBNET, "10.244.3.0/26", "10.244.4.0/26"},
+        "node-d": {cases.SUBNET, "10.244.4.0/26"},
+    }
+
+
+def test_bgpfilter_interface_star_matches_blackholes_and_learned_routes() -> None:
+    """Lab: ``ifname ~ "*"`` matches every route, a blackholed block (no device) and a mesh-learned
+    one (the host interface) alike; only node-c's workload /32, accepted on ``cali*`` first, is sent."""
+    result = expect("bgpfilter-interface")
+    assert {(result.node_of(r.session), str(r.prefix)) for r in result.table} == {("node-c", "10.244.3.2/32")}
+
+
+def test_bgpfilter_equal_with_prefix_length_never_matches_and_not_equal_always_does() -> None:
+    """Lab: Calico renders ``net = [ cidr{26,32} ]`` (``!=``) for Equal (NotEqual) with a prefixLength;
+    BIRD never finds a prefix equal to a prefix set. node-b's block survives the Equal reject, and
+    the NotEqual reject on RemotePeers drops node-a's block too: each node sends its own block."""
+    result = expect("bgpfilter-equal-with-length")
+    assert {(result.node_of(r.session), str(r.prefix)) for r in result.table} == {
+        (node.name, node.block) for node in cases.NODES
+    }
+    assert any("exact-with-length exportV4[0]: with a prefixLength" in note for note in result.notes)
+    assert any("so NotEqual always matches" in note for note in result.notes)
+
+
 def test_without_add_path_a_node_sends_the_copy_from_the_lowest_router_id() -> None:
     """Lab: node-c learns web-local's /32 from node-b and node-d and, with next hop keep and no
     ADD-PATH, sends the copy from node-b (lower router ID)."""

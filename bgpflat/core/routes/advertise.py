@@ -309,7 +309,15 @@ class AdvertisementModel(NodeExports):
                 notes.append(f"BGPPeer {bgp_peer.name} names BGPFilter {name!r}, which does not exist")
                 continue
             found.append(bgp_filter)
-        return export_rules(found, version=version, calico=self.calico)
+        rules = export_rules(found, version=version, calico=self.calico)
+        notes.extend(
+            f"BGPFilter {rule.filter_name} exportV{version}[{rule.rule_index}]: with a prefixLength, BIRD compares "
+            f"each route with a prefix set and never finds it equal, so {rule.operator} "
+            f"{'always' if rule.operator == 'NotEqual' else 'never'} matches"
+            for rule in rules
+            if rule.compares_set
+        )
+        return rules
 
 
 def expected_routes_for_peers(

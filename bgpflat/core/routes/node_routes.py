@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from bgpflat.core.calico import BGPConfiguration
+from bgpflat.core.calico.bgpfilter import HOST_INTERFACE
 from bgpflat.core.net.prefix_index import PrefixIndex
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.net.selector import parse_selector
@@ -207,7 +208,9 @@ class NodeExports:
                 if prefix.version == version:
                     out.append(Candidate(prefix, Why(rule, name, detail=service)))
         if version == 4 and node.ipv4_network is not None and not node.ipv4_network.is_host:
-            out.append(Candidate(node.ipv4_network, Why(POOL_ROUTE, name, detail="node subnet (direct route)")))
+            out.append(
+                Candidate(node.ipv4_network, Why(POOL_ROUTE, name, detail="node subnet (direct route)"), HOST_INTERFACE)
+            )
         if self.options.tunnel_addresses and version == 4 and node.ipip_tunnel_address:
             tunnel = Prefix.host(node.ipip_tunnel_address)
             if self._own_block(name, tunnel) is None:

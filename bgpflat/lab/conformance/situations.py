@@ -150,6 +150,59 @@ _ACCEPT_POOL: JsonObject = calico_object(
         ]
     },
 )
+# One filter whose every rule leaves a mark on what the peer sees (first match wins):
+#   0 Equal drops node-a's block, though rule 4 would accept it;
+#   1 In with prefixLength 30-32 leaks node-b's workload /32 but not its /26;
+#   2 NotIn the pool leaks the node subnet's direct route from every node;
+#   3 NotEqual with source RemotePeers drops every mesh-learned route but node-d's block;
+#   4 In leaks node-a's workload /32.
+_MATCH_OPERATORS: JsonObject = calico_object(
+    "BGPFilter",
+    "match-operators",
+    {
+        "exportV4": [
+            {"action": "Reject", "cidr": "10.244.1.0/26", "matchOperator": "Equal"},
+            {"action": "Accept", "cidr": "10.244.2.0/24", "matchOperator": "In", "prefixLength": {"min": 30}},
+            {"action": "Accept", "cidr": POOL, "matchOperator": "NotIn"},
+            {"action": "Reject", "cidr": "10.244.4.0/26", "matchOperator": "NotEqual", "source": "RemotePeers"},
+            {"action": "Accept", "cidr": "10.244.1.0/24", "matchOperator": "In"},
+        ]
+    },
+)
+# Attached first, but with IPv6 rules only: BIRD's IPv4 export never calls it.
+_V6_ONLY: JsonObject = calico_object("BGPFilter", "v6-only", {"exportV6": [{"action": "Reject"}]})
+# Not attached to any peer: it changes nothing.
+_UNATTACHED: JsonObject = calico_object("BGPFilter", "reject-everything", {"exportV4": [{"action": "Reject"}]})
+# Interface rules: ``cali*`` picks the workload routes, ``*`` every route BIRD holds.
+_BY_INTERFACE: JsonObject = calico_object(
+    "BGPFilter",
+    "by-interface",
+    {
+        "exportV4": [
+            {"action": "Accept", "cidr": "10.244.3.0/24", "matchOperator": "In", "interface": "cali*"},
+            {"action": "Reject", "interface": "*"},
+        ]
+    },
+)
+# Calico renders Equal/NotEqual with a prefixLength as ``net = [ cidr{min,max} ]`` (``!=``), a prefix
+# compared with a prefix set, which BIRD never finds equal: rule 0 never drops node-b's block, and
+# rule 1 drops every mesh-learned route, node-a's block included.
+_EXACT_WITH_LENGTH: JsonObject = calico_object(
+    "BGPFilter",
+    "exact-with-length",
+    {
+        "exportV4": [
+            {"action": "Reject", "cidr": "10.244.2.0/26", "matchOperator": "Equal", "prefixLength": {"min": 26}},
+            {
+                "action": "Reject",
+                "cidr": "10.244.1.0/26",
+                "matchOperator": "NotEqual",
+                "prefixLength": {"min": 26},
+                "source": "RemotePeers",
+            },
+        ]
+    },
+)
 _COMMUNITIES: dict[str, Any] = {
     "communities": [{"name": "pods", "value": "65000:100"}, {"name": "pods-large", "value": "65000:1:2"}],
     "prefixAdvertisements": [
@@ -306,6 +359,30 @@ SITUATIONS: tuple[Situation, ...] = (
         bgp_config=_COMMUNITIES,
         objects=(_ACCEPT_POOL,),
         behaviour="an export Accept skips calico_aggr and apply_communities: own workload /32s leak, uncommunitied",
+    ),
+    Situation(
+        name="bgpfilter-match-operators",
+        description="BGPFilter rules with each matchOperator, prefixLength and source, full mesh, eBGP",
+        peer_as=EXTERNAL_AS,
+        peer_spec={"filters": ["v6-only", "match-operators"]},
+        objects=(_MATCH_OPERATORS, _V6_ONLY, _UNATTACHED),
+        behaviour="first matching rule wins; exportV6-only and unattached filters leave IPv4 exports alone",
+    ),
+    Situation(
+        name="bgpfilter-interface",
+        description="BGPFilter rules on interface (cali* and the * wildcard), full mesh, eBGP",
+        peer_as=EXTERNAL_AS,
+        peer_spec={"filters": ["by-interface"]},
+        objects=(_BY_INTERFACE,),
+        behaviour="interface * matches every route, blackholed and mesh-learned too; cali* only workload routes",
+    ),
+    Situation(
+        name="bgpfilter-equal-with-length",
+        description="BGPFilter rules Equal and NotEqual with a prefixLength, full mesh, eBGP",
+        peer_as=EXTERNAL_AS,
+        peer_spec={"filters": ["exact-with-length"]},
+        objects=(_EXACT_WITH_LENGTH,),
+        behaviour="with a prefixLength, Equal never matches and NotEqual always does (a prefix set compared)",
     ),
     Situation(
         name="disabled-pool-covers-subnet",

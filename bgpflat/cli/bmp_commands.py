@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bgpflat.cli.common_options import add_output_option
+from bgpflat.cli.arguments.common import add_output_option
 from bgpflat.cli.output import EXIT_OK, console, info
 
 DEFAULT_STATE_DIR = "bgpflat-bmp"

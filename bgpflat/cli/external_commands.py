@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.common_options import add_cluster_options, add_output_option
+from bgpflat.cli.arguments.common import add_cluster_options, add_output_option
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, error_line, info
 from bgpflat.cli.plan_commands import DEFAULT_BACKUP_DIR
 from bgpflat.cli.signals import exit_code, stop_at_safe_point

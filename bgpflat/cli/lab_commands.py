@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bgpflat.cli.common_options import add_output_option
+from bgpflat.cli.arguments.common import add_output_option
 from bgpflat.cli.conformance_commands import register_conformance
 from bgpflat.cli.output import EXIT_DIFFERENCES, EXIT_OK, info
 from bgpflat.errors import LabError

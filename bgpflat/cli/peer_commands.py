@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR, PASSWORD_ENV, build_config, collect_settings, setting_int
 from bgpflat.cli.output import EXIT_OK, console, info
-from bgpflat.cli.peer_config import DEFAULT_STATE_DIR, PASSWORD_ENV, build_config, collect_settings, setting_int
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.common_options import add_cluster_options, add_output_option
-from bgpflat.cli.gate_options import add_gate_options
+from bgpflat.cli.arguments.common import add_cluster_options, add_output_option
+from bgpflat.cli.arguments.gate import add_gate_options
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.cli.signals import exit_code, stop_at_safe_point
 from bgpflat.errors import BgpflatError, PlanError, SpecError
@@ -365,7 +365,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
     if bool(args.plan_file) == bool(args.files):
         raise PlanError("give either a saved plan (bgpflat apply PLAN.json) or -f FILE, not both or neither")
-    from bgpflat.cli.gate_options import check_gate_flags
+    from bgpflat.cli.arguments.gate import check_gate_flags
 
     check_gate_flags(args)
     saved: Plan | None = None
@@ -402,7 +402,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                 "warning: writing crd.projectcalico.org/v1 directly: the API server runs none of Calico's "
                 "validation or defaulting; bgpflat validated the objects client-side"
             )
-        from bgpflat.cli.gate_options import after_gate_stop, gate_json, gate_lines, make_gate
+        from bgpflat.cli.arguments.gate import after_gate_stop, gate_json, gate_lines, make_gate
         from bgpflat.workflows.gate import GateStopped
 
         gate = make_gate(args, plan, api)

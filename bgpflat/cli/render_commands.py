@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.common_options import add_calico_api, add_context, add_kubeconfig
+from bgpflat.cli.arguments.common import add_calico_api, add_context, add_kubeconfig
 from bgpflat.cli.output import EXIT_OK, info
 from bgpflat.errors import SpecError
 

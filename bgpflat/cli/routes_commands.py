@@ -11,10 +11,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.common_options import add_context, add_kubeconfig, add_output_option
-from bgpflat.cli.learned_sources import BmpSource, FileSource, PeerSource, learned_source
+from bgpflat.cli.arguments.common import add_context, add_kubeconfig, add_output_option
+from bgpflat.cli.arguments.learned import BmpSource, FileSource, PeerSource, learned_source
+from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info, write_json
-from bgpflat.cli.peer_config import DEFAULT_STATE_DIR
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bgpflat.cli import build_parser, main, peer_config
+from bgpflat.cli import build_parser, main
+from bgpflat.cli.arguments import peer as peer_config
 from bgpflat.errors import SpecError
 
 LABS = Path(__file__).resolve().parents[2] / "labs"

@@ -11,7 +11,7 @@ import pytest
 
 from bgpflat import workflows
 from bgpflat.adapters import files
-from bgpflat.cli.learned_sources import FileSource
+from bgpflat.cli.arguments.learned import FileSource
 from bgpflat.core.plan.gate import encapsulation_turned_off, undelivered_blocks
 from bgpflat.core.plan.layover import lay_over
 from bgpflat.core.plan.planner import Plan

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from bgpflat.cli.peer_config import load_config_file
+from bgpflat.cli.arguments.peer import load_config_file
 from bgpflat.peer.process import ExabgpChild
 from bgpflat.peer.state import StateDir
 

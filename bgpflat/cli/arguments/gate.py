@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.learned_sources import PeerSource
+from bgpflat.cli.arguments.learned import PeerSource
 from bgpflat.cli.output import info
 from bgpflat.errors import SpecError
 

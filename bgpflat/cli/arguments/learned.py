@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.peer_config import DEFAULT_STATE_DIR
+from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
 from bgpflat.errors import SpecError
 
 if TYPE_CHECKING:

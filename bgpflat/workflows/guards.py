@@ -8,15 +8,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bgpflat.core.calico import normalize_spec_value, parse_path
+from bgpflat.core.calico import API_V1, normalize_spec_value, parse_path
 from bgpflat.core.external import EXTERNAL_KINDS, same_owned
 from bgpflat.core.external.manifests import is_managed
 from bgpflat.core.plan.layover import merge_patch
 from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, object_key, split_key
 from bgpflat.errors import PlanError, StalePlanError
 from bgpflat.workflows.ports import ObjectApi
-
-V1_API_GROUP = "crd.projectcalico.org/v1"
 
 
 def check_plan_target(plan: Plan, current: ClusterIdentity) -> None:
@@ -160,7 +158,7 @@ def ensure_fresh(plan: Plan, api: ObjectApi, *, listed: Iterable[Mapping[str, An
 
 def check_writable(identity: ClusterIdentity, *, allow_crd_v1: bool) -> None:
     """Refuse to write Calico's v1 storage CRDs unless asked to (ux-conventions §2.1)."""
-    if identity.api_group == V1_API_GROUP and not allow_crd_v1:
+    if identity.api_group == API_V1 and not allow_crd_v1:
         raise PlanError(
             "this cluster serves Calico only as crd.projectcalico.org/v1 (no Calico API server, no v3 CRDs): "
             "writes there skip Calico's own validation and defaulting; bgpflat validates client-side, but "

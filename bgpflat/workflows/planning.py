@@ -8,6 +8,7 @@ import gc
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from bgpflat.core.calico import API_V1
 from bgpflat.core.plan.layover import lay_over, route_impact
 from bgpflat.core.plan.planner import ClusterIdentity, Plan, make_plan
 from bgpflat.core.routes.expected import ModelOptions, OutsidePeer
@@ -16,7 +17,6 @@ from bgpflat.errors import PlanError
 from bgpflat.workflows.ports import ClusterApi
 
 SNAPSHOT_FORMAT = 1
-V1_API_GROUP = "crd.projectcalico.org/v1"
 
 
 def check_spec_target(desired: DesiredState, identity: ClusterIdentity) -> None:
@@ -102,7 +102,7 @@ def plan_snapshot(
                 identity = dataclasses.replace(identity, calico_version=version)
     if not identity.api_group:
         groups = {str(o.get("apiVersion")) for o in objects if o.get("kind") in ("IPPool", "BGPPeer")}
-        group = "projectcalico.org/v3" if "projectcalico.org/v3" in groups else V1_API_GROUP
+        group = "projectcalico.org/v3" if "projectcalico.org/v3" in groups else API_V1
         identity = dataclasses.replace(identity, api_group=group)
     observed = ObservedState.from_objects(list(objects), identity=identity.to_dict())
     plan = make_plan(desired=desired, observed=observed, prune=prune)

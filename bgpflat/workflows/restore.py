@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from bgpflat.core.calico.models import SERVER_METADATA
 from bgpflat.core.external import EXTERNAL_KINDS, restore_patch
 from bgpflat.core.plan.planner import ClusterIdentity, object_key, split_key
 from bgpflat.core.plan.report import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, ApplyReport, ChangeResult
 from bgpflat.errors import KubeConflict, KubeError, PlanError
 from bgpflat.workflows.guards import rv_of, value_at
 from bgpflat.workflows.ports import ObjectApi, Progress, quiet
-
-SERVER_METADATA = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink")
 
 # Restored in this order, and what apply created deleted in the reverse one: a Service is put back
 # before its endpoint objects and deleted after them.

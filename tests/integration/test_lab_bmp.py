@@ -5,14 +5,17 @@ through the verification peer and through BMP, pre-policy (what each node sent t
 post-policy (what the ToR kept), and all three agree with one expected-route model. Then the
 operator gives node-1's session a prefix list that refuses the service range: the peer and the
 pre-policy table still match (node-1 did send it), the post-policy step fails with
-``filtered-by-router`` naming the ToR and node-1. ``lab down`` stops the station with the rest and
-leaves nothing behind.
+``filtered-by-router`` naming the ToR and node-1. With that prefix list in place, ``apply --gate
+bmp:DIR`` gated on what the ToR kept stops at the stage that advertises the service range and
+undoes it; gated on what the nodes sent (pre-policy) it goes through. ``lab down`` stops the
+station with the rest and leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from test_lab_cli import _namespaces_with_prefix, _recorded, bgpflat, skip_unles
 from test_lab_flat import skip_unless_lab_can_run
 
 from bgpflat.lab.fabric.flatlab import FlatLab
+from bgpflat.lab.fabric.lifecycle import Lab
 from bgpflat.lab.processes import process_start_time
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
@@ -35,6 +39,15 @@ BMP_STEPS = ["verify bmp pre-policy", "verify bmp post-policy"]
 
 def _steps(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in report["steps"]}
+
+
+def gated_apply(state_dir: Path, tmp_path: Path, *gate: str) -> subprocess.CompletedProcess[str]:
+    """The lab's flat spec applied with ``--gate bmp:`` on the lab's station."""
+    lab = Lab.attach(state_dir)
+    return bgpflat(
+        "apply", "-f", str(lab.spec_file), "--yes", "--allow-crd-v1", "--kubeconfig", str(lab.kubeconfig),
+        "--backup-dir", str(tmp_path / "backups"), "--gate", f"bmp:{lab.bmp_state}", *gate, "-o", "json",
+    )  # fmt: skip
 
 
 def test_lab_check_through_peer_and_bmp(tmp_path: Path) -> None:
@@ -90,6 +103,22 @@ def test_lab_check_through_peer_and_bmp(tmp_path: Path) -> None:
         assert f"filtered-by-router {SERVICES} from node-1 at router {TOR}" in detail, detail
         assert "filtered-by-router" not in steps["verify bmp pre-policy"]["detail"]
         assert steps["revert (cleanup)"]["ok"]  # the lab is left unflattened
+
+        # The flat spec applied stage by stage, gated on the ToR's own view through BMP.
+        post = gated_apply(state_dir, tmp_path, "--gate-router", TOR, "--gate-timeout", "20")
+        gate = json.loads(post.stdout or "{}").get("gate")
+        assert gate is not None, post.stderr
+        assert post.returncode == 1 and gate["status"] == "stopped", post.stderr
+        assert gate["peer"] == TOR and gate["undo"]["error"] is None, gate
+        stopped = {s["stage"]: s for s in gate["stages"]}[gate["stopped_at"]]
+        assert stopped["matched"] < stopped["expected"], stopped
+        assert f"routes router {TOR} reports (post-policy) for peer {TOR}" in post.stderr
+        assert f"{SERVICES}" in post.stderr  # the route the ToR refused, by node
+        pre = gated_apply(state_dir, tmp_path, "--gate-policy", "pre")  # the station's one router
+        gate = json.loads(pre.stdout or "{}").get("gate")
+        assert gate is not None, pre.stderr
+        assert pre.returncode == 0 and gate["status"] == "passed", pre.stderr
+        assert all(s["passed"] for s in gate["stages"]) and len(gate["stages"]) >= 2, gate
     finally:
         # `lab check` restarted the station (a new PID): `down` must stop the one recorded now.
         final = _recorded(state_dir) if (state_dir / "fabric" / "lab.json").is_file() else recorded

@@ -127,8 +127,12 @@ def test_bad_gate_flags_are_one_line_before_any_cluster_is_contacted(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))  # reading it would fail differently
     spec = str(LAB / "bgpflat.yaml")
     cases = {
-        ("--gate", "bmp:10.0.0.1"): "--gate: unknown gate source 'bmp:10.0.0.1' (fix: use peer:STATE_DIR",
+        ("--gate", "bgp:10.0.0.1"): "--gate: unknown gate source 'bgp:10.0.0.1' (fix: use peer:STATE_DIR",
         ("--gate", "peer:nowhere"): "nowhere: --gate: no such directory (fix: start `bgpflat peer run --state-dir",
+        ("--gate", "bmp:nowhere"): "nowhere: --gate: no such directory (fix: start `bgpflat bmp run --state-dir",
+        ("--gate", "peer:.", "--gate-router", "10.0.0.1"): "--gate-router: --gate-router names a router of the BMP",
+        ("--gate", "bmp:.", "--gate-router", "tor-1"): "--gate-router:",
+        ("--gate", "bmp:."): "--gate: cannot tell which router to check: no bmp station state in",
         ("--gate", "peer:.", "--gate-timeout", "0"): "--gate-timeout must be > 0",
         ("--gate", "peer:.", "--dry-run", "server"): "--gate waits for routes, which a server dry run never changes",
     }

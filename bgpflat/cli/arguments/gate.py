@@ -2,8 +2,10 @@
 the route gate's flags and what happens when it stops an apply (the stage just written is undone
 unless ``--on-gate-failure stop``).
 
-Sources are named ``KIND:WHERE``; ``peer:STATE_DIR`` reads the verification peer (``bgpflat peer
-run --state-dir``). Another kind of source only needs a ``read()`` returning a ``LearnedState``.
+Sources are named ``KIND:WHERE``: ``peer:STATE_DIR`` reads the verification peer (``bgpflat peer
+run --state-dir``), ``bmp:STATE_DIR`` one router of the BMP station (``bgpflat bmp run
+--state-dir``): what the real ToR kept (post-policy, the default) or what the nodes sent it
+(pre-policy). Another kind of source only needs a ``read()`` returning a ``LearnedState``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.learned import PeerSource
+from bgpflat.cli.arguments.learned import BmpSource, PeerSource
 from bgpflat.cli.output import info
 from bgpflat.errors import SpecError
 
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
     from bgpflat.workflows.ports import BackupWriter
     from bgpflat.workflows.verify import LearnedSource
 
-GATE_KINDS = ("peer",)
+GATE_KINDS = ("peer", "bmp")
+GATE_SOURCES = "peer:STATE_DIR (the verification peer) or bmp:STATE_DIR (the BMP station)"
 
 
 def add_gate_options(parser: argparse.ArgumentParser) -> None:
@@ -33,12 +36,27 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
         "--gate",
         metavar="SOURCE",
         help="after each stage wait until the routes learned equal the expected ones; "
-        "before encapsulation goes off, require every block delivered. SOURCE: peer:STATE_DIR",
+        "before encapsulation goes off, require every block delivered. SOURCE: peer:STATE_DIR "
+        "(the verification peer) or bmp:STATE_DIR (what a real router reports to `bgpflat bmp run`)",
     )
     parser.add_argument(
         "--gate-peer",
         metavar="IP",
-        help="the outside peer whose routes the gate checks (default: the address the peer's sessions use)",
+        help="the outside peer whose routes the gate checks (default: the address the peer's sessions use; "
+        "with bmp: the router)",
+    )
+    parser.add_argument(
+        "--gate-router",
+        metavar="IP",
+        help="with --gate bmp:DIR: the router, by the address its BMP session comes from "
+        "(default: the one router the station knows)",
+    )
+    parser.add_argument(
+        "--gate-policy",
+        choices=("pre", "post"),
+        default="post",
+        help="with --gate bmp:DIR: wait for what the router kept (post, the default) or for what the nodes "
+        "sent it (pre)",
     )
     parser.add_argument(
         "--gate-timeout",
@@ -55,29 +73,72 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _source(text: str) -> tuple[LearnedSource, str]:
-    """The learned-route source named by ``--gate``, and the state directory of a peer source."""
+def _source_kind(text: str) -> tuple[str, str]:
+    """``--gate``'s kind and state directory, refusing a typo before anything is read."""
     kind, sep, where = text.partition(":")
     if not sep or kind not in GATE_KINDS or not where:
-        raise SpecError(
-            f"unknown gate source {text!r}", path="--gate", fix="use peer:STATE_DIR (the verification peer's state)"
-        )
+        raise SpecError(f"unknown gate source {text!r}", path="--gate", fix=f"use {GATE_SOURCES}")
     if not Path(where).is_dir():
+        start = "bgpflat peer run" if kind == "peer" else "bgpflat bmp run"
+        raise SpecError("no such directory", file=where, path="--gate", fix=f"start `{start} --state-dir` first")
+    return kind, where
+
+
+def _bare_address(text: str, flag: str, what: str) -> str:
+    from bgpflat.core.net.prefixes import canonical_address
+
+    try:
+        return canonical_address(text)
+    except SpecError as exc:
+        raise SpecError(exc.message, path=flag, fix=f"give {what}'s bare IP address") from None
+
+
+def _station_router(state_dir: str) -> str:
+    """The one router that has a BMP session with the station, when ``--gate-router`` is not given."""
+    from bgpflat.bmp.state import StateDir as StationDir
+    from bgpflat.errors import BgpflatError
+
+    try:
+        data = StationDir(Path(state_dir)).read_snapshot()
+    except BgpflatError as exc:
         raise SpecError(
-            "no such directory", file=where, path="--gate", fix="start `bgpflat peer run --state-dir` first"
+            f"cannot tell which router to check: {exc}",
+            path="--gate",
+            fix="pass --gate-router IP, or start the station",
+        ) from None
+    routers = data.get("routers") if isinstance(data, Mapping) else None
+    up = sorted(str(r.get("router")) for r in routers or () if isinstance(r, Mapping) and r.get("state") == "up")
+    if len(up) != 1:
+        known = ", ".join(up) or "none"
+        raise SpecError(
+            f"the BMP station has {len(up)} router(s) up ({known}), so which one to check is unclear",
+            file=state_dir,
+            path="--gate",
+            fix="pass --gate-router IP (the address the router's BMP session comes from)",
         )
-    return PeerSource(where, None), where
+    return up[0]
+
+
+def _source(args: argparse.Namespace) -> tuple[LearnedSource, str]:
+    """The learned-route source named by ``--gate``, and the outside peer whose routes it holds."""
+    kind, where = _source_kind(args.gate)
+    if kind == "bmp":
+        router = (
+            _bare_address(args.gate_router, "--gate-router", "the router")
+            if args.gate_router
+            else _station_router(where)
+        )
+        source = BmpSource(where, None, router=router, policy=args.gate_policy)
+        # The nodes peer with the router itself, so its address is the peer the routes are expected for.
+        peer = _bare_address(args.gate_peer, "--gate-peer", "the peer") if args.gate_peer else router
+        return source, peer
+    return PeerSource(where, None), _peer_address(args, where)
 
 
 def _peer_address(args: argparse.Namespace, state_dir: str) -> str:
     """``--gate-peer``, else the one local address of the verification peer's sessions."""
-    from bgpflat.core.net.prefixes import canonical_address
-
     if args.gate_peer:
-        try:
-            return canonical_address(args.gate_peer)
-        except SpecError as exc:
-            raise SpecError(exc.message, path="--gate-peer", fix="give the peer's bare IP address") from None
+        return _bare_address(args.gate_peer, "--gate-peer", "the peer")
     from bgpflat.errors import PeerError
     from bgpflat.peer.state import StateDir
 
@@ -107,9 +168,17 @@ def check_gate_flags(args: argparse.Namespace) -> None:
         raise SpecError("--gate-timeout must be > 0", fix="give the seconds each stage may take, e.g. 120")
     if args.dry_run != "none":
         raise SpecError("--gate waits for routes, which a server dry run never changes", fix="drop one of them")
-    _source(args.gate)
+    kind, _where = _source_kind(args.gate)
     if args.gate_peer:
-        _peer_address(args, "")
+        _bare_address(args.gate_peer, "--gate-peer", "the peer")
+    if args.gate_router:
+        if kind != "bmp":
+            raise SpecError(
+                "--gate-router names a router of the BMP station", path="--gate-router", fix="use --gate bmp:DIR"
+            )
+        _bare_address(args.gate_router, "--gate-router", "the router")
+    if kind == "bmp":
+        _source(args)  # which router, from the station's state, before the cluster is read
 
 
 def make_gate(args: argparse.Namespace, plan: Plan, api: CalicoApi) -> RouteGate | None:
@@ -117,9 +186,12 @@ def make_gate(args: argparse.Namespace, plan: Plan, api: CalicoApi) -> RouteGate
         return None
     from bgpflat.workflows.gate import RouteGate
 
-    source, state_dir = _source(args.gate)
-    peer = _peer_address(args, state_dir)
-    info(f"Gate: routes learned by {peer} ({args.gate}), up to {args.gate_timeout:g} s per stage")
+    source, peer = _source(args)
+    if isinstance(source, BmpSource):
+        seen = f"routes router {source.router} reports ({args.gate_policy}-policy) for peer {peer}"
+    else:
+        seen = f"routes learned by {peer}"
+    info(f"Gate: {seen} ({args.gate}), up to {args.gate_timeout:g} s per stage")
     return RouteGate(
         plan=plan,
         read_cluster=lambda: list(api.read_everything()),

@@ -10,10 +10,11 @@ from typing import Any
 
 from bgpflat.core.calico import API_V1, normalize_spec_value, parse_path
 from bgpflat.core.external import EXTERNAL_KINDS, same_owned
-from bgpflat.core.external.manifests import is_managed
+from bgpflat.core.external.manifests import is_managed, written_besides_owned
 from bgpflat.core.plan.layover import merge_patch
 from bgpflat.core.plan.planner import Action, ClusterIdentity, Plan, ResourceChange, object_key, split_key
-from bgpflat.errors import PlanError, StalePlanError
+from bgpflat.core.state.model import ObservedNode
+from bgpflat.errors import PlanError, SpecError, StalePlanError
 from bgpflat.workflows.ports import ObjectApi
 
 
@@ -60,6 +61,8 @@ class Moved:
             what = "was created since the plan"
         elif self.current_version is None:
             what = "was deleted since the plan"
+        elif not self.planned_version and not self.current_version:
+            what = "changed"  # a Node: compared by what the checks read, not by resourceVersion
         else:
             what = f"resourceVersion {self.planned_version} -> {self.current_version}"
         detail = f": {'; '.join(self.fields)}" if self.fields else ""
@@ -67,15 +70,7 @@ class Moved:
 
 
 def value_at(obj: Mapping[str, Any] | None, path: str) -> Any:
-    value: Any = obj
-    for part in parse_path(path):
-        if isinstance(part, int):
-            value = value[part] if isinstance(value, list) and part < len(value) else None
-        else:
-            value = value.get(part) if isinstance(value, Mapping) else None
-        if value is None:
-            return None
-    return value
+    return _at(obj, tuple(parse_path(path)))
 
 
 def replan_command(kind: str) -> str:
@@ -133,21 +128,49 @@ _READ_IN_FULL = ("IPPool", "BGPPeer", "BGPConfiguration", "BGPFilter")
 
 def find_new(plan: Plan, listed: Iterable[Mapping[str, Any]]) -> list[Moved]:
     """Objects of the kinds the plan read in full (``listed``: what the cluster holds now) that the
-    plan never saw and does not create itself."""
+    plan never saw and does not create itself, and Nodes that joined, left or changed what the
+    plan's checks read of them (address, AS, labels)."""
     known = set(plan.observed_versions) | {change.key for change in plan.changes}
     new: list[Moved] = []
+    nodes: dict[str, str] = {}
     for obj in listed:
         kind = str(obj.get("kind"))
+        if kind == "Node":
+            try:
+                node = ObservedNode.from_manifest(obj)
+            except SpecError:
+                continue
+            nodes[node.name] = node.as_checked
+            continue
         key = object_key(kind, str((obj.get("metadata") or {}).get("name")))
         if kind in _READ_IN_FULL and key not in known:
             new.append(Moved(key=key, planned_version=None, current_version=rv_of(obj)))
+    if plan.observed_nodes is not None:
+        new += _moved_nodes(plan.observed_nodes, nodes)
     return sorted(new, key=lambda m: m.key)
 
 
-def ensure_fresh(plan: Plan, api: ObjectApi, *, listed: Iterable[Mapping[str, Any]] = ()) -> None:
+def _moved_nodes(planned: Mapping[str, str], now: Mapping[str, str]) -> list[Moved]:
+    moved: list[Moved] = []
+    for name in sorted(set(planned) | set(now)):
+        before, after = planned.get(name), now.get(name)
+        if before == after:
+            continue
+        key = object_key("Node", name)
+        if before is None:
+            moved.append(Moved(key=key, planned_version=None, current_version="", fields=(str(after),)))
+        elif after is None:
+            moved.append(Moved(key=key, planned_version="", current_version=None))
+        else:
+            fields = (f"was {before} when planned, is now {after}",)
+            moved.append(Moved(key=key, planned_version="", current_version="", fields=fields))
+    return moved
+
+
+def ensure_fresh(plan: Plan, api: ObjectApi, *, listed: Iterable[Mapping[str, Any]] | None = None) -> None:
     """Raise ``StalePlanError`` listing what moved if any observed object changed since the plan,
     or (given ``listed``, the cluster's objects now) an object the plan never saw has appeared."""
-    moved = find_moved(plan, api) + find_new(plan, listed)
+    moved = find_moved(plan, api) + (find_new(plan, listed) if listed is not None else [])
     if moved:
         raise StalePlanError(
             "plan is stale: the cluster changed since the plan was made: "
@@ -193,17 +216,32 @@ def _changed_paths(before: Any, after: Any, path: tuple[str | int, ...] = ()) ->
         yield path
 
 
+def _at(obj: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        if isinstance(part, int):
+            obj = obj[part] if isinstance(obj, list) and part < len(obj) else None
+        else:
+            obj = obj.get(part) if isinstance(obj, Mapping) else None
+    return obj
+
+
 def _unshown(change: ResourceChange, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[str]:
     """What ``after`` changes against ``before`` that the change's fields do not list (or list
     with another value)."""
     shown = {tuple(parse_path(fc.path)): fc for fc in change.fields}
     spec = after.get("spec") if isinstance(after.get("spec"), Mapping) else None
+    external = change.kind in EXTERNAL_KINDS
     problems: list[str] = []
     for path in _changed_paths(before or {}, after):
-        if change.action is Action.CREATE and path[:1] != ("spec",):
+        text = ".".join(str(p) for p in path)
+        if external:
+            # Their owned fields live outside spec too (endpoints, subsets), so a body is checked
+            # whole: only the identity and the managed labels may go unshown.
+            if written_besides_owned(change.kind, change.name, path, _at(after, path)):
+                continue
+        elif change.action is Action.CREATE and path[:1] != ("spec",):
             continue  # a create's name, labels and apiVersion are shown as the object's identity
         owner = next((shown[path[:n]] for n in range(len(path), 0, -1) if path[:n] in shown), None)
-        text = ".".join(str(p) for p in path)
         if owner is None:
             problems.append(f"{text} (not among the fields the plan shows)")
         elif not same_value(change.kind, owner.path, value_at(after, owner.path), owner.after, spec=spec):
@@ -219,8 +257,8 @@ def check_sent_matches_shown(plan: Plan, api: ObjectApi) -> None:
     order, to the object as it is now (``ensure_fresh`` has made sure that is what the plan saw),
     and every field it changes must be one the plan lists, with the listed value. A delete must
     name an object bgpflat manages (label ``app.kubernetes.io/managed-by=bgpflat``), as prune does.
-    Outside services' bodies carry their managed labels besides the fields, so only the delete rule
-    applies to them.
+    Outside services' bodies may also carry their identity and managed labels
+    (``core.external.manifests.written_besides_owned``).
     """
     state: dict[str, Mapping[str, Any] | None] = {}
     problems: list[str] = []
@@ -238,8 +276,7 @@ def check_sent_matches_shown(plan: Plan, api: ObjectApi) -> None:
         if body is None:
             continue
         after = dict(body) if change.action is Action.CREATE else merge_patch(current, body)
-        if change.kind not in EXTERNAL_KINDS:
-            problems.extend(f"{key}: would change {what}" for what in _unshown(change, current, after))
+        problems.extend(f"{key}: would change {what}" for what in _unshown(change, current, after))
         state[key] = after
     if problems:
         raise PlanError(

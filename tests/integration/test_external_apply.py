@@ -6,6 +6,8 @@ independent stdlib client (``raw_api(ControlPlane)``) reads what the API server 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +180,66 @@ def test_saved_plan_is_applied_as_reviewed(
     assert "Applied: create Service/default/external-service" in out
     assert "Applied: create EndpointSlice/default/external-service-ipv4" in out
     assert _get(kube_v1, "/api/v1/namespaces/default/services/office-wiki")["spec"]["type"] == "ExternalName"
+
+
+def _edited_plan(saved: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    plan = json.loads(saved.read_text())
+    for stage in plan["stages"]:
+        for change in stage["changes"]:
+            edit(change)
+    edited = saved.with_name("edited.json")
+    edited.write_text(json.dumps(plan))
+    return edited
+
+
+def test_saved_plan_with_edited_bodies_is_refused_and_nothing_is_written(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outside services' bodies are checked field by field like Calico objects': an address or a
+    service-name label added by hand to a reviewed plan must not reach the cluster."""
+    saved = tmp_path / "plan.json"
+    assert _run(kube_v1, "plan", "-f", SERVICES, "--out", saved) == 0
+
+    def extra_address(change: dict[str, Any]) -> None:
+        if change["kind"] == "EndpointSlice":
+            change["manifest"]["endpoints"].append({"addresses": ["192.0.2.66"], "conditions": {"ready": True}})
+
+    def other_service(change: dict[str, Any]) -> None:
+        if change["kind"] == "EndpointSlice":
+            change["manifest"]["metadata"]["labels"]["kubernetes.io/service-name"] = "kubernetes"
+
+    for edit, wanted in (
+        (extra_address, "EndpointSlice/default/external-service-ipv4: would change endpoints (the plan shows"),
+        (other_service, "would change metadata.labels.kubernetes.io/service-name (not among the fields"),
+    ):
+        capsys.readouterr()
+        assert _run(kube_v1, "apply", _edited_plan(saved, edit), "--yes") == 2
+        err = capsys.readouterr().err
+        assert "the plan's writes do not match the changes it shows" in err and wanted in err, err
+        assert _status(kube_v1, "/api/v1/namespaces/default/services/external-service") == 404
+    capsys.readouterr()
+    assert _run(kube_v1, "apply", saved, "--yes") == 0  # the plan as reviewed still goes through
+
+
+def test_saved_update_with_an_edited_patch_is_refused(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(kube_v1, "apply", "-f", SERVICES, "--yes") == 0
+    changed = tmp_path / "services.yaml"
+    changed.write_text(SERVICES.read_text().replace("192.168.26.82", "192.168.26.83"))
+    saved = tmp_path / "plan.json"
+    assert _run(kube_v1, "plan", "-f", changed, "--out", saved) == 0
+
+    def selector(change: dict[str, Any]) -> None:
+        if change["kind"] == "EndpointSlice" and change.get("patch"):
+            change["patch"]["endpoints"][0]["addresses"] = ["192.168.26.84"]
+
+    capsys.readouterr()
+    assert _run(kube_v1, "apply", _edited_plan(saved, selector), "--yes") == 2
+    err = capsys.readouterr().err
+    assert "EndpointSlice/default/external-service-ipv4: would change endpoints (the plan shows" in err, err
+    stored = _get(kube_v1, "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/external-service-ipv4")
+    assert [e["addresses"] for e in stored["endpoints"]] == [["192.168.26.81"], ["192.168.26.82"]]
 
 
 def test_stale_saved_plan_is_refused_and_nothing_is_written(

@@ -124,3 +124,38 @@ def test_an_object_created_after_the_plan_makes_it_stale(kube_v1: ControlPlane, 
     assert run.code == 2
     assert "plan is stale" in run.err and f"{kind}/late was created since the plan" in run.err
     _nothing_written(kube_v1)
+
+
+def test_a_node_that_moved_or_joined_after_the_plan_makes_it_stale(kube_v1: ControlPlane, tmp_path: Path) -> None:
+    """Nodes' addresses decide the address-plan and mesh findings; a Node's resourceVersion moves
+    with every heartbeat, so what the checks read of it is what a saved plan records."""
+    kube_v1.seed_scenario("calico-bgp")
+    _saved_plan(kube_v1, tmp_path)
+    # An annotation the checks do not read, as kubelet and controllers write them all day long.
+    kubectl(kube_v1, "annotate", "node", "node-1", "node.alpha.kubernetes.io/ttl=0", "--overwrite")
+    kubectl(kube_v1, "annotate", "node", "node-2", "projectcalico.org/IPv4Address=10.200.30.104/24", "--overwrite")
+    joined = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": "node-4", "annotations": {"projectcalico.org/IPv4Address": "10.200.20.106/24"}},
+    }
+    (tmp_path / "node-4.json").write_text(json.dumps(joined))
+    kubectl(kube_v1, "create", "-f", str(tmp_path / "node-4.json"))
+    run = bgpflat("apply", "plan.json", "--yes", "--allow-crd-v1", cwd=tmp_path, kubeconfig=kube_v1.kubeconfig)
+    assert run.code == 2
+    assert "plan is stale" in run.err
+    assert "Node/node-2 changed: was ipv4=10.200.20.104/24 " in run.err
+    assert "is now ipv4=10.200.30.104/24 " in run.err
+    assert "Node/node-4 was created since the plan: ipv4=10.200.20.106/24" in run.err
+    assert "node-1" not in run.err  # an annotation the checks do not read is no change
+    _nothing_written(kube_v1)
+
+
+def test_a_plan_whose_nodes_are_as_planned_applies(kube_v1: ControlPlane, tmp_path: Path) -> None:
+    kube_v1.seed_scenario("calico-bgp")
+    plan = _saved_plan(kube_v1, tmp_path)
+    assert sorted(plan["observed_nodes"]) == ["node-1", "node-2", "node-3"]
+    kubectl(kube_v1, "annotate", "node", "node-3", "node.alpha.kubernetes.io/ttl=0", "--overwrite")
+    run = bgpflat("apply", "plan.json", "--yes", "--allow-crd-v1", cwd=tmp_path, kubeconfig=kube_v1.kubeconfig)
+    assert run.code == 0, run.err
+    assert calico(kube_v1, "bgppeers", "peer-switch") is not None

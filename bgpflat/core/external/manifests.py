@@ -25,8 +25,32 @@ SLICE_MANAGER = "bgpflat"
 EXTERNAL_KINDS = ("Service", "EndpointSlice", "Endpoints")
 
 
-def _labels(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    return {MANAGED_BY_LABEL: MANAGED_BY, **(extra or {})}
+def managed_labels(kind: str, service: str) -> dict[str, str]:
+    """The labels bgpflat puts on its ``kind`` object for the outside service named ``service``."""
+    labels = {MANAGED_BY_LABEL: MANAGED_BY}
+    if kind == "EndpointSlice":
+        labels.update({SERVICE_NAME_LABEL: service, SLICE_MANAGED_BY_LABEL: SLICE_MANAGER})
+    return labels
+
+
+# Written besides the owned fields, with exactly these values: a dual-stack Service's family
+# policy, and the cluster IP a Service turning ExternalName must release (``owned_patch``).
+_WRITTEN_UNOWNED: Mapping[str, Mapping[str, tuple[Any, ...]]] = {
+    "Service": {"spec.ipFamilyPolicy": ("PreferDualStack",), "spec.clusterIP": (None,), "spec.clusterIPs": (None,)},
+}
+
+
+def written_besides_owned(kind: str, name: str, path: Sequence[str | int], value: Any) -> bool:
+    """Whether a body's field at ``path`` with ``value`` is one bgpflat writes besides the owned
+    fields (the object's identity, its managed labels, ``_WRITTEN_UNOWNED``): what a saved plan's
+    body may hold that its field changes do not show."""
+    dotted = ".".join(str(p) for p in path)
+    if dotted in ("apiVersion", "kind", "metadata.name", "metadata.namespace"):
+        return True
+    if len(path) == 3 and tuple(path[:2]) == ("metadata", "labels"):  # label names hold dots themselves
+        labels = managed_labels(kind, service_of(kind, name))
+        return str(path[2]) in labels and labels[str(path[2])] == value
+    return value in _WRITTEN_UNOWNED.get(kind, {}).get(dotted, ())
 
 
 def service_manifest(service: ExternalService) -> dict[str, Any]:
@@ -55,13 +79,26 @@ def service_manifest(service: ExternalService) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": service.name, "namespace": service.namespace, "labels": _labels()},
+        "metadata": {
+            "name": service.name,
+            "namespace": service.namespace,
+            "labels": managed_labels("Service", service.name),
+        },
         "spec": spec,
     }
 
 
 def slice_name(service: ExternalService, version: int) -> str:
     return f"{service.name}-ipv{version}"
+
+
+def service_of(kind: str, name: str) -> str:
+    """The outside service bgpflat's ``kind`` object named ``name`` belongs to (``slice_name``)."""
+    if kind == "EndpointSlice":
+        for version in (4, 6):
+            if name.endswith(f"-ipv{version}"):
+                return name.removesuffix(f"-ipv{version}")
+    return name
 
 
 def endpoint_slice_manifests(service: ExternalService) -> list[dict[str, Any]]:
@@ -83,7 +120,7 @@ def endpoint_slice_manifests(service: ExternalService) -> list[dict[str, Any]]:
                 "metadata": {
                     "name": slice_name(service, version),
                     "namespace": service.namespace,
-                    "labels": _labels({SERVICE_NAME_LABEL: service.name, SLICE_MANAGED_BY_LABEL: SLICE_MANAGER}),
+                    "labels": managed_labels("EndpointSlice", service.name),
                 },
                 "addressType": f"IPv{version}",
                 "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses],
@@ -106,7 +143,11 @@ def endpoints_manifest(service: ExternalService) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Endpoints",
-        "metadata": {"name": service.name, "namespace": service.namespace, "labels": _labels()},
+        "metadata": {
+            "name": service.name,
+            "namespace": service.namespace,
+            "labels": managed_labels("Endpoints", service.name),
+        },
         "subsets": [{"addresses": [{"ip": a} for a in service.addresses], "ports": ports}],
     }
 

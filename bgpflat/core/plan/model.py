@@ -188,6 +188,9 @@ class Plan:
     unchanged: tuple[ResourceChange, ...] = ()  # no-op entries, one per object bgpflat compared
     findings: tuple[Finding, ...] = ()
     observed_versions: Mapping[str, str | None] = field(default_factory=dict)  # key -> resourceVersion
+    # Node name -> ``ObservedNode.as_checked`` when the plan was made; None in plans saved before
+    # nodes were recorded (their applies cannot tell a node that changed).
+    observed_nodes: Mapping[str, str] | None = None
     identity: ClusterIdentity = field(default_factory=ClusterIdentity)
     cluster: Mapping[str, str | None] = field(default_factory=dict)
     prune: bool = False
@@ -236,6 +239,7 @@ class Plan:
             "unchanged": [c.to_dict() for c in self.unchanged],
             "findings": [f.to_dict() for f in self.findings],
             "observed_versions": dict(sorted(self.observed_versions.items())),
+            **({} if self.observed_nodes is None else {"observed_nodes": dict(sorted(self.observed_nodes.items()))}),
             "route_impact": [i.to_dict() for i in self.route_impact],
         }
 
@@ -281,6 +285,11 @@ class Plan:
             ),
             findings=tuple(_finding(f, f"findings[{i}]") for i, f in enumerate(_optional_list(data, "findings", ""))),
             observed_versions=_observed_versions(data),
+            observed_nodes=(
+                {k: str(v) for k, v in _string_map(data, "observed_nodes", nullable=False).items()}
+                if "observed_nodes" in data
+                else None
+            ),
             identity=ClusterIdentity.from_dict(_string_map(data, "identity", nullable=False)),
             cluster=_string_map(data, "cluster", nullable=True),
             prune=prune,

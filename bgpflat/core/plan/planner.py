@@ -236,6 +236,7 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
         unchanged=tuple(sorted(builder.unchanged, key=lambda c: (KIND_ORDER.get(c.kind, 9), c.name))),
         findings=sort_findings(findings),
         observed_versions=observed_versions,
+        observed_nodes={node.name: node.as_checked for node in observed.nodes},
         identity=ClusterIdentity.from_dict(observed.identity),
         cluster=cluster,
         prune=prune,

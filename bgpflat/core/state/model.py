@@ -142,6 +142,17 @@ class ObservedNode:
     def ipv4(self) -> str | None:
         return self.ipv4_address.split("/", 1)[0] if self.ipv4_address else None
 
+    @property
+    def as_checked(self) -> str:
+        """What a plan's checks read of the node, on one line. A saved plan records it per node:
+        Nodes' resourceVersions move with every status heartbeat, so they cannot tell a node whose
+        address, AS or labels changed (or a node that joined) from one that only reported in."""
+        labels = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items())) or "-"
+        return (
+            f"ipv4={self.ipv4_address or '-'} ipv6={self.ipv6_address or '-'} "
+            f"as={self.as_number if self.as_number is not None else '-'} labels={labels}"
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ObservedInstallation:

@@ -84,5 +84,11 @@ def learned_from_station(data: Mapping[str, Any], *, router: str, policy: str, s
     except SpecError as exc:
         raise SpecError(exc.message, file=source, path=exc.path, fix=exc.fix) from None
     return LearnedState(
-        routes=routes, sessions=sessions, source=f"{source} router {router} {policy}-policy", sent=sent, router=router
+        routes=routes,
+        sessions=sessions,
+        source=f"{source} router {router} {policy}-policy",
+        sent=sent,
+        router=router,
+        # Without path identifiers a monitored peer's ADD-PATH paths overwrite each other.
+        single_path=not any(r.get("path_id") is not None for r in records),
     )

@@ -340,6 +340,17 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="how long `bgpflat verify --wait` may take to turn green (default 90)",
     )
+    check.add_argument(
+        "--fault",
+        choices=("tor-drops-rack",),
+        help="migration labs: break the network first (tor-drops-rack: the ToR refuses the last rack's "
+        "blocks); the check passes when the gate stops the change before encapsulation goes off",
+    )
+    check.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="migration labs: apply without the route gate (with --fault: the outage the gate prevents; exits 1)",
+    )
     add_output_option(check)
     check.set_defaults(func=_cmd_lab_check)
 
@@ -495,9 +506,21 @@ def _cmd_lab_status(args: argparse.Namespace) -> int:
 def _cmd_lab_check(args: argparse.Namespace) -> int:
     from bgpflat.lab.fabric.check import run_check
     from bgpflat.lab.fabric.lifecycle import Lab
+    from bgpflat.lab.fabric.topology import MODE_MIGRATION
 
     lab = Lab.attach(_known_lab_dir(args))
-    report = run_check(lab, verify_timeout=args.verify_timeout, progress=info)
+    if lab.fabric().topology.mode == MODE_MIGRATION:
+        from bgpflat.lab.migration import run_migration_check
+
+        report = run_migration_check(
+            lab, verify_timeout=args.verify_timeout, progress=info, fault=args.fault, gate=not args.no_gate
+        )
+    elif args.fault or args.no_gate:
+        raise LabError(
+            f"--fault and --no-gate are for migration labs; {args.scenario} is not one (mode in topology.yaml)"
+        )
+    else:
+        report = run_check(lab, verify_timeout=args.verify_timeout, progress=info)
     if args.output == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -12,6 +12,7 @@ import pytest
 from bgpflat import workflows
 from bgpflat.adapters import files
 from bgpflat.cli.arguments.learned import FileSource
+from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.plan.gate import encapsulation_turned_off, undelivered_blocks
 from bgpflat.core.plan.layover import lay_over
 from bgpflat.core.plan.planner import Plan
@@ -237,3 +238,18 @@ def test_encapsulation_turned_off_through_the_operators_installation() -> None:
         patch={"spec": {"calicoNetwork": {"ipPools": entries}}},
     )
     assert encapsulation_turned_off(Stage(name="pools", title="", changes=(cross,))) == []
+
+
+def test_a_single_path_source_matches_any_one_of_the_expected_paths() -> None:
+    """A BMP feed without path identifiers shows one path per node and prefix; it is right when it
+    is one of the paths expected, and still wrong when it is none of them."""
+    from bgpflat.core.routes.table import Route
+    from bgpflat.core.routes.verdict import one_path_each
+
+    prefix = Prefix.parse("10.96.0.0/12")
+    paths = [Route(prefix, hop, "10.0.0.1", (64512,), "igp", (), ()) for hop in ("10.0.0.1", "10.0.0.2")]
+    expected = RouteTable(paths)
+    assert list(one_path_each(expected, RouteTable([paths[1]._replace(path_id=7)]))) == [paths[1]]
+    other = paths[0]._replace(next_hop="10.0.0.9")
+    assert sorted(one_path_each(expected, RouteTable([other]))) == sorted(paths)
+    assert sorted(one_path_each(expected, RouteTable())) == sorted(paths)

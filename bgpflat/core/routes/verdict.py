@@ -8,13 +8,14 @@ polling loop that waits for convergence is ``bgpflat.workflows.verify``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bgpflat.core.routes.diff import RouteDiff, diff_routes, mark_filtered
 from bgpflat.core.routes.expected import ExpectedRoutes
-from bgpflat.core.routes.table import RouteTable, address_sort_key
+from bgpflat.core.routes.table import Route, RouteTable, address_sort_key
 from bgpflat.errors import SpecError
 
 FORMAT_VERSION = 1
@@ -57,6 +58,28 @@ class LearnedState:
     # routes found here are reported as filtered by ``router``.
     sent: RouteTable | None = None
     router: str = ""
+    # The source keeps one path per session and prefix: a BMP feed without path identifiers
+    # (FRR's, for one) holds only the last path a node sent for a prefix over an ADD-PATH session.
+    single_path: bool = False
+
+
+def one_path_each(expected: RouteTable, learned: RouteTable) -> RouteTable:
+    """``expected`` as a source that keeps one path per session and prefix can show it.
+
+    Where several paths are expected and the one learned path is among them, that path alone is
+    expected; elsewhere every expected path stays (so a missing or wrong path is still reported).
+    """
+    kept: list[Route] = []
+    for (session, prefix), paths in expected.grouped().items():
+        seen = learned.paths(session, prefix) if len(paths) > 1 else []
+        if len(seen) == 1:
+            found = seen[0]._replace(path_id=None)
+            same = [p for p in paths if p._replace(path_id=None) == found]
+            if same:
+                kept.append(same[0])
+                continue
+        kept.extend(paths)
+    return RouteTable(kept)
 
 
 def routes_from_records(records: Iterable[Any], *, source: str) -> RouteTable:
@@ -170,6 +193,8 @@ def evaluate(*, expected: ExpectedRoutes, learned: LearnedState, strict: bool = 
             sessions_down=sessions_down,
             message="the verification peer has learned no route",
         ), end_of_rib
+    if learned.single_path:
+        expected = dataclasses.replace(expected, table=one_path_each(expected.table, learned.routes))
     diff = diff_routes(expected=expected, learned=learned.routes, strict=strict)
     if learned.sent is not None:
         diff = mark_filtered(diff, sent=learned.sent, router=learned.router)

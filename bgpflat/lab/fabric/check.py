@@ -53,7 +53,7 @@ import json
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,9 +82,11 @@ class Step:
     ok: bool
     seconds: float
     detail: str
+    probes: Mapping[str, Any] | None = None  # what the probes running meanwhile saw (migration check)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "seconds": round(self.seconds, 2), "detail": self.detail}
+        data = {"name": self.name, "ok": self.ok, "seconds": round(self.seconds, 2), "detail": self.detail}
+        return data if self.probes is None else {**data, "probes": dict(self.probes)}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -93,6 +95,7 @@ class CheckReport:
     steps: list[Step] = field(default_factory=list)
     lab_up_seconds: float | None = None
     apply_to_verify_green_seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # what a check sequence adds (probes, gate)
 
     @property
     def passed(self) -> bool:
@@ -112,6 +115,7 @@ class CheckReport:
             "apply_to_verify_green_seconds": self.apply_to_verify_green_seconds,
             "total_seconds": round(sum(s.seconds for s in self.steps), 2),
             "steps": [s.to_dict() for s in self.steps],
+            **self.extra,
         }
 
 

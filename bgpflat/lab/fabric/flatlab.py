@@ -25,10 +25,11 @@ from bgpflat.core.office.intent import OfficeIntent
 from bgpflat.core.office.tor.bmp import BmpStation
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.errors import LabError
+from bgpflat.lab import vxlan
 from bgpflat.lab.fabric import node_confd, pods, services, tor
 from bgpflat.lab.fabric.netns import NetnsLab, ns_argv, run, wait_for
 from bgpflat.lab.fabric.topology import (
-    MODE_BGP,
+    BGP_MODES,
     TOPOLOGY_FILE,
     Objects,
     ObjectSource,
@@ -256,10 +257,11 @@ class FlatLab:
 
         self._build_pods(objects, nodes, logs, say)
         self._apply_services(objects, nodes, force=True)
+        self._program_vxlan(objects, nodes)
         self._start_birds(nodes, kubeconfig, logs, say)
         # Rendered in every mode, so a spec the office side cannot be rendered from fails `up`.
         intent = office_intent(topo, objects)
-        if topo.mode == MODE_BGP:
+        if topo.mode in BGP_MODES:
             # The office side as bgpflat renders it for the state after apply; in static-nat mode
             # it is installed by `lab check` (routes, NAT and DNS all belong to that change).
             self._start_tor(tor_ns, intent)
@@ -373,14 +375,35 @@ class FlatLab:
 
     # -- changes ----------------------------------------------------------------------------------
     def reconcile(self, objects: Objects) -> ReconcileReport:
-        """Bring DNAT rules and cluster DNS in line with ``objects``.
+        """Bring DNAT rules, cluster DNS and the VXLAN routes Felix would program in line with ``objects``.
 
         BIRD needs nothing here: each node's confd watches the API server and reloads it. New or
         removed pods and nodes are not handled here: they need ``lab up`` again.
         """
         started = time.monotonic()
         services_changed = self._apply_services(objects, self.nodes, force=False)
+        self._program_vxlan(objects, self.nodes)
         return ReconcileReport(services_changed=services_changed, seconds=time.monotonic() - started)
+
+    def _program_vxlan(self, objects: Objects, nodes: Sequence[LabNode]) -> None:
+        """Per node, what Felix's VXLAN manager keeps (``bgpflat.lab.vxlan``); ``eth0`` is the uplink."""
+        objects = list(objects)
+        for node in nodes:
+            wanted = vxlan.node_vxlan(objects, node.name)
+            present = vxlan.present_routes(
+                run(ns_argv(node.namespace, ["ip", "-j", "route", "show", "proto", vxlan.PROTOCOL]), check=False)
+            )
+            if wanted.device is None and not present:
+                continue
+            commands: list[str] = []
+            if wanted.device is not None:
+                if not run(ns_argv(node.namespace, ["ip", "-o", "link", "show", vxlan.DEVICE]), check=False).strip():
+                    commands += vxlan.device_commands(wanted.device, "eth0")
+                commands += vxlan.neighbour_commands(wanted.remotes)
+            self.netns.ip(node.namespace, commands)
+            for argv in vxlan.fdb_argvs(wanted.remotes if wanted.device is not None else ()):
+                run(ns_argv(node.namespace, argv))
+            self.netns.ip(node.namespace, vxlan.route_commands(wanted.routes, present, "eth0"))
 
     def start_daemon(self, role: str, name: str, argv: Sequence[str]) -> None:
         """Run another daemon (e.g. the verification peer in ``verifier``) under the lab's records."""

@@ -44,7 +44,10 @@ SPEC_FILE = "bgpflat.yaml"
 # edge router has static routes to a forwarding node that masquerades (scenario C, no BGP).
 MODE_BGP = "bgp"
 MODE_STATIC_NAT = "static-nat"
-MODES = (MODE_BGP, MODE_STATIC_NAT)
+# Built as ``bgp``; ``lab check`` runs a gated encapsulation change with probes instead.
+MODE_MIGRATION = "migration"
+MODES = (MODE_BGP, MODE_STATIC_NAT, MODE_MIGRATION)
+BGP_MODES = (MODE_BGP, MODE_MIGRATION)
 
 
 # -- topology data ---------------------------------------------------------------------------------

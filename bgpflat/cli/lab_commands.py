@@ -379,9 +379,10 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
             f"a lab ({running.record.scenario}) is recorded in {state_dir} but is not healthy or is another "
             "scenario; run `bgpflat lab down` for it first"
         )
-    from bgpflat.lab.fabric.topology import MODE_STATIC_NAT
+    from bgpflat.lab import setups
+    from bgpflat.lab.fabric.topology import MODE_BGP, MODE_STATIC_NAT
 
-    lab = Lab.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info)
+    lab = setups.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info)
     fabric = lab.fabric()
     office = fabric.topology.office
     timings = lab.record.timings
@@ -391,11 +392,15 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
     )
     developer = fabric.namespace("developer")
     static_nat = fabric.topology.mode == MODE_STATIC_NAT
+    setup_hints = setups.hints(lab)  # a setup of bgpflat.lab.setups says how to look at its lab
+    static_nat = static_nat or fabric.topology.mode != MODE_BGP
     lines = [
         f"state:        {lab.state_dir}",
         f"API server:   {lab.control_plane().server}",
     ]
-    if static_nat:
+    if setup_hints:
+        lines += setup_hints
+    elif static_nat:
         # No BGP here: the office side is static routes, NAT on the forwarding node and DNS forwarding.
         lines += [
             f"office side:  bgpflat render static-routes|nat|dns --scenario labs/{args.scenario} "
@@ -493,8 +498,8 @@ def _cmd_lab_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab_check(args: argparse.Namespace) -> int:
-    from bgpflat.lab.fabric.check import run_check
     from bgpflat.lab.fabric.lifecycle import Lab
+    from bgpflat.lab.setups import run_check
 
     lab = Lab.attach(_known_lab_dir(args))
     report = run_check(lab, verify_timeout=args.verify_timeout, progress=info)

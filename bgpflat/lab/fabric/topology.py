@@ -44,7 +44,9 @@ SPEC_FILE = "bgpflat.yaml"
 # edge router has static routes to a forwarding node that masquerades (scenario C, no BGP).
 MODE_BGP = "bgp"
 MODE_STATIC_NAT = "static-nat"
-MODES = (MODE_BGP, MODE_STATIC_NAT)
+# Scenario B: an OpenVPN server on the forwarding node; its hosts and check are bgpflat.lab.setups.openvpn.
+MODE_OPENVPN = "openvpn"
+MODES = (MODE_BGP, MODE_STATIC_NAT, MODE_OPENVPN)
 
 
 # -- topology data ---------------------------------------------------------------------------------
@@ -186,8 +188,8 @@ def load_topology(directory: Path) -> Topology:
     if mode not in MODES:
         raise LabError(f"{where}: mode {mode!r} is not one of {', '.join(MODES)}")
     forwarding = data.get("forwardingNode")
-    if mode == MODE_STATIC_NAT and not forwarding:
-        raise LabError(f"{where}: mode {MODE_STATIC_NAT} needs forwardingNode (the node the office routes through)")
+    if mode in (MODE_STATIC_NAT, MODE_OPENVPN) and not forwarding:
+        raise LabError(f"{where}: mode {mode} needs forwardingNode (the node the office routes through)")
     hosts = tuple(
         OutsideHost(
             name=str(_required(h, "name", where)),

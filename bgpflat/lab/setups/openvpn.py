@@ -21,11 +21,14 @@ at ``lab up``, from ``topology.yaml``'s ``openvpn`` section:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ from bgpflat.lab.controlplane.pki import issue, make_ca
 from bgpflat.lab.fabric import services
 from bgpflat.lab.fabric.flatlab import FlatLab
 from bgpflat.lab.fabric.lifecycle import Lab, Progress
-from bgpflat.lab.fabric.netns import ns_argv, run
+from bgpflat.lab.fabric.netns import NETNS_ETC, ns_argv, run
 from bgpflat.lab.fabric.office import Runner, run_bgpflat
 from bgpflat.lab.fabric.topology import MODE_OPENVPN, TOPOLOGY_FILE, Topology
 from bgpflat.lab.processes import log_tail
@@ -115,12 +118,9 @@ def build(lab: Lab, fabric: FlatLab, say: Progress) -> None:
         f"address=/{site.outside_name}/{site.outside_address}\n"
     )
     start_lan_resolver(fabric, site, rendered=None)
-    developer = fabric.namespace(DEVELOPER)
     fabric.info["openvpn"] = {
-        "site": asdict(site),
-        # What the check must find again once the client's down script has run.
-        "resolv_conf": {role: _resolv_conf(fabric.namespace(role)) for role in (DEVELOPER, VPN_CLIENT)},
-        "developer_ns": developer,
+        # What the check must find again once the clients' DNS script has run as down script.
+        "resolv_conf": {role: _resolv_conf(fabric.namespace(role)) for role in client_roles(site).values()},
     }
     fabric.netns.save()
 
@@ -196,8 +196,6 @@ def start_lan_resolver(fabric: FlatLab, site: Site, *, rendered: str | None) -> 
 
 
 def _resolv_conf(namespace: str) -> str:
-    from bgpflat.lab.fabric.netns import NETNS_ETC
-
     path = NETNS_ETC / namespace / "resolv.conf"
     return path.read_text() if path.is_file() else ""
 
@@ -206,11 +204,14 @@ def hints(lab: Lab) -> list[str]:
     fabric = lab.fabric()
     site = load_site(fabric.topology)
     node = fabric.topology.forwarding_node
+    office = fabric.topology.office
     return [
         f"VPN side:     bgpflat render vpn --openvpn --part server|client|client-dns|ccd|lan --scenario "
         f"labs/{lab.record.scenario} --via {node} (lab check starts the server on {node} and both clients,"
         " then stops them)",
         f"certificates: {vpn_dir(lab) / 'pki'}",
+        f"developer:    ip netns exec {fabric.namespace(DEVELOPER)} curl http://whoami   ({office.developer} on "
+        f"the internet, resolver {office.resolver}; answers while its VPN client runs)",
         f"office LAN:   {site.lan_network}: VPN client {site.vpn_client}, host {site.lan_host}, "
         f"resolver {site.lan_resolver}; ip netns exec {fabric.namespace(LAN_HOST)} curl http://whoami",
     ]
@@ -379,6 +380,7 @@ def revert(lab: Lab, configs: VpnConfigs) -> str:
     running = {p.name for p in fabric.netns.state.processes}
     clients = [f"openvpn:{name}" for name in client_roles(site) if f"openvpn:{name}" in running]
     fabric.netns.stop(clients)
+    fabric.netns.sysctl(fabric.namespace(VPN_CLIENT), {"net.ipv4.ip_forward": "0"})
     gateway = fabric.namespace(GATEWAY)
     for prefix, via in configs.lan_routes():
         run(ns_argv(gateway, ["ip", "route", "del", prefix, "via", via]), check=False)
@@ -389,8 +391,25 @@ def revert(lab: Lab, configs: VpnConfigs) -> str:
         run(ns_argv(node_ns, ["nft", "delete", "table", family, name]), check=False)
     problems = leftovers(fabric, configs)
     if problems:
+        _restore_dns(lab, fabric)  # so that the next check starts clean; this one has failed
         raise LabError("; ".join(problems))
     return f"stopped {len(clients)} client(s) and the server; LAN routes, office DNS forwarding and NAT removed"
+
+
+def _restore_dns(lab: Lab, fabric: FlatLab) -> None:
+    """What a client's DNS script undoes on down, for a client that died before it could run it."""
+    recorded: dict[str, str] = (fabric.info.get("openvpn") or {}).get("resolv_conf") or {}
+    for name, role in client_roles(load_site(fabric.topology)).items():
+        for state in (vpn_dir(lab) / f"client-{name}").glob("vpn-dns.*"):
+            pid_file = state / "dnsmasq.pid"
+            pid = pid_file.read_text().strip() if pid_file.is_file() else ""
+            # The stub's command line names its own state directory: the PID is still that dnsmasq.
+            with contextlib.suppress(OSError, ValueError):
+                if str(state) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                    os.kill(int(pid), signal.SIGTERM)
+            shutil.rmtree(state, ignore_errors=True)
+        if role in recorded:
+            (NETNS_ETC / fabric.namespace(role) / "resolv.conf").write_text(recorded[role])
 
 
 def leftovers(fabric: FlatLab, configs: VpnConfigs) -> list[str]:

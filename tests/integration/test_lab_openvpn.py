@@ -84,6 +84,12 @@ def test_openvpn_up_check_down(tmp_path: Path) -> None:
         report = json.loads(checked.stdout)
         assert [s["name"] for s in report["steps"]] == STEPS, report
         assert checked.returncode == 0 and report["passed"], report
+        details = {s["name"]: s["detail"] for s in report["steps"]}
+        # Both ranges pushed into the tunnel, and the DNS script in charge of the client's resolv.conf.
+        assert "tun0 routes 10.96.0.0/12, 192.168.0.0/16" in details["connect developer"]
+        assert "nameserver 127.0.0.1" in details["connect developer"]
+        assert "the cluster DNS never" in details["outside name"]
+        assert "the cluster DNS never" in details["office outside name"]
         print(f"\nopenvpn: lab up {report['lab_up_seconds']:.1f} s, check {report['total_seconds']:.1f} s")
 
         # The VPN once more, to see what a pod on the other node sees: the server node (its NAT).

@@ -22,6 +22,7 @@ at ``lab up``, from ``topology.yaml``'s ``openvpn`` section:
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import shutil
@@ -53,6 +54,7 @@ GATEWAY, VPN_CLIENT, LAN_HOST, LAN_DNS = "office-gw", "office-vpn", "office-host
 READY = "Initialization Sequence Completed"
 START_TIMEOUT = 20.0
 NFT_TABLE = re.compile(r"^table (ip|ip6|inet) (\S+) \{$", re.MULTILINE)
+PUSHED_ROUTE = re.compile(r'^push "route (\S+) (\S+)"$', re.MULTILINE)
 LAN_ROUTE = re.compile(r"^ip route replace (\S+) via (\S+)$", re.MULTILINE)
 SEARCH = "default.svc.cluster.local svc.cluster.local cluster.local"
 
@@ -231,6 +233,13 @@ class VpnConfigs:
     lan: Path
     lan_dns: Path
 
+    def pushed_routes(self) -> list[str]:
+        """The prefixes the server config pushes to its clients (``push "route ADDRESS MASK"``)."""
+        return [
+            str(ipaddress.IPv4Network(f"{address}/{mask}"))
+            for address, mask in PUSHED_ROUTE.findall(self.server.read_text())
+        ]
+
     def lan_routes(self) -> list[tuple[str, str]]:
         return LAN_ROUTE.findall(self.lan.read_text())
 
@@ -354,6 +363,9 @@ def connect(lab: Lab, configs: VpnConfigs, name: str) -> str:
     namespace = fabric.namespace(role)
     routes = run(ns_argv(namespace, ["ip", "-o", "route", "show", "dev", "tun0"]))
     pushed = sorted(line.split()[0] for line in routes.splitlines() if " via " in line)
+    missing = sorted(set(configs.pushed_routes()) - set(pushed))
+    if missing:
+        raise LabError(f"{name} is up but has no route into the tunnel for {', '.join(missing)} (pushed by the server)")
     resolv = [line for line in _resolv_conf(namespace).splitlines() if not line.startswith("#")]
     return f"{name} in {role}: tun0 routes {', '.join(pushed) or 'none'}; resolv.conf {' / '.join(resolv)}"
 

@@ -390,9 +390,10 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
             f"a lab ({running.record.scenario}) is recorded in {state_dir} but is not healthy or is another "
             "scenario; run `bgpflat lab down` for it first"
         )
-    from bgpflat.lab.fabric.topology import MODE_STATIC_NAT
+    from bgpflat.lab import setups
+    from bgpflat.lab.fabric.topology import BGP_MODES
 
-    lab = Lab.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info)
+    lab = setups.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info)
     fabric = lab.fabric()
     office = fabric.topology.office
     timings = lab.record.timings
@@ -401,12 +402,16 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
         f"fabric {timings.get('fabric', 0):.1f} s)"
     )
     developer = fabric.namespace("developer")
-    static_nat = fabric.topology.mode == MODE_STATIC_NAT
+    # Without BGP (static-nat, or a setup of bgpflat.lab.setups) there is nothing to apply or verify.
+    without_bgp = fabric.topology.mode not in BGP_MODES
+    setup_hints = setups.hints(lab)  # a setup says itself how to look at its lab
     lines = [
         f"state:        {lab.state_dir}",
         f"API server:   {lab.control_plane().server}",
     ]
-    if static_nat:
+    if setup_hints:
+        lines += setup_hints
+    elif without_bgp:
         # No BGP here: the office side is static routes, NAT on the forwarding node and DNS forwarding.
         lines += [
             f"office side:  bgpflat render static-routes|nat|dns --scenario labs/{args.scenario} "
@@ -417,23 +422,24 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
             f"flat spec:    {lab.spec_file}  (the scenario's, plus the BGPPeer to the verifier)",
             f"flatten it:   bgpflat apply -f {lab.spec_file} --kubeconfig {lab.kubeconfig} --allow-crd-v1",
         ]
-    if lab.record.verifier_address and not static_nat:
+    if lab.record.verifier_address and not without_bgp:
         lines += [
             f"verify:       bgpflat verify --peer {lab.record.verifier_address} --kubeconfig {lab.kubeconfig} "
             f"--state-dir {lab.peer_state} --wait",
         ]
-    if lab.record.bmp_station and not static_nat:
+    if lab.record.bmp_station and not without_bgp:
         lines += [
             f"BMP station:  {lab.record.bmp_station}, the ToR streams to it: "
             f"bgpflat bmp status --state-dir {lab.bmp_state}",
             f"verify (BMP): bgpflat verify --peer {lab.record.bmp_router} --kubeconfig {lab.kubeconfig} "
             f"--source bmp:{lab.bmp_state} --router {lab.record.bmp_router} [--policy pre|post] --wait",
         ]
-    lines += [
-        f"office host:  ip netns exec {developer} curl http://whoami"
-        f"   (developer {office.developer}, resolver {office.resolver}, search {office.search_domain or '-'})",
-    ]
-    if not static_nat:
+    if not setup_hints:
+        lines += [
+            f"office host:  ip netns exec {developer} curl http://whoami"
+            f"   (developer {office.developer}, resolver {office.resolver}, search {office.search_domain or '-'})",
+        ]
+    if not without_bgp:
         lines.append(f"ToR routes:   ip netns exec {fabric.namespace('tor')} ip route show proto bgp")
     lines += [
         f"check:        bgpflat lab check {args.scenario}"
@@ -504,9 +510,9 @@ def _cmd_lab_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab_check(args: argparse.Namespace) -> int:
-    from bgpflat.lab.fabric.check import run_check
     from bgpflat.lab.fabric.lifecycle import Lab
     from bgpflat.lab.fabric.topology import MODE_MIGRATION
+    from bgpflat.lab.setups import run_check
 
     lab = Lab.attach(_known_lab_dir(args))
     if lab.fabric().topology.mode == MODE_MIGRATION:

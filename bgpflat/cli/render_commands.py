@@ -97,10 +97,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     vpn = kinds.add_parser("vpn", help="OpenVPN routes, DNS and LAN routes into the cluster")
     vpn.add_argument("--openvpn", action="store_true", required=True, help="OpenVPN (the only VPN supported)")
-    vpn.add_argument("--part", choices=("server", "ccd", "lan"), default="server")
+    vpn.add_argument(
+        "--part",
+        choices=("server", "client", "client-dns", "ccd", "lan"),
+        default="server",
+        help="server config, a client profile, the client's DNS up/down script, the LAN client's ccd "
+        "file, or the office LAN router's routes (default: server)",
+    )
     vpn.add_argument("--lan", action="append", metavar="CIDR", help="office LAN(s) behind a VPN client")
     vpn.add_argument("--lan-gateway", metavar="IP", help="that client's address on the office LAN")
-    vpn.add_argument("--client", default="office-gateway", metavar="CN", help="that client's common name")
+    vpn.add_argument(
+        "--client",
+        default="office-gateway",
+        metavar="CN",
+        help="that client's common name (--part client: the profile's)",
+    )
+    vpn.add_argument("--remote", metavar="ADDRESS", help="the VPN server's public address (default: the --via node's)")
     vpn.add_argument("--search-domain", metavar="NAME")
     _inputs(vpn)
     vpn.set_defaults(func=_cmd_vpn)
@@ -300,10 +312,21 @@ def _cmd_vpn(args: argparse.Namespace) -> int:
     options = VpnOptions(
         lan=_prefixes(args.lan, "--lan"),
         lan_gateway=gateway,
-        client=args.client,
+        client=_dns_name(args.client, "--client"),
         search_domain=_search_domain(args, inputs.scenario),
+        remote=_remote(args.remote),
     )
     return _emit(args, render_vpn(inputs.intent, part=args.part, options=options))
+
+
+def _remote(text: str | None) -> str | None:
+    # Written verbatim into the client profile's ``remote`` line: an address or a host name only.
+    if text is None:
+        return None
+    try:
+        return _addresses([text], "--remote")[0]
+    except SpecError:
+        return _dns_name(text, "--remote")
 
 
 def _cmd_dns(args: argparse.Namespace) -> int:

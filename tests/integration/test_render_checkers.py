@@ -15,7 +15,7 @@ checker                                      package                 what it rea
 ``dnsmasq --test -C``                        dnsmasq (dnsmasq-base)  office DNS forwarding, dnsmasq
 ``named-checkconf``                          bind9utils/bind9-utils  office DNS forwarding, BIND
 ``unbound-checkconf``                        unbound                 office DNS forwarding, Unbound
-``openvpn --config FILE --show-ciphers``     openvpn                 VPN server directives
+``openvpn --config FILE --show-ciphers``     openvpn                 VPN server config, client profile
 ``coredns -conf FILE`` (must start)          built with go install   edge-node Corefile (skipped if absent)
 ===========================================  ======================  ====================================
 
@@ -226,14 +226,25 @@ def test_coredns_starts_with_the_corefile(name: str, tmp_path: Path, netns: str)
 # --- VPN -----------------------------------------------------------------------------------------
 
 
-def test_openvpn_parses_the_server_directives(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["vpn-b.server", "vpn-b.client"])
+def test_openvpn_parses_the_server_config_and_the_client_profile(name: str, tmp_path: Path) -> None:
     _need("openvpn")
+    # OpenVPN checks that the profile's up/down script exists: the rendered one, beside it.
+    script = _write(tmp_path, "vpn-dns", CASES["vpn-b.client-dns"]())
+    script.chmod(0o755)
     # --show-ciphers makes OpenVPN exit right after reading every option of the config file.
     _check(
-        lambda path: _run(["openvpn", "--config", str(path), "--show-ciphers"]),
-        tmp_path,
-        "vpn-b.server",
+        lambda path: _run(["openvpn", "--cd", str(tmp_path), "--config", str(path), "--show-ciphers"]), tmp_path, name
     )
+
+
+def test_the_client_dns_script_is_valid_sh(tmp_path: Path) -> None:
+    # What it does is proven in the openvpn lab (tests/integration/test_lab_openvpn.py).
+    text = CASES["vpn-b.client-dns"]()
+    good = _run(["sh", "-n", str(_write(tmp_path, "vpn-dns", text))])
+    assert good.returncode == 0, good.stderr
+    bad = _run(["sh", "-n", str(_write(tmp_path, "broken-vpn-dns", text + "case x in\n"))])
+    assert bad.returncode != 0
 
 
 # --- live cluster --------------------------------------------------------------------------------

@@ -511,6 +511,16 @@ def test_render_search_domain_must_be_a_dns_name(capsys: pytest.CaptureFixture[s
     )
 
 
+@pytest.mark.parametrize("flag", ["--remote", "--client"])
+def test_render_vpn_client_names_are_written_verbatim_so_must_be_names(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ("render", "vpn", "--openvpn", "--part", "client", "--scenario", str(LABS / "calico-bgp"), flag, "a b")
+    assert only_error(capsys, *argv) == (
+        f"{flag}: 'a b' is not a DNS name (fix: write a domain like default.svc.cluster.local)"
+    )
+
+
 def test_render_scenario_that_is_a_file_or_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Path("empty").mkdir()
     assert only_error(capsys, "render", "tor", "--vendor", "frr", "--scenario", "empty") == (
@@ -543,7 +553,10 @@ def test_spec_error_is_a_spec_error() -> None:
 
 # --- lab scenario names ------------------------------------------------------------------------------
 
-UNKNOWN_SCENARIO = "unknown scenario 'nosuchscenario' (fix: one of calico-bgp, forwarding-node, ipip-migration, vxlan-migration)"
+UNKNOWN_SCENARIO = (
+    "unknown scenario 'nosuchscenario' (fix: one of calico-bgp, forwarding-node, ipip-migration, openvpn, "
+    "vxlan-migration)"
+)
 
 
 @pytest.mark.parametrize("command", ["check", "down", "status"])

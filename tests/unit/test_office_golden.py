@@ -104,7 +104,9 @@ def _dns(build: Callable[[], OfficeIntent], fmt: str, options: DnsOptions) -> st
 
 
 def _vpn(part: str) -> str:
-    return render_vpn(scenario_b(), part=part, options=VpnOptions(lan_gateway="172.16.10.2"))
+    # The client profile is the LAN client's (office-gateway); the server's public address is given.
+    options = VpnOptions(lan_gateway="172.16.10.2", remote="203.0.113.10")
+    return render_vpn(scenario_b(), part=part, options=options)
 
 
 for _vendor in ("frr", "bird", "cisco-ios", "nxos", "junos", "eos"):
@@ -120,7 +122,7 @@ CASES["static-routes-a.linux"] = partial(lambda: render_static_routes(scenario_a
 for _fmt in ("nftables", "iptables", "sysctl"):
     CASES[f"nat-c.{_fmt}"] = partial(lambda f: render_nat(scenario_c(), fmt=f), _fmt)
     CASES[f"nat-a.{_fmt}"] = partial(lambda f: render_nat(scenario_a(), fmt=f), _fmt)
-for _part in ("server", "ccd", "lan"):
+for _part in ("server", "client", "client-dns", "ccd", "lan"):
     CASES[f"vpn-b.{_part}"] = partial(_vpn, _part)
 CASES["dns-a.coredns"] = partial(_dns, scenario_a, "coredns", DnsOptions(listen="10.2.1.4"))
 CASES["dns-a-second-level.coredns"] = partial(

@@ -16,7 +16,7 @@ from bgpflat.core.office.dns import DnsOptions, render_dns
 from bgpflat.core.office.intent import build_intent
 from bgpflat.core.office.nat import render_nat
 from bgpflat.core.office.static_routes import render_static_routes
-from bgpflat.core.office.vpn import render_vpn
+from bgpflat.core.office.vpn import VpnOptions, render_vpn
 from bgpflat.core.state.load import load_desired
 from bgpflat.core.state.model import ObservedState
 from bgpflat.errors import SpecError
@@ -140,7 +140,26 @@ def test_static_routes_and_nat_need_their_inputs() -> None:
     with pytest.raises(SpecError, match="no DNS server"):
         render_dns(scenario_c(), fmt="dnsmasq")
     assert "server=/cluster.local/10.233.0.3" in render_dns(scenario_d(), fmt="dnsmasq")
-    assert 'push "route 10.244.0.0 255.255.255.0"' in render_vpn(scenario_c())
+    # A whole server config: without the VPN subnet there is no `server` line to write.
+    with pytest.raises(SpecError) as caught:
+        render_vpn(scenario_c())
+    assert caught.value.path == "networks.vpn"
+    with_vpn = dataclasses.replace(scenario_c(), vpn=_prefixes("10.4.0.0/24"))
+    server = render_vpn(with_vpn)
+    assert "server 10.4.0.0 255.255.255.0" in server.splitlines()
+    assert 'push "route 10.244.0.0 255.255.255.0"' in server
+
+
+def test_the_client_profile_connects_to_the_server_node_unless_told_otherwise() -> None:
+    built = dataclasses.replace(scenario_c(), vpn=_prefixes("10.4.0.0/24"))
+    profile = render_vpn(built, part="client", options=VpnOptions(client="developer")).splitlines()
+    assert "remote 10.60.20.30 1194" in profile  # --via node-30
+    assert {"cert developer.crt", "key developer.key", "up ./vpn-dns", "down ./vpn-dns"} <= set(profile)
+    public = render_vpn(built, part="client", options=VpnOptions(remote="203.0.113.10"))
+    assert "remote 203.0.113.10 1194" in public.splitlines()
+    with pytest.raises(SpecError) as caught:
+        render_vpn(dataclasses.replace(built, forwarding=None), part="client")
+    assert caught.value.path == "--remote"
 
 
 def test_dns_port_and_search_domain() -> None:

@@ -75,6 +75,20 @@ def _signed(*, name: str, subject: str, extensions: str, cwd: Path, ca: str = "c
     (cwd / f"{name}.ext").unlink()
 
 
+def make_ca(directory: Path, *, subject: str) -> None:
+    """A fresh self-signed CA, ``ca.key`` and ``ca.crt``, in ``directory`` (made 0700)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    _key("ca.key", directory)
+    _openssl("req", "-x509", "-new", "-key", "ca.key", "-subj", subject, "-days", "365", "-sha256", "-out", "ca.crt",
+             cwd=directory)  # fmt: skip
+
+
+def issue(directory: Path, *, name: str, subject: str, extensions: str) -> None:
+    """``<name>.key`` and ``<name>.crt`` signed by the CA in ``directory``, with these X.509 extensions."""
+    _signed(name=name, subject=subject, extensions=extensions, cwd=directory)
+
+
 def make_credentials(
     directory: Path, *, apiserver_ips: tuple[str, ...] = (), calico_api: tuple[str, str] | None = None
 ) -> Credentials:
@@ -84,24 +98,7 @@ def make_credentials(
     Calico API server's (address, service DNS name): then also its serving certificate and the
     front-proxy CA and client certificate with which kube-apiserver's aggregator calls it.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o700)
-    _key("ca.key", directory)
-    _openssl(
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        "ca.key",
-        "-subj",
-        "/CN=bgpflat-lab-ca",
-        "-days",
-        "365",
-        "-sha256",
-        "-out",
-        "ca.crt",
-        cwd=directory,
-    )
+    make_ca(directory, subject="/CN=bgpflat-lab-ca")
     _signed(
         name="apiserver",
         subject="/CN=kube-apiserver",

@@ -225,22 +225,22 @@ class LabCheck:
                 )
         raise LabError(f"the scenario has no Service {namespace}/{CHECK_SERVICE} with a cluster IP and endpoints")
 
-    def _unreachable(self, targets: _Targets, *, pod_only: bool) -> str:
+    def _unreachable(self, targets: _Targets, *, pod_only: bool, role: str = "developer") -> str:
         urls = [f"http://{targets.pod_ip}/"]
         if not pod_only:
             urls += [f"http://{targets.cluster_ip}/", targets.name_url]
 
         def probe() -> tuple[bool, str]:
-            answered = [u for u in urls if self.fabric.http_get("developer", u, timeout=PROBE_TIMEOUT).ok]
+            answered = [u for u in urls if self.fabric.http_get(role, u, timeout=PROBE_TIMEOUT).ok]
             if answered:
                 return False, f"still answering: {', '.join(answered)}"
             return True, f"no answer from {', '.join(urls)}"
 
         return _wait(probe, timeout=CONVERGE_TIMEOUT)
 
-    def _reachable(self, targets: _Targets, url: str, *, any_pod: bool = False) -> str:
+    def _reachable(self, targets: _Targets, url: str, *, any_pod: bool = False, role: str = "developer") -> str:
         def probe() -> tuple[bool, str]:
-            answer = self.fabric.http_get("developer", url, timeout=PROBE_TIMEOUT)
+            answer = self.fabric.http_get(role, url, timeout=PROBE_TIMEOUT)
             if not answer.ok:
                 return False, f"GET {url}: {answer.error or answer.status}"
             served = next((line.split(":", 1)[1].strip() for line in answer.body.splitlines()

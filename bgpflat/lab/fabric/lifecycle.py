@@ -67,6 +67,10 @@ from bgpflat.lab.fabric.topology import Topology, load_topology
 from bgpflat.lab.versions import DEFAULT_SERVICE_CLUSTER_IP_RANGE
 
 Progress = Callable[[str], None]
+# A setup that adds hosts, certificates or daemons of its own to the fabric (``bgpflat.lab.setups``):
+# it runs last in ``up``, inside its clean-up-on-failure, and records what it makes in the fabric's
+# records so that ``down`` removes it with the rest.
+Extend = Callable[["Lab", FlatLab, Progress], None]
 
 RUN_FILE = "run.json"
 SPEC_FILE = "bgpflat.yaml"
@@ -233,6 +237,7 @@ class Lab:
         state_dir: Path | None = None,
         control_plane: Path | None = None,
         progress: Progress | None = None,
+        extend: Extend | None = None,
     ) -> Lab:
         """Build the scenario's lab; on any failure, take down what was built and re-raise."""
         say = progress or (lambda _line: None)
@@ -259,6 +264,8 @@ class Lab:
         lab.save()
         try:
             lab._build(scenario, topology, say)
+            if extend is not None:
+                extend(lab, lab.fabric(), say)
         except BaseException:
             say("lab up failed; taking down what was built")
             with contextlib.suppress(LabError, OSError):

@@ -46,7 +46,9 @@ MODE_BGP = "bgp"
 MODE_STATIC_NAT = "static-nat"
 # Built as ``bgp``; ``lab check`` runs a gated encapsulation change with probes instead.
 MODE_MIGRATION = "migration"
-MODES = (MODE_BGP, MODE_STATIC_NAT, MODE_MIGRATION)
+# Scenario B: an OpenVPN server on the forwarding node; its hosts and check are bgpflat.lab.setups.openvpn.
+MODE_OPENVPN = "openvpn"
+MODES = (MODE_BGP, MODE_STATIC_NAT, MODE_MIGRATION, MODE_OPENVPN)
 BGP_MODES = (MODE_BGP, MODE_MIGRATION)
 
 
@@ -189,8 +191,8 @@ def load_topology(directory: Path) -> Topology:
     if mode not in MODES:
         raise LabError(f"{where}: mode {mode!r} is not one of {', '.join(MODES)}")
     forwarding = data.get("forwardingNode")
-    if mode == MODE_STATIC_NAT and not forwarding:
-        raise LabError(f"{where}: mode {MODE_STATIC_NAT} needs forwardingNode (the node the office routes through)")
+    if mode in (MODE_STATIC_NAT, MODE_OPENVPN) and not forwarding:
+        raise LabError(f"{where}: mode {mode} needs forwardingNode (the node the office routes through)")
     hosts = tuple(
         OutsideHost(
             name=str(_required(h, "name", where)),

@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.common import add_context, add_kubeconfig, add_output_option
+from bgpflat.cli.arguments.common import add_context, add_kubeconfig, add_metrics_listen, add_output_option
 from bgpflat.cli.arguments.learned import BmpSource, FileSource, PeerSource, learned_source
+from bgpflat.cli.arguments.model import model_options, outside_peer
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info, write_json
 from bgpflat.errors import BgpflatError, SpecError
@@ -91,6 +92,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="with --wait, a mismatch is final once unchanged this long after End-of-RIB (default 10)",
     )
+    verify.add_argument(
+        "--watch",
+        type=float,
+        metavar="INTERVAL",
+        help="keep verifying every INTERVAL seconds, following the cluster through Kubernetes watches, "
+        "until Ctrl-C/SIGTERM; one line on stderr whenever the result changes",
+    )
+    add_metrics_listen(verify)
     verify.add_argument("--strict", action="store_true", help="unexpected routes fail too")
     add_output_option(verify)
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report (one test case per session)")
@@ -193,16 +202,9 @@ def load_cluster(args: argparse.Namespace) -> ClusterState:
 
 
 def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
-    from bgpflat.core.net.prefixes import canonical_address
-    from bgpflat.core.routes.expected import ModelOptions, OutsidePeer
     from bgpflat.workflows.routes import expected_for
 
-    try:
-        address = canonical_address(args.peer)
-    except SpecError as exc:
-        raise SpecError(
-            exc.message, path="--peer", fix="give the peer's bare IP address: a BGPPeer's peerIP without a port"
-        ) from None
+    peer = outside_peer(args)
     if args.snapshot and args.context:
         raise SpecError("--context selects a cluster, but --snapshot reads none", fix="drop one of them")
     from bgpflat.adapters.files import without_cyclic_gc
@@ -211,11 +213,7 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
     # them out of the cyclic collector's walks halves the time of loading and of the route computation.
     with without_cyclic_gc(freeze=True):
         cluster = load_cluster(args)
-    return expected_for(
-        cluster,
-        peer=OutsidePeer(address=address, as_number=args.peer_as),
-        options=ModelOptions(calico_version=args.calico_version, add_path=args.add_path),
-    )
+    return expected_for(cluster, peer=peer, options=model_options(args))
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -245,6 +243,10 @@ def verify_command(args: argparse.Namespace) -> int:
     # Flag values first: a typo must not wait for the whole cluster to be read.
     if args.timeout < 0 or args.interval <= 0 or args.settle < 0:
         raise SpecError("--timeout and --settle must be ≥ 0 and --interval > 0")
+    if args.watch is not None or args.metrics_listen:
+        from bgpflat.cli.verify_watch import watch_command
+
+        return watch_command(args)
     source = learned_source(args)
     expected = compute_expected(args)
 

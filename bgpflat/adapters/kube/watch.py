@@ -18,6 +18,7 @@ watched cluster, a live read and a snapshot give the same expected routes.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,7 @@ from bgpflat.errors import KubeError, KubeNotFound
 WATCH_SECONDS = 240
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 _GONE = 410
+CLOSE_WAIT = 5.0
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -96,8 +98,11 @@ class ClusterWatch:
             streams = list(self._streams.values())
         for stream in streams:
             stream.close()
+        # One bound for all: a watch still waiting for the server's first byte cannot be
+        # interrupted, and its (daemon) thread must not hold up the exit for long.
+        deadline = time.monotonic() + CLOSE_WAIT
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     # -- one resource -------------------------------------------------------------------------
 

@@ -90,6 +90,7 @@ def test_gone_lists_again_and_errors_are_retried(kube_v1: Any, proxy: FaultProxy
     watch = ClusterWatch(api, on_error=errors.append)
     watch.start()
     try:
+
         def lists() -> list[str]:
             return [path for _, path, _ in proxy.log if "ipamblocks?limit" in path]
 

@@ -63,7 +63,7 @@ def _client() -> Any:
         import prometheus_client
     except ImportError:
         raise SpecError(
-            "--metrics-listen needs the prometheus_client package, which is not installed",
+            "serving metrics needs the prometheus_client package, which is not installed",
             path="--metrics-listen",
             fix="pip install prometheus_client (a dependency of bgpflat; reinstall bgpflat)",
         ) from None

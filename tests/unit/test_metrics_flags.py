@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,16 @@ def test_watch_refuses_a_snapshot(capsys: pytest.CaptureFixture[str]) -> None:
 def test_watch_interval_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", "--peer", "10.200.20.254", "--watch", "0"]) == 2
     assert "--watch" in capsys.readouterr().err
+
+
+def test_without_prometheus_client_the_error_says_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if it were not installed
+    code = main(
+        ["bmp", "run", "--listen", "127.0.0.1:0", "--state-dir", str(tmp_path), "--metrics-listen", "127.0.0.1:9473"]
+    )
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err[-1].startswith("bgpflat: error: --metrics-listen: serving metrics needs the prometheus_client package")
+    assert "pip install prometheus_client" in err[-1]

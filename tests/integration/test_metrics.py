@@ -7,6 +7,8 @@
   reference scenario, with the learned routes in a file. Dropping a route from the file shows as a
   missing route of that node, putting it back as 0; a new block in the cluster (seen through the
   watch, not a re-list) shows as missing routes, and deleting it again as 0.
+* ``bgpflat bmp run --metrics-listen``: a router's BMP session over loopback; paths per table, the
+  router and its monitored peer up, messages by type, the router gone when its session ends.
 * The alert rules in deploy/prometheus pass ``promtool check rules``, and every metric they use
   is one bgpflat exports.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -213,6 +216,59 @@ def test_verify_watch_metrics_follow_the_cluster(kube_v1: Any, tmp_path: Path) -
     assert "verify --watch: stopped" in text
     # Followed by watching: the cluster was listed once per resource, never again.
     assert "watch of" not in text, text
+
+
+def test_bmp_station_metrics_scraped_by_prometheus(tmp_path: Path) -> None:
+    """The station as `bgpflat bmp run` runs it; the router is a loopback socket sending what FRR
+    would (tests/unit/bmp_wire.py writes the bytes from the RFCs)."""
+    skip_unless_prometheus()
+    sys.path.insert(0, str(REPO / "tests" / "unit"))
+    import bmp_wire as w
+
+    from bgpflat.core.net.prefixes import Prefix
+
+    listen, metrics = free_port(), free_port()
+    log = (tmp_path / "bmp.log").open("w")
+    station = subprocess.Popen(
+        bgpflat_argv(
+            "bmp",
+            "run",
+            "--listen",
+            f"127.0.0.1:{listen}",
+            "--state-dir",
+            str(tmp_path / "bmp"),
+            "--metrics-listen",
+            f"127.0.0.1:{metrics}",
+        ),
+        env=bgpflat_env(),
+        stderr=log,
+    )
+    try:
+        with Prometheus(tmp_path / "prometheus", targets=[f"127.0.0.1:{metrics}"]) as prom:
+            prom.wait_for_value('bgpflat_bmp_routers{state="up"}', 0)
+            node = "10.0.0.1"
+            router = socket.create_connection(("127.0.0.1", listen), timeout=5)
+            prefixes = [Prefix.parse("10.244.0.0/26"), Prefix.parse("10.96.0.0/12")]
+            router.sendall(
+                w.initiation()
+                + w.peer_up(node)
+                + w.route_monitoring(node, w.update(prefixes))
+                + w.route_monitoring(node, w.end_of_rib())
+                + w.route_monitoring(node, w.update(prefixes[:1]), post=True)
+            )
+            at = 'router="127.0.0.1",peer="10.0.0.1"'
+            prom.wait_for_value(f'bgpflat_bmp_routes{{{at},policy="pre"}}', 2)
+            assert prom.value(f'bgpflat_bmp_routes{{{at},policy="post"}}') == 1
+            assert prom.value('bgpflat_bmp_routers{state="up"}') == 1
+            assert prom.value('bgpflat_bmp_monitored_peers{router="127.0.0.1",state="up"}') == 1
+            assert prom.value('bgpflat_bmp_messages_received_total{type="route-monitoring"}') == 3
+            router.close()
+            prom.wait_for_value('bgpflat_bmp_router_up{router="127.0.0.1"}', 0)
+    finally:
+        station.send_signal(signal.SIGTERM)
+        code = station.wait(timeout=20)
+        log.close()
+    assert code == 0, (tmp_path / "bmp.log").read_text()
 
 
 def test_alert_rules_pass_promtool_and_use_exported_metrics() -> None:

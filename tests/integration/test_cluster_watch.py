@@ -40,15 +40,18 @@ def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]
     return next((o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name), None)
 
 
-def test_changes_arrive_through_the_watches(kube_v1: Any) -> None:
-    kube_v1.seed_scenario("calico-bgp")
-    watch = ClusterWatch(CalicoApi(kube_v1.client()))
+@pytest.mark.parametrize("flavour", ["v1", "apiserver"])
+def test_changes_arrive_through_the_watches(flavour: str, request: pytest.FixtureRequest) -> None:
+    """Also through Calico's aggregated API server, which serves the Calico kinds' watches itself."""
+    plane = request.getfixturevalue(f"kube_{flavour}")
+    plane.seed_scenario("calico-bgp")
+    watch = ClusterWatch(CalicoApi(plane.client()))
     watch.start()
     try:
         objects = watch.objects()
         node = named(objects, "Node", "node-1")
         assert node is not None and "status" not in node and "managedFields" not in node["metadata"]
-        with kube_v1.client() as client:
+        with plane.client() as client:
             client.create_object(
                 {
                     "apiVersion": V1,

@@ -300,6 +300,7 @@ def _write(path: str, text: str) -> None:
 # --- verify --watch ----------------------------------------------------------------------------------
 
 DEFAULT_INTERVAL = 30.0
+WATCH_CONNECTIONS = 32
 
 
 def watch_command(args: argparse.Namespace) -> int:
@@ -356,7 +357,8 @@ def watch_command(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    api = CalicoApi(KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context))
+    # One connection per watch (a dozen resources) and one for the rest, so none is ever dropped.
+    api = CalicoApi(KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context, connections=WATCH_CONNECTIONS))
     info(f"watching context {api.target.context!r} ({api.target.server}); verifying every {interval:g} s")
     watch = ClusterWatch(api, on_error=lambda message: info(f"bgpflat: {message}"))
     metrics = VerifyMetrics(peer.address)

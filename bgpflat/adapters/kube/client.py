@@ -117,11 +117,15 @@ class KubeClient:
         self.request_timeout: tuple[float, float] = REQUEST_TIMEOUT
 
     @classmethod
-    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
-        """Load credentials like kubectl: --kubeconfig, then merged $KUBECONFIG, then in-cluster."""
+    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None, connections: int = 0) -> KubeClient:
+        """Load credentials like kubectl: --kubeconfig, then merged $KUBECONFIG, then in-cluster.
+
+        ``connections``: keep at least this many connections open at once (one per open watch).
+        """
         from kubernetes import client
 
         configuration, target = load_configuration(kubeconfig=kubeconfig, context=context)
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, connections)
         return cls(client.ApiClient(configuration), target)
 
     @classmethod

@@ -26,12 +26,15 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+from bgpflat.bmp.metrics import bmp_families
 from bgpflat.bmp.records import route_records
 from bgpflat.bmp.state import StateDir
 from bgpflat.core.bmp.messages import Framer
 from bgpflat.core.bmp.rib import RouterRib
 from bgpflat.core.bmp.update import BmpError
 from bgpflat.daemon.endpoint import Endpoint, parse_endpoint
+from bgpflat.daemon.metrics import MetricsServer
+from bgpflat.daemon.metrics import serve as serve_metrics
 from bgpflat.daemon.state import EVENTS_MAX_BYTES, FORMAT_VERSION, iso_time
 from bgpflat.errors import StationError
 
@@ -50,6 +53,7 @@ class StationOptions:
     snapshot_quiet: float = 0.5
     snapshot_interval: float = 30.0
     events_max_bytes: int = EVENTS_MAX_BYTES
+    metrics_listen: str | None = None  # HOST:PORT for Prometheus's /metrics
 
 
 def parse_address_port(text: str, *, flag: str) -> Address:
@@ -106,6 +110,9 @@ class Station:
         self._targets = [_Target(address) for address in options.connect]
         self._wake_r, self._wake_w = socket.socketpair()
         self._endpoint: Endpoint | None = None
+        self._metrics: MetricsServer | None = None
+        # Messages that did not decode, per router, across its sessions (the metrics' counter).
+        self.malformed: dict[str, int] = {}
         self._stopping = False
         self._started = time.time()
         self._dirty = True
@@ -153,6 +160,31 @@ class Station:
         data["written_at"] = iso_time(time.time())
         return data
 
+    def metrics_view(self) -> dict[str, Any]:
+        """Routers (live and gone), their peers' table sizes and message counts, for the metrics."""
+        with self._lock:
+            live: list[dict[str, Any]] = [
+                {
+                    "router": router.address,
+                    "state": "up",
+                    "by_type": dict(router.rib.by_type),
+                    "peers": [
+                        {
+                            "peer": peer.header.address,
+                            "state": peer.state,
+                            "tables": {policy: len(paths) for policy, paths in peer.tables.items()},
+                        }
+                        for peer in router.rib.peers.values()
+                    ],
+                }
+                for router in self._routers.values()
+            ]
+            gone = [
+                {"router": r["router"], "state": r["state"], "by_type": {}, "peers": []} for r in self._gone.values()
+            ]
+            malformed = dict(self.malformed)
+        return {"routers": sorted(live + gone, key=lambda r: r["router"]), "malformed": malformed}
+
     def _listen_addresses(self) -> list[Address]:
         out = []
         for sock in self._listeners:
@@ -178,6 +210,7 @@ class Station:
                 self._endpoint = Endpoint(self._provide, tcp=tcp, role=self.state.role)
             else:
                 self._endpoint = Endpoint(self._provide, unix_path=self.state.endpoint_sock, role=self.state.role)
+            self._metrics = serve_metrics(self.options.metrics_listen, lambda: bmp_families(self.metrics_view()))
             if threading.current_thread() is threading.main_thread():
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     previous[sig] = signal.signal(sig, self._on_signal)
@@ -329,6 +362,7 @@ class Station:
                 for message in router.framer.feed(data):
                     records.extend(router.rib.ingest(message))
         except BmpError as exc:
+            self.malformed[router.address] = self.malformed.get(router.address, 0) + 1
             self._log_all(records, router.address)
             self._close(fd, state="dropped", reason=f"malformed BMP message: {exc}")
             return
@@ -401,6 +435,8 @@ class Station:
         self._stopping = True
         if self._endpoint is not None:
             self._endpoint.close()
+        if self._metrics is not None:
+            self._metrics.close()
         # The last snapshot holds the tables as the routers last reported them (marked not
         # running), so that `bmp status|routes` and verify can still read them afterwards.
         with contextlib.suppress(OSError):

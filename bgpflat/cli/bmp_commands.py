@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bgpflat.cli.arguments.common import add_output_option
+from bgpflat.cli.arguments.common import add_metrics_listen, add_output_option
 from bgpflat.cli.output import EXIT_OK, console, info
 
 DEFAULT_STATE_DIR = "bgpflat-bmp"
@@ -57,6 +57,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="N",
         help="rotate DIR/events.jsonl once it would pass N bytes (default 64 MiB; 0 = never rotate)",
     )
+    add_metrics_listen(run)
     run.set_defaults(func=run_command)
 
     for name, helptext, func in (
@@ -75,6 +76,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from bgpflat.bmp.station import Station, StationOptions, parse_address_port
+    from bgpflat.daemon.metrics import check_available as check_metrics
     from bgpflat.daemon.state import EVENTS_MAX_BYTES
     from bgpflat.errors import SpecError
     from bgpflat.views.bmp import describe_event
@@ -87,7 +89,9 @@ def run_command(args: argparse.Namespace) -> int:
         connect=tuple(parse_address_port(text, flag="--connect") for text in args.connect),
         endpoint=args.endpoint,
         events_max_bytes=EVENTS_MAX_BYTES if args.events_max_bytes is None else args.events_max_bytes,
+        metrics_listen=args.metrics_listen,
     )
+    check_metrics(args.metrics_listen)
     Station(options, notify=lambda record: info(describe_event(record))).run()
     return EXIT_OK
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bgpflat.cli.arguments.common import add_metrics_listen
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR, PASSWORD_ENV, build_config, collect_settings, setting_int
 from bgpflat.cli.output import EXIT_OK, console, info
 
@@ -78,6 +79,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     run.add_argument(
         "--endpoint", metavar="HOST:PORT", help="serve the read-only endpoint on loopback TCP instead of DIR/peer.sock"
     )
+    add_metrics_listen(run)
     run.add_argument("--exabgp", metavar="COMMAND", help="ExaBGP command line (default: this Python's exabgp server)")
     run.add_argument("--watch", action="store_true", help="show a live view of sessions")
     run.set_defaults(func=run_command)
@@ -97,6 +99,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from bgpflat.daemon.metrics import check_available as check_metrics
     from bgpflat.peer.state import EVENTS_MAX_BYTES
     from bgpflat.peer.supervisor import PeerRuntime, RunOptions
     from bgpflat.views import peer as views
@@ -110,7 +113,9 @@ def run_command(args: argparse.Namespace) -> int:
         events_max_bytes=setting_int(
             settings, "events_max_bytes", "--events-max-bytes", default=EVENTS_MAX_BYTES, low=0, high=2**62
         ),
+        metrics_listen=str(settings["metrics_listen"]) if settings.get("metrics_listen") else None,
     )
+    check_metrics(options.metrics_listen)
     if settings.get("exabgp"):
         options = dataclasses.replace(options, exabgp_command=tuple(shlex.split(str(settings["exabgp"]))))
     if not args.watch:

@@ -2,6 +2,7 @@
 
 Exit codes of ``verify`` (ux-conventions §1): 0 the routes match, 1 they do not, 2 the check could
 not be made (no session, nothing learned, bad input) — each said in words on stderr and in JSON.
+``verify --watch`` keeps checking, following the cluster through watches, and never ends on its own.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.common import add_context, add_kubeconfig, add_output_option
+from bgpflat.cli.arguments.common import add_context, add_kubeconfig, add_metrics_listen, add_output_option
 from bgpflat.cli.arguments.learned import BmpSource, FileSource, PeerSource, learned_source
+from bgpflat.cli.arguments.model import model_options, outside_peer
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info, write_json
 from bgpflat.errors import BgpflatError, SpecError
@@ -91,6 +94,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="SECONDS",
         help="with --wait, a mismatch is final once unchanged this long after End-of-RIB (default 10)",
     )
+    verify.add_argument(
+        "--watch",
+        type=float,
+        metavar="INTERVAL",
+        help="keep verifying every INTERVAL seconds, following the cluster through Kubernetes watches, "
+        "until Ctrl-C/SIGTERM; one line on stderr whenever the result changes",
+    )
+    add_metrics_listen(verify)
     verify.add_argument("--strict", action="store_true", help="unexpected routes fail too")
     add_output_option(verify)
     verify.add_argument("--junit", metavar="FILE", help="write a JUnit XML report (one test case per session)")
@@ -193,16 +204,9 @@ def load_cluster(args: argparse.Namespace) -> ClusterState:
 
 
 def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
-    from bgpflat.core.net.prefixes import canonical_address
-    from bgpflat.core.routes.expected import ModelOptions, OutsidePeer
     from bgpflat.workflows.routes import expected_for
 
-    try:
-        address = canonical_address(args.peer)
-    except SpecError as exc:
-        raise SpecError(
-            exc.message, path="--peer", fix="give the peer's bare IP address: a BGPPeer's peerIP without a port"
-        ) from None
+    peer = outside_peer(args)
     if args.snapshot and args.context:
         raise SpecError("--context selects a cluster, but --snapshot reads none", fix="drop one of them")
     from bgpflat.adapters.files import without_cyclic_gc
@@ -211,11 +215,7 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
     # them out of the cyclic collector's walks halves the time of loading and of the route computation.
     with without_cyclic_gc(freeze=True):
         cluster = load_cluster(args)
-    return expected_for(
-        cluster,
-        peer=OutsidePeer(address=address, as_number=args.peer_as),
-        options=ModelOptions(calico_version=args.calico_version, add_path=args.add_path),
-    )
+    return expected_for(cluster, peer=peer, options=model_options(args))
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -245,6 +245,8 @@ def verify_command(args: argparse.Namespace) -> int:
     # Flag values first: a typo must not wait for the whole cluster to be read.
     if args.timeout < 0 or args.interval <= 0 or args.settle < 0:
         raise SpecError("--timeout and --settle must be ≥ 0 and --interval > 0")
+    if args.watch is not None or args.metrics_listen:
+        return watch_command(args)
     source = learned_source(args)
     expected = compute_expected(args)
 
@@ -293,6 +295,111 @@ def _write(path: str, text: str) -> None:
         raise
     except OSError as exc:
         raise SpecError(f"cannot write: {exc.strerror}", file=path) from None
+
+
+# --- verify --watch ----------------------------------------------------------------------------------
+
+DEFAULT_INTERVAL = 30.0
+WATCH_CONNECTIONS = 32
+
+
+def watch_command(args: argparse.Namespace) -> int:
+    """``verify --watch INTERVAL [--metrics-listen HOST:PORT]``: verify for as long as it runs.
+
+    The cluster is listed once and then followed through Kubernetes watches
+    (``bgpflat.adapters.kube.watch``); the learned routes are read every INTERVAL seconds. A line on
+    stderr whenever the outcome changes (``-o json``: the result as one JSON line on stdout), the
+    last result as Prometheus metrics. Ctrl-C or SIGTERM ends it after the run in flight, exit 0.
+    """
+    import json
+    import signal
+    import sys
+    import threading
+    import time
+
+    from bgpflat.adapters.kube import CalicoApi, KubeClient
+    from bgpflat.adapters.kube.watch import ClusterWatch
+    from bgpflat.daemon.metrics import check_available, serve
+    from bgpflat.daemon.verify_metrics import VerifyMetrics
+    from bgpflat.workflows.routes import cluster_state, expected_for
+    from bgpflat.workflows.verify import watch_verify
+
+    interval = DEFAULT_INTERVAL if args.watch is None else args.watch
+    if interval <= 0:
+        raise SpecError("the interval must be > 0 seconds", path="--watch", fix="e.g. --watch 30")
+    for flag, given in (("--snapshot", args.snapshot), ("--wait", args.wait), ("--junit", args.junit)):
+        if given:
+            raise SpecError(
+                f"{flag} does not go with --watch/--metrics-listen",
+                path=flag,
+                fix="--watch follows a live cluster and never ends; drop one of them",
+            )
+    check_available(args.metrics_listen)
+    source = learned_source(args)
+    peer = outside_peer(args)
+    options = model_options(args)
+    desired = None
+    if args.files:
+        from bgpflat.cli.plan_commands import load_desired_files
+
+        desired = load_desired_files(args.files)
+
+    def expected_of(objects: list[dict[str, Any]]) -> Any:
+        laid: Sequence[Mapping[str, Any]] = objects
+        if desired is not None:
+            from bgpflat.workflows.planning import lay_desired_over
+
+            laid = lay_desired_over(objects, desired)
+        return expected_for(cluster_state(laid), peer=peer, options=options)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    # One connection per watch (a dozen resources) and one for the rest, so none is ever dropped.
+    api = CalicoApi(KubeClient.connect(kubeconfig=args.kubeconfig, context=args.context, connections=WATCH_CONNECTIONS))
+    info(f"watching context {api.target.context!r} ({api.target.server}); verifying every {interval:g} s")
+    watch = ClusterWatch(api, on_error=lambda message: info(f"bgpflat: {message}"))
+    metrics = VerifyMetrics(peer.address)
+    server = None
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        watch.start()
+        server = serve(args.metrics_listen, metrics.families)
+        if server is not None:
+            info(f"metrics on http://{server.address}/metrics")
+        last: list[tuple[Any, ...]] = []
+
+        def on_result(result: Any) -> None:
+            metrics.record(result, now=time.time())
+            shown = (result.status, result.message)
+            if last and last[0] == shown:
+                return
+            last[:] = [shown]
+            info(f"verify: {result.status}: {result.message}")
+            if args.output == "json":
+                sys.stdout.write(json.dumps(result.to_dict(), separators=(",", ":")) + "\n")
+                sys.stdout.flush()
+
+        watch_verify(
+            cluster=watch,
+            peer=peer,
+            expected_of=expected_of,
+            source=source,
+            strict=args.strict,
+            wait=lambda: stop.wait(interval),
+            on_result=on_result,
+        )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server is not None:
+            server.close()
+        watch.close()
+        api.close()
+    info("verify --watch: stopped")
+    return EXIT_OK
 
 
 __all__ = ["EXIT_ERROR", "BmpSource", "FileSource", "PeerSource", "register"]

@@ -40,9 +40,12 @@ from bgpflat.core.exabgp.parser import parse_line
 from bgpflat.core.exabgp.rib import Notice, Rib
 from bgpflat.core.net.prefixes import parse_address
 from bgpflat.core.routes.table import Route
+from bgpflat.daemon.metrics import MetricsServer
+from bgpflat.daemon.metrics import serve as serve_metrics
 from bgpflat.errors import PeerError, SpecError
 from bgpflat.peer import collector
 from bgpflat.peer.endpoint import Endpoint, parse_endpoint
+from bgpflat.peer.metrics import peer_families
 from bgpflat.peer.process import ExabgpChild, exabgp_environment
 from bgpflat.peer.state import EVENTS_MAX_BYTES, FORMAT_VERSION, StateDir, iso_time
 
@@ -69,6 +72,7 @@ class RunOptions:
     stop_timeout: float = 10.0
     extra_env: tuple[tuple[str, str], ...] = ()
     events_max_bytes: int = EVENTS_MAX_BYTES  # events.jsonl is rotated past this size; 0: never
+    metrics_listen: str | None = None  # HOST:PORT for Prometheus's /metrics
 
 
 def route_records(routes: Iterable[Route]) -> list[dict[str, Any]]:
@@ -141,6 +145,7 @@ class PeerRuntime:
         self._connections: dict[int, _Connection] = {}
         self._wake_r, self._wake_w = socket.socketpair()
         self._endpoint: Endpoint | None = None
+        self._metrics: MetricsServer | None = None
         self.exabgp = ExabgpChild(
             command=[*options.exabgp_command, str(self.state.exabgp_conf)],
             log=self.state.exabgp_log,
@@ -182,6 +187,11 @@ class PeerRuntime:
             "counters": counters.to_dict(),
             "sessions": [view.to_dict() for view in sessions],
         }
+
+    def family_prefixes(self) -> dict[str, dict[str, int]]:
+        """Session -> family -> distinct prefixes (for the metrics)."""
+        with self._lock:
+            return self.rib.family_prefixes()
 
     def routes(self) -> dict[str, Any]:
         with self._lock:
@@ -268,6 +278,7 @@ class PeerRuntime:
         provider = {"/status": self.status, "/routes": self.routes, "/snapshot": self.snapshot}
         tcp = parse_endpoint(self.options.endpoint) if self.options.endpoint else None
         self._endpoint = Endpoint(lambda path: provider[path](), unix_path=state.endpoint_sock, tcp=tcp)
+        self._metrics = serve_metrics(self.options.metrics_listen, lambda: peer_families(self))
 
     def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
@@ -306,6 +317,8 @@ class PeerRuntime:
         self.exabgp.kill_group()
         if self._endpoint is not None:
             self._endpoint.close()
+        if self._metrics is not None:
+            self._metrics.close()
         for conn in list(self._connections.values()):
             self._close(conn)
         if self._listener is not None:

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from bgpflat.core.routes.expected import ExpectedRoutes
+from bgpflat.core.routes.expected import ExpectedRoutes, OutsidePeer
+from bgpflat.core.routes.table import RouteTable
 from bgpflat.core.routes.verdict import (
     BAD_INPUT,
     CANNOT_VERIFY,
@@ -89,3 +90,52 @@ def verify(
 
 def _with(result: VerifyResult, **changes: Any) -> VerifyResult:
     return dataclasses.replace(result, **changes)
+
+
+class WatchedCluster(Protocol):
+    """The cluster's objects, kept current (``bgpflat.adapters.kube.watch.ClusterWatch``)."""
+
+    @property
+    def generation(self) -> int: ...
+
+    def objects(self) -> list[dict[str, Any]]: ...
+
+
+def watch_verify(
+    *,
+    cluster: WatchedCluster,
+    peer: OutsidePeer,
+    expected_of: Callable[[list[dict[str, Any]]], ExpectedRoutes],
+    source: LearnedSource,
+    strict: bool,
+    wait: Callable[[], bool],
+    on_result: Callable[[VerifyResult], None],
+) -> None:
+    """Verify, then ``wait()`` (True: stop), again and again.
+
+    The expected routes are computed again only when the cluster changed since the last run: the
+    learned side is read every time, the cluster's objects are the watch's local copy. A cluster
+    state the model refuses (a bad object) makes that run cannot-verify, not the end of watching.
+    """
+    generation: int | None = None
+    expected: ExpectedRoutes | None = None
+    error = ""
+    while True:
+        current = cluster.generation
+        if current != generation:
+            generation = current
+            try:
+                expected, error = expected_of(cluster.objects()), ""
+            except BgpflatError as exc:
+                expected, error = None, str(exc)
+        if expected is None:
+            on_result(_unreadable_cluster(peer, f"the cluster's state: {error}"))
+        else:
+            on_result(verify(expected=expected, source=source, strict=strict))
+        if wait():
+            return
+
+
+def _unreadable_cluster(peer: OutsidePeer, message: str) -> VerifyResult:
+    nothing = ExpectedRoutes(peer=peer, table=RouteTable(()), reasons={}, sessions={}, calico_version="")
+    return VerifyResult(status=CANNOT_VERIFY, reason=BAD_INPUT, message=message, expected=nothing)

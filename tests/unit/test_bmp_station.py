@@ -225,3 +225,54 @@ def test_the_last_snapshot_keeps_the_tables(tmp_path: Path, capsys: pytest.Captu
     assert main(["bmp", "routes", "--state-dir", str(state_dir), "--peer", NODE, "--policy", "pre"]) == 0
     table = capsys.readouterr().out
     assert "BMP routes (2 paths)" in table and "10.244.0.0/26" in table and "127.0.0.2" in table
+
+
+def _scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urlopen(f"http://{address}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_routers_peers_routes_messages_and_malformed(tmp_path: Path) -> None:
+    station = Station(
+        StationOptions(state_dir=tmp_path / "bmp", listen=(("127.0.0.1", 0),), metrics_listen="127.0.0.1:0")
+    )
+    run = Running(station, tmp_path / "bmp")
+    thread = threading.Thread(target=station.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: station._metrics is not None, "the metrics server")
+        assert station._metrics is not None
+        address = station._metrics.address
+        good = run.router("127.0.0.2")
+        good.sendall(table_dump(P1, P2) + w.route_monitoring(NODE, w.update([P1]), post=True))
+        wait_for(lambda: len(run.routes("127.0.0.2")) == 3, "the tables")
+        bad = run.router("127.0.0.3")
+        bad.sendall(w.initiation() + w.route_monitoring(NODE, w.bgp(2, b"\x00\x00\x00\x04\x40\x01\x01\x07")))
+        wait_for(lambda: (s := run.router_state("127.0.0.3")) and s["state"] == "dropped", "the drop")
+        seen = _scrape(address)
+        router = (("router", "127.0.0.2"),)
+        assert seen[("bgpflat_bmp_routers", (("state", "up"),))] == 1
+        assert seen[("bgpflat_bmp_routers", (("state", "dropped"),))] == 1
+        assert seen[("bgpflat_bmp_router_up", router)] == 1
+        assert seen[("bgpflat_bmp_router_up", (("router", "127.0.0.3"),))] == 0
+        assert seen[("bgpflat_bmp_monitored_peers", (*router, ("state", "up")))] == 1
+        assert seen[("bgpflat_bmp_routes", (("peer", NODE), ("policy", "pre"), *router))] == 2
+        assert seen[("bgpflat_bmp_routes", (("peer", NODE), ("policy", "post"), *router))] == 1
+        assert seen[("bgpflat_bmp_messages_received_total", (*router, ("type", "route-monitoring")))] == 3
+        assert seen[("bgpflat_bmp_messages_received_total", (*router, ("type", "peer-up")))] == 1
+        assert seen[("bgpflat_bmp_malformed_messages_total", (("router", "127.0.0.3"),))] == 1
+        good.close()
+        bad.close()
+    finally:
+        station.request_stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()

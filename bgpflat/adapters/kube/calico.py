@@ -8,11 +8,12 @@ conversion of ``bgpflat.adapters.kube.storage``, so the core never sees the stor
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-from bgpflat.adapters.kube.client import FIELD_MANAGER, MERGE_PATCH, KubeClient
+from bgpflat.adapters.kube.client import FIELD_MANAGER, MERGE_PATCH, KubeClient, api_base
 from bgpflat.adapters.kube.config import Target
 from bgpflat.adapters.kube.storage import V1, V1_GROUP, V3, V3_GROUP, v1_metadata_patch, v1_to_v3, v3_to_v1
 from bgpflat.core.plan.identity import ClusterIdentity
@@ -29,22 +30,95 @@ CALICO_PLURALS = {
     "BGPFilter": "bgpfilters",
     "ClusterInformation": "clusterinformations",
 }
-# IPAM kinds live in crd.projectcalico.org/v1 whenever that group exists (the Calico API server
-# does not serve IPAMBlock); with native v3 CRDs they are projectcalico.org/v3.
 IPAM_PLURALS = {"IPAMBlock": "ipamblocks", "BlockAffinity": "blockaffinities", "IPAMConfig": "ipamconfigs"}
 V3_IPAM_PLURALS = {
     "IPAMBlock": "ipamblocks",
     "BlockAffinity": "blockaffinities",
     "IPAMConfiguration": "ipamconfigurations",
 }
-# Core objects the expected-route computation reads besides Nodes: (apiVersion, kind, path).
+# Core objects the expected-route computation reads besides Nodes: (apiVersion, kind, plural).
 SERVICE_LISTS = (
-    ("v1", "Service", "/api/v1/services"),
-    ("discovery.k8s.io/v1", "EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices"),
+    ("v1", "Service", "services"),
+    ("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
 )
 # Nodes as metadata only: labels and annotations are all Calico reads from a Node (calico-facts
 # §2.4), and skipping status (images, conditions) makes a 5,000-node list several times smaller.
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+# A watch streams single objects, so the metadata-only form is named per object there.
+_METADATA_ONLY_WATCH = "application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io,application/json"
+READ_VERBS = ("get", "list", "watch")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """One resource the route model reads: where it is listed and watched, and how its objects
+    are handed out (always as a snapshot holds them: v3 Calico manifests, Nodes as metadata)."""
+
+    api_version: str
+    kind: str
+    plural: str
+    name: str | None = None  # only this object (the operator's Installation "default")
+    calico: bool = False  # a Calico kind: v1 storage is handed out as v3
+    metadata_only: bool = False  # labels and annotations are all that is read (Nodes)
+    required: bool = False  # always served; the others may be absent (no operator, older Calico)
+
+    @property
+    def path(self) -> str:
+        return f"{api_base(self.api_version)}/{self.plural}"
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    def accept(self, *, watch: bool = False) -> str:
+        if not self.metadata_only:
+            return "application/json"
+        return _METADATA_ONLY_WATCH if watch else _METADATA_ONLY
+
+    def normalise(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A listed or watched object as ``read_everything`` hands it out."""
+        item["apiVersion"] = self.api_version
+        item["kind"] = self.kind
+        if self.metadata_only:
+            (item.get("metadata") or {}).pop("managedFields", None)
+        if self.calico and self.api_version == V1:
+            return v1_to_v3(item)
+        return item
+
+
+def read_sources(*, calico_api_version: str, ipam_v1: bool) -> list[Source]:
+    """Everything the route model reads, in snapshot order: the one list that ``read_everything``,
+    the watches of ``verify --watch`` and the in-cluster ClusterRole (``read_rules``) follow.
+
+    IPAM kinds live in crd.projectcalico.org/v1 whenever that group exists (the Calico API server
+    does not serve IPAMBlock); with native v3 CRDs alone they are projectcalico.org/v3.
+    """
+    ipam_version, ipam_plurals = (V1, IPAM_PLURALS) if ipam_v1 else (V3, V3_IPAM_PLURALS)
+    return [
+        Source(api_version=OPERATOR_API, kind="Installation", plural="installations", name="default"),
+        *(
+            Source(api_version=calico_api_version, kind=kind, plural=CALICO_PLURALS[kind], calico=True)
+            for kind in ("ClusterInformation", "BGPConfiguration", "IPPool", "BGPPeer", "BGPFilter")
+        ),
+        Source(api_version="v1", kind="Node", plural="nodes", metadata_only=True, required=True),
+        *(Source(api_version=ipam_version, kind=kind, plural=plural) for kind, plural in ipam_plurals.items()),
+        *(
+            Source(api_version=api_version, kind=kind, plural=plural, required=True)
+            for api_version, kind, plural in SERVICE_LISTS
+        ),
+    ]
+
+
+def read_rules() -> dict[str, set[str]]:
+    """API group -> the resources bgpflat reads (get, list, watch) on any cluster: ``read_sources``
+    for every Calico flavour, plus the APIService that tells the flavours apart (``detect_flavour``).
+    The in-cluster ClusterRole (deploy/) grants exactly these."""
+    rules: dict[str, set[str]] = {"apiregistration.k8s.io": {"apiservices"}}
+    for api_version in (V1, V3):
+        for ipam_v1 in (True, False):
+            for source in read_sources(calico_api_version=api_version, ipam_v1=ipam_v1):
+                rules.setdefault(source.group, set()).add(source.plural)
+    return rules
 
 
 class ApiFlavour(StrEnum):
@@ -172,18 +246,6 @@ class CalicoApi:
         data.setdefault("kind", kind)
         return v1_to_v3(data) if flavour is ApiFlavour.V1_CRD else dict(data)
 
-    def list_ipam(self) -> Iterator[dict[str, Any]]:
-        """IPAMBlocks, BlockAffinities and IPAMConfig, from whichever group stores them."""
-        if "v1" in self.client.served_groups().get(V1_GROUP, []):
-            version, plurals = V1, IPAM_PLURALS
-        else:
-            version, plurals = V3, V3_IPAM_PLURALS
-        for kind, plural in plurals.items():
-            try:
-                yield from self.client.list_kind(version, kind, plural)
-            except KubeNotFound:
-                continue
-
     def get_installation(self) -> dict[str, Any] | None:
         """The Tigera operator's ``Installation default``, or None on a manifest install."""
         try:
@@ -237,24 +299,32 @@ class CalicoApi:
             objects.append(installation)
         return objects
 
+    def read_sources(self) -> list[Source]:
+        """What the route model reads from this cluster (``read_sources`` for its flavour)."""
+        ipam_v1 = "v1" in self.client.served_groups().get(V1_GROUP, [])
+        return read_sources(calico_api_version=self.flavour.api_version, ipam_v1=ipam_v1)
+
     def read_everything(self) -> Iterator[dict[str, Any]]:
         """What a snapshot holds: ``read_state`` plus everything expected routes are computed from.
 
         A generator, page by page, so that a snapshot streams to disk instead of sitting in memory.
         """
-        installation = self.get_installation()
-        if installation is not None:
-            yield installation
-        yield from self.list_calico("ClusterInformation")
-        for kind in ("BGPConfiguration", "IPPool", "BGPPeer", "BGPFilter"):
-            yield from self.list_calico(kind)
-        yield from self.list_nodes()
-        yield from self.list_ipam()
-        for api_version, kind, path in SERVICE_LISTS:
-            for item in self.client.list_path(path, action=f"list {kind}s"):
-                item["apiVersion"] = api_version
-                item["kind"] = kind
-                yield item
+        for source in self.read_sources():
+            if source.name is not None:
+                installation = self.get_installation()
+                if installation is not None:
+                    yield installation
+            elif source.calico:
+                yield from self.list_calico(source.kind)
+            elif source.metadata_only:
+                yield from self.list_nodes()
+            else:
+                try:
+                    for item in self.client.list_path(source.path, action=f"list {source.plural}"):
+                        yield source.normalise(item)
+                except KubeNotFound:
+                    if source.required:
+                        raise
 
     # ``namespace``: the workflows' single-object surface is shared with namespaced kinds
     # (``ServiceApi``); every kind here is cluster-wide, so it is always "".

@@ -72,6 +72,39 @@ def _where(namespace: str | None, name: str) -> str:
     return f"{namespace}/{name}" if namespace else name
 
 
+class WatchStream:
+    """One open watch: its events as they arrive, until the server ends it or ``close`` is called."""
+
+    def __init__(self, raw: Any, *, action: str, server: str) -> None:
+        self._raw = raw
+        self._action = action
+        self._server = server
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """``{"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": …}``, one per line."""
+        import urllib3
+
+        try:
+            for line in self._raw:
+                if line.strip():
+                    yield json.loads(line)
+        except ValueError:
+            raise KubeUnavailable(f"{self._action}: the API server sent something that is not JSON") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise connection_error(exc, action=self._action, server=self._server) from None
+        finally:
+            self._raw.release_conn()
+
+    def close(self) -> None:
+        """End the watch from another thread: the reader's ``events`` stops."""
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            self._raw.shutdown()
+        with contextlib.suppress(Exception):
+            self._raw.close()
+
+
 class KubeClient:
     """A connection to one cluster. Construct with :meth:`connect`."""
 
@@ -84,11 +117,15 @@ class KubeClient:
         self.request_timeout: tuple[float, float] = REQUEST_TIMEOUT
 
     @classmethod
-    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
-        """Load credentials like kubectl: --kubeconfig, then merged $KUBECONFIG, then in-cluster."""
+    def connect(cls, *, kubeconfig: str | None = None, context: str | None = None, connections: int = 0) -> KubeClient:
+        """Load credentials like kubectl: --kubeconfig, then merged $KUBECONFIG, then in-cluster.
+
+        ``connections``: keep at least this many connections open at once (one per open watch).
+        """
         from kubernetes import client
 
         configuration, target = load_configuration(kubeconfig=kubeconfig, context=context)
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, connections)
         return cls(client.ApiClient(configuration), target)
 
     @classmethod
@@ -298,6 +335,67 @@ class KubeClient:
             token = (data.get("metadata") or {}).get("continue") or None
             if not token:
                 return
+
+    def list_versioned(
+        self, path: str, *, action: str, query: Mapping[str, Any] | None = None, accept: str = "application/json"
+    ) -> tuple[list[dict[str, Any]], str]:
+        """All items of a list endpoint and the list's resourceVersion, to start a watch from.
+
+        The pages of one list are one consistent read at the first page's resourceVersion.
+        """
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        version = ""
+        while True:
+            data = self.request(
+                "GET",
+                path,
+                query={**(query or {}), "limit": PAGE_SIZE, "continue": token},
+                accept=accept,
+                action=action,
+            )
+            items.extend(data.get("items") or [])
+            metadata = data.get("metadata") or {}
+            version = version or str(metadata.get("resourceVersion") or "")
+            token = metadata.get("continue") or None
+            if not token:
+                return items, version
+
+    def watch(
+        self, path: str, *, query: Mapping[str, Any], accept: str = "application/json", action: str, seconds: int
+    ) -> WatchStream:
+        """Open a watch (``?watch=1``) that the server ends after ``seconds``; read it with ``events()``."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        params = [(k, v) for k, v in {**query, "watch": "1", "timeoutSeconds": seconds}.items() if v is not None]
+        try:
+            method, url, headers, body, post = self._api.param_serialize(
+                method="GET",
+                resource_path=path,
+                query_params=params,
+                header_params={"Accept": accept},
+                auth_settings=["BearerToken"],
+            )
+            # The read timeout outlasts the server's own end of the watch: a quiet watch is not a dead one.
+            response = self._api.call_api(
+                method,
+                url,
+                header_params=headers,
+                body=body,
+                post_params=post,
+                _request_timeout=(self.request_timeout[0], seconds + 30.0),
+            )
+        except ApiException as exc:
+            raise error_from_response(int(exc.status or 0), str(exc.body or exc.reason or ""), action=action) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise connection_error(exc, action=action, server=self.target.server) from None
+        raw = response.response
+        if raw.status != 200:
+            text = raw.data.decode("utf-8", "replace") if raw.data else ""
+            raw.release_conn()
+            raise error_from_response(int(raw.status), text, action=action)
+        return WatchStream(raw, action=action, server=self.target.server)
 
     def list_kind(
         self, api_version: str, kind: str, plural: str, *, page_size: int = PAGE_SIZE, accept: str = "application/json"

@@ -55,3 +55,12 @@ def add_output_option(parser: argparse.ArgumentParser, formats: tuple[str, ...] 
         default="table",
         help=f"table for people (default), or {machine} with a format_version for scripts",
     )
+
+
+def add_metrics_listen(container: Container) -> None:
+    """``--metrics-listen HOST:PORT``: Prometheus metrics of a long-running command."""
+    container.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 127.0.0.1:9473; 0.0.0.0:9473 in a pod)",
+    )

@@ -40,6 +40,7 @@ _FILE_KEYS = {
     "endpoint",
     "exabgp",
     "events_max_bytes",
+    "metrics_listen",
 }
 
 

@@ -122,6 +122,8 @@ class RouterRib:
     peers: dict[PeerKey, MonitoredPeer] = field(default_factory=dict)
     messages: int = 0
     skipped: int = 0
+    # Messages taken in by ``ingest``, by BMP message type (the metrics' messages by type).
+    by_type: dict[int, int] = field(default_factory=dict)
     # The router's own AS, from the first OPEN it sent; stands in for a Peer Up that lacks it.
     local_as: int | None = None
     headers: HeaderCache = field(default_factory=dict, repr=False)
@@ -137,7 +139,9 @@ class RouterRib:
         only has its NLRI read (``_ingest_fast``). That is nearly every message of a table dump
         from a router that sends one prefix per message, as FRR does.
         """
-        if message[5] == ROUTE_MONITORING and self._ingest_fast(message):
+        kind = message[5]
+        self.by_type[kind] = self.by_type.get(kind, 0) + 1
+        if kind == ROUTE_MONITORING and self._ingest_fast(message):
             return []
         decoded = decode(message, headers=self.headers)
         if not isinstance(decoded, RouteMonitoring):

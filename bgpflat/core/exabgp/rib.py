@@ -225,6 +225,15 @@ class _Session:
         self.prefix_texts_from = len(self.routes)
         return len(texts)
 
+    def family_prefixes(self) -> dict[str, int]:
+        """Distinct prefixes per family (the metrics' view; ``prefixes`` is their sum)."""
+        self.prefixes()
+        counts: dict[str, int] = {}
+        for text in self.prefix_texts or ():
+            family = family_of_key(text)
+            counts[family] = counts.get(family, 0) + 1
+        return counts
+
     def flush(self) -> int:
         count = len(self.routes)
         self.routes = {}
@@ -475,6 +484,10 @@ class Rib:
 
     def path_count(self) -> int:
         return sum(len(s.routes) for s in self._sessions.values())
+
+    def family_prefixes(self) -> dict[str, dict[str, int]]:
+        """Session -> family -> distinct prefixes held."""
+        return {peer: session.family_prefixes() for peer, session in self._sessions.items()}
 
     def counters(self) -> RibCounters:
         return RibCounters(

@@ -27,6 +27,7 @@ from bgpflat.lab.conformance.cases import (
     calico_object,
     ip_pool,
 )
+from bgpflat.lab.conformance.situations_v6 import SITUATIONS_V6
 
 _RR_ANNOTATION = {"projectcalico.org/RouteReflectorClusterID": "224.0.0.1"}
 _RR_PEERING: JsonObject = calico_object(
@@ -483,6 +484,9 @@ SITUATIONS: tuple[Situation, ...] = (
         behaviour="next hop self rewrites reflected routes too",
     ),
 )
+
+# The IPv6 and dual-stack cells join the same order: mesh cells first, mesh-off ones last.
+SITUATIONS = tuple(sorted(SITUATIONS + SITUATIONS_V6, key=lambda s: not s.mesh))
 
 
 def situation(name: str) -> Situation:

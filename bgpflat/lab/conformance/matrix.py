@@ -3,20 +3,22 @@
 For every situation of ``situations.SITUATIONS`` the same sequence runs:
 
 1. the previous cell's objects are deleted from the API server and this cell's are created;
-2. Felix's part is imitated: each workload address held by a node gets its kernel ``/32`` on a
-   ``cali*`` interface in that node's namespace (BIRD learns those with ``protocol kernel``);
+2. Felix's part is imitated: each workload address held by a node gets its kernel ``/32`` (``/128``)
+   on a ``cali*`` interface in that node's namespace (BIRD learns those with ``protocol kernel``);
 3. Calico's confd (watching until its output settles, Kubernetes datastore mode) renders each
    node's BIRD files from the API server; the fork-only ``krt_tunnel`` assignments are neutralised for stock BIRD;
 4. the verification peer (``bgpflat peer run``, ExaBGP) starts in the peer namespace with the AS
-   the cell's BGPPeer names, passive for the whole node subnet;
-5. each node's BIRD loads the new files (``birdc configure``) and its sessions to the peer are
+   the cell's BGPPeer names, passive for the whole node subnet, on each of the cell's peer
+   addresses (IPv4, IPv6 or both);
+5. each node's bird and bird6 load the new files (``birdc configure``) and their sessions to the peer are
    restarted so the peer sees a complete initial table ending with End-of-RIB;
 6. once every expected session has sent End-of-RIB, every BGP session inside the cluster is
    Established and the learned table stayed the same over a short interval, the learned table is
    diffed (strictly: unexpected routes count) against ``expected_routes`` computed from the objects
    read back from the API server, the way ``bgpflat routes expected`` reads them.
 
-One control plane, one set of namespaces and one BIRD per node serve every cell; only the peer is
+One control plane, one set of namespaces and a bird plus a bird6 per node (calico-node runs both;
+bird6 peers only where a situation gives the nodes IPv6 addresses) serve every cell; only the peer is
 restarted per cell (``peer.CellPeer``: a fresh state directory makes End-of-RIB mean "this cell's
 table is complete"). The situations are in ``situations``, what they are made of in ``cases``, the
 verdicts in ``results``.
@@ -93,7 +95,7 @@ def _protocol_suffix(address: str) -> str:
 
 
 class ConformanceLab:
-    """Namespaces (one per node plus the peer's), one BIRD per node, and the control plane they read."""
+    """Namespaces (one per node plus the peer's), bird and bird6 per node, and the control plane they read."""
 
     def __init__(self, netns: NetnsLab, plane: ControlPlane, *, confd: Path, templates: Path) -> None:
         self.netns = netns

@@ -7,9 +7,12 @@ them); ``tests/integration/test_conformance.py`` runs the real thing.
 
 from __future__ import annotations
 
-from test_conformance_quirks import expect, service_ip
+from test_conformance_quirks import cluster_objects, expect, service_ip
 
 from bgpflat.core.net.prefixes import Prefix
+from bgpflat.core.routes.advertise import expected_routes_for_peers
+from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.core.routes.expected import OutsidePeer, merge_expected
 from bgpflat.lab.conformance import cases, situations, situations_v6
 
 V6 = situations_v6.SITUATIONS_V6
@@ -107,3 +110,34 @@ def test_the_ipv6_route_reflector_reflects_its_clients_blocks_with_their_next_ho
     assert set(result.sessions) == {ADDRESS6["node-a"]}
     owners = {situations_v6.BLOCKS6[node]: address for node, address in ADDRESS6.items()}
     assert {str(r.prefix): r.next_hop for r in result.table} == owners
+
+
+def test_calico_nodes_with_spec_bgp_ipv6_address_expect_what_the_annotated_cell_showed() -> None:
+    # A calicoctl snapshot holds projectcalico.org/v3 Nodes (spec.bgp.ipv4Address/ipv6Address)
+    # where the API server holds annotated Nodes: the same cluster, the same expectation.
+    name = "dual-stack-peer"
+    objects = []
+    for obj in cluster_objects(name):
+        if obj["kind"] == "Node":
+            annotations = obj["metadata"]["annotations"]
+            obj = {
+                "apiVersion": "projectcalico.org/v3",
+                "kind": "Node",
+                "metadata": {"name": obj["metadata"]["name"], "labels": obj["metadata"]["labels"]},
+                "spec": {
+                    "bgp": {
+                        "ipv4Address": annotations["projectcalico.org/IPv4Address"],
+                        "ipv6Address": annotations["projectcalico.org/IPv6Address"],
+                    }
+                },
+            }
+        objects.append(obj)
+    situation = situations.situation(name)
+    from_calico_nodes = merge_expected(
+        expected_routes_for_peers(
+            cluster=ClusterState.from_objects(objects),
+            peers=[OutsidePeer(address=address) for address in situation.peer_addresses],
+        )
+    )
+    assert from_calico_nodes.table == expect(name).table
+    assert set(from_calico_nodes.sessions) == {n.address for n in cases.NODES} | set(ADDRESS6.values())

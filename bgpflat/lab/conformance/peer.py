@@ -1,8 +1,9 @@
 """The verification peer of a conformance cell: ``bgpflat peer run`` in the peer namespace, fresh per cell.
 
 A fresh state directory per cell makes End-of-RIB mean "this cell's table is complete". The peer
-accepts any node address of the subnet with one AS, or (``peer_from_snapshot``) exactly the nodes
-the cell's BGPPeers select, each with its own AS.
+listens on each of the cell's peer addresses (IPv4, IPv6 or both: one ExaBGP serves both families)
+and accepts any node address of the matching subnet with one AS, or (``peer_from_snapshot``)
+exactly the nodes the cell's BGPPeers select, each with its own AS.
 """
 
 from __future__ import annotations

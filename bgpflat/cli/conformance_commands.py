@@ -28,10 +28,10 @@ def register_conformance(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "conformance",
         help="compare bgpflat's expected routes with what confd-configured BIRD really advertises",
         description="For a matrix of situations (mesh on/off, iBGP/eBGP, next hop, disableBGPExport, "
-        "borrowed addresses, services, communities, BGPFilters, excluded node, route reflector), seed a "
-        "real API server, render every node's BIRD config with Calico's own confd, run BIRD in network "
-        "namespaces with the verification peer, and diff what the peer learns against `bgpflat routes "
-        "expected`. Needs root, BIRD 1.6 and the cached control plane and confd.",
+        "borrowed addresses, services, communities, BGPFilters, excluded node, route reflector, IPv6 and "
+        "dual-stack), seed a real API server, render every node's BIRD config with Calico's own confd, "
+        "run bird and bird6 in network namespaces with the verification peer, and diff what the peer "
+        "learns against `bgpflat routes expected`. Needs root, BIRD 1.6 and the cached control plane and confd.",
     )
     cmd.add_argument("-o", "--output", choices=("table", "json"), default="table")
     cmd.add_argument(

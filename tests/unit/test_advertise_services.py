@@ -133,7 +133,9 @@ def test_external_ips_range_global_and_single_address_entries_by_release() -> No
     config = {"serviceExternalIPs": [{"cidr": "198.51.100.0/24"}, {"cidr": "203.0.113.7/32"}]}
     svc = service("web", type="NodePort", etp="Cluster", external_ips=("203.0.113.7", "198.51.100.9", "192.0.2.1"))
     new = expect(cluster(config, svc, calico="v3.30.0"))
-    assert from_node(new, "a") == {BLOCK["a"], "198.51.100.0/24", "203.0.113.7/32"}
+    # The single-address match advertises the Service, and then every allowed address of it gets
+    # its /32 (confd's getAllRoutesForService), the one inside the /24 range too.
+    assert from_node(new, "a") == {BLOCK["a"], "198.51.100.0/24", "203.0.113.7/32", "198.51.100.9/32"}
     route = next(r for r in new.table if str(r.prefix) == "203.0.113.7/32" and r.session == ADDR["a"])
     assert "matching a single-address range" in new.explain(route)
     old = expect(cluster(config, svc, calico="v3.29.3"))
@@ -169,7 +171,9 @@ def test_etp_local_external_and_load_balancer_ips_only_inside_the_allow_lists() 
 def test_load_balancer_single_address_entry_by_release() -> None:
     config = {"serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}, {"cidr": "192.0.2.200/32"}]}
     from_status = service("lb", etp="Cluster", ingress=("192.0.2.200",))
-    from_spec = service("lb2", cluster_ip="10.96.0.12", etp="Cluster", lb_ip="192.0.2.200")
+    # spec.loadBalancerIP makes the match; the /32 comes from status (what a controller fills in).
+    from_spec = service("lb2", cluster_ip="10.96.0.12", etp="Cluster", lb_ip="192.0.2.200", ingress=("192.0.2.200",))
+    spec_without_status = service("lb3", cluster_ip="10.96.0.13", etp="Cluster", lb_ip="192.0.2.200")
     before = expect(cluster(config, from_status, calico="v3.31.4"))
     assert "192.0.2.200/32" not in from_node(before, "a")  # only spec.loadBalancerIP was checked
     assert "192.0.2.0/24" in from_node(before, "a")
@@ -177,6 +181,8 @@ def test_load_balancer_single_address_entry_by_release() -> None:
     assert {n for n in "abc" if "192.0.2.200/32" in from_node(after, n)} == {"a", "b", "c"}
     spec_only = expect(cluster(config, from_spec, calico="v3.30.7"))
     assert {n for n in "abc" if "192.0.2.200/32" in from_node(spec_only, n)} == {"a", "b", "c"}
+    # confd routes only status.loadBalancer.ingress addresses: a match without them routes nothing.
+    assert "192.0.2.200/32" not in from_node(expect(cluster(config, spec_without_status, calico="v3.30.7")), "a")
 
 
 def test_single_address_load_balancer_entry_was_global_before_v3_28() -> None:

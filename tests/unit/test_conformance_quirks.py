@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.routes.advertise import expected_routes
+from bgpflat.core.routes.advertise import expected_routes_for_peers
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.diff import diff_routes
-from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
+from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer, merge_expected
 from bgpflat.core.routes.table import Route, RouteTable
 from bgpflat.lab.conformance import cases, situations
 
@@ -68,11 +68,12 @@ def cluster_objects(name: str) -> list[dict[str, Any]]:
 
 def expect(name: str) -> ExpectedRoutes:
     situation = situations.situation(name)
-    return expected_routes(
+    each = expected_routes_for_peers(
         cluster=ClusterState.from_objects(cluster_objects(name)),
-        peer=OutsidePeer(address=cases.PEER_ADDRESS),
+        peers=[OutsidePeer(address=address) for address in situation.peer_addresses],
         options=ModelOptions(add_path=situation.add_path),
     )
+    return merge_expected(each)
 
 
 def service_ip(name: str, service: str) -> str:
@@ -307,7 +308,12 @@ def test_cell_json_lists_situation_match_and_diff() -> None:
     assert not report["all_match"] and report["total"] == 1
     data = report["cells"][0]
     assert data["situation"] == "mesh-ibgp" and data["match"] is False
-    assert data["peer"] == {"address": cases.PEER_ADDRESS, "as_number": cases.CLUSTER_AS, "type": "iBGP"}
+    assert data["peer"] == {
+        "address": cases.PEER_ADDRESS,
+        "addresses": [cases.PEER_ADDRESS],
+        "as_number": cases.CLUSTER_AS,
+        "type": "iBGP",
+    }
     findings = data["diff"]["findings"]
     assert findings[0] == f"sessions expected but not configured by confd: {ADDRESS['node-d']}"
     assert any("10.244.4.0/26 missing" in line for line in findings)

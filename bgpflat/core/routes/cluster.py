@@ -93,6 +93,7 @@ class Service:
     load_balancer_ip: str | None = None  # deprecated spec.loadBalancerIP
     ingress_ips: tuple[str, ...] = ()  # status.loadBalancer.ingress[].ip
     external_traffic_policy: str | None = None
+    ip_families: tuple[str, ...] = ()  # spec.ipFamilies ("IPv4", "IPv6"), filled in by the API server
 
     @property
     def key(self) -> str:
@@ -106,6 +107,9 @@ class Service:
 class EndpointRef(NamedTuple):
     node: str  # "" when the endpoint names no node
     ready: bool | None  # None: the condition was not reported ("unknown", treated as ready)
+    # 4 or 6: the EndpointSlice's addressType, else the address's family the way confd tells it
+    # (a colon makes it IPv6); None when not known (then it counts for any Service).
+    family: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -366,6 +370,7 @@ class _Builder:
                 type=str(spec.get("type") or "ClusterIP"),
                 cluster_ip=str(spec["clusterIP"]) if spec.get("clusterIP") else None,
                 cluster_ips=_strings(spec.get("clusterIPs")),
+                ip_families=_strings(spec.get("ipFamilies")),
                 external_ips=_strings(spec.get("externalIPs")),
                 load_balancer_ip=str(spec["loadBalancerIP"]) if spec.get("loadBalancerIP") else None,
                 ingress_ips=tuple(str(i["ip"]) for i in ingress if isinstance(i, Mapping) and i.get("ip")),
@@ -382,14 +387,18 @@ class _Builder:
             return
         key = f"{meta.get('namespace') or 'default'}/{service}"
         refs = self.slices.setdefault(key, [])
+        family = _SLICE_FAMILIES.get(str(obj.get("addressType") or ""))
         for endpoint in obj.get("endpoints") or []:
-            if not endpoint.get("addresses"):
+            addresses = endpoint.get("addresses")
+            if not addresses:
                 continue  # confd walks the addresses: an endpoint without one counts for nothing
             # No nodeName (the apiserver's own default/kubernetes, endpoints outside the cluster):
             # local to no node, but the Service still "has endpoints" (aggregation Disabled).
             node = endpoint.get("nodeName") or ""
             ready = (endpoint.get("conditions") or {}).get("ready")
-            refs.append(EndpointRef(str(node), ready if isinstance(ready, bool) else None))
+            refs.append(
+                EndpointRef(str(node), ready if isinstance(ready, bool) else None, family or _family(addresses[0]))
+            )
 
     def _endpoints(self, obj: Mapping[str, Any]) -> None:
         meta = _meta(obj)
@@ -398,10 +407,20 @@ class _Builder:
         for subset in obj.get("subsets") or []:
             for address in subset.get("addresses") or []:
                 if address.get("nodeName"):
-                    refs.append(EndpointRef(str(address["nodeName"]), True))
+                    refs.append(EndpointRef(str(address["nodeName"]), True, _family(address.get("ip"))))
             for address in subset.get("notReadyAddresses") or []:
                 if address.get("nodeName"):
-                    refs.append(EndpointRef(str(address["nodeName"]), False))
+                    refs.append(EndpointRef(str(address["nodeName"]), False, _family(address.get("ip"))))
+
+
+_SLICE_FAMILIES = {"IPv4": 4, "IPv6": 6}
+
+
+def _family(address: object) -> int | None:
+    """An endpoint address's family as confd tells it: IPv6 when it holds a colon."""
+    if not isinstance(address, str) or not address:
+        return None
+    return 6 if ":" in address else 4
 
 
 def _cidr(value: object, path: str) -> Prefix:

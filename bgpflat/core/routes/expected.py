@@ -8,7 +8,7 @@ reads are made only when a route is shown (``explain``), never in the computatio
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -261,3 +261,34 @@ class ExpectedRoutes:
     def table_sessions(self) -> list[str]:
         """Expected sessions in address order, including sessions that expect no route."""
         return sorted(self.sessions, key=address_sort_key)
+
+
+def merge_expected(parts: Sequence[ExpectedRoutes]) -> ExpectedRoutes:
+    """One outside speaker with an address per family (a dual-stack peer) as one expectation.
+
+    Each part is ``expected_routes`` for one of the speaker's addresses; their sessions never
+    overlap (an IPv4 session runs between IPv4 addresses), so tables, reasons and sessions are
+    unions. The result names the first part's peer; notes keep their order, once each.
+    """
+    if not parts:
+        raise ValueError("merge_expected needs at least one ExpectedRoutes")
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    reasons: dict[Route, tuple[Why, ...]] = {}
+    sessions: dict[str, SessionExpectation] = {}
+    for part in parts:
+        overlap = set(sessions) & set(part.sessions)
+        if overlap:
+            raise ValueError(f"expectations share sessions {sorted(overlap)}: not one speaker's families")
+        sessions.update(part.sessions)
+        reasons.update((route, part.reasons[route]) for route in part.reasons)
+    return ExpectedRoutes(
+        peer=first.peer,
+        table=RouteTable(route for part in parts for route in part.table),
+        reasons=reasons,
+        sessions=sessions,
+        calico_version=first.calico_version,
+        options=first.options,
+        notes=tuple(dict.fromkeys(note for part in parts for note in part.notes)),
+    )

@@ -96,7 +96,11 @@ def service_statics(cluster: ClusterState, calico: tuple[int, int, int]) -> Serv
             singles += [a for a in (_host(ip) for ip in lb_candidates) if a is not None and a in single_balancer]
         if calico >= (3, 30, 0):
             singles += [a for a in (_host(ip) for ip in service.external_ips) if a is not None and a in single_external]
-        every.extend((a, SERVICE_SINGLE, service.key) for a in dict.fromkeys(singles))
+        if singles:
+            # One single-address match makes confd advertise the Service, and then it holds a
+            # /32 (/128) for every address of it (getAllRoutesForService): the cluster IPs when
+            # serviceClusterIPs is set, every allowed external and load-balancer IP.
+            every.extend((a, SERVICE_SINGLE, service.key) for a in addresses)
     return ServiceStatics(
         ranges=unique_ranges,
         every_node=tuple(dict.fromkeys(every)),
@@ -131,21 +135,44 @@ def _service_addresses(
     return list(dict.fromkeys(addresses))
 
 
+def _counted_families(service: Service, calico: tuple[int, int, int]) -> set[int | None]:
+    """The endpoint families confd counts for ``service`` (an unknown family always counts).
+
+    Up to v3.31.3 an endpoint address counts when its family is that of ``spec.clusterIP``; from
+    v3.31.4 (#11503, also v3.32.0) an EndpointSlice counts when its addressType is one of
+    ``spec.ipFamilies``. An IPv6 slice of an IPv4 Service is ignored either way (seen in the
+    conformance lab with v3.31.0: no ETP Local /128 from its nodes).
+    """
+    if calico >= (3, 31, 4) and service.ip_families:
+        return {None, *(_FAMILIES[f] for f in service.ip_families if f in _FAMILIES)}
+    texts = (service.cluster_ip or "",) if calico < (3, 31, 4) else service.cluster_ips
+    return {None, *(6 if ":" in text else 4 for text in texts if text)}
+
+
+_FAMILIES = {"IPv4": 4, "IPv6": 6}
+
+
 def _nodes_with_ready_endpoints(cluster: ClusterState, service: Service, calico: tuple[int, int, int]) -> list[str]:
     """Nodes with an endpoint Calico counts, by release (calico-facts §3.4).
 
     ≤v3.30 reads Endpoints (ready addresses only; derived from the slices when a snapshot has no
     Endpoints); v3.31 reads EndpointSlices without checking ``ready``; v3.32+ skips endpoints with
-    ``ready: false`` (the release that added the check is not pinned down: UNCONFIRMED).
+    ``ready: false`` (the release that added the check is not pinned down: UNCONFIRMED). Only
+    endpoints of a family the Service counts (``_counted_families``) make a node local.
     """
+    families = _counted_families(service, calico)
     refs: tuple[EndpointRef, ...]
     if calico < (3, 31, 0):
         refs = cluster.endpoints.get(service.key) or cluster.slice_endpoints.get(service.key, ())
-        nodes = {ref.node for ref in refs if ref.ready is not False}
+        nodes = {ref.node for ref in refs if ref.ready is not False and ref.family in families}
     elif calico < (3, 32, 0):
-        nodes = {ref.node for ref in cluster.slice_endpoints.get(service.key, ())}
+        nodes = {ref.node for ref in cluster.slice_endpoints.get(service.key, ()) if ref.family in families}
     else:
-        nodes = {ref.node for ref in cluster.slice_endpoints.get(service.key, ()) if ref.ready is not False}
+        nodes = {
+            ref.node
+            for ref in cluster.slice_endpoints.get(service.key, ())
+            if ref.ready is not False and ref.family in families
+        }
     nodes.discard("")  # an endpoint that names no node is local to none
     return sorted(nodes)
 
@@ -158,7 +185,8 @@ def _has_endpoints(cluster: ClusterState, service: Service, calico: tuple[int, i
     ``default/kubernetes`` Service, whose endpoints name no node, is advertised from every node
     (seen in the conformance lab with confd v3.31.0 and BIRD 1.6).
     """
-    refs = cluster.slice_endpoints.get(service.key, ())
+    families = _counted_families(service, calico)
+    refs = [ref for ref in cluster.slice_endpoints.get(service.key, ()) if ref.family in families]
     if calico < (3, 32, 0):
         return bool(refs)
     return any(ref.ready is not False for ref in refs)

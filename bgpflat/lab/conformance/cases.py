@@ -7,6 +7,10 @@ outside peer sits at ``10.77.0.250``; a situation says which AS it runs (64512: 
 and which BGPPeer points at it. Everything is plain Kubernetes/Calico objects, so the same list is
 what the API server stores, what confd renders from and what the model reads back.
 
+The subnet is dual-stack: every node also holds an address in ``fd77::/64`` and the peer
+``fd77::250``; a node gets its ``projectcalico.org/IPv6Address`` (and with it bird6 sessions)
+only where a situation gives it one (``situations_v6``).
+
 Calico objects are written as ``projectcalico.org/v3`` manifests (the seeder translates them to the
 server's flavour); IPAM objects as ``crd.projectcalico.org/v1`` with the labels Calico's IPAM puts
 on block affinities, because confd v3.31+ selects a node's affinities by those labels.
@@ -15,6 +19,7 @@ on block affinities, because confd v3.31+ selects a node's affinities by those l
 from __future__ import annotations
 
 import copy
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +34,9 @@ IPAM = "crd.projectcalico.org/v1"
 SUBNET = "10.77.0.0/24"
 SUBNET_LENGTH = 24
 PEER_ADDRESS = "10.77.0.250"
+SUBNET6 = "fd77::/64"
+SUBNET6_LENGTH = 64
+PEER_ADDRESS6 = "fd77::250"
 CLUSTER_AS = 64512
 EXTERNAL_AS = 65000
 CALICO_VERSION = "v3.31.0"
@@ -47,6 +55,12 @@ class BaseNode:
     block: str  # its confirmed /26 in POOL
     workload: str  # one pod's address inside that block
     labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def address6(self) -> str:
+        """Its IPv6 address (same host part): on its interface always, Calico's only with a
+        situation's IPv6Address annotation."""
+        return "fd77::" + self.address.rsplit(".", 1)[1]
 
 
 NODES: tuple[BaseNode, ...] = (
@@ -77,6 +91,9 @@ class Situation:
     name: str
     description: str
     peer_as: int
+    # The outside peer's addresses, one per family at most; each gets a BGPPeer like ``outside-peer``
+    # (``outside-peer-v6`` for the IPv6 one) and the verification peer listens on all of them.
+    peer_addresses: tuple[str, ...] = (PEER_ADDRESS,)
     mesh: bool = True
     peer_spec: Mapping[str, Any] = field(default_factory=dict)
     bgp_config: Mapping[str, Any] = field(default_factory=dict)
@@ -135,12 +152,13 @@ def affinity(node: str, cidr: str, *, state: str = "confirmed") -> JsonObject:
 def _ipam_block(cidr: str, affinity: str | None, holders: Sequence[Workload]) -> JsonObject:
     """An IPAMBlock whose allocations point at the workloads' attributes (node, namespace, pod)."""
     base_text, _, length_text = cidr.partition("/")
-    size = 2 ** (32 - int(length_text))
-    base = _to_int(base_text)
+    base_address = ipaddress.ip_address(base_text)
+    size = 2 ** (base_address.max_prefixlen - int(length_text))
+    base = int(base_address)
     allocations: list[int | None] = [None] * size
     attributes: list[JsonObject] = []
     for workload in holders:
-        offset = _to_int(workload.address) - base
+        offset = int(ipaddress.ip_address(workload.address)) - base
         if not 0 <= offset < size:
             raise ValueError(f"{workload.address} is not inside {cidr}")
         allocations[offset] = len(attributes)
@@ -171,11 +189,6 @@ def _ipam_block(cidr: str, affinity: str | None, holders: Sequence[Workload]) ->
     }
 
 
-def _to_int(address: str) -> int:
-    a, b, c, d = (int(p) for p in address.split("."))
-    return (a << 24) | (b << 16) | (c << 8) | d
-
-
 def workloads_of(situation: Situation) -> tuple[Workload, ...]:
     """Every pod address in the cell: one per node in its own block, plus the situation's."""
     own = tuple(Workload(node=n.name, address=n.workload, block=n.block, name=f"pod-{n.name}") for n in NODES)
@@ -190,16 +203,17 @@ def build_objects(situation: Situation, *, service_range: str) -> list[JsonObjec
     ]
     config_spec: JsonObject = {"asNumber": CLUSTER_AS, "nodeToNodeMeshEnabled": situation.mesh, "listenPort": 179}
     config_spec.update(copy.deepcopy(dict(situation.bgp_config)))
-    if "serviceClusterIPs" in config_spec:  # the server's own service range, whatever it is
+    if config_spec.get("serviceClusterIPs") == "@services":  # the server's own range, whatever it is
         config_spec["serviceClusterIPs"] = [{"cidr": service_range}]
     objects.append(calico_object("BGPConfiguration", "default", config_spec))
-    objects.append(
-        calico_object(
-            "BGPPeer",
-            "outside-peer",
-            {"peerIP": PEER_ADDRESS, "asNumber": situation.peer_as, **copy.deepcopy(dict(situation.peer_spec))},
+    for address in situation.peer_addresses:
+        objects.append(
+            calico_object(
+                "BGPPeer",
+                "outside-peer" if address == PEER_ADDRESS else "outside-peer-v6",
+                {"peerIP": address, "asNumber": situation.peer_as, **copy.deepcopy(dict(situation.peer_spec))},
+            )
         )
-    )
     for node in NODES:
         labels = {
             "kubernetes.io/hostname": node.name,

@@ -3,20 +3,22 @@
 For every situation of ``situations.SITUATIONS`` the same sequence runs:
 
 1. the previous cell's objects are deleted from the API server and this cell's are created;
-2. Felix's part is imitated: each workload address held by a node gets its kernel ``/32`` on a
-   ``cali*`` interface in that node's namespace (BIRD learns those with ``protocol kernel``);
+2. Felix's part is imitated: each workload address held by a node gets its kernel ``/32`` (``/128``)
+   on a ``cali*`` interface in that node's namespace (BIRD learns those with ``protocol kernel``);
 3. Calico's confd (watching until its output settles, Kubernetes datastore mode) renders each
    node's BIRD files from the API server; the fork-only ``krt_tunnel`` assignments are neutralised for stock BIRD;
 4. the verification peer (``bgpflat peer run``, ExaBGP) starts in the peer namespace with the AS
-   the cell's BGPPeer names, passive for the whole node subnet;
-5. each node's BIRD loads the new files (``birdc configure``) and its sessions to the peer are
+   the cell's BGPPeer names, passive for the whole node subnet, on each of the cell's peer
+   addresses (IPv4, IPv6 or both);
+5. each node's bird and bird6 load the new files (``birdc configure``) and their sessions to the peer are
    restarted so the peer sees a complete initial table ending with End-of-RIB;
 6. once every expected session has sent End-of-RIB, every BGP session inside the cluster is
    Established and the learned table stayed the same over a short interval, the learned table is
    diffed (strictly: unexpected routes count) against ``expected_routes`` computed from the objects
    read back from the API server, the way ``bgpflat routes expected`` reads them.
 
-One control plane, one set of namespaces and one BIRD per node serve every cell; only the peer is
+One control plane, one set of namespaces and a bird plus a bird6 per node (calico-node runs both;
+bird6 peers only where a situation gives the nodes IPv6 addresses) serve every cell; only the peer is
 restarted per cell (``peer.CellPeer``: a fresh state directory makes End-of-RIB mean "this cell's
 table is complete"). The situations are in ``situations``, what they are made of in ``cases``, the
 verdicts in ``results``.
@@ -35,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from bgpflat.adapters.kube import CalicoApi, KubeClient
-from bgpflat.core.routes.advertise import expected_routes
+from bgpflat.core.routes.advertise import expected_routes_for_peers
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.diff import diff_routes
-from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer
+from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer, merge_expected
 from bgpflat.core.routes.table import RouteTable, address_sort_key
 from bgpflat.core.routes.verdict import learned_from_json
 from bgpflat.errors import BgpflatError, KubeError, LabError
@@ -66,7 +68,9 @@ WORKLOAD_INTERFACE = "caliwl0"  # "cali*": excluded from protocol direct, as Fel
 CONVERGE_TIMEOUT = 90.0
 SETTLE_SECONDS = 0.6
 POLL_SECONDS = 0.15
-DAEMONS = ("bird", "birdc", "ss")
+DAEMONS = ("bird", "birdc", "bird6", "birdc6", "ss")
+# calico-node runs bird (bird.cfg) and bird6 (bird6.cfg) side by side; so does every lab node.
+BIRDS = (("bird", "birdc", "bird.cfg"), ("bird6", "birdc6", "bird6.cfg"))
 
 
 # -- the lab --------------------------------------------------------------------------------------
@@ -91,7 +95,7 @@ def _protocol_suffix(address: str) -> str:
 
 
 class ConformanceLab:
-    """Namespaces (one per node plus the peer's), one BIRD per node, and the control plane they read."""
+    """Namespaces (one per node plus the peer's), bird and bird6 per node, and the control plane they read."""
 
     def __init__(self, netns: NetnsLab, plane: ControlPlane, *, confd: Path, templates: Path) -> None:
         self.netns = netns
@@ -144,6 +148,8 @@ class ConformanceLab:
             [
                 "link add br0 type bridge",
                 f"addr add {cases.PEER_ADDRESS}/{cases.SUBNET_LENGTH} dev br0",
+                # nodad: an address still in duplicate address detection cannot be bound to.
+                f"addr add {cases.PEER_ADDRESS6}/{cases.SUBNET6_LENGTH} dev br0 nodad",
                 "link set br0 up",
             ],
         )
@@ -160,6 +166,7 @@ class ConformanceLab:
             lab.ip(
                 namespace,
                 [
+                    f"addr add {node.address6}/{cases.SUBNET6_LENGTH} dev eth0 nodad",  # see br0's
                     # A veth pair, not a dummy: the dummy module is not loadable everywhere (containers).
                     f"link add {WORKLOAD_INTERFACE} type veth peer name {WORKLOAD_INTERFACE}p",
                     f"link set {WORKLOAD_INTERFACE}p up",
@@ -187,11 +194,13 @@ class ConformanceLab:
     def bird_dir(self, node: str) -> Path:
         return self.netns.state_dir / "bird" / node
 
-    def birdc(self, node: str, *command: str) -> str:
-        output = run([_tool("birdc"), "-s", str(self.bird_dir(node) / "bird.ctl"), *command])
+    def birdc(self, node: str, *command: str, bird: str = "bird") -> str:
+        """``birdc`` (``bird="bird6"``: ``birdc6``) on ``node``'s control socket."""
+        client = "birdc6" if bird == "bird6" else "birdc"
+        output = run([_tool(client), "-s", str(self.bird_dir(node) / f"{bird}.ctl"), *command])
         lowered = output.lower()
         if "syntax error" in lowered or "\nerror" in lowered or "parse error" in lowered:
-            raise LabError(f"birdc {' '.join(command)} on {node}: {output.strip()}")
+            raise LabError(f"{client} {' '.join(command)} on {node}: {output.strip()}")
         return output
 
     # -- one cell ---------------------------------------------------------------------------------
@@ -221,7 +230,7 @@ class ConformanceLab:
             seed_objects(self.kube, objects, flavour=self.plane.flavour, scenario=situation.name)
             lap("seed")
             self._program_workloads(situation)
-            calico_sessions = self._render_all()
+            calico_sessions = self._render_all(situation.peer_addresses)
             lap("confd")
             expected, cluster_objects = self._expected(situation)
             lap("model")
@@ -277,25 +286,30 @@ class ConformanceLab:
 
     # -- steps ------------------------------------------------------------------------------------
     def _program_workloads(self, situation: cases.Situation) -> None:
-        """Felix's part: a kernel /32 per local workload on a cali* interface (proto boot, scope
-        link), and the tunnel address on tunl0 when the node has one."""
+        """Felix's part: a kernel /32 (/128) per local workload on a cali* interface (proto boot,
+        scope link), and the tunnel address on tunl0 when the node has one."""
         by_node: dict[str, list[str]] = {}
         for workload in cases.workloads_of(situation):
             by_node.setdefault(workload.node, []).append(workload.address)
         for node in cases.NODES:
             commands = [f"route flush dev {WORKLOAD_INTERFACE}", f"addr flush dev {TUNNEL_INTERFACE}"]
             commands += [
-                f"route add {address}/32 dev {WORKLOAD_INTERFACE} scope link" for address in by_node.get(node.name, ())
+                f"route add {address}/{128 if ':' in address else 32} dev {WORKLOAD_INTERFACE}"
+                + ("" if ":" in address else " scope link")
+                for address in by_node.get(node.name, ())
             ]
             tunnel = situation.tunnel_addresses.get(node.name)
             if tunnel:
                 commands.append(f"addr add {tunnel}/32 dev {TUNNEL_INTERFACE}")
+            # A plain ``route flush`` flushes IPv4 only, and ``ip -batch`` lines take no ``-6``.
+            run(["ip", "-6", "-n", self.namespace(node.name), "route", "flush", "dev", WORKLOAD_INTERFACE])
             self.netns.ip(self.namespace(node.name), commands)
 
-    def _render_all(self) -> set[str]:
-        """confd for every node (in parallel); returns the nodes whose config peers with the peer."""
+    def _render_all(self, peer_addresses: Sequence[str]) -> set[str]:
+        """confd for every node (in parallel); returns the node addresses whose bird.cfg or
+        bird6.cfg peers with one of ``peer_addresses``."""
 
-        def render(node: cases.BaseNode) -> bool:
+        def render(node: cases.BaseNode) -> set[str]:
             rendered = self.netns.state_dir / "confd" / node.name
             shutil.rmtree(rendered, ignore_errors=True)
             render_bird_config(
@@ -306,24 +320,28 @@ class ConformanceLab:
                 confd=self.confd,
             )
             without_krt_tunnel(rendered, self.bird_dir(node.name))
-            text = (self.bird_dir(node.name) / "bird.cfg").read_text()
-            return f"neighbor {cases.PEER_ADDRESS} as " in text
+            found = set()
+            for address in peer_addresses:
+                v6 = ":" in address
+                text = (self.bird_dir(node.name) / ("bird6.cfg" if v6 else "bird.cfg")).read_text()
+                if f"neighbor {address} as " in text:
+                    found.add(node.address6 if v6 else node.address)
+            return found
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(cases.NODES)) as pool:
-            peers = list(pool.map(render, cases.NODES))
-        return {node.address for node, peers_here in zip(cases.NODES, peers, strict=True) if peers_here}
+            return set().union(*pool.map(render, cases.NODES))
 
     def _expected(self, situation: cases.Situation) -> tuple[ExpectedRoutes, list[dict[str, Any]]]:
         """``expected_routes`` from the objects as the API serves them (the ``routes expected``
         read), and those objects."""
         objects = read_live_objects(CalicoApi(self.kube))
         cluster = ClusterState.from_objects(objects)
-        expected = expected_routes(
+        each = expected_routes_for_peers(
             cluster=cluster,
-            peer=OutsidePeer(address=cases.PEER_ADDRESS),
+            peers=[OutsidePeer(address=address) for address in situation.peer_addresses],
             options=ModelOptions(add_path=situation.add_path),
         )
-        return expected, objects
+        return merge_expected(each), objects
 
     def _load_birds(self) -> None:
         """Start the BIRDs (first cell) or reload them; then restart their sessions to the peer.
@@ -335,36 +353,39 @@ class ConformanceLab:
         if not self._birds_started:
             for node in cases.NODES:
                 directory = self.bird_dir(node.name)
-                self.netns.start(
-                    f"bird:{node.name}",
-                    self.namespace(node.name),
-                    [_tool("bird"), "-f", "-c", str(directory / "bird.cfg"), "-s", str(directory / "bird.ctl")],
-                    log=self.netns.state_dir / "logs" / f"bird-{node.name}.log",
-                    cwd=directory,
-                )
+                for bird, _, config in BIRDS:
+                    self.netns.start(
+                        f"{bird}:{node.name}",
+                        self.namespace(node.name),
+                        [_tool(bird), "-f", "-c", str(directory / config), "-s", str(directory / f"{bird}.ctl")],
+                        log=self.netns.state_dir / "logs" / f"{bird}-{node.name}.log",
+                        cwd=directory,
+                    )
             deadline = time.monotonic() + 10
             for node in cases.NODES:
-                while not (self.bird_dir(node.name) / "bird.ctl").exists():
-                    self.netns.check_alive(f"bird:{node.name}")
-                    if time.monotonic() > deadline:
-                        raise LabError(f"BIRD on {node.name} has no control socket after 10 s")
-                    time.sleep(0.02)
+                for bird, _, _ in BIRDS:
+                    while not (self.bird_dir(node.name) / f"{bird}.ctl").exists():
+                        self.netns.check_alive(f"{bird}:{node.name}")
+                        if time.monotonic() > deadline:
+                            raise LabError(f"{bird} on {node.name} has no control socket after 10 s")
+                        time.sleep(0.02)
             self._birds_started = True
             return
-        suffix = _protocol_suffix(cases.PEER_ADDRESS)
+        suffixes = tuple(_protocol_suffix(a) for a in (cases.PEER_ADDRESS, cases.PEER_ADDRESS6))
         for node in cases.NODES:
-            self.netns.check_alive(f"bird:{node.name}")
-            answer = self.birdc(node.name, "configure")
-            if "Reconfigur" not in answer:  # stock BIRD refused confd's files: say why
-                raise LabError(f"BIRD on {node.name} did not take the new configuration: {answer.strip()}")
-            for name, _, _ in self._protocols(node.name):
-                if name.endswith(suffix):
-                    self.birdc(node.name, "restart", name)
+            for bird, _, _ in BIRDS:
+                self.netns.check_alive(f"{bird}:{node.name}")
+                answer = self.birdc(node.name, "configure", bird=bird)
+                if "Reconfigur" not in answer:  # stock BIRD refused confd's files: say why
+                    raise LabError(f"{bird} on {node.name} did not take the new configuration: {answer.strip()}")
+                for name, _, _ in self._protocols(node.name, bird):
+                    if name.endswith(suffixes):
+                        self.birdc(node.name, "restart", name, bird=bird)
 
-    def _protocols(self, node: str) -> list[tuple[str, str, str]]:
-        """BIRD's BGP protocols on ``node``: (name, state, info)."""
+    def _protocols(self, node: str, bird: str = "bird") -> list[tuple[str, str, str]]:
+        """The BGP protocols of ``node``'s ``bird`` (or ``bird6``): (name, state, info)."""
         out = []
-        for line in self.birdc(node, "show", "protocols").splitlines():
+        for line in self.birdc(node, "show", "protocols", bird=bird).splitlines():
             parts = line.split()
             if len(parts) >= 4 and parts[1] == "BGP":
                 out.append((parts[0], parts[3], " ".join(parts[5:]) if len(parts) > 5 else ""))
@@ -373,9 +394,10 @@ class ConformanceLab:
     def _cluster_sessions_down(self) -> list[str]:
         """BGP sessions of the nodes' BIRDs (mesh, route reflection, the peer) not Established, with BIRD's reason."""
         return [
-            f"{node.name} {name} ({info or state})"
+            f"{node.name} {bird} {name} ({info or state})"
             for node in cases.NODES
-            for name, state, info in self._protocols(node.name)
+            for bird, _, _ in BIRDS
+            for name, state, info in self._protocols(node.name, bird)
             if not info.startswith("Established")
         ]
 

@@ -1,8 +1,9 @@
 """The verification peer of a conformance cell: ``bgpflat peer run`` in the peer namespace, fresh per cell.
 
 A fresh state directory per cell makes End-of-RIB mean "this cell's table is complete". The peer
-accepts any node address of the subnet with one AS, or (``peer_from_snapshot``) exactly the nodes
-the cell's BGPPeers select, each with its own AS.
+listens on each of the cell's peer addresses (IPv4, IPv6 or both: one ExaBGP serves both families)
+and accepts any node address of the matching subnet with one AS, or (``peer_from_snapshot``)
+exactly the nodes the cell's BGPPeers select, each with its own AS.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class CellPeer:
         self._process: str | None = None
         self._dir: Path | None = None
         self._started = 0
+        self._listen: tuple[str, ...] = ()
 
     def start(self, situation: cases.Situation, *, objects: Sequence[Mapping[str, Any]] = ()) -> None:
         """The verification peer for ``situation``; ``objects`` are the cluster's, for ``peer_from_snapshot``."""
@@ -55,10 +57,14 @@ class CellPeer:
             snapshot.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
             neighbors = ["--from-snapshot", str(snapshot)]
         else:
-            neighbors = ["--peer-as", str(situation.cluster_as_seen), "--neighbor-range", cases.SUBNET]
+            neighbors = ["--peer-as", str(situation.cluster_as_seen)]
+            for address in situation.peer_addresses:
+                neighbors += ["--neighbor-range", cases.SUBNET if address == cases.PEER_ADDRESS else cases.SUBNET6]
+        listen = [arg for address in situation.peer_addresses for arg in ("--listen", address)]
         argv = [
             sys.executable, "-c", PEER_ENTRY, "peer", "run",
-            "--listen", cases.PEER_ADDRESS,
+            *listen,
+            "--router-id", cases.PEER_ADDRESS,  # needed when it listens on IPv6 only
             "--local-as", str(situation.peer_as),
             *neighbors,
             "--passive",
@@ -76,20 +82,26 @@ class CellPeer:
         )
         self._process = name
         self._dir = state_dir
+        self._listen = situation.peer_addresses
 
     def wait_listening(self) -> None:
         name = self._process
         if name is None:
             raise LabError("the verification peer is not running")
-        listen = f"{cases.PEER_ADDRESS}:179"
+        # ss writes an IPv6 socket address as [fd77::250]:179
+        wanted = [f"[{a}]:179" if ":" in a else f"{a}:179" for a in self._listen]
         ss = shutil.which("ss") or shutil.which("ss", path="/usr/sbin:/sbin") or "ss"
         deadline = time.monotonic() + LISTEN_TIMEOUT
         while True:
             self.netns.check_alive(name)
-            if listen in run(ns_argv(self.namespace, [ss, "-Hltn"]), check=False):
+            listening = run(ns_argv(self.namespace, [ss, "-Hltn"]), check=False)
+            missing = [w for w in wanted if w not in listening]
+            if not missing:
                 return
             if time.monotonic() > deadline:
-                raise LabError(f"the verification peer does not listen on {listen} after {LISTEN_TIMEOUT:g} s")
+                raise LabError(
+                    f"the verification peer does not listen on {', '.join(missing)} after {LISTEN_TIMEOUT:g} s"
+                )
             time.sleep(0.05)
 
     def state_dir(self) -> Path:

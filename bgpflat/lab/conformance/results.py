@@ -55,7 +55,12 @@ class CellResult:
         return {
             "situation": situation.name,
             "description": situation.description,
-            "peer": {"address": cases.PEER_ADDRESS, "as_number": situation.peer_as, "type": situation.session_type},
+            "peer": {
+                "address": situation.peer_addresses[0],
+                "addresses": list(situation.peer_addresses),  # a dual-stack peer has one per family
+                "as_number": situation.peer_as,
+                "type": situation.session_type,
+            },
             "match": self.match,
             "seconds": round(self.seconds, 2),
             "expected_routes": self.expected_routes,

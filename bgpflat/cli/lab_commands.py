@@ -18,12 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.arguments.common import add_output_option
 from bgpflat.cli.conformance_commands import register_conformance
 from bgpflat.cli.output import EXIT_DIFFERENCES, EXIT_OK, info
 from bgpflat.errors import LabError
+
+if TYPE_CHECKING:
+    from bgpflat.lab.fabric.check import LabCheck
+    from bgpflat.lab.fabric.lifecycle import SetupHook
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -287,7 +291,7 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
     up.add_argument(
         "scenario",
         metavar="SCENARIO",
-        help="a name under labs/ (calico-bgp, ipip-migration, forwarding-node) or a directory",
+        help="a name under labs/ (calico-bgp, ipip-migration, forwarding-node, edge-node) or a directory",
     )
     state_dir_option(up)
     up.add_argument(
@@ -365,6 +369,17 @@ def _scenario_name(name_or_path: str) -> str:
     return load_scenario(name_or_path).name
 
 
+def _setup(mode: str) -> tuple[SetupHook | None, type[LabCheck] | None]:
+    """What a setup with daemons and a check of its own adds to a lab (``bgpflat.lab.setups``)."""
+    from bgpflat.lab.fabric.topology import MODE_EDGE_NODE
+
+    if mode == MODE_EDGE_NODE:
+        from bgpflat.lab.setups import edge_check, edge_node
+
+        return edge_node.start, edge_check.EdgeNodeCheck
+    return None, None
+
+
 def _cmd_lab_up(args: argparse.Namespace) -> int:
     from bgpflat.lab.fabric.lifecycle import RUN_FILE, Lab
 
@@ -379,9 +394,11 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
             f"a lab ({running.record.scenario}) is recorded in {state_dir} but is not healthy or is another "
             "scenario; run `bgpflat lab down` for it first"
         )
-    from bgpflat.lab.fabric.topology import MODE_STATIC_NAT
+    from bgpflat.lab.controlplane.seed import load_scenario
+    from bgpflat.lab.fabric.topology import MODE_BGP, load_topology
 
-    lab = Lab.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info)
+    setup, _check = _setup(load_topology(load_scenario(args.scenario).directory).mode)
+    lab = Lab.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info, setup=setup)
     fabric = lab.fabric()
     office = fabric.topology.office
     timings = lab.record.timings
@@ -390,15 +407,16 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
         f"fabric {timings.get('fabric', 0):.1f} s)"
     )
     developer = fabric.namespace("developer")
-    static_nat = fabric.topology.mode == MODE_STATIC_NAT
+    static_nat = fabric.topology.mode != MODE_BGP  # no BGP: the office side is installed by `lab check`
     lines = [
         f"state:        {lab.state_dir}",
         f"API server:   {lab.control_plane().server}",
     ]
     if static_nat:
         # No BGP here: the office side is static routes, NAT on the forwarding node and DNS forwarding.
+        kinds = "static-routes|nat|dns|dhcp" if office.dhcp else "static-routes|nat|dns"
         lines += [
-            f"office side:  bgpflat render static-routes|nat|dns --scenario labs/{args.scenario} "
+            f"office side:  bgpflat render {kinds} --scenario labs/{args.scenario} "
             "(lab check installs and reverts them)",
         ]
     else:
@@ -420,7 +438,12 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
         ]
     lines += [
         f"office host:  ip netns exec {developer} curl http://whoami"
-        f"   (developer {office.developer}, resolver {office.resolver}, search {office.search_domain or '-'})",
+        + (
+            f"   (developer {office.developer} by DHCP; resolver and search domain by DHCP once `lab check` "
+            "installed them)"
+            if office.dhcp
+            else f"   (developer {office.developer}, resolver {office.resolver}, search {office.search_domain or '-'})"
+        ),
     ]
     if not static_nat:
         lines.append(f"ToR routes:   ip netns exec {fabric.namespace('tor')} ip route show proto bgp")
@@ -497,7 +520,8 @@ def _cmd_lab_check(args: argparse.Namespace) -> int:
     from bgpflat.lab.fabric.lifecycle import Lab
 
     lab = Lab.attach(_known_lab_dir(args))
-    report = run_check(lab, verify_timeout=args.verify_timeout, progress=info)
+    _up, check = _setup(lab.fabric().topology.mode)
+    report = run_check(lab, verify_timeout=args.verify_timeout, progress=info, check=check)
     if args.output == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:

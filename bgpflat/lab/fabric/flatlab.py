@@ -207,7 +207,7 @@ class FlatLab:
         lab.ip(tor_ns, commands)
         bridges = {segment.name: f"br{index}" for index, segment in enumerate(topo.segments)}
 
-        def attach(role: str, port: str, bridge: str, address: str, length: int, gateway: str | None) -> str:
+        def attach(role: str, port: str, bridge: str, address: str | None, length: int, gateway: str | None) -> str:
             return lab.attach_host(
                 role,
                 bridge_ns=tor_ns,
@@ -220,7 +220,11 @@ class FlatLab:
             )
 
         office = topo.office
-        developer_ns = attach("developer", "odev", "broffice", office.developer, office.length, office.router)
+        if office.dhcp:
+            # Address, router and resolver come from the office DHCP server (the setup starts it).
+            developer_ns = attach("developer", "odev", "broffice", None, office.length, None)
+        else:
+            developer_ns = attach("developer", "odev", "broffice", office.developer, office.length, office.router)
         # The office DNS server may sit on the node network (scenario C: 10.60.20.1) rather than
         # on the office LAN; it is attached wherever its address belongs.
         resolver_segment = next((s for s in topo.segments if s.contains(office.resolver)), None)
@@ -241,8 +245,9 @@ class FlatLab:
             argv += ["--ip", host.address, *(a for p in host.ports for a in ("--port", str(p)))]
             lab.start(f"httpd:office/{host.name}", host_ns, argv, log=logs / f"httpd-{host.name}.log")
         search = f"search {office.search_domain}\n" if office.search_domain else ""
-        # One short try: when the cluster is unreachable a lookup should fail in a second, not 10.
-        lab.write_resolv_conf(developer_ns, f"nameserver {office.resolver}\n{search}options timeout:1 attempts:1\n")
+        if not office.dhcp:
+            # One short try: when the cluster is unreachable a lookup should fail in a second, not 10.
+            lab.write_resolv_conf(developer_ns, f"nameserver {office.resolver}\n{search}options timeout:1 attempts:1\n")
         if topo.verifier is not None:
             segment = topo.segment(topo.verifier.segment)
             attach("verifier", "vpeer", bridges[segment.name], topo.verifier.address, segment.length, segment.gateway)

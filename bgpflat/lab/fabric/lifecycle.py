@@ -67,6 +67,9 @@ from bgpflat.lab.fabric.topology import Topology, load_topology
 from bgpflat.lab.versions import DEFAULT_SERVICE_CLUSTER_IP_RANGE
 
 Progress = Callable[[str], None]
+# What a setup with daemons of its own (bgpflat.lab.setups) starts once the fabric and the helpers
+# run; it records them in the fabric, so `down` stops them, and a failure takes the lab down.
+SetupHook = Callable[["Lab", FlatLab, Progress], None]
 
 RUN_FILE = "run.json"
 SPEC_FILE = "bgpflat.yaml"
@@ -233,6 +236,7 @@ class Lab:
         state_dir: Path | None = None,
         control_plane: Path | None = None,
         progress: Progress | None = None,
+        setup: SetupHook | None = None,
     ) -> Lab:
         """Build the scenario's lab; on any failure, take down what was built and re-raise."""
         say = progress or (lambda _line: None)
@@ -259,6 +263,8 @@ class Lab:
         lab.save()
         try:
             lab._build(scenario, topology, say)
+            if setup is not None:
+                setup(lab, lab.fabric(), say)
         except BaseException:
             say("lab up failed; taking down what was built")
             with contextlib.suppress(LabError, OSError):

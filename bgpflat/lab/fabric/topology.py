@@ -44,7 +44,10 @@ SPEC_FILE = "bgpflat.yaml"
 # edge router has static routes to a forwarding node that masquerades (scenario C, no BGP).
 MODE_BGP = "bgp"
 MODE_STATIC_NAT = "static-nat"
-MODES = (MODE_BGP, MODE_STATIC_NAT)
+# Scenario A: an edge node with NAT or plain routing, CoreDNS on it, DHCP in the office
+# (bgpflat.lab.setups.edge_node builds and checks what only that setup has).
+MODE_EDGE_NODE = "edge-node"
+MODES = (MODE_BGP, MODE_STATIC_NAT, MODE_EDGE_NODE)
 
 
 # -- topology data ---------------------------------------------------------------------------------
@@ -70,6 +73,7 @@ class Office:
     developer: str
     resolver: str
     search_domain: str
+    dhcp: bool = False  # the developer host gets address and resolver from a DHCP server, not from the lab
 
     @property
     def length(self) -> int:
@@ -168,6 +172,7 @@ def load_topology(directory: Path) -> Topology:
         developer=str(_required(office_data, "developer", where)),
         resolver=str(_required(office_data, "resolver", where)),
         search_domain=str(office_data.get("searchDomain") or scenario_office.get("searchDomain") or ""),
+        dhcp=bool(office_data.get("dhcp")),
     )
     tor_data = _required(data, "tor", where)
     verifier_data = data.get("verifier")
@@ -186,8 +191,8 @@ def load_topology(directory: Path) -> Topology:
     if mode not in MODES:
         raise LabError(f"{where}: mode {mode!r} is not one of {', '.join(MODES)}")
     forwarding = data.get("forwardingNode")
-    if mode == MODE_STATIC_NAT and not forwarding:
-        raise LabError(f"{where}: mode {MODE_STATIC_NAT} needs forwardingNode (the node the office routes through)")
+    if mode in (MODE_STATIC_NAT, MODE_EDGE_NODE) and not forwarding:
+        raise LabError(f"{where}: mode {mode} needs forwardingNode (the node the office routes through)")
     hosts = tuple(
         OutsideHost(
             name=str(_required(h, "name", where)),

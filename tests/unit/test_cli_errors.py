@@ -543,7 +543,9 @@ def test_spec_error_is_a_spec_error() -> None:
 
 # --- lab scenario names ------------------------------------------------------------------------------
 
-UNKNOWN_SCENARIO = "unknown scenario 'nosuchscenario' (fix: one of calico-bgp, edge-node, forwarding-node, ipip-migration)"
+UNKNOWN_SCENARIO = (
+    "unknown scenario 'nosuchscenario' (fix: one of calico-bgp, edge-node, forwarding-node, ipip-migration)"
+)
 
 
 @pytest.mark.parametrize("command", ["check", "down", "status"])

@@ -6,7 +6,8 @@ whatever failed, the revert runs (as ``revert (cleanup)``) so the lab is left as
 ``lab healthy``           every recorded process runs, every namespace exists, the API server is ready
 ``unreachable before``    the developer host (DHCP: the router as resolver, no search domain) reaches
                           neither the whoami pod, nor its cluster IP, nor ``http://whoami``
-``render``                ``bgpflat render`` against the lab's API server, into ``<state>/check/office/``:
+``render``                ``bgpflat snapshot`` of the lab's API server, then ``bgpflat render`` from it, into
+                          ``<state>/check/office/``:
                           ``dhcp --dnsmasq`` (the office resolver and the search domain),
                           ``dns --coredns`` twice (the edge node: cluster.local to kube-dns, other
                           names to the cluster's resolver; the office's second-level resolver:
@@ -113,7 +114,12 @@ class EdgeNodeCheck(LabCheck):
         if cluster_dns is None:
             raise LabError("the cluster has no kube-system/kube-dns Service with a cluster IP")
         directory.mkdir(parents=True, exist_ok=True)
-        inputs = ["-f", str(lab.spec_file), "--kubeconfig", str(lab.kubeconfig)]
+        # One read of the cluster, six configs from it: the same state for all, one load on the API server.
+        snapshot = directory / "cluster.json"
+        result = self._bgpflat("snapshot", "snapshot", "-o", str(snapshot), "--kubeconfig", str(lab.kubeconfig))
+        if result.returncode != 0:
+            raise LabError(f"bgpflat snapshot failed (exit {result.returncode}): {self._last_error(result)}")
+        inputs = ["-f", str(lab.spec_file), "--snapshot", str(snapshot)]
         search = ["--search-domain", topology.office.search_domain] if topology.office.search_domain else []
         paths = {
             "dhcp": directory / "dhcp-options.conf",
@@ -136,7 +142,7 @@ class EdgeNodeCheck(LabCheck):
             "sysctl": ["render", "nat", "--format", "sysctl", "--via", node],
             "routes": ["render", "static-routes", "--via", node],
         }  # fmt: skip
-        # Six `bgpflat render` processes side by side: each spends most of its second starting up.
+        # Six `bgpflat render` processes side by side: each spends most of its time starting up.
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
             results = {
                 what: pool.submit(self._bgpflat, f"render {what}", *args, *inputs, "--output-file", str(paths[what]))
@@ -154,7 +160,7 @@ class EdgeNodeCheck(LabCheck):
         if not rendered.routes():
             raise LabError(f"bgpflat render static-routes printed no route ({paths['routes']})")
         configs.append(rendered)
-        return f"DHCP options, two Corefiles, nftables, sysctl and static routes in {directory}"
+        return f"DHCP options, two Corefiles, nftables, sysctl and static routes from {snapshot.name} in {directory}"
 
     def _install_dhcp(self) -> str:
         dhcp = edge_node.dhcp_dir(self.fabric)

@@ -66,6 +66,7 @@ class EdgeNodeCheck(LabCheck):
 
     def __init__(self, lab: Lab, **options: Any) -> None:
         super().__init__(lab, **options)
+        edge_node.coredns_binary()  # without it the check cannot run (exit 2), rather than fail a step
         self.office: EdgeNodeOffice = edge_node.office_of(self.fabric)
         self.directory = self.log_dir / "office"
 

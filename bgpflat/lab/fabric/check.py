@@ -2,7 +2,8 @@
 
 A scenario declares how its office reaches the cluster (``mode`` in ``topology.yaml``), and that
 decides what flattening means and so which sequence runs: ``bgp`` changes Calico (``BgpCheck``),
-``static-nat`` changes only the office side (``StaticNatCheck``). Both share the probes.
+``static-nat`` changes only the office side (``StaticNatCheck``). Both share the probes. A setup
+with a sequence of its own (``edge-node``: ``bgpflat.lab.setups.edge_check``) passes it to ``run_check``.
 
 ``bgp`` — the steps, each timed, stopping at the first failure (which names the step):
 

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from bgpflat.adapters import files
 from bgpflat.errors import LabError
 from bgpflat.lab.fabric import office, services
 from bgpflat.lab.fabric.check import (
@@ -53,7 +54,6 @@ from bgpflat.lab.fabric.check import (
     _Targets,
     _wait,
 )
-from bgpflat.lab.fabric.follower import api_source
 from bgpflat.lab.fabric.lifecycle import Lab
 from bgpflat.lab.setups import edge_node
 from bgpflat.lab.setups.edge_node import EdgeNodeOffice
@@ -108,18 +108,16 @@ class EdgeNodeCheck(LabCheck):
         node = topology.forwarding_node
         if node is None or topology.dns_forward is None:
             raise LabError(f"{topology.directory / 'topology.yaml'} needs forwardingNode and office.dnsForward")
-        plane = lab.control_plane()
-        cluster_dns = services.kube_dns_address(
-            services.services_from_objects(api_source(plane.client(), plane.flavour)())
-        )
-        if cluster_dns is None:
-            raise LabError("the cluster has no kube-system/kube-dns Service with a cluster IP")
         directory.mkdir(parents=True, exist_ok=True)
         # One read of the cluster, six configs from it: the same state for all, one load on the API server.
         snapshot = directory / "cluster.json"
         result = self._bgpflat("snapshot", "snapshot", "-o", str(snapshot), "--kubeconfig", str(lab.kubeconfig))
         if result.returncode != 0:
             raise LabError(f"bgpflat snapshot failed (exit {result.returncode}): {self._last_error(result)}")
+        objects = files.load_snapshot(snapshot).objects
+        cluster_dns = services.kube_dns_address(services.services_from_objects(objects))
+        if cluster_dns is None:
+            raise LabError(f"{snapshot} has no kube-system/kube-dns Service with a cluster IP")
         inputs = ["-f", str(lab.spec_file), "--snapshot", str(snapshot)]
         search = ["--search-domain", topology.office.search_domain] if topology.office.search_domain else []
         paths = {

@@ -32,7 +32,7 @@ import yaml
 
 from bgpflat.core.net.prefixes import Prefix, format_address
 from bgpflat.errors import LabError
-from bgpflat.lab.fabric.flatlab import FlatLab
+from bgpflat.lab.fabric.flatlab import OFFICE_BRIDGE, FlatLab
 from bgpflat.lab.fabric.lifecycle import Lab, Progress
 from bgpflat.lab.fabric.netns import ns_argv, run, wait_for
 from bgpflat.lab.fabric.topology import TOPOLOGY_FILE
@@ -42,7 +42,6 @@ DHCP_SERVER = "dhcp:office"
 DHCP_CLIENT = "dhclient:developer"
 EDGE_DNS = "coredns:edge"
 OFFICE_DNS = "coredns:office"
-OFFICE_BRIDGE = "broffice"  # the office LAN's bridge in the router's namespace (flatlab)
 LEASE_TIMEOUT = 20.0
 # Built by .ci/run: GOBIN=~/.cache/bgpflat/coredns/bin go install github.com/coredns/coredns@v1.12.4
 COREDNS_CACHE = Path.home() / ".cache" / "bgpflat" / "coredns" / "bin"

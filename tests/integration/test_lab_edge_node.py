@@ -7,7 +7,8 @@ hold the reserved address with the router as its resolver. ``check`` renders the
 it, and must see the pods reached with NAT (client: the edge node) and with plain routing
 (client: the developer host), ``http://whoami`` by short name through the DHCP search domain,
 and the outside name answered by the office upstream without a query at the cluster DNS; then
-revert, after which nothing answers. A lab whose DHCP client died fails ``lab healthy`` (exit 1).
+revert, after which nothing answers. With the developer pointed at the edge node itself (the CDN
+problem), the outside-name step fails. A lab whose DHCP client died fails ``lab healthy`` (exit 1).
 ``down`` leaves no namespace, process or file behind.
 """
 
@@ -23,7 +24,12 @@ import pytest
 from test_lab_cli import _namespaces_with_prefix, _recorded, bgpflat, skip_unless_control_plane_can_run
 from test_lab_flat import skip_unless_lab_can_run
 
+from bgpflat.errors import LabError
+from bgpflat.lab.fabric.lifecycle import Lab
+from bgpflat.lab.fabric.netns import wait_for
 from bgpflat.lab.processes import process_start_time
+from bgpflat.lab.setups import edge_node
+from bgpflat.lab.setups.edge_check import EdgeNodeCheck
 from bgpflat.lab.setups.edge_node import COREDNS_CACHE, DHCP_CLIENT
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.root]
@@ -96,6 +102,22 @@ def test_edge_node_up_check_down(tmp_path: Path) -> None:
         assert [line for line in resolv.read_text().splitlines() if not line.startswith("#")] == [
             "nameserver 192.168.1.1"
         ]
+
+        # The CDN problem: office machines that use the edge node itself as resolver (the setup
+        # before its second-level refinement) send public names into the cluster. The check's
+        # outside-name step must catch that: the name goes to the cluster DNS, not the office's.
+        lab = Lab.attach(state_dir)
+        fabric = lab.fabric()
+        edge_node.start_coredns(fabric, edge_node.EDGE_DNS, "node-node1", state_dir / "check/office/edge-node.Corefile")
+        probe = EdgeNodeCheck(lab)
+        wait_for(lambda: probe._answers(EDGE_NODE, "whoami.default.svc.cluster.local")[0], timeout=30, what="CoreDNS")
+        resolv.write_text(f"nameserver {EDGE_NODE}\nsearch default.svc.cluster.local\n")
+        cluster_log = edge_node.cluster_dns_log(fabric)
+        seen = edge_node.queries_seen(cluster_log, "cdn.example.com")
+        with pytest.raises(LabError, match=r"cdn\.example\.com resolved to nothing on the developer host"):
+            probe._outside_name(EDGE_NODE)
+        assert edge_node.queries_seen(cluster_log, "cdn.example.com") > seen
+        fabric.netns.stop([edge_node.EDGE_DNS])
 
         # The check restarted the DHCP server and client (new PIDs): what `down` must stop now.
         started = recorded["processes"]

@@ -395,7 +395,7 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
             "scenario; run `bgpflat lab down` for it first"
         )
     from bgpflat.lab.controlplane.seed import load_scenario
-    from bgpflat.lab.fabric.topology import MODE_BGP, load_topology
+    from bgpflat.lab.fabric.topology import MODE_EDGE_NODE, MODE_STATIC_NAT, load_topology
 
     setup, _check = _setup(load_topology(load_scenario(args.scenario).directory).mode)
     lab = Lab.up(args.scenario, state_dir=state_dir, control_plane=args.control_plane, progress=info, setup=setup)
@@ -407,7 +407,8 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
         f"fabric {timings.get('fabric', 0):.1f} s)"
     )
     developer = fabric.namespace("developer")
-    static_nat = fabric.topology.mode != MODE_BGP  # no BGP: the office side is installed by `lab check`
+    # No BGP: the office side is what `lab check` installs.
+    static_nat = fabric.topology.mode in (MODE_STATIC_NAT, MODE_EDGE_NODE)
     lines = [
         f"state:        {lab.state_dir}",
         f"API server:   {lab.control_plane().server}",

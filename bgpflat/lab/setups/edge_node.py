@@ -34,7 +34,7 @@ from bgpflat.core.net.prefixes import Prefix, format_address
 from bgpflat.errors import LabError
 from bgpflat.lab.fabric.flatlab import OFFICE_BRIDGE, FlatLab
 from bgpflat.lab.fabric.lifecycle import Lab, Progress
-from bgpflat.lab.fabric.netns import ns_argv, run, wait_for
+from bgpflat.lab.fabric.netns import NETNS_ETC, ns_argv, run, wait_for
 from bgpflat.lab.fabric.topology import TOPOLOGY_FILE
 
 UPSTREAM = "dns:upstream"
@@ -157,9 +157,13 @@ def start(lab: Lab, fabric: FlatLab, say: Progress) -> None:
 
 def start_client(fabric: FlatLab) -> None:
     directory = dhcp_dir(fabric)
+    namespace = fabric.namespace("developer")
+    if not (NETNS_ETC / namespace / "resolv.conf").is_file():
+        # dhclient-script writes /etc/resolv.conf: without the namespace's own file, the host's.
+        raise LabError(f"{NETNS_ETC / namespace / 'resolv.conf'} is missing; not starting dhclient")
     fabric.netns.start(
         DHCP_CLIENT,
-        fabric.namespace("developer"),
+        namespace,
         [
             "dhclient", "-4", "-d", "-v",
             "-cf", str(directory / "dhclient.conf"),
@@ -186,7 +190,7 @@ def renew(fabric: FlatLab, office: EdgeNodeOffice, *, nameserver: str, search: s
 
 
 def developer_resolv_conf(fabric: FlatLab) -> str:
-    path = Path("/etc/netns") / fabric.namespace("developer") / "resolv.conf"
+    path = NETNS_ETC / fabric.namespace("developer") / "resolv.conf"
     try:
         return path.read_text()
     except OSError:

@@ -322,6 +322,7 @@ class FlatLab:
                         hosts_file=hosts,
                         domain=domain,
                         cnames=services.cluster_cnames(objects, domain=domain),
+                        answers=self.topology.cluster_dns_answers,
                     ),
                     log=logs / f"dns-{pod.name}.log",
                 )

@@ -116,6 +116,9 @@ class Topology:
     forwarding_node: str | None = None  # static-nat: the node the office routes through
     dns_forward: str | None = None  # where the office resolver sends the cluster domain (default: kube-dns)
     outside_hosts: tuple[OutsideHost, ...] = ()
+    # Names outside the cluster that the cluster DNS answers itself (``clusterDnsAnswers``): what
+    # the cluster's own upstream, a cloud resolver, would say, where the office's says otherwise.
+    cluster_dns_answers: tuple[tuple[str, str], ...] = ()
 
     @property
     def spec_file(self) -> Path:
@@ -217,6 +220,7 @@ def load_topology(directory: Path) -> Topology:
         forwarding_node=str(forwarding) if forwarding else None,
         dns_forward=str(office_data.get("dnsForward") or "") or None,
         outside_hosts=hosts,
+        cluster_dns_answers=tuple(sorted((str(k), str(v)) for k, v in (data.get("clusterDnsAnswers") or {}).items())),
     )
 
 

@@ -23,8 +23,9 @@ whatever failed, the revert runs (as ``revert (cleanup)``) so the lab is left as
 ``outside name``          the scenario's outside name (a CDN) resolves on the developer host to the
                           office upstream's answer; the office upstream logged the query and the
                           cluster DNS did not. As a control, the same name asked at the edge node
-                          does reach the cluster DNS: a resolver that sent every name to the edge
-                          node would be caught
+                          does reach the cluster DNS and gets its other answer (``clusterDnsAnswers``,
+                          the cloud's view): a resolver that sent every name to the edge node would
+                          be caught
 ``routed: no nat``        the NAT table goes; the office router's route stays (plain routing)
 ``routed: http pod IP``   the pod now sees the developer host's own address
 ``routed: http cluster IP``, ``routed: http name``   as above
@@ -204,9 +205,9 @@ class EdgeNodeCheck(LabCheck):
         upstream_before = edge_node.queries_seen(upstream_log, name)
         found = edge_node.resolve(fabric, "developer", name)
         if found != [self.office.outside_address]:
-            raise LabError(
-                f"{name} resolved to {found or 'nothing'} on the developer host, not {self.office.outside_address}"
-            )
+            wanted, cloud = self.office.outside_address, self.office.cluster_address
+            view = " (the cluster DNS's answer: it went through the edge node)" if cloud and found == [cloud] else ""
+            raise LabError(f"{name} resolved to {found or 'nothing'} on the developer host, not {wanted}{view}")
         _wait(
             lambda: (
                 edge_node.queries_seen(upstream_log, name) > upstream_before,
@@ -218,8 +219,12 @@ class EdgeNodeCheck(LabCheck):
         leaked = edge_node.queries_seen(cluster_log, name) - cluster_before
         if leaked:
             raise LabError(f"the cluster DNS saw {leaked} query(ies) for {name}: it went through the edge node")
-        # The control: the edge node, asked directly, does send the name to the cluster DNS.
+        # The control: the edge node, asked directly, does send the name to the cluster DNS, and
+        # gets the cluster's answer, not the office's.
         rcode, answers = edge_node.dns_query(fabric, "developer", edge_ip, name)
+        cloud = self.office.cluster_address
+        if cloud and answers != [cloud]:
+            raise LabError(f"the edge node answered {name} with {rcode} {answers}, not the cluster DNS's {cloud}")
         _wait(
             lambda: (
                 edge_node.queries_seen(cluster_log, name) > cluster_before,
@@ -229,7 +234,7 @@ class EdgeNodeCheck(LabCheck):
         )
         return (
             f"{name} → {found[0]} from the office upstream {self.office.router}, no query at the cluster DNS; "
-            f"asked at the edge node {edge_ip} it goes to the cluster DNS ({rcode})"
+            f"asked at the edge node {edge_ip} it goes to the cluster DNS ({' '.join(answers) or rcode})"
         )
 
     def _revert(self, rendered: office.OfficeConfigs) -> str:

@@ -57,7 +57,8 @@ class EdgeNodeOffice:
     network: str
     dhcp_range: tuple[str, str]
     outside_name: str
-    outside_address: str
+    outside_address: str  # the office upstream's answer
+    cluster_address: str | None  # the cluster DNS's answer (the cloud's view), where the topology gives one
 
     @property
     def netmask(self) -> str:
@@ -85,6 +86,7 @@ def office_of(fabric: FlatLab) -> EdgeNodeOffice:
         dhcp_range=(first, last),
         outside_name=str(data["outsideName"]),
         outside_address=str(data["outsideAddress"]),
+        cluster_address=dict(topology.cluster_dns_answers).get(str(data["outsideName"])),
     )
 
 

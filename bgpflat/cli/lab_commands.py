@@ -287,7 +287,7 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
     up.add_argument(
         "scenario",
         metavar="SCENARIO",
-        help="a name under labs/ (calico-bgp, ipip-migration, forwarding-node) or a directory",
+        help="a name under labs/ (calico-bgp, ipip-migration, forwarding-node, edge-node) or a directory",
     )
     state_dir_option(up)
     up.add_argument(
@@ -413,8 +413,9 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
         lines += setup_hints
     elif without_bgp:
         # No BGP here: the office side is static routes, NAT on the forwarding node and DNS forwarding.
+        kinds = "static-routes|nat|dns|dhcp" if office.dhcp else "static-routes|nat|dns"
         lines += [
-            f"office side:  bgpflat render static-routes|nat|dns --scenario labs/{args.scenario} "
+            f"office side:  bgpflat render {kinds} --scenario labs/{args.scenario} "
             "(lab check installs and reverts them)",
         ]
     else:
@@ -437,7 +438,13 @@ def _cmd_lab_up(args: argparse.Namespace) -> int:
     if not setup_hints:
         lines += [
             f"office host:  ip netns exec {developer} curl http://whoami"
-            f"   (developer {office.developer}, resolver {office.resolver}, search {office.search_domain or '-'})",
+            + (
+                f"   (developer {office.developer} by DHCP; resolver and search domain by DHCP once `lab check` "
+                "installed them)"
+                if office.dhcp
+                else f"   (developer {office.developer}, resolver {office.resolver}, "
+                f"search {office.search_domain or '-'})"
+            ),
         ]
     if not without_bgp:
         lines.append(f"ToR routes:   ip netns exec {fabric.namespace('tor')} ip route show proto bgp")

@@ -28,6 +28,7 @@ TOR_VENDORS = ("frr", "bird", "cisco-ios", "nxos", "junos", "eos")
 STATIC_FORMATS = ("linux", "frr", "cisco-ios", "nxos", "junos", "eos")
 NAT_FORMATS = ("nftables", "iptables", "sysctl")
 DNS_FORMATS = ("coredns", "dnsmasq", "bind", "unbound")
+DHCP_FORMATS = ("dnsmasq", "isc-dhcpd")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +66,7 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add ``render tor|static-routes|nat|vpn|dns``."""
+    """Add ``render tor|static-routes|nat|vpn|dns|dhcp``."""
     render = sub.add_parser(
         "render",
         help="print configs for the office side: ToR BGP, static routes, NAT, VPN, DNS",
@@ -137,6 +138,23 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     _inputs(dns)
     dns.set_defaults(func=_cmd_dns)
+
+    dhcp = kinds.add_parser("dhcp", help="DHCP options: the office's DNS server and the cluster search domains")
+    dhcp_which = dhcp.add_mutually_exclusive_group(required=True)
+    dhcp_helps = {"dnsmasq": "dnsmasq dhcp-option lines", "isc-dhcpd": "ISC dhcpd option statements"}
+    for name in DHCP_FORMATS:
+        dhcp_which.add_argument(
+            f"--{name}", dest="dhcp_format", action="store_const", const=name, help=dhcp_helps[name]
+        )
+    dhcp.add_argument(
+        "--dns-server",
+        action="append",
+        metavar="IP",
+        help="the resolver office machines get: one that forwards cluster.local (required)",
+    )
+    dhcp.add_argument("--search-domain", metavar="NAME")
+    _inputs(dhcp)
+    dhcp.set_defaults(func=_cmd_dhcp)
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -345,3 +363,14 @@ def _cmd_dns(args: argparse.Namespace) -> int:
         second_level=args.second_level,
     )
     return _emit(args, render_dns(inputs.intent, fmt=args.dns_format, options=options))
+
+
+def _cmd_dhcp(args: argparse.Namespace) -> int:
+    from bgpflat.core.office.dhcp import render_dhcp
+
+    servers = _addresses(args.dns_server, "--dns-server")  # a typo fails before the cluster is read
+    inputs = load_inputs(args)
+    text = render_dhcp(
+        inputs.intent, fmt=args.dhcp_format, servers=servers, search_domain=_search_domain(args, inputs.scenario)
+    )
+    return _emit(args, text)

@@ -554,8 +554,8 @@ def test_spec_error_is_a_spec_error() -> None:
 # --- lab scenario names ------------------------------------------------------------------------------
 
 UNKNOWN_SCENARIO = (
-    "unknown scenario 'nosuchscenario' (fix: one of calico-bgp, forwarding-node, ipip-migration, openvpn, "
-    "vxlan-migration)"
+    "unknown scenario 'nosuchscenario' (fix: one of calico-bgp, edge-node, forwarding-node, ipip-migration, "
+    "openvpn, vxlan-migration)"
 )
 
 

@@ -22,6 +22,7 @@ import pytest
 from bgpflat.adapters import files
 from bgpflat.core.external import desired_manifests, parse_external
 from bgpflat.core.office import BmpStation, render_tor
+from bgpflat.core.office.dhcp import DHCP_FORMATS, render_dhcp
 from bgpflat.core.office.dns import DnsOptions, render_dns
 from bgpflat.core.office.intent import OfficeIntent, build_intent
 from bgpflat.core.office.nat import render_nat
@@ -133,6 +134,13 @@ for _fmt in ("dnsmasq", "bind", "unbound"):
     CASES[f"dns-a.{_fmt}"] = partial(_dns, scenario_a, _fmt, DnsOptions(target=("10.2.1.4",)))
     CASES[f"dns-c.{_fmt}"] = partial(_dns, scenario_c, _fmt, DnsOptions(target=("10.60.20.30",), listen="10.60.20.1"))
     CASES[f"dns-d.{_fmt}"] = partial(_dns, scenario_d, _fmt, DnsOptions())
+# The office's second-level resolver on CoreDNS (the edge-node lab runs it): cluster.local to
+# the edge node, other names to the office's own upstream.
+CASES["dns-a-office.coredns"] = partial(
+    _dns, scenario_a, "coredns", DnsOptions(target=("10.2.1.4",), upstream=("192.168.1.1",), listen="192.168.1.53")
+)
+for _fmt in DHCP_FORMATS:
+    CASES[f"dhcp-a.{_fmt}"] = partial(lambda f: render_dhcp(scenario_a(), fmt=f, servers=("192.168.1.53",)), _fmt)
 CASES["external-e.yaml"] = external_manifests
 
 

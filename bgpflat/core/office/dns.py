@@ -9,7 +9,8 @@ Two shapes:
   vantage point;
 * a CoreDNS on the edge node (``--coredns``) answers ``cluster.local`` from the cluster DNS and,
   unless ``second_level`` (the office resolver already handles the rest), forwards other names
-  to the normal upstream.
+  to the normal upstream. With ``--to`` and ``--upstream`` the same Corefile is an office
+  resolver run on CoreDNS: ``cluster.local`` to the edge node, the rest to the office's upstream.
 
 ``cluster.local`` is not delegated from the root, so a validating resolver would call every answer
 bogus; each form switches DNSSEC validation off for that zone only.
@@ -20,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bgpflat.core.office.dhcp import DEFAULT_SEARCH, dhcp_lines, search_domains
 from bgpflat.core.office.intent import OfficeIntent, require
 
 DNS_FORMATS = ("coredns", "dnsmasq", "bind", "unbound")
-DEFAULT_SEARCH = "default.svc.cluster.local"
+__all__ = ["DEFAULT_SEARCH", "DNS_FORMATS", "DnsOptions", "render_dns"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,29 +50,19 @@ def _targets(intent: OfficeIntent, options: DnsOptions) -> tuple[str, ...]:
     return targets
 
 
-def _search_list(options: DnsOptions, domain: str) -> list[str]:
-    """``default.svc.cluster.local`` then its parents down to the cluster domain."""
-    names = [options.search_domain]
-    labels = options.search_domain.split(".")
-    for index in range(1, len(labels)):
-        parent = ".".join(labels[index:])
-        if parent.endswith(domain) and parent not in names:
-            names.append(parent)
-    return names
-
-
 def _hints(intent: OfficeIntent, options: DnsOptions, comment: str) -> list[str]:
     """DHCP and resolver hints so that ``curl http://whoami`` works on office machines."""
-    search = _search_list(options, intent.cluster_domain)
+    search = search_domains(options.search_domain, intent.cluster_domain)
     server = options.listen or "<this-dns-server>"
-    quoted = ", ".join(f'"{s}"' for s in search)
+    dnsmasq = dhcp_lines("dnsmasq", [server], search)
+    isc = dhcp_lines("isc-dhcpd", [server], search)
     lines = [
         "Office machines: use this server for DNS with search domain(s) " + " ".join(search) + ".",
         "DHCP hints:",
-        f"  dnsmasq:   dhcp-option=option:dns-server,{server}",
-        f"             dhcp-option=option:domain-search,{','.join(search)}",
-        f"  ISC dhcpd: option domain-name-servers {server};",
-        f"             option domain-search {quoted};",
+        f"  dnsmasq:   {dnsmasq[0]}",
+        f"             {dnsmasq[1]}",
+        f"  ISC dhcpd: {isc[0]}",
+        f"             {isc[1]}",
         f"  resolv.conf: nameserver {server} / search {' '.join(search)}",
     ]
     return [f"{comment} {line}".rstrip() for line in lines]
@@ -143,7 +135,13 @@ def _coredns(intent: OfficeIntent, options: DnsOptions) -> str:
     targets = _targets(intent, options)
     bind = f"\tbind {options.listen}" if options.listen else None
     forward = " ".join(_with_port(t, options.port, ":") for t in targets)
-    out = [f"# bgpflat render dns --coredns: the edge node answers {domain} from the cluster DNS"]
+    if options.target:
+        # Forwarding to another resolver (the edge node's, from the office's second-level
+        # resolver) is not answering from the cluster DNS: the header says where names go.
+        rest = "" if options.second_level else f", other names to {' '.join(options.upstream) or '/etc/resolv.conf'}"
+        out = [f"# bgpflat render dns --coredns: forward {domain} to {forward}{rest}"]
+    else:
+        out = [f"# bgpflat render dns --coredns: the edge node answers {domain} from the cluster DNS"]
     if options.second_level:
         out.append("# Second-level variant: only cluster names; the office resolver keeps the rest.")
     out += _hints(intent, options, "#")

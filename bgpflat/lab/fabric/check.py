@@ -2,7 +2,8 @@
 
 A scenario declares how its office reaches the cluster (``mode`` in ``topology.yaml``), and that
 decides what flattening means and so which sequence runs: ``bgp`` changes Calico (``BgpCheck``),
-``static-nat`` changes only the office side (``StaticNatCheck``). Both share the probes.
+``static-nat`` changes only the office side (``StaticNatCheck``). Both share the probes. A setup
+with a sequence of its own (``edge-node``: ``bgpflat.lab.setups.edge_check``) passes it to ``run_check``.
 
 ``bgp`` — the steps, each timed, stopping at the first failure (which names the step):
 
@@ -426,8 +427,16 @@ CHECKS: dict[str, type[LabCheck]] = {MODE_BGP: BgpCheck, MODE_STATIC_NAT: Static
 
 
 def run_check(
-    lab: Lab, *, verify_timeout: float = VERIFY_TIMEOUT, progress: Callable[[str], None] | None = None
+    lab: Lab,
+    *,
+    verify_timeout: float = VERIFY_TIMEOUT,
+    progress: Callable[[str], None] | None = None,
+    check: type[LabCheck] | None = None,
 ) -> CheckReport:
-    """The check sequence of the lab's mode on a running lab (see the module docstring)."""
-    check = CHECKS[lab.fabric().topology.mode]
-    return check(lab, verify_timeout=verify_timeout, progress=progress).run()
+    """The check sequence of the lab's mode on a running lab (see the module docstring), or
+    ``check``, the sequence of a setup that brings its own (``bgpflat.lab.setups``)."""
+    mode = lab.fabric().topology.mode
+    chosen = check or CHECKS.get(mode)
+    if chosen is None:
+        raise LabError(f"no lab check for topology mode {mode!r}")
+    return chosen(lab, verify_timeout=verify_timeout, progress=progress).run()

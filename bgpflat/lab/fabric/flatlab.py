@@ -43,6 +43,7 @@ Progress = Callable[[str], None]
 
 PROBE_TIMEOUT = 3.0
 OFFICE_RESOLVER = "dns:office"
+OFFICE_BRIDGE = "broffice"  # the office LAN: a bridge in the ToR's (office router's) namespace
 
 
 # -- the running lab -------------------------------------------------------------------------------
@@ -201,14 +202,14 @@ class FlatLab:
             if segment.gateway != segment.router:
                 commands.append(f"addr add {segment.gateway}/{segment.length} dev {bridge}")
         commands += [
-            "link add broffice type bridge",
-            f"addr add {topo.office.router}/{topo.office.length} dev broffice",
-            "link set broffice up",
+            f"link add {OFFICE_BRIDGE} type bridge",
+            f"addr add {topo.office.router}/{topo.office.length} dev {OFFICE_BRIDGE}",
+            f"link set {OFFICE_BRIDGE} up",
         ]
         lab.ip(tor_ns, commands)
         bridges = {segment.name: f"br{index}" for index, segment in enumerate(topo.segments)}
 
-        def attach(role: str, port: str, bridge: str, address: str, length: int, gateway: str | None) -> str:
+        def attach(role: str, port: str, bridge: str, address: str | None, length: int, gateway: str | None) -> str:
             return lab.attach_host(
                 role,
                 bridge_ns=tor_ns,
@@ -221,12 +222,16 @@ class FlatLab:
             )
 
         office = topo.office
-        developer_ns = attach("developer", "odev", "broffice", office.developer, office.length, office.router)
+        if office.dhcp:
+            # Address, router and resolver come from the office DHCP server (the setup starts it).
+            developer_ns = attach("developer", "odev", OFFICE_BRIDGE, None, office.length, None)
+        else:
+            developer_ns = attach("developer", "odev", OFFICE_BRIDGE, office.developer, office.length, office.router)
         # The office DNS server may sit on the node network (scenario C: 10.60.20.1) rather than
         # on the office LAN; it is attached wherever its address belongs.
         resolver_segment = next((s for s in topo.segments if s.contains(office.resolver)), None)
         if resolver_segment is None:
-            attach("resolver", "odns", "broffice", office.resolver, office.length, office.router)
+            attach("resolver", "odns", OFFICE_BRIDGE, office.resolver, office.length, office.router)
         else:
             attach(
                 "resolver",
@@ -237,13 +242,16 @@ class FlatLab:
                 resolver_segment.gateway,
             )
         for index, host in enumerate(topo.outside_hosts):
-            host_ns = attach(f"host-{host.name}", f"oh{index}", "broffice", host.address, office.length, office.router)
+            host_ns = attach(
+                f"host-{host.name}", f"oh{index}", OFFICE_BRIDGE, host.address, office.length, office.router
+            )
             argv = [sys.executable, "-I", str(pods.HTTPD), "--name", host.name, "--namespace", "office"]
             argv += ["--ip", host.address, *(a for p in host.ports for a in ("--port", str(p)))]
             lab.start(f"httpd:office/{host.name}", host_ns, argv, log=logs / f"httpd-{host.name}.log")
         search = f"search {office.search_domain}\n" if office.search_domain else ""
-        # One short try: when the cluster is unreachable a lookup should fail in a second, not 10.
-        lab.write_resolv_conf(developer_ns, f"nameserver {office.resolver}\n{search}options timeout:1 attempts:1\n")
+        if not office.dhcp:
+            # One short try: when the cluster is unreachable a lookup should fail in a second, not 10.
+            lab.write_resolv_conf(developer_ns, f"nameserver {office.resolver}\n{search}options timeout:1 attempts:1\n")
         if topo.verifier is not None:
             segment = topo.segment(topo.verifier.segment)
             attach("verifier", "vpeer", bridges[segment.name], topo.verifier.address, segment.length, segment.gateway)
@@ -316,6 +324,7 @@ class FlatLab:
                         hosts_file=hosts,
                         domain=domain,
                         cnames=services.cluster_cnames(objects, domain=domain),
+                        answers=self.topology.cluster_dns_answers,
                     ),
                     log=logs / f"dns-{pod.name}.log",
                 )

@@ -252,20 +252,21 @@ class NetnsLab:
         bridge_ns: str,
         bridge: str,
         port: str,
-        address: str,
+        address: str | None,
         length: int,
         forwarding: bool = False,
         gateway: str | None = None,
     ) -> str:
         """A new namespace for ``role`` whose ``eth0`` (``address/length``) is plugged into ``bridge``
-        of ``bridge_ns`` through port ``port``: a host on a switched segment."""
+        of ``bridge_ns`` through port ``port``: a host on a switched segment. Without ``address``
+        the link is only up, for a DHCP client to configure."""
         namespace = self.add_netns(role, forwarding=forwarding)
         self.veth(bridge_ns, port, namespace, "eth0")
         self.ip(bridge_ns, [f"link set {port} master {bridge}", f"link set {port} up"])
         self.ip(
             namespace,
             [
-                f"addr add {address}/{length} dev eth0",
+                *([f"addr add {address}/{length} dev eth0"] if address else []),
                 "link set eth0 up",
                 *([f"route add default via {gateway}"] if gateway else []),
             ],

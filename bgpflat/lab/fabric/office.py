@@ -113,24 +113,31 @@ def _forwarding_namespace(fabric: FlatLab) -> str:
 
 def install(fabric: FlatLab, configs: OfficeConfigs) -> str:
     """Routes into the edge router, NAT and forwarding into the forwarding node, DNS into the resolver."""
+    done = install_forwarding(fabric, configs)
+    if any(p.name == OFFICE_RESOLVER for p in fabric.netns.state.processes):
+        fabric.netns.stop([OFFICE_RESOLVER])
+    fabric.start_office_resolver(configs.dns.read_text())
+    return f"{done}; office resolver forwards per {configs.dns.name}"
+
+
+def install_forwarding(fabric: FlatLab, configs: OfficeConfigs, *, nat: bool = True) -> str:
+    """The static routes into the edge router; the sysctl and (with ``nat``) the NAT into the forwarding node."""
     routes = configs.routes()
     fabric.netns.ip(fabric.namespace("tor"), [f"route replace {prefix} via {via}" for prefix, via in routes])
     node_ns = _forwarding_namespace(fabric)
-    run(ns_argv(node_ns, ["nft", "-f", str(configs.nat)]))
+    if nat:
+        run(ns_argv(node_ns, ["nft", "-f", str(configs.nat)]))
     settings = {}
     for line in configs.sysctl.read_text().splitlines():
         match = SYSCTL_LINE.match(line.strip())
         if match:
             settings[match[1]] = match[2]
     fabric.netns.sysctl(node_ns, settings)
-    if any(p.name == OFFICE_RESOLVER for p in fabric.netns.state.processes):
-        fabric.netns.stop([OFFICE_RESOLVER])
-    fabric.start_office_resolver(configs.dns.read_text())
-    tables = ", ".join(name for _, name in configs.nat_tables())
+    tables = ", ".join(name for _, name in configs.nat_tables()) if nat else "none"
     return (
         f"{len(routes)} static route(s) on the edge router ({', '.join(p for p, _ in routes)} via "
         f"{routes[0][1]}); nft table {tables} and {', '.join(settings) or 'no sysctl'} on "
-        f"{fabric.topology.forwarding_node}; office resolver forwards per {configs.dns.name}"
+        f"{fabric.topology.forwarding_node}"
     )
 
 
@@ -140,18 +147,24 @@ def remove(fabric: FlatLab, configs: OfficeConfigs) -> str:
     routes = configs.routes()
     for prefix, via in routes:
         run(ns_argv(tor_ns, ["ip", "route", "del", prefix, "via", via]), check=False)
-    node_ns = _forwarding_namespace(fabric)
-    tables = configs.nat_tables()
-    for family, name in tables:
-        run(ns_argv(node_ns, ["nft", "delete", "table", family, name]), check=False)
+    tables = remove_nat(fabric, configs)
     fabric.netns.stop([OFFICE_RESOLVER])
     left = [p for p, _ in routes if p in installed_routes(fabric)]
     if left:
         raise LabError(f"the edge router still routes {', '.join(left)}")
+    return f"removed {len(routes)} static route(s), nft table(s) {', '.join(tables)}, the office resolver"
+
+
+def remove_nat(fabric: FlatLab, configs: OfficeConfigs) -> list[str]:
+    """Delete the forwarding node's NAT tables (those ``configs.nat`` creates); returns their names."""
+    node_ns = _forwarding_namespace(fabric)
+    tables = configs.nat_tables()
+    for family, name in tables:
+        run(ns_argv(node_ns, ["nft", "delete", "table", family, name]), check=False)
     still = [name for family, name in tables if name in run(ns_argv(node_ns, ["nft", "list", "tables", family]))]
     if still:
         raise LabError(f"{fabric.topology.forwarding_node} still has nft table {', '.join(still)}")
-    return f"removed {len(routes)} static route(s), nft table(s) {', '.join(n for _, n in tables)}, the office resolver"
+    return [name for _, name in tables]
 
 
 def installed_routes(fabric: FlatLab) -> set[str]:

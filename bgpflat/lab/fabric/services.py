@@ -262,13 +262,19 @@ def cname_args(cnames: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def cluster_dns_argv(
-    *, listen: str, hosts_file: Path, domain: str = DEFAULT_DOMAIN, cnames: Iterable[tuple[str, str]] = ()
+    *,
+    listen: str,
+    hosts_file: Path,
+    domain: str = DEFAULT_DOMAIN,
+    cnames: Iterable[tuple[str, str]] = (),
+    answers: Iterable[tuple[str, str]] = (),
 ) -> list[str]:
     """dnsmasq as the cluster DNS: authoritative for ``domain`` from ``hosts_file``, nothing else.
 
     ExternalName Services are ``--cname`` options (dnsmasq answers those for any target; CoreDNS
     does the same). Unlike the hosts file they are not re-read on SIGHUP: a change of them
-    restarts the cluster DNS.
+    restarts the cluster DNS. ``answers`` (name, address) are outside names it answers itself,
+    standing for the cluster's upstream resolver.
     """
     return [
         "dnsmasq",
@@ -285,6 +291,7 @@ def cluster_dns_argv(
         "--user=root",
         "--log-facility=-",
         "--log-queries",
+        *(f"--address=/{name}/{address}" for name, address in answers),
         *cname_args(cnames),
     ]
 

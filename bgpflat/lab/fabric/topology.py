@@ -48,7 +48,10 @@ MODE_STATIC_NAT = "static-nat"
 MODE_MIGRATION = "migration"
 # Scenario B: an OpenVPN server on the forwarding node; its hosts and check are bgpflat.lab.setups.openvpn.
 MODE_OPENVPN = "openvpn"
-MODES = (MODE_BGP, MODE_STATIC_NAT, MODE_MIGRATION, MODE_OPENVPN)
+# Scenario A: an edge node with NAT or plain routing, CoreDNS on it, DHCP in the office
+# (bgpflat.lab.setups.edge_node builds and checks what only that setup has).
+MODE_EDGE_NODE = "edge-node"
+MODES = (MODE_BGP, MODE_STATIC_NAT, MODE_MIGRATION, MODE_OPENVPN, MODE_EDGE_NODE)
 BGP_MODES = (MODE_BGP, MODE_MIGRATION)
 
 
@@ -75,6 +78,7 @@ class Office:
     developer: str
     resolver: str
     search_domain: str
+    dhcp: bool = False  # the developer host gets address and resolver from a DHCP server, not from the lab
 
     @property
     def length(self) -> int:
@@ -117,6 +121,9 @@ class Topology:
     forwarding_node: str | None = None  # static-nat: the node the office routes through
     dns_forward: str | None = None  # where the office resolver sends the cluster domain (default: kube-dns)
     outside_hosts: tuple[OutsideHost, ...] = ()
+    # Names outside the cluster that the cluster DNS answers itself (``clusterDnsAnswers``): what
+    # the cluster's own upstream, a cloud resolver, would say, where the office's says otherwise.
+    cluster_dns_answers: tuple[tuple[str, str], ...] = ()
 
     @property
     def spec_file(self) -> Path:
@@ -173,6 +180,7 @@ def load_topology(directory: Path) -> Topology:
         developer=str(_required(office_data, "developer", where)),
         resolver=str(_required(office_data, "resolver", where)),
         search_domain=str(office_data.get("searchDomain") or scenario_office.get("searchDomain") or ""),
+        dhcp=bool(office_data.get("dhcp")),
     )
     tor_data = _required(data, "tor", where)
     verifier_data = data.get("verifier")
@@ -191,7 +199,7 @@ def load_topology(directory: Path) -> Topology:
     if mode not in MODES:
         raise LabError(f"{where}: mode {mode!r} is not one of {', '.join(MODES)}")
     forwarding = data.get("forwardingNode")
-    if mode in (MODE_STATIC_NAT, MODE_OPENVPN) and not forwarding:
+    if mode in (MODE_STATIC_NAT, MODE_OPENVPN, MODE_EDGE_NODE) and not forwarding:
         raise LabError(f"{where}: mode {mode} needs forwardingNode (the node the office routes through)")
     hosts = tuple(
         OutsideHost(
@@ -217,6 +225,7 @@ def load_topology(directory: Path) -> Topology:
         forwarding_node=str(forwarding) if forwarding else None,
         dns_forward=str(office_data.get("dnsForward") or "") or None,
         outside_hosts=hosts,
+        cluster_dns_answers=tuple(sorted((str(k), str(v)) for k, v in (data.get("clusterDnsAnswers") or {}).items())),
     )
 
 

@@ -14,13 +14,16 @@ from pathlib import Path
 
 from bgpflat.lab.fabric import check
 from bgpflat.lab.fabric.lifecycle import Extend, Lab
-from bgpflat.lab.fabric.topology import load_topology
-from bgpflat.lab.setups import openvpn
+from bgpflat.lab.fabric.topology import MODE_EDGE_NODE, load_topology
+from bgpflat.lab.setups import edge_node, openvpn
+from bgpflat.lab.setups.edge_check import EdgeNodeCheck
 from bgpflat.lab.setups.openvpn_check import OpenVpnCheck
 
 # mode -> (what `up` adds, the check sequence, the hint lines `lab up` prints)
 EXTENSIONS: dict[str, tuple[Extend, type[check.LabCheck], Callable[[Lab], list[str]]]] = {
     openvpn.MODE: (openvpn.build, OpenVpnCheck, openvpn.hints),
+    # The edge node's hints are the static-NAT ones with the DHCP lines (``lab up`` prints them).
+    MODE_EDGE_NODE: (edge_node.start, EdgeNodeCheck, lambda _lab: []),
 }
 
 

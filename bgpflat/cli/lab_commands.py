@@ -231,7 +231,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print(json.dumps({"state_dir": str(state_dir), "ready": False, "processes": []}))
         else:
             print(f"not running (nothing recorded in {state_dir})")
-        return EXIT_DIFFERENCES
+        # A status command that could report exits 0 whatever it reports (as kubectl get does).
+        return EXIT_OK
     status = ControlPlane.attach(state_dir).status()
     if args.json:
         print(json.dumps(status, indent=2))
@@ -248,7 +249,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 f"rss {rss:<9} log {proc['log']}"
             )
         print(f"  kubeconfig      {status['kubeconfig']}")
-    return EXIT_OK if status["ready"] else EXIT_DIFFERENCES
+    return EXIT_OK
 
 
 def _cmd_seed(args: argparse.Namespace) -> int:
@@ -489,7 +490,7 @@ def _cmd_lab_status(args: argparse.Namespace) -> int:
                     f"  {proc['name']:<40} pid {proc['pid']:<8} {'running' if proc['running'] else 'STOPPED':<8} "
                     f"netns {proc['namespace']}"
                 )
-    return EXIT_OK if labs and all(lab["healthy"] for lab in labs) else EXIT_DIFFERENCES
+    return EXIT_OK
 
 
 def _cmd_lab_check(args: argparse.Namespace) -> int:

@@ -221,6 +221,17 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
 # --- commands --------------------------------------------------------------------------------------
 
 
+def no_peering_message(args: argparse.Namespace) -> str:
+    """Why nothing can be expected at --peer, and the flag that fixes it: ``routes expected`` and
+    ``verify`` say it alike (exit 2: nothing to compare is not an empty result)."""
+    message = f"no Calico node peers with {args.peer}"
+    if args.peer_as is None:
+        message += " (fix: check --peer, or give --peer-as ASN to model the global BGPPeer you are about to create)"
+    else:
+        message += " (see the notes above)"
+    return message
+
+
 def expected_command(args: argparse.Namespace) -> int:
     result = compute_expected(args)
     if args.output == "json":
@@ -230,15 +241,21 @@ def expected_command(args: argparse.Namespace) -> int:
             write_json({"format_version": FORMAT_VERSION, **result.to_dict()})
         for note in result.notes:  # in the JSON too; repeated where a person watching will see it
             info(f"note: {note}")
-    else:
+    elif result.sessions:
         from bgpflat.views.routes import expected_routes_table
 
         console().print(expected_routes_table(result))
+    else:
+        for note in result.notes:
+            info(f"note: {note}")
+    if not result.sessions:
+        error_line(no_peering_message(args))
+        return EXIT_ERROR
     return EXIT_OK
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    from bgpflat.core.routes.verdict import CANNOT_VERIFY, MATCH
+    from bgpflat.core.routes.verdict import CANNOT_VERIFY, MATCH, NO_EXPECTATIONS
     from bgpflat.views.reports import junit_xml, markdown_summary
     from bgpflat.workflows.verify import verify
 
@@ -277,7 +294,9 @@ def verify_command(args: argparse.Namespace) -> int:
         from bgpflat.views.routes import verify_result
 
         console().print(verify_result(result))
-    if result.status == CANNOT_VERIFY:
+    if result.reason == NO_EXPECTATIONS:
+        error_line(f"could not verify ({result.reason}): {no_peering_message(args)}")
+    elif result.status == CANNOT_VERIFY:
         error_line(f"could not verify ({result.reason}): {result.message}")
     elif result.status != MATCH:
         info(f"bgpflat: routes do not match: {result.message}")

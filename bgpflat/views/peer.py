@@ -102,8 +102,24 @@ def render_status(data: Mapping[str, Any], *, live: bool) -> RenderableType:
     )
     for column in ("Neighbor", "AS", "State", "Since", "Prefixes", "Paths", "End-of-RIB", "Info"):
         table.add_column(column, justify="right" if column in {"Prefixes", "Paths", "AS"} else "left")
+    # A stopped peer's sessions are whatever its last snapshot held: shown as they were then would
+    # read as a peer still connecting, its uptime growing by the minute.
+    stopped = data.get("source") == "snapshot" or not data.get("running", True)
     for session in data.get("sessions") or []:
         state = str(session.get("state"))
+        if stopped:
+            last = f"was {state}" + (f" at {data['written_at']}" if data.get("written_at") else "")
+            table.add_row(
+                str(session.get("peer")),
+                str(session.get("peer_as") or ""),
+                Text("stopped", style="dim"),
+                "",
+                str(session.get("prefixes", 0)),
+                str(session.get("paths", 0)),
+                "-",
+                last,
+            )
+            continue
         families = session.get("families") or []
         eor = session.get("eor") or {}
         if families:

@@ -107,7 +107,7 @@ def markdown_summary(result: VerifyResult, *, limit: int = 30) -> str:
     lines = [f"### {icon} bgpflat verify — peer {peer}: {result.status}", "", _cell(result.message), ""]
     if result.reason:
         lines += [f"Reason: `{result.reason}`", ""]
-    for note in result.notes:
+    for note in result.all_notes:
         lines.append(f"> {_cell(note)}")
     diff = result.diff
     if diff is not None:

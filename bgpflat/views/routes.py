@@ -206,7 +206,7 @@ def verify_result(result: VerifyResult) -> RenderableType:
     if result.reason:
         head.append(f" ({result.reason})", style=style)
     parts: list[RenderableType] = [head, Text(result.message)]
-    parts.extend(Text(f"note: {note}", style="dim") for note in (*result.notes, *result.expected.notes))
+    parts.extend(Text(f"note: {note}", style="dim") for note in result.all_notes)
     if result.diff is not None:
         parts.append(diff_table(result.diff))
     return Group(*parts)

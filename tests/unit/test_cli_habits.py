@@ -1,0 +1,97 @@
+"""What a user running the commands notices: exit codes of commands that find nothing to compare or
+that report a state, notes kept in JSON, a stopped peer shown as stopped.
+
+Each case runs ``main`` as a user would type it, on the built-in scenario D snapshot.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bgpflat.cli import main
+
+LABS = Path(__file__).resolve().parents[2] / "labs"
+SPEC = LABS / "calico-bgp" / "bgpflat.yaml"
+CLUSTER = LABS / "calico-bgp" / "cluster.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+# --- nothing to compare: exit 2, naming the flag that helps ---------------------------------------
+
+
+def test_routes_expected_for_a_peer_no_node_peers_with_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "routes", "expected", "--peer", "10.9.9.9", "--snapshot", str(CLUSTER))
+    assert code == 2
+    assert out == ""  # no empty tables
+    assert "bgpflat: error: no Calico node peers with 10.9.9.9" in err and "--peer-as" in err
+    # verify says it the same way
+    learned = Path("learned.json")
+    learned.write_text('{"routes": []}')
+    code, _, err = run(
+        capsys, "verify", "--peer", "10.9.9.9", "--snapshot", str(CLUSTER), "--learned", str(learned), "-o", "json"
+    )
+    assert code == 2 and "--peer-as" in err
+    # With --peer-as the routes of the peer about to be created are predicted: exit 0.
+    code, out, _ = run(
+        capsys, "routes", "expected", "--peer", "10.9.9.9", "--peer-as", "65001", "--snapshot", str(CLUSTER)
+    )
+    assert code == 0 and "10.233.65.0/24" in out
+
+
+def test_verify_json_keeps_the_notes_the_table_shows(capsys: pytest.CaptureFixture[str]) -> None:
+    learned = Path("learned.json")
+    learned.write_text('{"routes": []}')
+    argv = ["verify", "--peer", "10.9.9.9", "--snapshot", str(CLUSTER), "--learned", str(learned)]
+    _, table, _ = run(capsys, "--color", "never", *argv)
+    _, out, _ = run(capsys, *argv, "-o", "json")
+    note = "no BGPPeer has peerIP 10.9.9.9: no node peers with it"
+    assert f"note: {note}" in table
+    assert json.loads(out)["notes"] == [note]
+
+
+# --- status commands: exit 0 when they report ----------------------------------------------------
+
+
+def test_status_commands_exit_0_when_they_report_a_state(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "lab", "control-plane", "status", "--state-dir", str(tmp_path / "plane"))
+    assert (code, out.split(" (")[0]) == (0, "not running")
+    code, out, _ = run(capsys, "lab", "status")
+    assert (code, out) == (0, "no labs recorded\n")
+
+
+def test_a_stopped_peer_is_shown_stopped_not_connecting() -> None:
+    from bgpflat.views.peer import render_status
+
+    long_ago = time.time() - 3600
+    snapshot = {
+        "source": "snapshot",
+        "running": False,
+        "written_at": "2026-12-01T10:00:00Z",
+        "sessions": [{"peer": "10.200.20.103", "peer_as": 64512, "state": "connecting", "since": long_ago}],
+    }
+    out = io.StringIO()
+    Console(file=out, width=200, no_color=True).print(render_status(snapshot, live=False))
+    row = next(line for line in out.getvalue().splitlines() if "10.200.20.103" in line)
+    assert "stopped" in row and "was connecting at 2026-12-01T10:00:00Z" in row
+    assert "1:00:00" not in row  # no uptime growing after the peer stopped

@@ -201,10 +201,10 @@ def load_saved_plan(path: str) -> Plan:
             f"{path}: this plan was saved by `bgpflat external plan --out`; "
             f"apply it with: bgpflat external apply {path}"
         )
-    if plan.identity.snapshot:
+    if plan.review_only:
         raise PlanError(
-            f"{path}: this plan was made from the snapshot {plan.identity.snapshot}, not from a cluster; "
-            "run `bgpflat plan --out` against the cluster to get a plan that can be applied"
+            f"{path}: this plan is for review only: it was made from the snapshot {plan.identity.snapshot}, "
+            "not from a cluster; run `bgpflat plan --out` against the cluster to get a plan that can be applied"
         )
     return plan
 
@@ -255,10 +255,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             from bgpflat.adapters.files import write_text_atomic
 
             write_text_atomic(args.out, plan.to_json())
-            info(f"Plan saved to {args.out}; apply it with: bgpflat apply {args.out}")
         _print_plan(plan, args.output)
+        # Said after the plan, as terraform does: the last line is where the saved file is.
         if args.out and plan.blocking:
             info(f"Plan not saved to {args.out}: apply would refuse it.")
+        elif args.out and plan.review_only:
+            info(
+                f"Plan saved to {args.out} for review only: it was made from the snapshot {plan.identity.snapshot}, "
+                "so `bgpflat apply` refuses it; plan against the cluster with --out to get one to apply."
+            )
+        elif args.out:
+            info(f"Plan saved to {args.out}; apply it with: bgpflat apply {args.out}")
         # Shown in full first, then an error: a CI job must not pass on a plan that apply refuses
         # (an address overlap, a mesh turned off without peers).
         plan.ensure_applicable()

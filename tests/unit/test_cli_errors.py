@@ -209,7 +209,7 @@ def test_snapshot_plan_is_refused_before_any_cluster_is_contacted(capsys: pytest
     _saved_plan(capsys)
     # No kubeconfig exists: had apply tried to connect, the error would be about the kubeconfig.
     assert only_error(capsys, "apply", "plan.json") == (
-        f"plan.json: this plan was made from the snapshot {CLUSTER}, not from a cluster; "
+        f"plan.json: this plan is for review only: it was made from the snapshot {CLUSTER}, not from a cluster; "
         "run `bgpflat plan --out` against the cluster to get a plan that can be applied"
     )
 

@@ -95,3 +95,32 @@ def test_a_stopped_peer_is_shown_stopped_not_connecting() -> None:
     row = next(line for line in out.getvalue().splitlines() if "10.200.20.103" in line)
     assert "stopped" in row and "was connecting at 2026-12-01T10:00:00Z" in row
     assert "1:00:00" not in row  # no uptime growing after the peer stopped
+
+
+# --- plan --------------------------------------------------------------------------------------
+
+
+def test_plan_of_a_snapshot_saved_for_review_only_says_so_after_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "-f", str(SPEC), "--snapshot", str(CLUSTER), "--out", "plan.json")
+    assert code == 0
+    assert "apply it with" not in err
+    assert err.splitlines()[-1].startswith("Plan saved to plan.json for review only:")
+    assert json.loads(Path("plan.json").read_text())["review_only"] is True
+    # every write is counted: BGPConfiguration default is created in stage 1 and patched in stage 3
+    assert out.rstrip().endswith("Plan: 2 to add, 1 to change, 0 to delete (4 writes).")
+    # findings are wrapped, the fix indented under its finding
+    findings = out[out.index("Findings:") :].splitlines()[1:-2]
+    assert findings and all(len(line) <= 100 for line in findings)
+    assert "      fix: set nextHopMode: Keep (Calico 3.31+) or keepOriginalNextHop: true on the peer, or attach" in out
+    assert "           a BGPFilter that rejects source RemotePeers" in out
+
+
+def test_plan_detailed_exitcode_reaches_0_without_a_bgpconfiguration(capsys: pytest.CaptureFixture[str]) -> None:
+    # The snapshot has no BGPConfiguration; a spec of only the pool as it is asks for none.
+    Path("pool.yaml").write_text(
+        "version: 1\npools:\n  - {name: default-pool, cidr: 10.233.64.0/18, blockSize: 24, encapsulation: IPIP,"
+        " natOutgoing: true, nodeSelector: all()}\n"
+    )
+    code, out, _ = run(capsys, "plan", "-f", "pool.yaml", "--snapshot", str(CLUSTER), "--detailed-exitcode")
+    assert "BGPConfiguration" not in out
+    assert code == 0, out

@@ -23,6 +23,7 @@ from bgpflat.cli import (
     routes_commands,
     validate_commands,
 )
+from bgpflat.cli.arguments.parser import Parser, add_global_options, subcommand_parsers
 from bgpflat.cli.output import EXIT_ERROR, configure_output, error_line
 from bgpflat.errors import BgpflatError
 
@@ -39,22 +40,19 @@ COMMAND_GROUPS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bgpflat",
         description="Flatten the network between an office and a Calico cluster over BGP, and prove it.",
     )
     parser.add_argument("--version", action="version", version=f"bgpflat {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    parser.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour on a terminal (auto, honours NO_COLOR/FORCE_COLOR), always or never",
-    )
+    add_global_options(parser, suppress_defaults=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for group in COMMAND_GROUPS:
         group.register(sub)
+    # Global options after the sub-command too (`bgpflat plan ... --debug`), as kubectl takes them.
+    for command in subcommand_parsers(parser):
+        add_global_options(command, suppress_defaults=True)
     return parser
 
 

@@ -27,11 +27,14 @@ def configure_output(*, color: str) -> None:
 
 
 def _want_color(stream: object) -> bool | None:
-    """True/False to force, None to let rich decide (it honours NO_COLOR, FORCE_COLOR, TERM=dumb)."""
-    if _color == "never" or os.environ.get("NO_COLOR"):
-        return False
+    """True/False to force, None to let rich decide (it honours NO_COLOR, FORCE_COLOR, TERM=dumb).
+
+    ``--color always`` wins over ``NO_COLOR``: no-color.org asks tools to let a command-line flag
+    override the variable, as a user who types it means it."""
     if _color == "always":
         return True
+    if _color == "never" or os.environ.get("NO_COLOR"):
+        return False
     return None
 
 
@@ -47,7 +50,7 @@ def console(*, stderr: bool = False) -> Console:
     if wanted is False:
         return Console(file=stream, no_color=True, highlight=False, force_terminal=False, soft_wrap=True, width=width)
     if wanted is True:
-        return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True, width=width)
+        return Console(file=stream, force_terminal=True, no_color=False, highlight=False, soft_wrap=True, width=width)
     return Console(file=stream, highlight=False, soft_wrap=True, width=width)
 
 

@@ -70,7 +70,9 @@ def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(list(argv))
     assert exit_info.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
+    error, usage = capsys.readouterr().err.strip().splitlines()
+    assert usage.startswith("usage: bgpflat ")
+    return error
 
 
 # --- YAML files ----------------------------------------------------------------------------------
@@ -328,7 +330,7 @@ def test_routes_context_with_snapshot(capsys: pytest.CaptureFixture[str]) -> Non
 )
 def test_routes_flag_values(capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str) -> None:
     line = usage_error(capsys, "routes", "expected", "--peer", "10.0.0.1", "--snapshot", str(CLUSTER), flag, value)
-    assert line.startswith(f"bgpflat routes expected: error: {message}")
+    assert line.startswith(f"bgpflat: error: bgpflat routes expected: {message}")
 
 
 def test_routes_dotted_peer_as_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
@@ -496,7 +498,7 @@ def test_external_apply_without_terminal_stops_before_connecting(capsys: pytest.
 def test_external_render_has_no_auto_endpoints(capsys: pytest.CaptureFixture[str]) -> None:
     line = usage_error(capsys, "external", "render", "-f", str(SERVICES), "--endpoints", "auto")
     assert line == (
-        "bgpflat external render: error: argument --endpoints: invalid choice: 'auto' "
+        "bgpflat: error: bgpflat external render: argument --endpoints: invalid choice: 'auto' "
         "(choose from 'slices', 'endpoints')"
     )
 

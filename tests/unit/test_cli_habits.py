@@ -124,3 +124,41 @@ def test_plan_detailed_exitcode_reaches_0_without_a_bgpconfiguration(capsys: pyt
     code, out, _ = run(capsys, "plan", "-f", "pool.yaml", "--snapshot", str(CLUSTER), "--detailed-exitcode")
     assert "BGPConfiguration" not in out
     assert code == 0, out
+
+
+# --- global flags, usage errors, colour ------------------------------------------------------------
+
+
+def test_global_flags_work_after_the_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    from bgpflat.cli import build_parser
+
+    args = build_parser().parse_args(["routes", "expected", "--peer", "10.0.0.1", "--debug", "--color", "never"])
+    assert (args.debug, args.color) == (True, "never")
+    args = build_parser().parse_args(["--debug", "--color", "always", "routes", "expected", "--peer", "10.0.0.1"])
+    assert (args.debug, args.color) == (True, "always")  # not reset by the sub-command's parser
+    # --debug after the sub-command really shows the traceback
+    from bgpflat.errors import BgpflatError
+
+    with pytest.raises(BgpflatError, match=r"missing\.yaml: no such file"):
+        main(["routes", "expected", "--peer", "10.0.0.1", "--snapshot", "missing.yaml", "--debug"])
+
+
+def test_a_usage_error_is_one_error_line_and_the_commands_usage_on_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["routes", "expected", "--snapshot", str(CLUSTER)])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "bgpflat: error: bgpflat routes expected: the following arguments are required: --peer",
+        "usage: bgpflat routes expected --peer IP [options]  (see: bgpflat routes expected --help)",
+    ]
+
+
+def test_color_always_wins_over_no_color(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    argv = ["plan", "-f", str(SPEC), "--snapshot", str(CLUSTER)]
+    _, out, _ = run(capsys, *argv, "--color", "always")
+    assert "\x1b[" in out
+    _, out, _ = run(capsys, *argv)
+    assert "\x1b[" not in out

@@ -20,9 +20,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bgpflat.cli.arguments.common import add_output_option
+from bgpflat.cli.arguments.common import LISTING_FORMATS, add_output_option
 from bgpflat.cli.conformance_commands import register_conformance
-from bgpflat.cli.output import EXIT_DIFFERENCES, EXIT_OK, info
+from bgpflat.cli.output import EXIT_DIFFERENCES, EXIT_OK, MACHINE_FORMATS, info, write_data
 from bgpflat.errors import LabError
 
 
@@ -321,7 +321,7 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "scenario", nargs="?", metavar="SCENARIO", help="show only this scenario's lab (default: every lab)"
     )
     status.add_argument("--state-dir", metavar="DIR", type=Path, help="show only the lab in DIR")
-    add_output_option(status)
+    add_output_option(status, LISTING_FORMATS)
     status.set_defaults(func=_cmd_lab_status)
 
     check = lab_sub.add_parser(
@@ -459,8 +459,8 @@ def _cmd_lab_status(args: argparse.Namespace) -> int:
     else:
         directories = [Path(args.state_dir)] if args.state_dir else recorded_labs()
     labs = [Lab.attach(d).status() for d in directories]
-    if args.output == "json":
-        print(json.dumps({"format_version": 1, "labs": labs}, indent=2))
+    if args.output in MACHINE_FORMATS:
+        write_data({"format_version": 1, "labs": labs}, args.output)
     elif not labs:
         print("no labs recorded")
     else:

@@ -63,6 +63,19 @@ def info(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+MACHINE_FORMATS = ("json", "yaml")
+
+
+def write_data(data: Any, output: str) -> None:
+    """``-o json`` or ``-o yaml``: the same data, as kubectl gives both for every listing."""
+    if output == "yaml":
+        from bgpflat.adapters.files import dump_yaml
+
+        sys.stdout.write(dump_yaml(data))
+    else:
+        write_json(data)
+
+
 def write_json(data: Any, stream: TextIO | None = None) -> None:
     """``json.dump(data, stream, indent=2)`` and a newline, byte for byte, at the speed of the data.
 

@@ -16,7 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.common import add_calico_api, add_context, add_kubeconfig
+from bgpflat.cli.arguments.common import (
+    add_calico_api,
+    add_context,
+    add_kubeconfig,
+    refuse_cluster_flags_with_snapshot,
+)
 from bgpflat.cli.output import EXIT_OK, info
 from bgpflat.errors import SpecError
 
@@ -40,7 +45,12 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs")
     group.add_argument("--scenario", metavar="DIR", help="a lab scenario directory (bgpflat.yaml, cluster.yaml)")
     group.add_argument(
-        "-f", "--filename", dest="files", action="append", metavar="FILE", help="flat spec or Calico manifests"
+        "-f",
+        "--filename",
+        dest="files",
+        action="append",
+        metavar="FILE",
+        help="flat spec or Calico manifests (- reads stdin, a directory its manifests)",
     )
     group.add_argument("--snapshot", metavar="FILE", help="cluster state from a snapshot instead of a live cluster")
     # Without --kubeconfig or --context, render reads no cluster at all: no default to mention.
@@ -176,6 +186,7 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
     from bgpflat.core.state.load import load_desired
     from bgpflat.core.state.model import ObservedState
 
+    refuse_cluster_flags_with_snapshot(args)
     spec_files = list(args.files or [])
     snapshot = args.snapshot
     scenario: Mapping[str, Any] = {}
@@ -192,7 +203,12 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
             )
         if not spec_files and (directory / "bgpflat.yaml").is_file():
             spec_files = [str(directory / "bgpflat.yaml")]
-        if snapshot is None and args.kubeconfig is None and (directory / "cluster.yaml").is_file():
+        if (
+            snapshot is None
+            and args.kubeconfig is None
+            and args.context is None
+            and (directory / "cluster.yaml").is_file()
+        ):
             snapshot = str(directory / "cluster.yaml")
         if (directory / "scenario.yaml").is_file():
             docs = files.load_documents(directory / "scenario.yaml")
@@ -204,7 +220,11 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
             path="inputs",
             fix="pass --scenario DIR, or -f bgpflat.yaml with --snapshot FILE or --kubeconfig FILE",
         )
-    desired = load_desired([doc for path in spec_files for doc in files.load_documents(path)]) if spec_files else None
+    desired = (
+        load_desired([doc for path in files.input_paths(spec_files) for doc in files.load_documents(path)])
+        if spec_files
+        else None
+    )
     if snapshot is not None:
         objects: list[Mapping[str, Any]] = list(files.load_snapshot(snapshot).objects)
     elif args.kubeconfig is not None or args.context is not None:

@@ -11,10 +11,16 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.common import add_context, add_kubeconfig, add_output_option
+from bgpflat.cli.arguments.common import (
+    LISTING_FORMATS,
+    add_context,
+    add_kubeconfig,
+    add_output_option,
+    refuse_cluster_flags_with_snapshot,
+)
 from bgpflat.cli.arguments.learned import BmpSource, FileSource, PeerSource, learned_source
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
-from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info, write_json
+from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, MACHINE_FORMATS, console, error_line, info, write_data, write_json
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:
@@ -40,7 +46,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "with next hop, AS path and communities, and the reason for each route.",
     )
     _cluster_arguments(expected)
-    add_output_option(expected)
+    add_output_option(expected, LISTING_FORMATS)
     expected.set_defaults(func=expected_command)
 
     verify = sub.add_parser(
@@ -128,7 +134,7 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="FILE",
         help="lay this flat spec or these Calico manifests over the cluster (or snapshot) first: "
-        "the routes of the state after `bgpflat apply -f FILE`; repeatable",
+        "the routes of the state after `bgpflat apply -f FILE`; - reads stdin, a directory its manifests; repeatable",
     )
     parser.add_argument(
         "--no-add-path",
@@ -203,8 +209,7 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
         raise SpecError(
             exc.message, path="--peer", fix="give the peer's bare IP address: a BGPPeer's peerIP without a port"
         ) from None
-    if args.snapshot and args.context:
-        raise SpecError("--context selects a cluster, but --snapshot reads none", fix="drop one of them")
+    refuse_cluster_flags_with_snapshot(args)
     from bgpflat.adapters.files import without_cyclic_gc
 
     # The loaded state is hundreds of thousands of long-lived objects on a big cluster; keeping
@@ -234,11 +239,11 @@ def no_peering_message(args: argparse.Namespace) -> str:
 
 def expected_command(args: argparse.Namespace) -> int:
     result = compute_expected(args)
-    if args.output == "json":
+    if args.output in MACHINE_FORMATS:
         from bgpflat.adapters.files import without_cyclic_gc
 
         with without_cyclic_gc():  # a record per route, none of them garbage until the end
-            write_json({"format_version": FORMAT_VERSION, **result.to_dict()})
+            write_data({"format_version": FORMAT_VERSION, **result.to_dict()}, args.output)
         for note in result.notes:  # in the JSON too; repeated where a person watching will see it
             info(f"note: {note}")
     elif result.sessions:

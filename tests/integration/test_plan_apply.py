@@ -254,7 +254,7 @@ def test_server_422_is_one_clear_line(kube_apiserver: ControlPlane, tmp_path: Pa
 
 def test_snapshot_then_plan_without_cluster(kube: ControlPlane, tmp_path: Path) -> None:
     kube.seed_scenario("calico-bgp")
-    snap = bgpflat("snapshot", "-o", "cluster.yaml", cwd=tmp_path, kubeconfig=kube.kubeconfig)
+    snap = bgpflat("snapshot", "--output-file", "cluster.yaml", cwd=tmp_path, kubeconfig=kube.kubeconfig)
     assert snap.code == 0, snap.err
     from bgpflat.adapters.files import load_snapshot
 

@@ -97,10 +97,12 @@ def test_tab_indentation_says_tab(capsys: pytest.CaptureFixture[str]) -> None:
     )
 
 
-def test_directory_given_as_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+def test_directory_without_manifests_given_to_f(capsys: pytest.CaptureFixture[str]) -> None:
+    # -f DIR reads the directory's manifests (as kubectl does); one with none is a mistake.
     Path("specs").mkdir()
     assert only_error(capsys, "plan", "-f", "specs", "--snapshot", str(CLUSTER)) == (
-        "specs: is a directory, not a file (fix: name the file inside it)"
+        "specs: is a directory with no *.yaml, *.yml or *.json file in it "
+        "(fix: name the files, or put the manifests in that directory)"
     )
 
 
@@ -160,7 +162,7 @@ def test_plan_with_overlapping_ranges_fails_after_showing_the_plan(capsys: pytes
 
 def test_empty_snapshot_is_not_an_empty_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     Path("cluster.yaml").write_text("")
-    expected = "cluster.yaml: empty file, not a snapshot (fix: make one with `bgpflat snapshot -o FILE`)"
+    expected = "cluster.yaml: empty file, not a snapshot (fix: make one with `bgpflat snapshot --output-file FILE`)"
     assert only_error(capsys, "plan", "-f", str(SPEC), "--snapshot", "cluster.yaml") == expected
     assert only_error(capsys, "routes", "expected", "--peer", "10.200.20.254", "--snapshot", "cluster.yaml") == expected
 
@@ -169,7 +171,7 @@ def test_flat_spec_given_as_snapshot(capsys: pytest.CaptureFixture[str]) -> None
     Path("bgpflat.yaml").write_text(SPEC.read_text())
     assert only_error(capsys, "plan", "-f", "bgpflat.yaml", "--snapshot", "bgpflat.yaml") == (
         "bgpflat.yaml:7: this is a flat spec, not a snapshot "
-        "(fix: pass the spec with -f; make a snapshot with `bgpflat snapshot -o FILE`)"
+        "(fix: pass the spec with -f; make a snapshot with `bgpflat snapshot --output-file FILE`)"
     )
 
 
@@ -420,7 +422,7 @@ PEER_RUN = ("peer", "run", "--exabgp", "/bin/false", "--state-dir", "state")
         (
             ("--listen", "127.0.0.1", "--from-snapshot", str(SPEC)),
             f"{SPEC}:7: not a Kubernetes object (no kind) "
-            "(fix: give Nodes and BGPPeers, e.g. a snapshot from `bgpflat snapshot -o FILE`)",
+            "(fix: give Nodes and BGPPeers, e.g. a snapshot from `bgpflat snapshot --output-file FILE`)",
         ),
         (
             ("--listen", "127.0.0.1", "--from-snapshot", str(CLUSTER)),

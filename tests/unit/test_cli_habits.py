@@ -162,3 +162,67 @@ def test_color_always_wins_over_no_color(capsys: pytest.CaptureFixture[str], mon
     assert "\x1b[" in out
     _, out, _ = run(capsys, *argv)
     assert "\x1b[" not in out
+
+
+# --- kubectl habits: -f - and -f DIR, -o is the format, --context with --snapshot ------------------
+
+
+def test_filename_dash_reads_stdin_and_a_directory_reads_its_manifests(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, from_file, _ = run(capsys, "plan", "-f", str(SPEC), "--snapshot", str(CLUSTER), "-o", "json")
+    monkeypatch.setattr("sys.stdin", io.StringIO(SPEC.read_text()))
+    code, from_stdin, _ = run(capsys, "plan", "-f", "-", "--snapshot", str(CLUSTER), "-o", "json")
+    assert code == 0 and json.loads(from_stdin)["stages"] == json.loads(from_file)["stages"]
+    # a directory: its *.yaml/*.yml/*.json, sorted; other files are not manifests
+    Path("specs").mkdir()
+    Path("specs/bgpflat.yaml").write_text(SPEC.read_text())
+    Path("specs/README.txt").write_text("not a manifest")
+    code, from_dir, _ = run(capsys, "plan", "-f", "specs", "--snapshot", str(CLUSTER), "-o", "json")
+    assert code == 0 and json.loads(from_dir)["stages"] == json.loads(from_file)["stages"]
+    Path("empty").mkdir()
+    code, _, err = run(capsys, "validate", "-f", "empty")
+    assert code == 2 and "empty: is a directory with no *.yaml, *.yml or *.json file in it" in err
+    monkeypatch.setattr(
+        "sys.stdin", io.StringIO("kind: IPPool\napiVersion: projectcalico.org/v3\nmetadata: {name: p}\n")
+    )
+    code, out, _ = run(capsys, "validate", "-f", "-")
+    assert code == 2 and out.startswith("<stdin>:1:")
+
+
+def test_snapshot_output_file_and_the_deprecated_o_file(capsys: pytest.CaptureFixture[str]) -> None:
+    Path("out").mkdir()  # refused before any cluster is read, so no cluster is needed here
+    code, _, err = run(capsys, "snapshot", "--output-file", "out", "--kubeconfig", "nope")
+    assert code == 2 and "deprecated" not in err and "out: is a directory" in err
+    code, _, err = run(capsys, "snapshot", "-o", "out", "--kubeconfig", "nope")
+    assert code == 2
+    assert "bgpflat: warning: `snapshot -o FILE` is deprecated: write `snapshot --output-file out`" in err
+    code, _, err = run(capsys, "snapshot", "-o", "json", "--kubeconfig", "nope")
+    assert code == 2 and "--output-file" in err
+
+
+def test_listings_take_yaml_and_wide(capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    argv = ["routes", "expected", "--peer", "10.200.20.254", "--peer-as", "65200", "--snapshot", str(CLUSTER)]
+    _, as_json, _ = run(capsys, *argv, "-o", "json")
+    code, as_yaml, _ = run(capsys, *argv, "-o", "yaml")
+    assert code == 0 and yaml.safe_load(as_yaml) == json.loads(as_json)
+    code, wide, _ = run(capsys, *argv, "-o", "wide")
+    assert code == 0 and "10.233.65.0/24" in wide
+    for command in (["peer", "routes"], ["peer", "status"], ["bmp", "routes"], ["bmp", "status"], ["lab", "status"]):
+        from bgpflat.cli import build_parser
+
+        assert build_parser().parse_args([*command, "-o", "yaml"]).output == "yaml"
+        assert build_parser().parse_args([*command, "-o", "wide"]).output == "wide"
+
+
+def test_context_with_snapshot_is_an_error_not_ignored(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (
+        ["plan", "-f", str(SPEC)],
+        ["routes", "expected", "--peer", "10.200.20.254"],
+        ["render", "tor", "--vendor", "frr", "-f", str(SPEC)],
+    ):
+        code, _, err = run(capsys, *argv, "--snapshot", str(CLUSTER), "--context", "prod")
+        assert code == 2, argv
+        assert "--context selects a cluster, but --snapshot reads none (fix: drop one of them)" in err, argv

@@ -21,8 +21,10 @@ from bgpflat.cli import (
     plan_commands,
     render_commands,
     routes_commands,
+    shell_commands,
     validate_commands,
 )
+from bgpflat.cli.arguments.examples import HelpFormatter, command_path, epilog
 from bgpflat.cli.arguments.parser import Parser, add_global_options, subcommand_parsers
 from bgpflat.cli.output import EXIT_ERROR, configure_output, error_line
 from bgpflat.errors import BgpflatError
@@ -36,6 +38,7 @@ COMMAND_GROUPS = (
     render_commands,
     external_commands,
     lab_commands,
+    shell_commands,
 )
 
 
@@ -50,9 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for group in COMMAND_GROUPS:
         group.register(sub)
-    # Global options after the sub-command too (`bgpflat plan ... --debug`), as kubectl takes them.
+    # Global options after the sub-command too (`bgpflat plan ... --debug`), as kubectl takes them;
+    # and under every command's options, examples of it.
     for command in subcommand_parsers(parser):
         add_global_options(command, suppress_defaults=True)
+    for command in (parser, *subcommand_parsers(parser)):
+        command.epilog = epilog(command_path(command))
+        command.formatter_class = HelpFormatter
     return parser
 
 

@@ -33,7 +33,9 @@ def register_conformance(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "namespaces with the verification peer, and diff what the peer learns against `bgpflat routes "
         "expected`. Needs root, BIRD 1.6 and the cached control plane and confd.",
     )
-    cmd.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    cmd.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="a table (default), or JSON per situation"
+    )
     cmd.add_argument(
         "--situation", action="append", metavar="NAME", help="run only this situation (repeatable; see --list)"
     )

@@ -124,7 +124,7 @@ def _register_control_plane(lab_sub: argparse._SubParsersAction[Any]) -> None:
         description="Create a scenario's objects (labs/NAME/cluster.yaml), translated "
         "to the Calico API the server serves.",
     )
-    seed.add_argument("scenario", metavar="NAME|DIR")
+    seed.add_argument("scenario", metavar="NAME|DIR", help="a scenario name (labs/NAME) or directory")
     state_dir_option(seed)
     seed.set_defaults(func=_cmd_seed)
 
@@ -307,7 +307,7 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "(if the lab started it), by recorded PID; delete the namespaces and the state directory. "
         "Safe to repeat.",
     )
-    down.add_argument("scenario", metavar="SCENARIO")
+    down.add_argument("scenario", metavar="SCENARIO", help="the scenario whose lab to stop and remove")
     state_dir_option(down)
     down.set_defaults(func=_cmd_lab_down)
 
@@ -332,7 +332,7 @@ def _register_scenario_lab(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "apply back and check that the routes and the reachability are gone. Prints each step with "
         "its result and duration. Exit 0 passed, 1 a step failed, 2 the check could not run.",
     )
-    check.add_argument("scenario", metavar="SCENARIO")
+    check.add_argument("scenario", metavar="SCENARIO", help="the scenario whose running lab to check")
     state_dir_option(check)
     check.add_argument(
         "--verify-timeout",

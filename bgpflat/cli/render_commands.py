@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     kinds.required = True
 
     tor = kinds.add_parser("tor", help="BGP neighbours for the router the BGPPeers point at")
-    tor.add_argument("--vendor", required=True, choices=TOR_VENDORS)
+    tor.add_argument("--vendor", required=True, choices=TOR_VENDORS, help="the router's config language")
     tor.add_argument("--peer", metavar="NAME|IP", help="which BGPPeer's router (needed when there are several)")
     tor.add_argument(
         "--bmp",
@@ -96,22 +96,39 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     tor.set_defaults(func=_cmd_tor)
 
     static = kinds.add_parser("static-routes", help="every pool and service range via a forwarding node")
-    static.add_argument("--format", dest="fmt", choices=STATIC_FORMATS, default="linux")
+    static.add_argument(
+        "--format",
+        dest="fmt",
+        choices=STATIC_FORMATS,
+        default="linux",
+        help="ip route lines (default) or a router's config",
+    )
     _inputs(static)
     static.set_defaults(func=_cmd_static)
 
     nat = kinds.add_parser("nat", help="edge-node masquerade for office traffic (nftables or iptables)")
-    nat.add_argument("--format", dest="fmt", choices=NAT_FORMATS, default="nftables")
+    nat.add_argument(
+        "--format",
+        dest="fmt",
+        choices=NAT_FORMATS,
+        default="nftables",
+        help="an nftables table (default), iptables rules, or the sysctl lines forwarding needs",
+    )
     _inputs(nat)
     nat.set_defaults(func=_cmd_nat)
 
     vpn = kinds.add_parser("vpn", help="OpenVPN routes, DNS and LAN routes into the cluster")
     vpn.add_argument("--openvpn", action="store_true", required=True, help="OpenVPN (the only VPN supported)")
-    vpn.add_argument("--part", choices=("server", "ccd", "lan"), default="server")
+    vpn.add_argument(
+        "--part",
+        choices=("server", "ccd", "lan"),
+        default="server",
+        help="server config lines (default), the client-config-dir file of --client, or the office LAN's routes",
+    )
     vpn.add_argument("--lan", action="append", metavar="CIDR", help="office LAN(s) behind a VPN client")
     vpn.add_argument("--lan-gateway", metavar="IP", help="that client's address on the office LAN")
     vpn.add_argument("--client", default="office-gateway", metavar="CN", help="that client's common name")
-    vpn.add_argument("--search-domain", metavar="NAME")
+    vpn.add_argument("--search-domain", metavar="NAME", help="DNS search domain pushed to clients")
     _inputs(vpn)
     vpn.set_defaults(func=_cmd_vpn)
 
@@ -127,7 +144,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         which.add_argument(f"--{name}", dest="dns_format", action="store_const", const=name, help=helps[name])
     dns.add_argument("--to", action="append", metavar="IP", help="where cluster.local goes (default: cluster DNS)")
     dns.add_argument("--port", type=int, default=53, help="the port of --to (default 53)")
-    dns.add_argument("--search-domain", metavar="NAME")
+    dns.add_argument("--search-domain", metavar="NAME", help="DNS search domain for the DHCP hints")
     dns.add_argument("--listen", metavar="IP", help="this resolver's address (for the DHCP hints)")
     dns.add_argument("--upstream", action="append", metavar="IP", help="CoreDNS: where other names go")
     dns.add_argument(

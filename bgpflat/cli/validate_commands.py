@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="manifest file; - reads stdin, a directory its *.yaml/*.yml/*.json (repeatable)",
     )
     parser.add_argument("--calico-version", metavar="V", help="the Calico release whose rules apply, e.g. v3.31.0")
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="one line per problem (default), or JSON"
+    )
     parser.set_defaults(func=_cmd_validate)
 
 

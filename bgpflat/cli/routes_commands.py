@@ -249,7 +249,7 @@ def expected_command(args: argparse.Namespace) -> int:
     elif result.sessions:
         from bgpflat.views.routes import expected_routes_table
 
-        console().print(expected_routes_table(result))
+        console().print(expected_routes_table(result, wide=args.output == "wide"))
     else:
         for note in result.notes:
             info(f"note: {note}")

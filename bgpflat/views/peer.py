@@ -14,6 +14,7 @@ from rich.text import Text
 
 from bgpflat.core.exabgp.rib import Notice
 from bgpflat.core.routes.table import RouteTable
+from bgpflat.views.routes import PlainTable, drop_empty
 
 
 def describe_notice(notice: Notice) -> str:
@@ -54,12 +55,10 @@ def describe_notice(notice: Notice) -> str:
 
 
 def render_routes(table: RouteTable) -> RenderableType:
-    """The learned paths, one row each, sorted."""
-    out = Table(title=f"Learned routes ({len(table)} paths)", title_justify="left")
-    for column in ("Neighbor", "Prefix", "Next hop", "AS path", "Communities", "Large communities", "Path ID"):
-        out.add_column(column, no_wrap=column in {"Prefix", "Neighbor", "Next hop"})
-    for route in table.sorted():
-        out.add_row(
+    """The learned paths, one row each, sorted; addresses whole and nothing cut short (PlainTable)."""
+    headers = ("Neighbor", "Prefix", "Next hop", "AS path", "Communities", "Large communities", "Path ID")
+    rows = [
+        [
             route.session,
             str(route.prefix),
             route.next_hop,
@@ -67,8 +66,14 @@ def render_routes(table: RouteTable) -> RenderableType:
             " ".join(f"{a}:{b}" for a, b in route.communities),
             " ".join(f"{a}:{b}:{c}" for a, b, c in route.large_communities),
             "" if route.path_id is None else str(route.path_id),
-        )
-    return out
+        ]
+        for route in table.sorted()
+    ]
+    addresses = {"Prefix", "Neighbor", "Next hop"}
+    columns, rows = drop_empty(
+        [(h, h in addresses) for h in headers], rows, {"Communities", "Large communities", "Path ID"}
+    )
+    return PlainTable(f"Learned routes ({len(table)} paths)", columns, rows)
 
 
 def _age(since: float | None, now: float) -> str:

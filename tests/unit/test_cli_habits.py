@@ -226,3 +226,49 @@ def test_context_with_snapshot_is_an_error_not_ignored(capsys: pytest.CaptureFix
         code, _, err = run(capsys, *argv, "--snapshot", str(CLUSTER), "--context", "prod")
         assert code == 2, argv
         assert "--context selects a cluster, but --snapshot reads none (fix: drop one of them)" in err, argv
+
+
+# --- renderers -------------------------------------------------------------------------------------
+
+FORWARDING = LABS / "forwarding-node"
+
+
+def test_render_nat_via_an_address_names_the_node_and_refuses_an_unknown_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, "render", "nat", "--via", "10.60.20.30", "--scenario", str(FORWARDING))
+    assert code == 0
+    assert "kubectl taint nodes node-30 forward=node-30:NoSchedule" in out
+    code, out, err = run(capsys, "render", "nat", "--via", "10.60.20.99", "--scenario", str(FORWARDING))
+    assert (code, out) == (2, "")
+    assert "--via: no node has the address 10.60.20.99" in err
+
+
+def test_render_vpn_lan_without_its_gateway_fails_instead_of_a_placeholder(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["render", "vpn", "--openvpn", "--part", "lan", "--lan", "192.168.1.0/24", "--scenario", str(FORWARDING)]
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert "--lan-gateway" in err
+    code, out, _ = run(capsys, *argv, "--lan-gateway", "192.168.1.1")
+    assert code == 0 and "via 192.168.1.1" in out and "<" not in out
+
+
+def test_render_tor_prefix_limit_is_explained_and_warning_only(capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = str(LABS / "calico-bgp")
+    _, frr, _ = run(capsys, "render", "tor", "--vendor", "frr", "--scenario", scenario)
+    assert "maximum-prefix 328 warning-only" in frr
+    assert "! Prefix limit 328 per neighbour, warning only" in frr
+    _, junos, _ = run(capsys, "render", "tor", "--vendor", "junos", "--scenario", scenario, "--bmp", "10.0.9.1:5000")
+    statements = [line for line in junos.splitlines() if not line.startswith("/*")]
+    assert statements and all(line.startswith("set ") for line in statements)  # as static-routes --format junos
+    assert "teardown" not in junos
+
+
+def test_render_dns_forwards_the_reverse_zones_of_pods_and_services(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "render", "dns", "--bind", "--scenario", str(LABS / "calico-bgp"))
+    assert code == 0
+    zones = [line.split('"')[1] for line in out.splitlines() if line.startswith('zone "') and "in-addr" in line]
+    # the pool 10.233.64.0/18 and the service range 10.233.0.0/18: 64 /24 zones each
+    assert len(zones) == 128
+    assert {"64.233.10.in-addr.arpa", "127.233.10.in-addr.arpa", "0.233.10.in-addr.arpa"} <= set(zones)
+    assert "128.233.10.in-addr.arpa" not in zones

@@ -140,7 +140,7 @@ def test_plan_apply_verify_replan_and_rollback(kube_writes: ControlPlane, tmp_pa
     plan = json.loads(first.out)
     assert plan["format_version"] == 1
     assert plan_changes(plan) == EXPECTED_CHANGES
-    assert plan["summary"] == {"add": 2, "change": 1, "delete": 0}
+    assert plan["summary"] == {"add": 2, "change": 1, "delete": 0, "writes": 4}  # BGPConfiguration twice
     assert plan["identity"]["server"] == kube.server
     assert plan["identity"]["clusterID"]
     assert "Planning against context 'bgpflat-lab'" in first.err

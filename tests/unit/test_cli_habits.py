@@ -210,7 +210,10 @@ def test_listings_take_yaml_and_wide(capsys: pytest.CaptureFixture[str]) -> None
     assert code == 0 and yaml.safe_load(as_yaml) == json.loads(as_json)
     code, wide, _ = run(capsys, *argv, "-o", "wide")
     assert code == 0 and "10.233.65.0/24" in wide
-    for command in (["peer", "routes"], ["peer", "status"], ["bmp", "routes"], ["bmp", "status"], ["lab", "status"]):
+    code, listed, _ = run(capsys, "lab", "conformance", "--list", "-o", "yaml")
+    assert code == 0 and yaml.safe_load(listed)["situations"][0]["name"]
+    listings = (["peer", "routes"], ["peer", "status"], ["bmp", "routes"], ["bmp", "status"], ["lab", "status"])
+    for command in listings:
         from bgpflat.cli import build_parser
 
         assert build_parser().parse_args([*command, "-o", "yaml"]).output == "yaml"

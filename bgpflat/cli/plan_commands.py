@@ -15,7 +15,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.common import add_cluster_options, add_output_option, refuse_cluster_flags_with_snapshot
+from bgpflat.cli.arguments.common import (
+    add_cluster_options,
+    add_output_option,
+    refuse_cluster_flags_with_snapshot,
+    snapshot_output_file,
+)
 from bgpflat.cli.arguments.gate import add_gate_options
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.cli.signals import exit_code, stop_at_safe_point
@@ -517,22 +522,6 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 # --- snapshot ------------------------------------------------------------------------------------
-
-
-SNAPSHOT_FORMATS = ("json",)
-
-
-def snapshot_output_file(args: argparse.Namespace) -> str:
-    """``--output-file FILE``; ``-o`` is the output format as everywhere else, but ``-o FILE`` (its
-    meaning before) still works, with a note to change it."""
-    if args.output is not None and args.output not in SNAPSHOT_FORMATS:
-        if args.output_file:
-            raise SpecError(f"-o {args.output!r} is not an output format (json)", fix="write -o json, or leave -o out")
-        info(f"bgpflat: warning: `snapshot -o FILE` is deprecated: write `snapshot --output-file {args.output}`")
-        return str(args.output)
-    if not args.output_file:
-        raise SpecError("where should the snapshot go?", path="--output-file", fix="add --output-file FILE")
-    return str(args.output_file)
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bgpflat.cli.output import info
 from bgpflat.errors import SpecError
 
 OUTPUT_FORMATS = ("table", "json")
@@ -71,3 +72,19 @@ def refuse_cluster_flags_with_snapshot(args: argparse.Namespace) -> None:
     for flag in ("context", "kubeconfig"):
         if getattr(args, flag, None):
             raise SpecError(f"--{flag} selects a cluster, but --snapshot reads none", fix="drop one of them")
+
+
+SNAPSHOT_FORMATS = ("json",)
+
+
+def snapshot_output_file(args: argparse.Namespace) -> str:
+    """``--output-file FILE``; ``-o`` is the output format as everywhere else, but ``-o FILE`` (its
+    meaning before) still works, with a note to change it."""
+    if args.output is not None and args.output not in SNAPSHOT_FORMATS:
+        if args.output_file:
+            raise SpecError(f"-o {args.output!r} is not an output format (json)", fix="write -o json, or leave -o out")
+        info(f"bgpflat: warning: `snapshot -o FILE` is deprecated: write `snapshot --output-file {args.output}`")
+        return str(args.output)
+    if not args.output_file:
+        raise SpecError("where should the snapshot go?", path="--output-file", fix="add --output-file FILE")
+    return str(args.output_file)

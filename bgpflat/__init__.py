@@ -169,7 +169,7 @@ def load_spec(*sources: _PathLike | Mapping[str, Any]) -> DesiredState:
 def load_cluster(source: _PathLike | Iterable[Mapping[str, Any]]) -> ClusterState:
     """The cluster state the route model reads, from a snapshot file or from object dicts.
 
-    A snapshot is what ``bgpflat snapshot -o FILE`` writes, or any YAML/JSON of Kubernetes objects
+    A snapshot is what ``bgpflat snapshot --output-file FILE`` writes, or any YAML/JSON of Kubernetes objects
     as the API serves them (Nodes, Calico objects, IPAM blocks, Services, EndpointSlices…).
     Objects of other kinds are ignored.
     """

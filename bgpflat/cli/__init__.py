@@ -21,8 +21,11 @@ from bgpflat.cli import (
     plan_commands,
     render_commands,
     routes_commands,
+    shell_commands,
     validate_commands,
 )
+from bgpflat.cli.arguments.examples import HelpFormatter, command_path, epilog
+from bgpflat.cli.arguments.parser import Parser, add_global_options, subcommand_parsers
 from bgpflat.cli.output import EXIT_ERROR, configure_output, error_line
 from bgpflat.errors import BgpflatError
 
@@ -35,26 +38,28 @@ COMMAND_GROUPS = (
     render_commands,
     external_commands,
     lab_commands,
+    shell_commands,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bgpflat",
         description="Flatten the network between an office and a Calico cluster over BGP, and prove it.",
     )
     parser.add_argument("--version", action="version", version=f"bgpflat {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
-    parser.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour on a terminal (auto, honours NO_COLOR/FORCE_COLOR), always or never",
-    )
+    add_global_options(parser, suppress_defaults=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for group in COMMAND_GROUPS:
         group.register(sub)
+    # Global options after the sub-command too (`bgpflat plan ... --debug`), as kubectl takes them;
+    # and under every command's options, examples of it.
+    for command in subcommand_parsers(parser):
+        add_global_options(command, suppress_defaults=True)
+    for command in (parser, *subcommand_parsers(parser)):
+        command.epilog = epilog(command_path(command))
+        command.formatter_class = HelpFormatter
     return parser
 
 

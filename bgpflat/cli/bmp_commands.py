@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from bgpflat.cli.arguments.common import add_metrics_listen, add_output_option
-from bgpflat.cli.output import EXIT_OK, console, info
+from bgpflat.cli.arguments.common import LISTING_FORMATS, add_metrics_listen, add_output_option
+from bgpflat.cli.output import EXIT_OK, MACHINE_FORMATS, console, info, write_data
 
 DEFAULT_STATE_DIR = "bgpflat-bmp"
 POLICIES = ("pre", "post", "loc-rib")
@@ -70,7 +68,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         cmd.add_argument("--router", metavar="IP", help="only this router (the address it connects from)")
         cmd.add_argument("--peer", metavar="IP", help="only this monitored peer (the node that sent the routes)")
         cmd.add_argument("--policy", choices=POLICIES, help="only this table: pre-policy, post-policy or Loc-RIB")
-        add_output_option(cmd)
+        add_output_option(cmd, LISTING_FORMATS)
         cmd.set_defaults(func=func)
 
 
@@ -142,9 +140,8 @@ def routes_command(args: argparse.Namespace) -> int:
 
     data = read_state(args.state_dir, args.endpoint, "/routes")
     records = select(data.get("routes") or [], args)
-    if args.output == "json":
-        json.dump({"format_version": 1, "source": data["source"], "routes": records}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    if args.output in MACHINE_FORMATS:
+        write_data({"format_version": 1, "source": data["source"], "routes": records}, args.output)
         return EXIT_OK
     console().print(render_routes(records))
     return EXIT_OK
@@ -164,9 +161,8 @@ def status_command(args: argparse.Namespace) -> int:
                 p["tables"] = {k: v for k, v in (p.get("tables") or {}).items() if k == args.policy}
         item["peers"] = peers
     data["routers"] = routers
-    if args.output == "json":
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    if args.output in MACHINE_FORMATS:
+        write_data(data, args.output)
         return EXIT_OK
     console().print(render_status(data))
     return EXIT_OK

@@ -7,13 +7,12 @@ not run (not root, no BIRD, no control plane…).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.output import EXIT_DIFFERENCES, EXIT_OK, console, info
+from bgpflat.cli.arguments.common import LISTING_FORMATS, add_output_option
+from bgpflat.cli.output import EXIT_DIFFERENCES, EXIT_OK, MACHINE_FORMATS, console, info, write_data
 from bgpflat.errors import LabError
 
 if TYPE_CHECKING:
@@ -33,7 +32,7 @@ def register_conformance(lab_sub: argparse._SubParsersAction[Any]) -> None:
         "run bird and bird6 in network namespaces with the verification peer, and diff what the peer "
         "learns against `bgpflat routes expected`. Needs root, BIRD 1.6 and the cached control plane and confd.",
     )
-    cmd.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    add_output_option(cmd, LISTING_FORMATS)
     cmd.add_argument(
         "--situation", action="append", metavar="NAME", help="run only this situation (repeatable; see --list)"
     )
@@ -58,12 +57,11 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
     from bgpflat.lab.conformance.situations import SITUATIONS
 
     if args.list:
-        if args.output == "json":
+        if args.output in MACHINE_FORMATS:
             situations = [
                 {"name": s.name, "session_type": s.session_type, "description": s.description} for s in SITUATIONS
             ]
-            json.dump({"format_version": 1, "situations": situations}, sys.stdout, indent=2)
-            sys.stdout.write("\n")
+            write_data({"format_version": 1, "situations": situations}, args.output)
             return EXIT_OK
         for item in SITUATIONS:
             print(f"{item.name:<26} {item.session_type:<5} {item.description}")
@@ -76,9 +74,8 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
             raise LabError(f"unknown situation(s) {', '.join(unknown)}; see `bgpflat lab conformance --list`")
         chosen = [s for s in SITUATIONS if s.name in args.situation]
     report = _run(args, chosen)
-    if args.output == "json":
-        json.dump(report.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    if args.output in MACHINE_FORMATS:
+        write_data(report.to_dict(), args.output)
     else:
         console().print(render_report(report))
     return EXIT_OK if report.all_match else EXIT_DIFFERENCES

@@ -80,7 +80,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     apply.add_argument("plan_file", nargs="?", metavar="PLAN.json", help="a plan saved by `external plan --out`")
     _common(apply, cluster=True, file_required=False)
     apply.add_argument("--yes", "--auto-approve", dest="yes", action="store_true", help="do not ask")
-    apply.add_argument("--dry-run", choices=("none", "server"), default="none")
+    apply.add_argument(
+        "--dry-run",
+        choices=("none", "server"),
+        default="none",
+        help="server: send every write as a Kubernetes server-side dry run (nothing is stored)",
+    )
     apply.add_argument(
         "--backup-dir",
         metavar="DIR",

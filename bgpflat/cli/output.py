@@ -27,11 +27,14 @@ def configure_output(*, color: str) -> None:
 
 
 def _want_color(stream: object) -> bool | None:
-    """True/False to force, None to let rich decide (it honours NO_COLOR, FORCE_COLOR, TERM=dumb)."""
-    if _color == "never" or os.environ.get("NO_COLOR"):
-        return False
+    """True/False to force, None to let rich decide (it honours NO_COLOR, FORCE_COLOR, TERM=dumb).
+
+    ``--color always`` wins over ``NO_COLOR``: no-color.org asks tools to let a command-line flag
+    override the variable, as a user who types it means it."""
     if _color == "always":
         return True
+    if _color == "never" or os.environ.get("NO_COLOR"):
+        return False
     return None
 
 
@@ -47,7 +50,7 @@ def console(*, stderr: bool = False) -> Console:
     if wanted is False:
         return Console(file=stream, no_color=True, highlight=False, force_terminal=False, soft_wrap=True, width=width)
     if wanted is True:
-        return Console(file=stream, force_terminal=True, highlight=False, soft_wrap=True, width=width)
+        return Console(file=stream, force_terminal=True, no_color=False, highlight=False, soft_wrap=True, width=width)
     return Console(file=stream, highlight=False, soft_wrap=True, width=width)
 
 
@@ -58,6 +61,19 @@ def error_line(message: str) -> None:
 
 def info(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+MACHINE_FORMATS = ("json", "yaml")
+
+
+def write_data(data: Any, output: str) -> None:
+    """``-o json`` or ``-o yaml``: the same data, as kubectl gives both for every listing."""
+    if output == "yaml":
+        from bgpflat.adapters.files import dump_yaml
+
+        sys.stdout.write(dump_yaml(data))
+    else:
+        write_json(data)
 
 
 def write_json(data: Any, stream: TextIO | None = None) -> None:

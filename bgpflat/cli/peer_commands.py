@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
-from bgpflat.cli.arguments.common import add_metrics_listen
+from bgpflat.cli.arguments.common import LISTING_FORMATS, add_metrics_listen, add_output_option
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR, PASSWORD_ENV, build_config, collect_settings, setting_int
-from bgpflat.cli.output import EXIT_OK, console, info
+from bgpflat.cli.output import EXIT_OK, MACHINE_FORMATS, console, info, write_data
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -91,7 +89,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         cmd = peer_sub.add_parser(name, help=helptext, description=helptext.capitalize() + ".")
         cmd.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR", help="the peer's state directory")
         cmd.add_argument("--endpoint", metavar="HOST:PORT", help="read from this loopback endpoint instead")
-        cmd.add_argument("-o", "--output", choices=("table", "json"), default="table")
+        add_output_option(cmd, LISTING_FORMATS)
         cmd.set_defaults(func=func)
 
 
@@ -182,9 +180,8 @@ def routes_command(args: argparse.Namespace) -> int:
 
     data = read_state(args, "/routes")
     records = data.get("routes") or []
-    if args.output == "json":
-        json.dump({"format_version": 1, "source": data["source"], "routes": records}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    if args.output in MACHINE_FORMATS:
+        write_data({"format_version": 1, "source": data["source"], "routes": records}, args.output)
         return EXIT_OK
     table = RouteTable.from_records(records, where="peer routes")
     console().print(views.render_routes(table))
@@ -195,10 +192,9 @@ def status_command(args: argparse.Namespace) -> int:
     from bgpflat.views import peer as views
 
     data = read_state(args, "/status")
-    if args.output == "json":
+    if args.output in MACHINE_FORMATS:
         data.pop("routes", None)
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_data(data, args.output)
         return EXIT_OK
     console().print(views.render_status(data, live=False))
     return EXIT_OK

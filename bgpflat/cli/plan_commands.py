@@ -15,7 +15,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.common import add_cluster_options, add_output_option
+from bgpflat.cli.arguments.common import (
+    add_cluster_options,
+    add_output_option,
+    refuse_cluster_flags_with_snapshot,
+    snapshot_output_file,
+)
 from bgpflat.cli.arguments.gate import add_gate_options
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info
 from bgpflat.cli.signals import exit_code, stop_at_safe_point
@@ -50,7 +55,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="append",
         required=True,
         metavar="FILE",
-        help="bgpflat.yaml (flat spec) or Calico manifests; repeatable",
+        help="bgpflat.yaml (flat spec) or Calico manifests; - reads stdin, a directory its *.yaml/*.yml/*.json; "
+        "repeatable",
     )
     plan.add_argument("--snapshot", metavar="FILE", help="compare with a snapshot file instead of a live cluster")
     add_output_option(plan, ("table", "json", "yaml"))
@@ -90,7 +96,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         dest="files",
         action="append",
         metavar="FILE",
-        help="plan from this spec now and apply it (asks first unless --yes)",
+        help="plan from this spec now and apply it (asks first unless --yes); - reads stdin, a directory its "
+        "manifests; repeatable",
     )
     apply.add_argument("--yes", "--auto-approve", dest="yes", action="store_true", help="do not ask for confirmation")
     apply.add_argument(
@@ -140,7 +147,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="Export Calico objects, Nodes (labels and annotations), IPAM blocks and affinities, "
         "Services and EndpointSlices into one YAML file (`plan --snapshot`, `routes --snapshot`).",
     )
-    snapshot.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write the snapshot")
+    snapshot.add_argument("--output-file", metavar="FILE", help="where to write the snapshot (required)")
+    snapshot.add_argument(
+        "-o",
+        "--output",
+        metavar="json",
+        help="output format: json, one object per line, the only one (-o FILE is the deprecated spelling of "
+        "--output-file FILE)",
+    )
     add_cluster_options(snapshot)
     snapshot.set_defaults(func=_cmd_snapshot)
 
@@ -164,12 +178,12 @@ def load_desired_files(paths: Sequence[str]) -> DesiredState:
     from bgpflat.core.state.load import load_desired
 
     documents: list[files.Document] = []
-    for path in paths:
+    for path in files.input_paths(paths):
         loaded = files.load_documents(path)
         if not loaded:
             raise SpecError(
                 "empty file: no flat spec and no Calico manifests",
-                file=path,
+                file=files.STDIN_NAME if path == files.STDIN else path,
                 fix="pass a bgpflat.yaml or Calico manifests",
             )
         documents.extend(loaded)
@@ -201,10 +215,10 @@ def load_saved_plan(path: str) -> Plan:
             f"{path}: this plan was saved by `bgpflat external plan --out`; "
             f"apply it with: bgpflat external apply {path}"
         )
-    if plan.identity.snapshot:
+    if plan.review_only:
         raise PlanError(
-            f"{path}: this plan was made from the snapshot {plan.identity.snapshot}, not from a cluster; "
-            "run `bgpflat plan --out` against the cluster to get a plan that can be applied"
+            f"{path}: this plan is for review only: it was made from the snapshot {plan.identity.snapshot}, "
+            "not from a cluster; run `bgpflat plan --out` against the cluster to get a plan that can be applied"
         )
     return plan
 
@@ -255,10 +269,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             from bgpflat.adapters.files import write_text_atomic
 
             write_text_atomic(args.out, plan.to_json())
-            info(f"Plan saved to {args.out}; apply it with: bgpflat apply {args.out}")
         _print_plan(plan, args.output)
+        # Said after the plan, as terraform does: the last line is where the saved file is.
         if args.out and plan.blocking:
             info(f"Plan not saved to {args.out}: apply would refuse it.")
+        elif args.out and plan.review_only:
+            info(
+                f"Plan saved to {args.out} for review only: it was made from the snapshot {plan.identity.snapshot}, "
+                "so `bgpflat apply` refuses it; plan against the cluster with --out to get one to apply."
+            )
+        elif args.out:
+            info(f"Plan saved to {args.out}; apply it with: bgpflat apply {args.out}")
         # Shown in full first, then an error: a CI job must not pass on a plan that apply refuses
         # (an address overlap, a mesh turned off without peers).
         plan.ensure_applicable()
@@ -289,6 +310,7 @@ def outside_peers(addresses: Sequence[str]) -> list[OutsidePeer]:
 def _make_plan(args: argparse.Namespace) -> Plan:
     from bgpflat import workflows
 
+    refuse_cluster_flags_with_snapshot(args)
     peers = outside_peers(args.peers)
     desired = load_desired_files(args.files)
     if args.snapshot:
@@ -506,9 +528,10 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     from bgpflat import workflows
     from bgpflat.adapters.files import write_snapshot
 
-    if Path(args.output).is_dir():
+    output = snapshot_output_file(args)
+    if Path(output).is_dir():
         # Checked first: the cluster would otherwise be read in full only to fail at the write.
-        raise SpecError("is a directory, not a file", file=args.output, fix="give the snapshot's file name")
+        raise SpecError("is a directory, not a file", file=output, fix="give the snapshot's file name")
     counts: dict[str, int] = {}
 
     def counted(objects: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -521,7 +544,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         _announce(api, "Snapshot of")
         header, objects = workflows.take_snapshot(api, taken_at=dt.datetime.now(dt.UTC))
         # Written while it is read: a failed read leaves no file behind (atomic write).
-        path = write_snapshot(args.output, header=header, objects=counted(objects))
+        path = write_snapshot(output, header=header, objects=counted(objects))
     finally:
         api.close()
     total = sum(counts.values())

@@ -16,7 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.common import add_calico_api, add_context, add_kubeconfig
+from bgpflat.cli.arguments.common import (
+    add_calico_api,
+    add_context,
+    add_kubeconfig,
+    refuse_cluster_flags_with_snapshot,
+)
 from bgpflat.cli.output import EXIT_OK, info
 from bgpflat.errors import SpecError
 
@@ -41,7 +46,12 @@ def _inputs(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs")
     group.add_argument("--scenario", metavar="DIR", help="a lab scenario directory (bgpflat.yaml, cluster.yaml)")
     group.add_argument(
-        "-f", "--filename", dest="files", action="append", metavar="FILE", help="flat spec or Calico manifests"
+        "-f",
+        "--filename",
+        dest="files",
+        action="append",
+        metavar="FILE",
+        help="flat spec or Calico manifests (- reads stdin, a directory its manifests)",
     )
     group.add_argument("--snapshot", metavar="FILE", help="cluster state from a snapshot instead of a live cluster")
     # Without --kubeconfig or --context, render reads no cluster at all: no default to mention.
@@ -76,7 +86,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     kinds.required = True
 
     tor = kinds.add_parser("tor", help="BGP neighbours for the router the BGPPeers point at")
-    tor.add_argument("--vendor", required=True, choices=TOR_VENDORS)
+    tor.add_argument("--vendor", required=True, choices=TOR_VENDORS, help="the router's config language")
     tor.add_argument("--peer", metavar="NAME|IP", help="which BGPPeer's router (needed when there are several)")
     tor.add_argument(
         "--bmp",
@@ -87,12 +97,24 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     tor.set_defaults(func=_cmd_tor)
 
     static = kinds.add_parser("static-routes", help="every pool and service range via a forwarding node")
-    static.add_argument("--format", dest="fmt", choices=STATIC_FORMATS, default="linux")
+    static.add_argument(
+        "--format",
+        dest="fmt",
+        choices=STATIC_FORMATS,
+        default="linux",
+        help="ip route lines (default) or a router's config",
+    )
     _inputs(static)
     static.set_defaults(func=_cmd_static)
 
     nat = kinds.add_parser("nat", help="edge-node masquerade for office traffic (nftables or iptables)")
-    nat.add_argument("--format", dest="fmt", choices=NAT_FORMATS, default="nftables")
+    nat.add_argument(
+        "--format",
+        dest="fmt",
+        choices=NAT_FORMATS,
+        default="nftables",
+        help="an nftables table (default), iptables rules, or the sysctl lines forwarding needs",
+    )
     _inputs(nat)
     nat.set_defaults(func=_cmd_nat)
 
@@ -114,7 +136,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="that client's common name (--part client: the profile's)",
     )
     vpn.add_argument("--remote", metavar="ADDRESS", help="the VPN server's public address (default: the --via node's)")
-    vpn.add_argument("--search-domain", metavar="NAME")
+    vpn.add_argument("--search-domain", metavar="NAME", help="DNS search domain pushed to clients")
     _inputs(vpn)
     vpn.set_defaults(func=_cmd_vpn)
 
@@ -130,7 +152,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         which.add_argument(f"--{name}", dest="dns_format", action="store_const", const=name, help=helps[name])
     dns.add_argument("--to", action="append", metavar="IP", help="where cluster.local goes (default: cluster DNS)")
     dns.add_argument("--port", type=int, default=53, help="the port of --to (default 53)")
-    dns.add_argument("--search-domain", metavar="NAME")
+    dns.add_argument("--search-domain", metavar="NAME", help="DNS search domain for the DHCP hints")
     dns.add_argument("--listen", metavar="IP", help="this resolver's address (for the DHCP hints)")
     dns.add_argument("--upstream", action="append", metavar="IP", help="CoreDNS: where other names go")
     dns.add_argument(
@@ -152,7 +174,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="IP",
         help="the resolver office machines get: one that forwards cluster.local (required)",
     )
-    dhcp.add_argument("--search-domain", metavar="NAME")
+    dhcp.add_argument(
+        "--search-domain", metavar="NAME", help="the search domain handed out first (default: the spec's or scenario's)"
+    )
     _inputs(dhcp)
     dhcp.set_defaults(func=_cmd_dhcp)
 
@@ -206,6 +230,7 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
     from bgpflat.core.state.load import load_desired
     from bgpflat.core.state.model import ObservedState
 
+    refuse_cluster_flags_with_snapshot(args)
     spec_files = list(args.files or [])
     snapshot = args.snapshot
     scenario: Mapping[str, Any] = {}
@@ -222,7 +247,12 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
             )
         if not spec_files and (directory / "bgpflat.yaml").is_file():
             spec_files = [str(directory / "bgpflat.yaml")]
-        if snapshot is None and args.kubeconfig is None and (directory / "cluster.yaml").is_file():
+        if (
+            snapshot is None
+            and args.kubeconfig is None
+            and args.context is None
+            and (directory / "cluster.yaml").is_file()
+        ):
             snapshot = str(directory / "cluster.yaml")
         if (directory / "scenario.yaml").is_file():
             docs = files.load_documents(directory / "scenario.yaml")
@@ -234,7 +264,11 @@ def load_inputs(args: argparse.Namespace) -> RenderInputs:
             path="inputs",
             fix="pass --scenario DIR, or -f bgpflat.yaml with --snapshot FILE or --kubeconfig FILE",
         )
-    desired = load_desired([doc for path in spec_files for doc in files.load_documents(path)]) if spec_files else None
+    desired = (
+        load_desired([doc for path in files.input_paths(spec_files) for doc in files.load_documents(path)])
+        if spec_files
+        else None
+    )
     if snapshot is not None:
         objects: list[Mapping[str, Any]] = list(files.load_snapshot(snapshot).objects)
     elif args.kubeconfig is not None or args.context is not None:

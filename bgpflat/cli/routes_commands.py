@@ -13,11 +13,18 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from bgpflat.cli.arguments.common import add_context, add_kubeconfig, add_metrics_listen, add_output_option
+from bgpflat.cli.arguments.common import (
+    LISTING_FORMATS,
+    add_context,
+    add_kubeconfig,
+    add_metrics_listen,
+    add_output_option,
+    refuse_cluster_flags_with_snapshot,
+)
 from bgpflat.cli.arguments.learned import BmpSource, FileSource, PeerSource, learned_source
 from bgpflat.cli.arguments.model import model_options, outside_peer
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
-from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, console, error_line, info, write_json
+from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, MACHINE_FORMATS, console, error_line, info, write_data, write_json
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:
@@ -43,7 +50,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "with next hop, AS path and communities, and the reason for each route.",
     )
     _cluster_arguments(expected)
-    add_output_option(expected)
+    add_output_option(expected, LISTING_FORMATS)
     expected.set_defaults(func=expected_command)
 
     verify = sub.add_parser(
@@ -139,7 +146,7 @@ def _cluster_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="FILE",
         help="lay this flat spec or these Calico manifests over the cluster (or snapshot) first: "
-        "the routes of the state after `bgpflat apply -f FILE`; repeatable",
+        "the routes of the state after `bgpflat apply -f FILE`; - reads stdin, a directory its manifests; repeatable",
     )
     parser.add_argument(
         "--no-add-path",
@@ -207,8 +214,7 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
     from bgpflat.workflows.routes import expected_for
 
     peer = outside_peer(args)
-    if args.snapshot and args.context:
-        raise SpecError("--context selects a cluster, but --snapshot reads none", fix="drop one of them")
+    refuse_cluster_flags_with_snapshot(args)
     from bgpflat.adapters.files import without_cyclic_gc
 
     # The loaded state is hundreds of thousands of long-lived objects on a big cluster; keeping
@@ -221,24 +227,41 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
 # --- commands --------------------------------------------------------------------------------------
 
 
+def no_peering_message(args: argparse.Namespace) -> str:
+    """Why nothing can be expected at --peer, and the flag that fixes it: ``routes expected`` and
+    ``verify`` say it alike (exit 2: nothing to compare is not an empty result)."""
+    message = f"no Calico node peers with {args.peer}"
+    if args.peer_as is None:
+        message += " (fix: check --peer, or give --peer-as ASN to model the global BGPPeer you are about to create)"
+    else:
+        message += " (see the notes above)"
+    return message
+
+
 def expected_command(args: argparse.Namespace) -> int:
     result = compute_expected(args)
-    if args.output == "json":
+    if args.output in MACHINE_FORMATS:
         from bgpflat.adapters.files import without_cyclic_gc
 
         with without_cyclic_gc():  # a record per route, none of them garbage until the end
-            write_json({"format_version": FORMAT_VERSION, **result.to_dict()})
+            write_data({"format_version": FORMAT_VERSION, **result.to_dict()}, args.output)
         for note in result.notes:  # in the JSON too; repeated where a person watching will see it
             info(f"note: {note}")
-    else:
+    elif result.sessions:
         from bgpflat.views.routes import expected_routes_table
 
-        console().print(expected_routes_table(result))
+        console().print(expected_routes_table(result, wide=args.output == "wide"))
+    else:
+        for note in result.notes:
+            info(f"note: {note}")
+    if not result.sessions:
+        error_line(no_peering_message(args))
+        return EXIT_ERROR
     return EXIT_OK
 
 
 def verify_command(args: argparse.Namespace) -> int:
-    from bgpflat.core.routes.verdict import CANNOT_VERIFY, MATCH
+    from bgpflat.core.routes.verdict import CANNOT_VERIFY, MATCH, NO_EXPECTATIONS
     from bgpflat.views.reports import junit_xml, markdown_summary
     from bgpflat.workflows.verify import verify
 
@@ -279,7 +302,9 @@ def verify_command(args: argparse.Namespace) -> int:
         from bgpflat.views.routes import verify_result
 
         console().print(verify_result(result))
-    if result.status == CANNOT_VERIFY:
+    if result.reason == NO_EXPECTATIONS:
+        error_line(f"could not verify ({result.reason}): {no_peering_message(args)}")
+    elif result.status == CANNOT_VERIFY:
         error_line(f"could not verify ({result.reason}): {result.message}")
     elif result.status != MATCH:
         info(f"bgpflat: routes do not match: {result.message}")

@@ -32,10 +32,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     parser.add_argument(
-        "-f", "--file", dest="files", action="append", required=True, metavar="FILE", help="manifest file (repeatable)"
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="manifest file; - reads stdin, a directory its *.yaml/*.yml/*.json (repeatable)",
     )
     parser.add_argument("--calico-version", metavar="V", help="the Calico release whose rules apply, e.g. v3.31.0")
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="one line per problem (default), or JSON"
+    )
     parser.set_defaults(func=_cmd_validate)
 
 
@@ -68,13 +76,14 @@ class _Result:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from bgpflat.adapters.files import load_objects
+    from bgpflat.adapters.files import STDIN, STDIN_NAME, input_paths, load_objects
     from bgpflat.core.calico import check_manifest, parse_path, release_for
 
     release = release_for(args.calico_version, source="--calico-version")
     results: list[_Result] = []
-    for file in args.files:
-        for doc in load_objects(file):
+    for path in input_paths(args.files):
+        file = STDIN_NAME if path == STDIN else path
+        for doc in load_objects(path):
             data = doc.data
             kind = str(data.get("kind") or "")
             metadata = data.get("metadata")

@@ -5,7 +5,7 @@ BGPConfiguration, BGPPeers…) into ``bird.cfg``, ``bird_aggr.cfg`` and ``bird_i
 ``bird6*`` files). Running the real thing against a kube-apiserver shows what Calico would
 configure for a cluster state, which is what bgpflat's expectations are checked against.
 
-The binary is built from the Go module proxy by ``build/confd/build.sh`` and cached::
+The binary is built from the Go module proxy by ``toolchain/confd/build.sh`` and cached::
 
     <cache>/confd/v0.0.0-20251021213802-b1f3c43f8437-go1.26.8/
         confd
@@ -93,8 +93,8 @@ def _complete(directory: Path) -> bool:
 
 
 def build_script() -> Path:
-    """``build/confd/build.sh`` of the source checkout this package runs from."""
-    return go_build.checkout_script("build/confd/build.sh", env=BUILD_SCRIPT_ENV, what="confd")
+    """``toolchain/confd/build.sh`` of the source checkout this package runs from."""
+    return go_build.checkout_script("toolchain/confd/build.sh", env=BUILD_SCRIPT_ENV, what="confd")
 
 
 def find_confd(cache_dir: Path | None = None, *, calico: ModulePin = CALICO_CONFD) -> Path | None:

@@ -57,14 +57,30 @@ def go_version() -> str | None:
     return out.stdout.strip() or None
 
 
+# Where the lab's data lives: labs/ and toolchain/ beside the package in a source checkout, or
+# <prefix>/share/bgpflat/ where the wheel installs them ([tool.setuptools.data-files]).
+SHARE = Path("share") / "bgpflat"
+
+
+def shipped_path(relative: str) -> Path:
+    """``relative`` (``labs``, ``toolchain/k8s/build.sh``) in the source checkout this package runs
+    from, else where the wheel installed it; the checkout's path when neither has it (for messages)."""
+    checkout = Path(__file__).resolve().parents[2] / relative
+    if checkout.exists():
+        return checkout
+    installed = Path(sys.prefix) / SHARE / relative
+    return installed if installed.exists() else checkout
+
+
 def checkout_script(relative: str, *, env: str, what: str) -> Path:
-    """The build script at ``relative`` in the source checkout this package runs from (or ``$env``)."""
+    """The build script at ``relative`` (``shipped_path``), or ``$env``."""
     explicit = os.environ.get(env)
-    script = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / relative
+    script = Path(explicit) if explicit else shipped_path(relative)
     if not script.is_file():
         raise LabError(
-            f"the {what} build script {script} is missing; run from a source checkout of bgpflat "
-            f"(pip install -e .) or set {env}"
+            f"the {what} build script {relative} is neither in a source checkout nor in "
+            f"{Path(sys.prefix) / SHARE} (where the bgpflat wheel installs it); reinstall bgpflat, run from a "
+            f"checkout (pip install -e .), or set {env}"
         )
     return script
 

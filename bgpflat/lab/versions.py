@@ -1,6 +1,6 @@
 """Every version the local control plane is built from, in one place.
 
-Kubernetes and etcd are built from the Go module proxy by ``build/k8s/build.sh`` (see
+Kubernetes and etcd are built from the Go module proxy by ``toolchain/k8s/build.sh`` (see
 ``bgpflat.lab.controlplane.binaries``). Calico's CRDs and the operator's ``Installation`` CRD are read out of
 module zips fetched from the same proxy (see ``bgpflat.lab.controlplane.crds``); nothing is copied into the repo.
 
@@ -44,7 +44,7 @@ CALICO_V3_31_0 = ModulePin(
         "projectcalico/calico v3.31.0, commit b1f3c43f84370504e218eb5be8a34c81348f866a, by pseudo-version "
         "(v3 tags do not resolve for a v0/v1 module path). Its crd.projectcalico.org/v1 CRDs are in "
         "libcalico-go/config/crd/. Not listed in sum.golang.org, hence the pinned hash (the same pin as "
-        "build/confd/projectcalico.sum)."
+        "toolchain/confd/projectcalico.sum)."
     ),
 )
 

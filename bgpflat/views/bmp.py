@@ -9,6 +9,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bgpflat.views.routes import PlainTable, drop_empty
+
 
 def describe_event(record: Mapping[str, Any]) -> str:
     """One line per station event, for people (stderr)."""
@@ -83,11 +85,11 @@ def _style(state: object) -> str:
 
 
 def render_routes(records: Sequence[Mapping[str, Any]]) -> RenderableType:
-    out = Table(title=f"BMP routes ({len(records)} paths)", title_justify="left")
-    for column in ("Router", "Peer", "Policy", "Prefix", "Next hop", "AS path", "Communities", "Path ID"):
-        out.add_column(column, no_wrap=column in {"Prefix", "Peer", "Router", "Next hop"})
-    for r in records:
-        out.add_row(
+    # Addresses stay whole, nothing is cut short (PlainTable); also fast for a full table.
+    addresses = {"Prefix", "Peer", "Router", "Next hop"}
+    headers = ("Router", "Peer", "Policy", "Prefix", "Next hop", "AS path", "Communities", "Path ID")
+    rows = [
+        [
             str(r.get("router")),
             str(r.get("peer")),
             str(r.get("policy")),
@@ -96,5 +98,8 @@ def render_routes(records: Sequence[Mapping[str, Any]]) -> RenderableType:
             " ".join(str(a) for a in r.get("as_path") or []),
             " ".join([*(r.get("communities") or []), *(r.get("large_communities") or [])]),
             "" if r.get("path_id") is None else str(r["path_id"]),
-        )
-    return out
+        ]
+        for r in records
+    ]
+    columns, rows = drop_empty([(h, h in addresses) for h in headers], rows, {"Communities", "Path ID"})
+    return PlainTable(f"BMP routes ({len(records)} paths)", columns, rows)

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from bgpflat.core.exabgp.rib import Notice
 from bgpflat.core.routes.table import RouteTable
+from bgpflat.views.routes import PlainTable, drop_empty
 
 
 def describe_notice(notice: Notice) -> str:
@@ -54,12 +55,10 @@ def describe_notice(notice: Notice) -> str:
 
 
 def render_routes(table: RouteTable) -> RenderableType:
-    """The learned paths, one row each, sorted."""
-    out = Table(title=f"Learned routes ({len(table)} paths)", title_justify="left")
-    for column in ("Neighbor", "Prefix", "Next hop", "AS path", "Communities", "Large communities", "Path ID"):
-        out.add_column(column, no_wrap=column in {"Prefix", "Neighbor", "Next hop"})
-    for route in table.sorted():
-        out.add_row(
+    """The learned paths, one row each, sorted; addresses whole and nothing cut short (PlainTable)."""
+    headers = ("Neighbor", "Prefix", "Next hop", "AS path", "Communities", "Large communities", "Path ID")
+    rows = [
+        [
             route.session,
             str(route.prefix),
             route.next_hop,
@@ -67,8 +66,14 @@ def render_routes(table: RouteTable) -> RenderableType:
             " ".join(f"{a}:{b}" for a, b in route.communities),
             " ".join(f"{a}:{b}:{c}" for a, b, c in route.large_communities),
             "" if route.path_id is None else str(route.path_id),
-        )
-    return out
+        ]
+        for route in table.sorted()
+    ]
+    addresses = {"Prefix", "Neighbor", "Next hop"}
+    columns, rows = drop_empty(
+        [(h, h in addresses) for h in headers], rows, {"Communities", "Large communities", "Path ID"}
+    )
+    return PlainTable(f"Learned routes ({len(table)} paths)", columns, rows)
 
 
 def _age(since: float | None, now: float) -> str:
@@ -102,8 +107,24 @@ def render_status(data: Mapping[str, Any], *, live: bool) -> RenderableType:
     )
     for column in ("Neighbor", "AS", "State", "Since", "Prefixes", "Paths", "End-of-RIB", "Info"):
         table.add_column(column, justify="right" if column in {"Prefixes", "Paths", "AS"} else "left")
+    # A stopped peer's sessions are whatever its last snapshot held: shown as they were then would
+    # read as a peer still connecting, its uptime growing by the minute.
+    stopped = data.get("source") == "snapshot" or not data.get("running", True)
     for session in data.get("sessions") or []:
         state = str(session.get("state"))
+        if stopped:
+            last = f"was {state}" + (f" at {data['written_at']}" if data.get("written_at") else "")
+            table.add_row(
+                str(session.get("peer")),
+                str(session.get("peer_as") or ""),
+                Text("stopped", style="dim"),
+                "",
+                str(session.get("prefixes", 0)),
+                str(session.get("paths", 0)),
+                "-",
+                last,
+            )
+            continue
         families = session.get("families") or []
         eor = session.get("eor") or {}
         if families:

@@ -39,12 +39,19 @@ def diff_text(diff: RouteDiff, *, limit: int = 50) -> str:
     return "\n".join(lines)
 
 
+def junit_classname(peer: str) -> str:
+    """``bgpflat.verify.peer-10-200-20-254``: CI tools read a class name's dots as packages, so an
+    IPv4 address in it would become four nested packages (and IPv6 colons confuse some readers)."""
+    return "bgpflat.verify.peer-" + peer.replace(".", "-").replace(":", "-")
+
+
 def junit_xml(result: VerifyResult, *, suite: str = "bgpflat verify") -> str:
     peer = result.expected.peer.address
+    classname = junit_classname(peer)
     cases: list[ET.Element] = []
     failures = errors = 0
     if result.diff is None:
-        case = ET.Element("testcase", {"classname": f"bgpflat.verify.{peer}", "name": f"verify routes at {peer}"})
+        case = ET.Element("testcase", {"classname": classname, "name": f"verify routes at {peer}"})
         error = ET.SubElement(case, "error", {"type": result.reason, "message": result.message})
         error.text = result.message
         cases.append(case)
@@ -57,7 +64,7 @@ def junit_xml(result: VerifyResult, *, suite: str = "bgpflat verify") -> str:
                 by_session.setdefault(finding.session, []).append(f"[{finding.code}] {diff.explain(finding)}")
         for summary in diff.summaries:
             label = f"session {summary.session}" + (f" ({summary.node})" if summary.node else "")
-            case = ET.Element("testcase", {"classname": f"bgpflat.verify.{peer}", "name": label})
+            case = ET.Element("testcase", {"classname": classname, "name": label})
             problems = by_session.get(summary.session, [])
             if problems:
                 failure = ET.SubElement(
@@ -100,7 +107,7 @@ def markdown_summary(result: VerifyResult, *, limit: int = 30) -> str:
     lines = [f"### {icon} bgpflat verify — peer {peer}: {result.status}", "", _cell(result.message), ""]
     if result.reason:
         lines += [f"Reason: `{result.reason}`", ""]
-    for note in result.notes:
+    for note in result.all_notes:
         lines.append(f"> {_cell(note)}")
     diff = result.diff
     if diff is not None:

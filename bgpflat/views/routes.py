@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from rich._emoji_replace import _emoji_replace
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
@@ -49,10 +50,20 @@ class PlainTable:
         self.columns = columns  # (header, no_wrap)
         self.rows = rows
 
-    def rich_table(self) -> Table:
+    def rich_table(self, max_width: int | None = None) -> Table:
+        """The rich table. Given the width it will be drawn in, address columns keep their longest cell
+        whole when that leaves the other columns at least their header's width (they wrap instead);
+        on a terminal narrower still, addresses fold too (never cut)."""
         table = Table(title=self.title, title_justify="left")
-        for header, no_wrap in self.columns:
-            table.add_column(header, no_wrap=no_wrap)
+        widest = [max((len(row[i]) for row in self.rows), default=0) for i in range(len(self.columns))]
+        needed = 3 * len(self.columns) + 1
+        for index, (header, address) in enumerate(self.columns):
+            # a text column can wrap down to the longest word of its header
+            needed += max(widest[index], len(header)) if address else max(map(len, header.split()), default=1)
+        keep_whole = max_width is not None and needed <= max_width
+        for index, (header, address) in enumerate(self.columns):
+            minimum = max(widest[index], len(header)) if address and keep_whole else None
+            table.add_column(header, overflow="fold", min_width=minimum)
         for row in self.rows:
             table.add_row(*row)
         return table
@@ -60,7 +71,7 @@ class PlainTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         lines = None if console.is_terminal or console.color_system else self._plain_lines(options.max_width)
         if lines is None:
-            yield self.rich_table()
+            yield self.rich_table(options.max_width)
             return
         for line in lines:
             yield Segment(line)
@@ -113,6 +124,21 @@ class PlainTable:
         yield rule("└", "─", "┴", "┘")
 
 
+def drop_empty(
+    columns: Sequence[tuple[str, bool]], rows: Sequence[Sequence[str]], optional: set[str]
+) -> tuple[list[tuple[str, bool]], list[list[str]]]:
+    """The table without the ``optional`` columns no row has anything in (communities, path IDs):
+    room for the columns that say something."""
+    keep = [i for i, (h, _) in enumerate(columns) if h not in optional or any(row[i] for row in rows)]
+    return [columns[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+def add_column(table: Table, header: str, **kw: Any) -> None:
+    """A column whose cells are never cut short (rich's default on a narrow terminal is ``645…``):
+    text wraps at spaces, and a word longer than the column folds onto the next line."""
+    table.add_column(header, overflow="fold", **kw)
+
+
 def _plain(cell: str) -> bool:
     """Printed by rich as is, one character a column: no markup, no emoji code, no wide character."""
     if not (cell.isascii() and cell.isprintable()) or "[" in cell:
@@ -120,30 +146,30 @@ def _plain(cell: str) -> bool:
     return ":" not in cell or _emoji_replace(cell) == cell
 
 
-def expected_routes_table(expected: ExpectedRoutes, *, reasons: bool = True) -> RenderableType:
-    """One row per expected route: session (node), prefix, next hop, AS path, communities, why."""
-    # Addresses never wrap: a prefix split over two lines cannot be copied or grepped.
-    columns = [
-        ("node", False),
-        ("session", True),
-        ("prefix", True),
-        ("next hop", True),
-        ("AS path", False),
-        ("communities", False),
-    ]
-    if reasons:
+def expected_routes_table(expected: ExpectedRoutes, *, wide: bool = False) -> RenderableType:
+    """One row per expected route. The table (as ``kubectl get``) shows node, prefix, next hop, AS path
+    and communities if any route has some: one line per route on an 80-column terminal. ``wide``
+    adds the session and why each route is expected (JSON has it all)."""
+    routes = expected.table.sorted()
+    with_communities = wide or any(route.communities or route.large_communities for route in routes)
+    # (header, address): an address column keeps its cells whole (see add_column).
+    columns = [("node", False)]
+    if wide:
+        columns.append(("session", True))
+    columns += [("prefix", True), ("next hop", True), ("AS path", False)]
+    if with_communities:
+        columns.append(("communities", False))
+    if wide:
         columns.append(("why", False))
     rows: list[list[str]] = []
-    for route in expected.table.sorted():
-        row = [
-            expected.node_of(route.session),
-            route.session,
-            str(route.prefix),
-            route.next_hop,
-            _as_path(route),
-            _communities(route),
-        ]
-        if reasons:
+    for route in routes:
+        row = [expected.node_of(route.session)]
+        if wide:
+            row.append(route.session)
+        row += [str(route.prefix), route.next_hop, _as_path(route)]
+        if with_communities:
+            row.append(_communities(route))
+        if wide:
             row.append(expected.explain(route))
         rows.append(row)
     title = f"Routes expected at {expected.peer.address} (Calico {expected.calico_version})"
@@ -151,20 +177,18 @@ def expected_routes_table(expected: ExpectedRoutes, *, reasons: bool = True) -> 
     session_rows: list[list[str]] = []
     for address in expected.table_sessions():
         s = expected.sessions[address]
-        session_rows.append(
-            [
-                s.node,
-                s.session,
-                s.bgp_peer,
-                str(s.local_as),
-                str(s.peer_as),
-                "eBGP" if s.ebgp else "iBGP" + (" (route reflector)" if s.route_reflector else ""),
-                "keep" if s.next_hop_keep else "self",
-                ", ".join(s.filters),
-            ]
-        )
-    session_columns = ("node", "session", "BGPPeer", "local AS", "peer AS", "type", "next hop", "filters")
-    parts.append(PlainTable("Sessions", [(column, False) for column in session_columns], session_rows))
+        row = [s.node, s.session, s.bgp_peer, str(s.local_as), str(s.peer_as)]
+        row.append("eBGP" if s.ebgp else "iBGP" + (" (route reflector)" if s.route_reflector else ""))
+        if wide:
+            row += ["keep" if s.next_hop_keep else "self", ", ".join(s.filters)]
+        session_rows.append(row)
+    session_columns = [("node", False), ("session", True), ("BGPPeer", False), ("local AS", False)]
+    session_columns += [("peer AS", False), ("type", False)]
+    if wide:
+        session_columns += [("next hop", False), ("filters", False)]
+    parts.append(PlainTable("Sessions", session_columns, session_rows))
+    if not wide and rows:
+        parts.append(Text("(-o wide adds each route's session and why it is expected)", style="dim"))
     parts.extend(Text(f"note: {note}", style="dim") for note in expected.notes)
     return Group(*parts)
 
@@ -172,7 +196,7 @@ def expected_routes_table(expected: ExpectedRoutes, *, reasons: bool = True) -> 
 def diff_table(diff: RouteDiff, *, limit: int = 200) -> RenderableType:
     summary = Table(title="Per session", title_justify="left")
     for column in ("node", "session", "expected", "present", "missing", "mismatched", "unexpected"):
-        summary.add_column(column, justify="right" if column not in ("node", "session") else "left")
+        add_column(summary, column, justify="left" if column in ("node", "session") else "right")
     for s in diff.summaries:
         style = None if s.complies and (not diff.strict or not s.unexpected) else "red"
         summary.add_row(
@@ -186,9 +210,9 @@ def diff_table(diff: RouteDiff, *, limit: int = 200) -> RenderableType:
             style=style,
         )
     findings = Table(title="Findings", title_justify="left")
-    findings.add_column("")
-    findings.add_column("code")
-    findings.add_column("finding")
+    add_column(findings, "")
+    add_column(findings, "code")
+    add_column(findings, "finding")
     for finding in diff.findings[:limit]:
         style = _STYLE[finding.category] if diff.fails(finding) else "dim"
         findings.add_row(_MARK[finding.category], finding.code, diff.explain(finding), style=style)
@@ -206,7 +230,7 @@ def verify_result(result: VerifyResult) -> RenderableType:
     if result.reason:
         head.append(f" ({result.reason})", style=style)
     parts: list[RenderableType] = [head, Text(result.message)]
-    parts.extend(Text(f"note: {note}", style="dim") for note in (*result.notes, *result.expected.notes))
+    parts.extend(Text(f"note: {note}", style="dim") for note in result.all_notes)
     if result.diff is not None:
         parts.append(diff_table(result.diff))
     return Group(*parts)

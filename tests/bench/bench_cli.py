@@ -5,7 +5,7 @@ pytest; prints figures, asserts only that each command succeeded).
 
 For each size, the cluster of ``bench_routes`` (4 blocks and a pod per node, a borrowed /32 per
 node, 0.4 LoadBalancer Services per node, a ToR BGPPeer per rack of 100) is written as
-``bgpflat snapshot -o`` writes it, then timed as a process, wall time and peak RSS (``wait4``):
+``bgpflat snapshot --output-file`` writes it, then timed as a process, wall time and peak RSS (``wait4``):
 
 * ``bgpflat routes expected --snapshot FILE --peer <ToR of rack 0> -o json``;
 * ``bgpflat plan -f SPEC --snapshot FILE -o json``.

@@ -304,7 +304,7 @@ def run_cases(kubeconfig: Path, *, work: Path, repeat: int, only: list[str] | No
     cases = {
         # With route impact, plan reads what the snapshot holds: the kubectl reference reads the same.
         "plan": ([*BGPFLAT, "plan", "-f", str(SPEC), "-o", "json"], everything),
-        "snapshot": ([*BGPFLAT, "snapshot", "-o", str(work / "snap.yaml")], everything),
+        "snapshot": ([*BGPFLAT, "snapshot", "--output-file", str(work / "snap.yaml")], everything),
     }
     print(f"\n{'case':<10} {'tool':<8} {'wall s':>8} {'peak MiB':>9} {'output MiB':>11}   ratio (bgpflat/kubectl)")
     for name, (ours, theirs) in cases.items():

@@ -100,7 +100,7 @@ def test_up_status_down(cached_binaries: None, tmp_path: Path) -> None:
     assert not state_dir.exists()
     assert pids and not any(_alive(pid) for pid in pids)
     after = _bgpflat("lab", "control-plane", "status", "--state-dir", str(state_dir))
-    assert after.returncode == 1
+    assert after.returncode == 0  # reported: a status command exits 0 whatever it reports
     assert "not running" in after.stdout
 
 

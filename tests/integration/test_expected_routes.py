@@ -101,7 +101,7 @@ def test_live_cluster_and_its_snapshot_give_the_same_routes(
 ) -> None:
     kubeconfig = str(scenario_d.kubeconfig)
     snapshot = str(tmp_path / "snapshot.yaml")
-    assert main(["snapshot", "-o", snapshot, "--kubeconfig", kubeconfig]) == 0
+    assert main(["snapshot", "--output-file", snapshot, "--kubeconfig", kubeconfig]) == 0
     capsys.readouterr()
     outputs = []
     for source in (["--kubeconfig", kubeconfig], ["--snapshot", snapshot]):

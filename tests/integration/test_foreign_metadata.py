@@ -38,7 +38,7 @@ def test_malformed_calico_metadata_is_a_finding_not_a_crash(kube_v1: ControlPlan
     assert [f["subjects"] for f in findings] == [["BGPPeer/odd"]], plan.out
     assert "BGPPeer/odd: its projectcalico.org/metadata annotation is not the JSON" in findings[0]["message"]
 
-    snapshot = bgpflat("snapshot", "-o", "cluster.yaml", cwd=tmp_path, kubeconfig=cfg)
+    snapshot = bgpflat("snapshot", "--output-file", "cluster.yaml", cwd=tmp_path, kubeconfig=cfg)
     assert snapshot.code == 0, snapshot.err
     assert "odd" in (tmp_path / "cluster.yaml").read_text()
 

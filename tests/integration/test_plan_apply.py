@@ -140,7 +140,7 @@ def test_plan_apply_verify_replan_and_rollback(kube_writes: ControlPlane, tmp_pa
     plan = json.loads(first.out)
     assert plan["format_version"] == 1
     assert plan_changes(plan) == EXPECTED_CHANGES
-    assert plan["summary"] == {"add": 2, "change": 1, "delete": 0}
+    assert plan["summary"] == {"add": 2, "change": 1, "delete": 0, "writes": 4}  # BGPConfiguration twice
     assert plan["identity"]["server"] == kube.server
     assert plan["identity"]["clusterID"]
     assert "Planning against context 'bgpflat-lab'" in first.err
@@ -254,7 +254,7 @@ def test_server_422_is_one_clear_line(kube_apiserver: ControlPlane, tmp_path: Pa
 
 def test_snapshot_then_plan_without_cluster(kube: ControlPlane, tmp_path: Path) -> None:
     kube.seed_scenario("calico-bgp")
-    snap = bgpflat("snapshot", "-o", "cluster.yaml", cwd=tmp_path, kubeconfig=kube.kubeconfig)
+    snap = bgpflat("snapshot", "--output-file", "cluster.yaml", cwd=tmp_path, kubeconfig=kube.kubeconfig)
     assert snap.code == 0, snap.err
     from bgpflat.adapters.files import load_snapshot
 

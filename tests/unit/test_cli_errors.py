@@ -70,7 +70,9 @@ def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     with pytest.raises(SystemExit) as exit_info:
         main(list(argv))
     assert exit_info.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
+    error, usage = capsys.readouterr().err.strip().splitlines()
+    assert usage.startswith("usage: bgpflat ")
+    return error
 
 
 # --- YAML files ----------------------------------------------------------------------------------
@@ -95,10 +97,12 @@ def test_tab_indentation_says_tab(capsys: pytest.CaptureFixture[str]) -> None:
     )
 
 
-def test_directory_given_as_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+def test_directory_without_manifests_given_to_f(capsys: pytest.CaptureFixture[str]) -> None:
+    # -f DIR reads the directory's manifests (as kubectl does); one with none is a mistake.
     Path("specs").mkdir()
     assert only_error(capsys, "plan", "-f", "specs", "--snapshot", str(CLUSTER)) == (
-        "specs: is a directory, not a file (fix: name the file inside it)"
+        "specs: is a directory with no *.yaml, *.yml or *.json file in it "
+        "(fix: name the files, or put the manifests in that directory)"
     )
 
 
@@ -158,7 +162,7 @@ def test_plan_with_overlapping_ranges_fails_after_showing_the_plan(capsys: pytes
 
 def test_empty_snapshot_is_not_an_empty_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     Path("cluster.yaml").write_text("")
-    expected = "cluster.yaml: empty file, not a snapshot (fix: make one with `bgpflat snapshot -o FILE`)"
+    expected = "cluster.yaml: empty file, not a snapshot (fix: make one with `bgpflat snapshot --output-file FILE`)"
     assert only_error(capsys, "plan", "-f", str(SPEC), "--snapshot", "cluster.yaml") == expected
     assert only_error(capsys, "routes", "expected", "--peer", "10.200.20.254", "--snapshot", "cluster.yaml") == expected
 
@@ -167,7 +171,7 @@ def test_flat_spec_given_as_snapshot(capsys: pytest.CaptureFixture[str]) -> None
     Path("bgpflat.yaml").write_text(SPEC.read_text())
     assert only_error(capsys, "plan", "-f", "bgpflat.yaml", "--snapshot", "bgpflat.yaml") == (
         "bgpflat.yaml:7: this is a flat spec, not a snapshot "
-        "(fix: pass the spec with -f; make a snapshot with `bgpflat snapshot -o FILE`)"
+        "(fix: pass the spec with -f; make a snapshot with `bgpflat snapshot --output-file FILE`)"
     )
 
 
@@ -209,7 +213,7 @@ def test_snapshot_plan_is_refused_before_any_cluster_is_contacted(capsys: pytest
     _saved_plan(capsys)
     # No kubeconfig exists: had apply tried to connect, the error would be about the kubeconfig.
     assert only_error(capsys, "apply", "plan.json") == (
-        f"plan.json: this plan was made from the snapshot {CLUSTER}, not from a cluster; "
+        f"plan.json: this plan is for review only: it was made from the snapshot {CLUSTER}, not from a cluster; "
         "run `bgpflat plan --out` against the cluster to get a plan that can be applied"
     )
 
@@ -328,7 +332,7 @@ def test_routes_context_with_snapshot(capsys: pytest.CaptureFixture[str]) -> Non
 )
 def test_routes_flag_values(capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str) -> None:
     line = usage_error(capsys, "routes", "expected", "--peer", "10.0.0.1", "--snapshot", str(CLUSTER), flag, value)
-    assert line.startswith(f"bgpflat routes expected: error: {message}")
+    assert line.startswith(f"bgpflat: error: bgpflat routes expected: {message}")
 
 
 def test_routes_dotted_peer_as_is_accepted(capsys: pytest.CaptureFixture[str]) -> None:
@@ -418,7 +422,7 @@ PEER_RUN = ("peer", "run", "--exabgp", "/bin/false", "--state-dir", "state")
         (
             ("--listen", "127.0.0.1", "--from-snapshot", str(SPEC)),
             f"{SPEC}:7: not a Kubernetes object (no kind) "
-            "(fix: give Nodes and BGPPeers, e.g. a snapshot from `bgpflat snapshot -o FILE`)",
+            "(fix: give Nodes and BGPPeers, e.g. a snapshot from `bgpflat snapshot --output-file FILE`)",
         ),
         (
             ("--listen", "127.0.0.1", "--from-snapshot", str(CLUSTER)),
@@ -496,7 +500,7 @@ def test_external_apply_without_terminal_stops_before_connecting(capsys: pytest.
 def test_external_render_has_no_auto_endpoints(capsys: pytest.CaptureFixture[str]) -> None:
     line = usage_error(capsys, "external", "render", "-f", str(SERVICES), "--endpoints", "auto")
     assert line == (
-        "bgpflat external render: error: argument --endpoints: invalid choice: 'auto' "
+        "bgpflat: error: bgpflat external render: argument --endpoints: invalid choice: 'auto' "
         "(choose from 'slices', 'endpoints')"
     )
 

@@ -33,22 +33,22 @@ Stage 4/4: pools — IP pools and encapsulation
       ~ spec.ipipMode: "Always" -> "Never"
 
 Findings:
-  warning: [as-number-change] the cluster AS changes from 64512 to 64513: every node restarts its BGP sessions \
-(mesh included), so routes flap while they re-establish
+  warning: [as-number-change] the cluster AS changes from 64512 to 64513: every node restarts its
+      BGP sessions (mesh included), so routes flap while they re-establish
       fix: apply in a maintenance window, or keep the AS the cluster already uses
-  warning: [ebgp-mesh-next-hop] BGPPeer peer-switch is eBGP (peer AS 65200, local AS 64513) while the node-to-node \
-mesh is on and nothing handles next hops: every selected node re-advertises the routes it learned over the mesh with \
-itself as next hop, so the peer learns every pod block and service route from each of those nodes and return paths \
-are asymmetric
-      fix: set nextHopMode: Keep (Calico 3.31+) or keepOriginalNextHop: true on the peer, or attach a BGPFilter \
-that rejects source RemotePeers
-  info: [encapsulation-mtu] IPPool/default-pool: existing pods keep the smaller tunnel MTU until they are recreated, \
-and Felix restarts once no encapsulated pool is left
+  warning: [ebgp-mesh-next-hop] BGPPeer peer-switch is eBGP (peer AS 65200, local AS 64513) while
+      the node-to-node mesh is on and nothing handles next hops: every selected node re-advertises
+      the routes it learned over the mesh with itself as next hop, so the peer learns every pod
+      block and service route from each of those nodes and return paths are asymmetric
+      fix: set nextHopMode: Keep (Calico 3.31+) or keepOriginalNextHop: true on the peer, or attach
+           a BGPFilter that rejects source RemotePeers
+  info: [encapsulation-mtu] IPPool/default-pool: existing pods keep the smaller tunnel MTU until
+      they are recreated, and Felix restarts once no encapsulated pool is left
       fix: roll the workloads after the change to get the full MTU
-  info: [validation-rules] objects checked with Calico v3.32 validation rules (Calico version not known; \
-assuming v3.32.0)
+  info: [validation-rules] objects checked with Calico v3.32 validation rules (Calico version not
+      known; assuming v3.32.0)
 
-Plan: 2 to add, 1 to change, 0 to delete.
+Plan: 2 to add, 1 to change, 0 to delete (4 writes).
 """
 
 

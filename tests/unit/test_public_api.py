@@ -110,7 +110,7 @@ def test_unknown_name_is_an_attribute_error() -> None:
 def test_plan_the_example_from_its_snapshot() -> None:
     desired = bgpflat.load_spec(SPEC)
     plan = bgpflat.plan(desired, SNAPSHOT)
-    assert str(plan.summary) == "Plan: 2 to add, 1 to change, 0 to delete."
+    assert str(plan.summary) == "Plan: 2 to add, 1 to change, 0 to delete (4 writes)."
     assert [(c.action, c.kind, c.name) for c in plan.changes] == [
         ("create", "BGPConfiguration", "default"),
         ("create", "BGPPeer", "peer-switch"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 from hypothesis import given, settings
@@ -72,3 +73,53 @@ def test_write_json_is_json_dump_with_indent_2_byte_for_byte(value: Any) -> None
     buffer = io.StringIO()
     write_json(value, buffer)
     assert buffer.getvalue() == json.dumps(value, indent=2) + "\n"
+
+
+# --- on a terminal: nothing cut short, one line per route -------------------------------------------
+
+
+def _scenario_d_expected() -> Any:
+    from pathlib import Path
+
+    from bgpflat.adapters.files import load_documents, load_snapshot
+    from bgpflat.core.routes.expected import OutsidePeer
+    from bgpflat.core.state.load import load_desired
+    from bgpflat.workflows.planning import lay_desired_over
+    from bgpflat.workflows.routes import cluster_state, expected_for
+
+    labs = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"
+    desired = load_desired(list(load_documents(labs / "bgpflat.yaml")))
+    objects = lay_desired_over(load_snapshot(labs / "cluster.yaml").objects, desired)
+    from bgpflat.core.routes.expected import ModelOptions
+
+    return expected_for(cluster_state(objects), peer=OutsidePeer(address="10.200.20.254"), options=ModelOptions())
+
+
+def test_expected_routes_on_an_80_column_terminal_one_line_per_route_nothing_cut() -> None:
+    from bgpflat.views.routes import expected_routes_table
+
+    expected = _scenario_d_expected()
+    routes = expected.table.sorted()
+    text = re.sub(r"\x1b\[[0-9;]*m", "", printed(expected_routes_table(expected), width=80, terminal=True))
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines() if line[:1] in "┏┃┡│└") <= 80
+    for route in routes:  # every route whole on its own line
+        assert any(str(route.prefix) in line and route.next_hop in line for line in text.splitlines())
+    assert len(text.splitlines()) <= len(routes) + 16  # was 174 lines for these 8 routes
+    wide = printed(expected_routes_table(expected, wide=True), width=200, terminal=True)
+    assert "…" not in wide and "why" in wide and expected.explain(routes[0]).split(",")[0] in wide
+
+
+def test_learned_routes_never_cut_an_as_path_or_address_on_a_narrow_terminal() -> None:
+    from bgpflat.core.routes.table import RouteTable
+    from bgpflat.views.peer import render_routes
+
+    path = [64512 + i for i in range(12)]
+    table = RouteTable.from_records(
+        [{"session": "10.200.20.103", "prefix": "10.233.110.0/24", "next_hop": "10.200.20.103", "as_path": path}],
+        where="test",
+    )
+    text = printed(render_routes(table), width=80, terminal=True)
+    assert "…" not in text
+    assert "10.200.20.103" in text and "10.233.110.0/24" in text  # addresses whole
+    assert all(str(a) in text for a in path)  # the AS path wraps at its spaces

@@ -233,6 +233,8 @@ def test_cli_verify_exit_codes_junit_and_step_summary(
     assert "routes do not match" in err
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "1" and suite.get("tests") == "3"
+    # CI tools split a class name on dots into packages: the peer's address must not add any.
+    assert {case.get("classname") for case in suite.iter("testcase")} == {"bgpflat.verify.peer-10-0-0-254"}
     code, _, err = run(capsys, *common, "--learned", str(empty))
     assert code == 2
     assert "could not verify (nothing-learned)" in err

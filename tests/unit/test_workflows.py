@@ -45,7 +45,7 @@ def test_plan_text_says_where_it_was_made() -> None:
     text = plan_text(lab_plan())
     assert text.splitlines()[0].startswith("Source:  snapshot ")
     assert "Calico:  v3.30.7 via projectcalico.org/v3" in text
-    assert text.rstrip().endswith("Plan: 2 to add, 1 to change, 0 to delete.")
+    assert text.rstrip().endswith("Plan: 2 to add, 1 to change, 0 to delete (4 writes).")
 
 
 def test_a_snapshot_plan_can_never_be_applied() -> None:

@@ -16,6 +16,7 @@ import gc
 import json
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -211,7 +212,14 @@ def _parse_yaml(loader: Any, file: str, line_depth: int | None) -> list[Document
 
 
 def load_documents(path: str | Path, *, line_depth: int | None = None) -> tuple[Document, ...]:
-    """Read a YAML/JSON file into its documents; bad YAML is a ``SpecError`` with file and line."""
+    """Read a YAML/JSON file into its documents; bad YAML is a ``SpecError`` with file and line.
+    ``-`` reads standard input (named ``<stdin>`` in messages), as kubectl's ``-f -`` does."""
+    if str(path) == STDIN:
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=STDIN_NAME) from None
+        return parse_documents(text, file=STDIN_NAME, line_depth=line_depth)
     return parse_documents(_read_text(path), file=str(path), line_depth=line_depth)
 
 
@@ -273,7 +281,9 @@ def _load_snapshot(file: str) -> Snapshot:
     documents = load_documents(file, line_depth=2)
     if not documents:
         # An empty cluster still gives a header and "items: []"; an empty file is a mistake.
-        raise SpecError("empty file, not a snapshot", file=file, fix="make one with `bgpflat snapshot -o FILE`")
+        raise SpecError(
+            "empty file, not a snapshot", file=file, fix="make one with `bgpflat snapshot --output-file FILE`"
+        )
     header: Mapping[str, Any] = {}
     for doc in documents:
         if isinstance(doc.data, Mapping) and isinstance(doc.data.get(SNAPSHOT_HEADER_KEY), Mapping):
@@ -287,7 +297,7 @@ def _load_snapshot(file: str) -> Snapshot:
                 "this is a flat spec, not a snapshot",
                 file=file,
                 line=obj.line,
-                fix="pass the spec with -f; make a snapshot with `bgpflat snapshot -o FILE`",
+                fix="pass the spec with -f; make a snapshot with `bgpflat snapshot --output-file FILE`",
             )
         if not data.get("kind") or not data.get("apiVersion"):
             raise SpecError(
@@ -517,11 +527,26 @@ def load_backup(path: str | Path) -> Snapshot:
     return Snapshot(header={**snapshot.header, BACKUP_WRITES_KEY: writes}, objects=snapshot.objects, file=snapshot.file)
 
 
-def iter_paths(paths: Sequence[str | Path]) -> Iterator[Path]:
-    """Files named directly, and the *.yaml/*.yml/*.json files of named directories, sorted."""
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+INPUT_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def input_paths(paths: Sequence[str | Path]) -> list[str]:
+    """``-f`` as kubectl takes it: files as named, ``-`` for standard input, and for a directory its
+    *.yaml/*.yml/*.json files, sorted (not recursive); a directory with none of them is an error."""
+    out: list[str] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+        if str(raw) != STDIN and path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.suffix in INPUT_SUFFIXES and p.is_file())
+            if not found:
+                raise SpecError(
+                    "is a directory with no *.yaml, *.yml or *.json file in it",
+                    file=str(raw),
+                    fix="name the files, or put the manifests in that directory",
+                )
+            out.extend(found)
         else:
-            yield path
+            out.append(str(raw))
+    return out

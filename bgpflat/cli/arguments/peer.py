@@ -216,13 +216,13 @@ def _snapshot_objects(path: str) -> list[dict[str, Any]]:
 
     documents = load_documents(path)
     if not documents:
-        raise SpecError("empty file", file=path, fix="give a snapshot, e.g. from `bgpflat snapshot -o FILE`")
+        raise SpecError("empty file", file=path, fix="give a snapshot, e.g. from `bgpflat snapshot --output-file FILE`")
     for doc in documents:
         if not isinstance(doc.data, dict) or not doc.data.get("kind"):
             raise SpecError(
                 "not a Kubernetes object (no kind)",
                 file=path,
                 line=doc.line,
-                fix="give Nodes and BGPPeers, e.g. a snapshot from `bgpflat snapshot -o FILE`",
+                fix="give Nodes and BGPPeers, e.g. a snapshot from `bgpflat snapshot --output-file FILE`",
             )
     return flatten_objects(doc.data for doc in documents)

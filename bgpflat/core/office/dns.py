@@ -14,10 +14,18 @@ Two shapes:
 
 ``cluster.local`` is not delegated from the root, so a validating resolver would call every answer
 bogus; each form switches DNSSEC validation off for that zone only.
+
+Reverse lookups go the same way: the ``in-addr.arpa``/``ip6.arpa`` zones of the pod pools and
+service ranges (the cluster DNS answers PTR queries for them, CoreDNS's ``kubernetes`` plugin
+serves ``in-addr.arpa ip6.arpa`` by default), so ``ping -a``, ``traceroute`` and logs on office
+machines show cluster names. A range that does not end on an octet (nibble for IPv6) is split
+into the zones inside it (a /18 is 64 /24 zones); one longer than /24 (/124) has no zone of its own
+and is left out, said in a comment.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,6 +76,31 @@ def _hints(intent: OfficeIntent, options: DnsOptions, comment: str) -> list[str]
     return [f"{comment} {line}".rstrip() for line in lines]
 
 
+def reverse_zones(intent: OfficeIntent) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the reverse zones of the cluster's ranges, the ranges too small for a zone of their own)."""
+    zones: list[str] = []
+    skipped: list[str] = []
+    for prefix in intent.cluster_prefixes:
+        network = ipaddress.ip_network(str(prefix), strict=False)
+        step = 8 if network.version == 4 else 4
+        zone_length = -(-network.prefixlen // step) * step
+        if zone_length > network.max_prefixlen - step:
+            skipped.append(str(prefix))
+            continue
+        for subnet in network.subnets(new_prefix=zone_length) if zone_length > network.prefixlen else [network]:
+            pointer = subnet.network_address.reverse_pointer.split(".")
+            zones.append(".".join(pointer[(network.max_prefixlen - zone_length) // step :]))
+    return tuple(dict.fromkeys(zones)), tuple(skipped)
+
+
+def _reverse_note(intent: OfficeIntent, comment: str) -> list[str]:
+    zones, skipped = reverse_zones(intent)
+    lines = [f"{comment} Reverse lookups of pod and service IPs: {len(zones)} zone(s) to the cluster DNS too."]
+    if skipped:
+        lines.append(f"{comment} No reverse zone for {', '.join(skipped)}: longer than an octet boundary allows.")
+    return lines
+
+
 def render_dns(intent: OfficeIntent, *, fmt: str, options: DnsOptions = DnsOptions()) -> str:
     if fmt == "coredns":
         return _coredns(intent, options)
@@ -91,9 +124,12 @@ def _dnsmasq(intent: OfficeIntent, options: DnsOptions, targets: Sequence[str]) 
     domain = intent.cluster_domain
     out = [f"# bgpflat render dns --dnsmasq: forward {domain} to {', '.join(targets)}; other names as before"]
     out += _hints(intent, options, "#")
+    out += _reverse_note(intent, "#")
     out += [f"server=/{domain}/{_with_port(t, options.port, '#')}" for t in targets]
     # Cluster answers are private addresses; dnsmasq's rebind protection (stop-dns-rebind) would drop them.
     out.append(f"rebind-domain-ok=/{domain}/")
+    for zone in reverse_zones(intent)[0]:
+        out += [f"server=/{zone}/{_with_port(t, options.port, '#')}" for t in targets]
     return "\n".join(out) + "\n"
 
 
@@ -105,12 +141,12 @@ def _bind(intent: OfficeIntent, options: DnsOptions, targets: Sequence[str]) -> 
     out += [
         f'// {domain} is not delegated from the root: add validate-except {{ "{domain}"; }}; to your',
         "// options { } block, or validating BIND will answer SERVFAIL for cluster names.",
-        f'zone "{domain}" {{',
-        "\ttype forward;",
-        "\tforward only;",
-        f"\tforwarders{port} {{ {' '.join(t + ';' for t in targets)} }};",
-        "};",
     ]
+    out += _reverse_note(intent, "//")
+    forwarders = f"forwarders{port} {{ {' '.join(t + ';' for t in targets)} }};"
+    out += [f'zone "{domain}" {{', "\ttype forward;", "\tforward only;", f"\t{forwarders}", "};"]
+    # One line per reverse zone: a /18 alone is 64 of them.
+    out += [f'zone "{zone}" {{ type forward; forward only; {forwarders} }};' for zone in reverse_zones(intent)[0]]
     return "\n".join(out) + "\n"
 
 
@@ -118,15 +154,22 @@ def _unbound(intent: OfficeIntent, options: DnsOptions, targets: Sequence[str]) 
     domain = intent.cluster_domain
     out = [f"# bgpflat render dns --unbound: forward {domain} to {', '.join(targets)}; other names as before"]
     out += _hints(intent, options, "#")
+    zones = reverse_zones(intent)[0]
+    out += _reverse_note(intent, "#")
     out += [
         "server:",
         f'\tdomain-insecure: "{domain}"',
         f'\tprivate-domain: "{domain}"',
     ]
+    for zone in zones:
+        # Unbound answers private reverse zones itself (RFC 6303); a transparent local zone lets
+        # the forward-zone below answer this one.
+        out += [f'\tdomain-insecure: "{zone}"', f'\tlocal-zone: "{zone}" transparent']
     if any(t.startswith("127.") or t == "::1" for t in targets):
         out.append("\tdo-not-query-localhost: no")
-    out += ["", "forward-zone:", f'\tname: "{domain}"']
-    out += [f"\tforward-addr: {_with_port(t, options.port, '@')}" for t in targets]
+    for zone in (domain, *zones):
+        out += ["", "forward-zone:", f'\tname: "{zone}"']
+        out += [f"\tforward-addr: {_with_port(t, options.port, '@')}" for t in targets]
     return "\n".join(out) + "\n"
 
 
@@ -145,7 +188,8 @@ def _coredns(intent: OfficeIntent, options: DnsOptions) -> str:
     if options.second_level:
         out.append("# Second-level variant: only cluster names; the office resolver keeps the rest.")
     out += _hints(intent, options, "#")
-    out.append(f"{domain}:53 {{")
+    out += _reverse_note(intent, "#")
+    out.append(" ".join(f"{zone}:53" for zone in (domain, *reverse_zones(intent)[0])) + " {")
     if bind:
         out.append(bind)
     out += [f"\tforward . {forward}", "\tcache 30", "\terrors", "}"]

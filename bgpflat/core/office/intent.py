@@ -77,8 +77,12 @@ class PeerIntent:
 class ForwardingNode:
     """A node that forwards (and masquerades) office traffic into the cluster (scenarios A and C)."""
 
-    name: str
+    name: str  # "" when only its address was given and no cluster state names it
     address: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.address})" if self.name else self.address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -263,15 +267,28 @@ def _forwarding(value: str | None, nodes: Sequence[ObservedNode]) -> ForwardingN
     for node in nodes:
         if node.name == value and node.ipv4:
             return ForwardingNode(name=node.name, address=node.ipv4)
+    known = ", ".join(n.name for n in nodes) or "none"
     try:
-        return ForwardingNode(name=value, address=canonical_address(value))
+        address = canonical_address(value)
     except SpecError:
-        known = ", ".join(n.name for n in nodes) or "none"
         raise SpecError(
             f"forwarding node {value!r} is neither a node with an address nor an IP address",
             path="--via",
             fix=f"use a node name (known: {known}), NAME=IP, or an IP address",
         ) from None
+    # An address names its node (kubectl taint needs the name); with the cluster's nodes known, an
+    # address none of them has is a typo, not a forwarding node.
+    for node in nodes:
+        if node.ipv4 == address:
+            return ForwardingNode(name=node.name, address=address)
+    if nodes:
+        raise SpecError(
+            f"no node has the address {address}",
+            path="--via",
+            fix=f"use a node name (known: {known}) or one of their addresses, or NAME=IP for a node outside "
+            "the cluster",
+        )
+    return ForwardingNode(name="", address=address)
 
 
 def _address(text: str, where: str) -> str:

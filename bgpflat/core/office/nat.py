@@ -34,13 +34,16 @@ def _inputs(intent: OfficeIntent) -> tuple[tuple[Prefix, ...], tuple[Prefix, ...
 
 
 def _notes(intent: OfficeIntent) -> list[str]:
-    node = intent.forwarding.name if intent.forwarding else "<forwarding-node>"
-    return [
+    notes = [
         f"Needs IP forwarding on the node: sysctl -w net.ipv4.ip_forward=1 (persist it in {SYSCTL_FILE};",
         "  bgpflat render nat --format sysctl prints that file).",
         "For a dedicated forwarding node, keep workloads off it:",
-        f"  kubectl taint nodes {node} forward={node}:NoSchedule",
     ]
+    node = intent.forwarding.name if intent.forwarding else ""
+    if node:
+        return [*notes, f"  kubectl taint nodes {node} forward={node}:NoSchedule"]
+    # A command with a made-up node name would be copied and fail; say what names the node instead.
+    return [*notes, "  kubectl taint nodes NODE forward=NODE:NoSchedule, with NODE named by --via NODE or NAME=IP"]
 
 
 def render_nat(intent: OfficeIntent, *, fmt: str = "nftables") -> str:
@@ -49,7 +52,7 @@ def render_nat(intent: OfficeIntent, *, fmt: str = "nftables") -> str:
             ["# bgpflat: the node forwards office traffic into the cluster", "net.ipv4.ip_forward = 1", ""]
         )
     office, cluster = _inputs(intent)
-    where = f" on {intent.forwarding.name} ({intent.forwarding.address})" if intent.forwarding else ""
+    where = f" on {intent.forwarding.label}" if intent.forwarding else ""
     head = [f"bgpflat render nat --format {fmt}: masquerade office -> cluster traffic{where}", *_notes(intent)]
     if fmt == "nftables":
         return _nftables(office, cluster, head)

@@ -32,8 +32,7 @@ def render_static_routes(intent: OfficeIntent, *, fmt: str = "linux") -> str:
     )
     comment = "#" if fmt == "linux" else ("/*" if fmt == "junos" else "!")
     head = (
-        f"bgpflat render static-routes --format {fmt}: every pod pool and service range "
-        f"via {intent.forwarding.name} ({via})"
+        f"bgpflat render static-routes --format {fmt}: every pod pool and service range via {intent.forwarding.label}"
     )
     out = [f"/* {head} */" if fmt == "junos" else f"{comment} {head}"]
     if fmt == "linux":

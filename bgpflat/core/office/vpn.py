@@ -167,7 +167,14 @@ def _ccd(intent: OfficeIntent, options: VpnOptions) -> str:
 
 def _lan(intent: OfficeIntent, options: VpnOptions) -> str:
     cluster = _cluster(intent)
-    gateway = options.lan_gateway or "<vpn-client-lan-address>"
+    # A placeholder in a route command would be pasted into a router; ask for the address instead.
+    require(
+        options.lan_gateway is not None,
+        "the LAN routes need the VPN client's address on the office LAN",
+        path="--lan-gateway",
+        fix="pass --lan-gateway IP (the office-side address of the VPN client that forwards into the cluster)",
+    )
+    gateway = options.lan_gateway
     out = [
         "# bgpflat render vpn --openvpn --part lan: on the office LAN router, send cluster ranges to the",
         f"# VPN client {options.client!r} ({gateway}); on that client: sysctl -w net.ipv4.ip_forward=1",

@@ -171,12 +171,20 @@ class Stage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Summary:
+    """Objects to add, change and delete (as terraform counts), and the writes apply makes: an object
+    created in one stage and patched in a later one is one to add, and two writes."""
+
     add: int
     change: int
     delete: int
+    writes: int = 0
 
     def __str__(self) -> str:
-        return f"Plan: {self.add} to add, {self.change} to change, {self.delete} to delete."
+        text = f"Plan: {self.add} to add, {self.change} to change, {self.delete} to delete"
+        # Every change listed above is counted: said when the objects alone would not add up to it.
+        if self.writes > self.add + self.change + self.delete:
+            text += f" ({self.writes} writes)"
+        return text + "."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,7 +221,13 @@ class Plan:
         created = {c.key for c in self.changes if c.action is Action.CREATE}
         deleted = {c.key for c in self.changes if c.action is Action.DELETE}
         updated = {c.key for c in self.changes if c.action is Action.UPDATE} - created - deleted
-        return Summary(add=len(created), change=len(updated), delete=len(deleted))
+        return Summary(add=len(created), change=len(updated), delete=len(deleted), writes=len(self.changes))
+
+    @property
+    def review_only(self) -> bool:
+        """Made from a snapshot: it shows what would change, but no cluster's resourceVersions back
+        it, so ``apply`` refuses it (``review_only`` in its JSON says so to other tools too)."""
+        return bool(self.identity.snapshot)
 
     @property
     def blocking(self) -> tuple[Finding, ...]:
@@ -232,7 +246,13 @@ class Plan:
             "identity": self.identity.to_dict(),
             "cluster": dict(self.cluster),
             "prune": self.prune,
-            "summary": {"add": summary.add, "change": summary.change, "delete": summary.delete},
+            "review_only": self.review_only,
+            "summary": {
+                "add": summary.add,
+                "change": summary.change,
+                "delete": summary.delete,
+                "writes": summary.writes,
+            },
             "stages": [
                 {"name": s.name, "title": s.title, "changes": [c.to_dict() for c in s.changes]} for s in self.stages
             ],

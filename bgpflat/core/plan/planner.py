@@ -13,8 +13,10 @@ observed ones **over the fields bgpflat owns** and returns a ``Plan``:
 * Creates carry the full ``projectcalico.org/v3`` manifest, labelled
   ``app.kubernetes.io/managed-by: bgpflat``. Deletes happen only with ``prune=True`` and only for
   objects carrying that label (never ``BGPConfiguration/default``).
-* Stages, in order (calico-facts §5.4): ``bgp-configuration`` (the default BGPConfiguration is
-  created if missing) → ``peers`` → ``service-advertisement`` → ``pools`` (encapsulation last) →
+* Stages, in order (calico-facts §5.4): ``bgp-configuration`` (only when the spec sets something
+  there: confd falls back to AS 64512 and the mesh without one, so an empty ``default`` would be a
+  change nobody asked for, and ``--detailed-exitcode`` could never say "no changes") → ``peers``
+  → ``service-advertisement`` → ``pools`` (encapsulation last) →
   ``pools-final`` (second step of an Always → Never change staged through CrossSubnet when the
   nodes span several subnets) → ``mesh`` (turning the mesh off) → ``prune``. An object written in
   more than one stage has ``chained=True`` on its later changes: send them with the
@@ -137,12 +139,6 @@ def make_plan(*, desired: DesiredState, observed: ObservedState, prune: bool = F
 
     desired_keys = {resource_key(r.kind, r.name) for r in desired.resources}
     ordered = sorted(desired.resources, key=lambda r: (KIND_ORDER[r.kind], r.name))
-    if (
-        resource_key("BGPConfiguration", "default") not in desired_keys
-        and observed.get("BGPConfiguration", "default") is None
-    ):
-        # confd falls back to AS 64512 and the mesh when `default` is missing, but patches need it.
-        ordered.insert(0, BGPConfiguration(name="default"))
     new_peers: list[str] = []
     for resource in ordered:
         before = len(builder.changes)

@@ -6,6 +6,7 @@ Plain text with no colour, for logs, CI and golden tests; ``bgpflat.render`` dra
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,14 +67,31 @@ def render_plan_text(plan: Plan, *, show_unchanged: bool = False) -> str:
     if plan.findings:
         lines.append("Findings:")
         for finding in plan.findings:
-            lines.append(f"  {finding.severity}: [{finding.code}] {finding.message}")
+            lines.extend(_wrapped(f"{finding.severity}: [{finding.code}] {finding.message}", "  ", "      "))
             if finding.fix:
-                lines.append(f"      fix: {finding.fix}")
+                lines.extend(_wrapped(f"fix: {finding.fix}", "      ", "           "))
         lines.append("")
     lines.append(str(plan.summary))
     if plan.blocking:
         lines.append(f"Blocked: {len(plan.blocking)} error finding(s) must be fixed before apply.")
     return "\n".join(lines) + "\n"
+
+
+# Findings run to several hundred characters; wrapped here (not by the terminal) so that a log, a
+# pull-request comment and a terminal all show the fix indented under its finding.
+FINDING_WIDTH = 100
+
+
+def _wrapped(text: str, first: str, rest: str) -> list[str]:
+    # Addresses, selectors and commands are never split: only spaces break a line.
+    return textwrap.wrap(
+        text,
+        FINDING_WIDTH,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def changes_for(plan: Plan, key: str) -> Iterable[ResourceChange]:

@@ -143,6 +143,12 @@ class VerifyResult:
     def exit_code(self) -> int:
         return EXIT_CODES[self.status]
 
+    @property
+    def all_notes(self) -> tuple[str, ...]:
+        """The run's notes, then the model's (why a node has no session, an assumed peer AS): what a
+        person reads under the verdict, and what JSON and the step summary carry alike."""
+        return tuple(dict.fromkeys((*self.notes, *self.expected.notes)))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
@@ -155,7 +161,7 @@ class VerifyResult:
             "attempts": self.attempts,
             "elapsed_seconds": round(self.elapsed, 3),
             "sessions_down": list(self.sessions_down),
-            "notes": list(self.notes),
+            "notes": list(self.all_notes),
             "source": self.learned.source if self.learned is not None else "",
             "diff": self.diff.to_dict() if self.diff is not None else None,
             "compliance": self.diff.compliance() if self.diff is not None else None,

@@ -68,8 +68,8 @@ def find_cached(*, k8s: str = versions.KUBERNETES_VERSION, etcd: str = versions.
 
 
 def build_script() -> Path:
-    """``build/k8s/build.sh`` of the source checkout this package runs from."""
-    return go_build.checkout_script("build/k8s/build.sh", env=BUILD_SCRIPT_ENV, what="control-plane")
+    """``toolchain/k8s/build.sh`` of the source checkout this package runs from."""
+    return go_build.checkout_script("toolchain/k8s/build.sh", env=BUILD_SCRIPT_ENV, what="control-plane")
 
 
 def ensure_binaries(
@@ -117,7 +117,7 @@ def _run_build(*, target: Path, k8s: str, etcd: str, go: str, progress: go_build
 
 # --- Calico's aggregated API server ----------------------------------------------------------------
 #
-# Built by build/apiserver/build.sh from the same github.com/projectcalico/calico module version as
+# Built by toolchain/apiserver/build.sh from the same github.com/projectcalico/calico module version as
 # confd, through the same wrapper module; cached as <root>/calico-apiserver/<pseudo-version>-<go>/.
 
 CALICO_APISERVER = versions.CALICO_V3_31_0
@@ -146,7 +146,7 @@ def ensure_calico_apiserver(*, progress: go_build.Progress | None = None) -> Pat
     def build() -> None:
         say = progress or go_build.say_on_stderr
         script = go_build.checkout_script(
-            "build/apiserver/build.sh", env=APISERVER_BUILD_SCRIPT_ENV, what="Calico API server"
+            "toolchain/apiserver/build.sh", env=APISERVER_BUILD_SCRIPT_ENV, what="Calico API server"
         )
         say(f"building Calico's API server from {pin.path}@{pin.version} with {go} into {target} (first run only)")
         staging, elapsed = go_build.run_build_script(

@@ -37,6 +37,7 @@ from bgpflat.adapters.kube import KubeClient
 from bgpflat.core.calico.models import SERVER_METADATA
 from bgpflat.errors import KubeConflict, KubeError, LabError
 from bgpflat.lab.controlplane.crds import STORAGE_FLAVOUR, Flavour
+from bgpflat.lab.go_build import shipped_path
 
 JsonObject = dict[str, Any]
 
@@ -79,9 +80,9 @@ SERVER_SET_METADATA = tuple(name for name in SERVER_METADATA if name not in ("fi
 
 
 def labs_dir() -> Path:
-    """``labs/`` of the source checkout (``BGPFLAT_LABS_DIR`` overrides)."""
+    """``labs/`` of the source checkout or the installed wheel (``BGPFLAT_LABS_DIR`` overrides)."""
     explicit = os.environ.get("BGPFLAT_LABS_DIR")
-    return Path(explicit) if explicit else Path(__file__).resolve().parents[3] / "labs"
+    return Path(explicit) if explicit else shipped_path("labs")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +101,11 @@ class Scenario:
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """A scenario by name (``labs/<name>``) or by directory path."""
     candidate = Path(name_or_path)
+    if not candidate.is_dir() and not labs_dir().is_dir():
+        raise LabError(
+            f"no scenario {name_or_path!r}: the scenarios directory {labs_dir()} is missing (a source checkout or "
+            "the bgpflat wheel has it); pass a scenario directory, or set BGPFLAT_LABS_DIR"
+        )
     directory = candidate if candidate.is_dir() else labs_dir() / str(name_or_path)
     cluster_file = directory / "cluster.yaml"
     if not cluster_file.is_file():

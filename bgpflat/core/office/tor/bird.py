@@ -1,7 +1,7 @@
 """BIRD 1.6 ``bird.conf`` for the router that peers with the calico-nodes (checked with ``bird -p``).
 
 BIRD 1.6 is the generation Calico itself runs, and the config keeps to its syntax: one protocol
-per node, an import filter with prefix patterns ``{len,max}``, ``import limit`` for the
+per node, an import filter with prefix patterns ``{len,max}``, ``import limit … action warn`` for the
 maximum-prefix guard, and ``merge paths`` in the kernel protocol for ECMP towards the nodes.
 """
 
@@ -46,7 +46,7 @@ def render_bird(view: RouterView) -> str:
         if n.password:
             out.append(f'  password "{n.password}";')
         out.append("  graceful restart;")
-        out.append(f"  import limit {view.max_prefixes} action restart;")
+        out.append(f"  import limit {view.max_prefixes} action warn;")
         out.append(f"  import filter {filter_name};")
         if view.reflect:
             out.append("  rr client;")

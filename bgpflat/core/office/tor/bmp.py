@@ -50,20 +50,15 @@ def frr_station_lines(station: BmpStation, version: int) -> list[str]:
 
 
 def junos_station_lines(station: BmpStation) -> list[str]:
-    """Inside ``routing-options`` (Junos BMP: ``routing-options bmp station``)."""
+    """``set`` commands for Junos BMP (``routing-options bmp station``)."""
+    at = f"set routing-options bmp station {NAME}"
     return [
-        "    /* BMP to bgpflat's station (Junos: routing-options bmp) */",
-        "    bmp {",
-        f"        station {NAME} {{",
-        "            connection-mode active;",
-        f"            station-address {station.address};",
-        f"            station-port {station.port};",
-        "            route-monitoring {",
-        "                pre-policy;",
-        "                post-policy;",
-        "            }",
-        "        }",
-        "    }",
+        "/* BMP to bgpflat's station (Junos: routing-options bmp) */",
+        f"{at} connection-mode active",
+        f"{at} station-address {station.address}",
+        f"{at} station-port {station.port}",
+        f"{at} route-monitoring pre-policy",
+        f"{at} route-monitoring post-policy",
     ]
 
 

@@ -34,7 +34,7 @@ def render_eos(view: RouterView) -> str:
             out.append(f"   neighbor {n.address} password 0 {n.password}")
         if view.reflect:
             out.append(f"   neighbor {n.address} route-reflector-client")
-        out.append(f"   neighbor {n.address} maximum-routes {view.max_prefixes}")
+        out.append(f"   neighbor {n.address} maximum-routes {view.max_prefixes} warning-only")
     if view.bmp is not None:
         out += eos_station_lines(view.bmp)
     out += ["   !", f"   address-family {family}"]

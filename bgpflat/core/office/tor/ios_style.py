@@ -52,5 +52,5 @@ def policy_lines(view: RouterView, lead: str, inbound: str, outbound: str) -> li
     """A neighbour's address-family settings: reflection, the prefix lists both ways, the prefix limit."""
     lines = [f"{lead}route-reflector-client"] if view.reflect else []
     lines += [f"{lead}prefix-list {inbound} in", f"{lead}prefix-list {outbound} out"]
-    lines.append(f"{lead}maximum-prefix {view.max_prefixes}")
+    lines.append(f"{lead}maximum-prefix {view.max_prefixes} warning-only")
     return lines

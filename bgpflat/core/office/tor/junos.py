@@ -1,9 +1,10 @@
-"""Junos BGP group for the calico-nodes (no checker here: golden files, Junos hierarchy syntax).
+"""Junos BGP group for the calico-nodes, as ``set`` commands (``load set terminal``), the same style
+as ``render static-routes --format junos``; no checker here: golden files.
 
-``route-filter P orlonger`` is Junos for ``le 32``; ``prefix-limit … teardown`` is the
-maximum-prefix guard; ``multipath`` (``multiple-as`` when the nodes use several ASes) installs the
-service ranges that every node advertises as equal-cost paths; ``multihop ttl`` matches Calico's
-multihop sessions.
+``route-filter P orlonger`` is Junos for ``le 32``; ``prefix-limit maximum`` without ``teardown``
+is the maximum-prefix guard in warning-only form (logged, the sessions stay up); ``multipath``
+(``multiple-as`` when the nodes use several ASes) installs the service ranges that every node
+advertises as equal-cost paths; ``multihop ttl`` matches Calico's multihop sessions.
 """
 
 from __future__ import annotations
@@ -14,73 +15,43 @@ from bgpflat.core.office.tor.router import RouterView, header_lines
 
 def render_junos(view: RouterView) -> str:
     policy = f"BGPFLAT-{view.ident}-IN"
-    group = f"BGPFLAT-{view.ident}"
+    group = f"set protocols bgp group BGPFLAT-{view.ident}"
     family = "inet" if view.version == 4 else "inet6"
     out = [f"/* {line} */" for line in header_lines(view, vendor="junos")]
-    out += ["routing-options {", f"    autonomous-system {view.as_number};"]
-    out.append(f"    router-id {view.router_id};")
+    out += [
+        f"set routing-options autonomous-system {view.as_number}",
+        f"set routing-options router-id {view.router_id}",
+    ]
     if view.bmp is not None:
         out += junos_station_lines(view.bmp)
-    out += [
-        "}",
-        "policy-options {",
-        f"    policy-statement {policy} {{",
-        "        term cluster {",
-        "            from {",
-    ]
-    out += [f"                route-filter {p} orlonger;" for p in view.accepted]
-    out += [
-        "            }",
-        "            then accept;",
-        "        }",
-        "        term others {",
-        "            then reject;",
-        "        }",
-        "    }",
-        "    policy-statement BGPFLAT-NOTHING {",
-        "        then reject;",
-        "    }",
-        "}",
-        "protocols {",
-        "    bgp {",
-        f"        group {group} {{",
-    ]
+    term = f"set policy-options policy-statement {policy} term"
+    out += [f"{term} cluster from route-filter {p} orlonger" for p in view.accepted]
+    out += [f"{term} cluster then accept", f"{term} others then reject"]
+    out.append("set policy-options policy-statement BGPFLAT-NOTHING then reject")
     internal = all(not n.external for n in view.neighbours)
-    out.append(f"            type {'internal' if internal else 'external'};")
+    out.append(f"{group} type {'internal' if internal else 'external'}")
     if view.reflect:
         # A cluster ID makes the group's neighbours route-reflector clients.
-        out.append(f"            cluster {view.router_id};")
+        out.append(f"{group} cluster {view.router_id}")
     if not internal:
         # With GTSM the nodes accept only packets that left their sender with TTL 255.
         gtsm = view.neighbours[0].peer.ttl_security is not None
-        out += ["            multihop {", f"                ttl {255 if gtsm else 64};", "            }"]
-    out.append(f"            import {policy};")
-    out.append(f"            export {policy if view.reflect else 'BGPFLAT-NOTHING'};")
-    out += [
-        f"            family {family} {{",
-        "                unicast {",
-        "                    prefix-limit {",
-        f"                        maximum {view.max_prefixes};",
-        "                        teardown;",
-        "                    }",
-        "                }",
-        "            }",
-    ]
+        out.append(f"{group} multihop ttl {255 if gtsm else 64}")
+    out.append(f"{group} import {policy}")
+    out.append(f"{group} export {policy if view.reflect else 'BGPFLAT-NOTHING'}")
+    out.append(f"{group} family {family} unicast prefix-limit maximum {view.max_prefixes}")
     if view.multipath:
-        out.append("            multipath {" if view.mixed_as else "            multipath;")
-        if view.mixed_as:
-            out += ["                multiple-as;", "            }"]
+        out.append(f"{group} multipath" + (" multiple-as" if view.mixed_as else ""))
     same_as = len({n.remote_as for n in view.neighbours}) == 1
     if same_as and not internal:
-        out.append(f"            peer-as {view.neighbours[0].remote_as};")
+        out.append(f"{group} peer-as {view.neighbours[0].remote_as}")
     for n in view.neighbours:
-        lines = [f'                description "calico {n.node} (BGPPeer {n.peer.name})";']
+        neighbor = f"{group} neighbor {n.address}"
+        out.append(f'{neighbor} description "calico {n.node} (BGPPeer {n.peer.name})"')
         if not same_as:
-            lines.append(f"                peer-as {n.remote_as};")
+            out.append(f"{neighbor} peer-as {n.remote_as}")
         if n.password:
-            lines.append(f'                authentication-key "{n.password}";')
-        out += [f"            neighbor {n.address} {{", *lines, "            }"]
-    out += ["        }", "    }", "}"]
+            out.append(f'{neighbor} authentication-key "{n.password}"')
     if any(n.peer.ttl_security is not None for n in view.neighbours):
         out.append("/* The BGPPeer sets ttlSecurity (GTSM): the nodes send with TTL 255 and drop packets that")
         out.append("   arrive with a lower TTL than 256 minus the hops; add the receive-side TTL check for this")

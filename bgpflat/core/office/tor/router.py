@@ -170,6 +170,10 @@ def header_lines(view: RouterView, *, vendor: str) -> list[str]:
         f"{len(view.neighbours)} neighbour(s), one per calico-node the BGPPeer selects.",
         "Accepted from the nodes: " + (", ".join(str(p) for p in view.accepted) or "nothing"),
     ]
+    lines.append(
+        f"Prefix limit {view.max_prefixes} per neighbour, warning only (logged, the session stays up): "
+        "twice the blocks of the pools plus 100 per accepted range for /32s (Local services, borrowed IPs)."
+    )
     if view.reflect:
         lines.append("Same AS and no node-to-node mesh: this router reflects the cluster routes between the nodes.")
     else:

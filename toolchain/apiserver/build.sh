@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Build Calico's aggregated API server (apiserver/cmd/apiserver) from the Go module proxy.
 #
-# usage: build.sh CALICO_REF OUT_DIR [API_VERSION]   (the arguments of build/confd/build.sh)
+# usage: build.sh CALICO_REF OUT_DIR [API_VERSION]   (the arguments of toolchain/confd/build.sh)
 #
 # The API server is a command of the same github.com/projectcalico/calico module as confd, so it is
-# built by the same wrapper-module script, with the same pinned hashes (build/confd/projectcalico.sum)
-# and the same projectcalico/api versions (build/confd/api-versions.txt); only the package differs.
+# built by the same wrapper-module script, with the same pinned hashes (toolchain/confd/projectcalico.sum)
+# and the same projectcalico/api versions (toolchain/confd/api-versions.txt); only the package differs.
 # Go builds run at the lowest CPU priority: the compile takes minutes and the machine is shared.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"

@@ -11,7 +11,7 @@
 #
 # BGPFLAT_CALICO_PACKAGE (default confd) picks the command inside the calico module and
 # BGPFLAT_CALICO_BINARY (default: the package's last element) the file it lands in;
-# build/apiserver/build.sh builds Calico's API server this way, through the same wrapper module.
+# toolchain/apiserver/build.sh builds Calico's API server this way, through the same wrapper module.
 #
 # github.com/projectcalico/calico cannot be `go install`ed: its go.mod replaces its nested modules
 # (lib/std, lib/httpmachinery, api) with ./ paths, which only work in the main module, and pins the

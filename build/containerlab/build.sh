@@ -16,6 +16,12 @@
 # them needs vbom.ml/util, whose go.mod the proxy no longer serves). One more replace is ours:
 # inet.af/netaddr (used by gomplate) is refused by the proxy, and the same code is published as
 # github.com/inetaf/netaddr. containerlab.sum pins the hashes that containerlab's go.sum lacks.
+#
+# One change to containerlab's code, made at build time (on a copy of the released module in the
+# work directory, edited by the lines below; no copy is kept here): before deploying, containerlab reads
+# /proc/modules to load ip_tables, and stops with "open /proc/modules: no such file or directory"
+# on a kernel built without module support (some VMs and CI runners). There a missing
+# /proc/modules means "not loaded"; containerlab then fails to load the module, warns and goes on.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -26,7 +32,9 @@ export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 case "$GOPROXY" in *direct*) export GOPROXY=https://proxy.golang.org ;; esac
 command -v go >/dev/null || { echo "build.sh: Go is needed to build containerlab" >&2; exit 2; }
 CACHE="${BGPFLAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/bgpflat}"
-OUT="${2:-$CACHE/containerlab/$VERSION-$(go env GOVERSION)}"
+# The build recipe (this script and the pinned hashes) is part of the cache key.
+RECIPE="$(cat "$0" "$HERE/containerlab.sum" | sha256sum | cut -c1-8)"
+OUT="${2:-$CACHE/containerlab/$VERSION-$RECIPE-$(go env GOVERSION)}"
 step() { printf '[build] %s\n' "$*" >&2; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -59,6 +67,21 @@ go mod edit -module bgpflat.local/containerlab-build -require "$CLAB@$VERSION" \
 # The pinned hash of containerlab itself must be the one the proxy served.
 grep -qxF "$CLAB $VERSION $(field Sum)" go.sum \
   || die "$CLAB@$VERSION: no pinned hash for this version in $HERE/containerlab.sum (served: $(field Sum))"
+
+# The /proc/modules change (see the header): containerlab is built from a copy of the released
+# module (verified above) in the work directory, with that file edited.
+cp -r "$DIR" "$WORK/containerlab"; chmod -R u+w "$WORK/containerlab"
+python3 - "$WORK/containerlab/utils/kernel_module.go" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+anchor = '\tf, err := os.Open("/proc/modules")\n'
+if text.count(anchor) != 1:
+    sys.exit(f"{path}: the /proc/modules read is not where this build expects it")
+guard = "\tif os.IsNotExist(err) {\n\t\treturn false, nil // a kernel without module support\n\t}\n"
+open(path, "w").write(text.replace(anchor, anchor + guard))
+PY
+go mod edit -replace "$CLAB=./containerlab"
 
 step "containerlab $VERSION (commit ${COMMIT:0:12}): compiling (minutes on a cold cache)"
 mkdir -p "$OUT.partial"

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Images for the containerlab topology containerlab/peer-lab.clab.yml, without a registry: each
+# base is a root filesystem made from Debian packages (rootfs.sh, cached under
+# ~/.cache/bgpflat/images/), and the peer image installs this checkout's wheel on its base through
+# build/image/Containerfile, the same file users build on the Python image.
+#
+# usage: build.sh [ENGINE]     ENGINE: docker (default when its daemon answers) or podman
+# Prints "ROLE IMAGE" lines on stdout (peer, tor, node, office) and tags each IMAGE also as
+# bgpflat/ROLE:lab, the names the topology uses. Everything is skipped that is already there.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+ENGINE="${1:-}"
+if [ -z "$ENGINE" ]; then
+  if docker info >/dev/null 2>&1; then ENGINE=docker; else ENGINE=podman; fi
+fi
+PYTHON="${PYTHON:-python3}"     # runs pip; any Python 3.11+ with pip
+IMAGE_PYTHON=3.11               # Debian bookworm's python3, and the Containerfile's default base
+step() { printf '[image] %s\n' "$*" >&2; }
+
+tag() {  # tag ROLE IMAGE: the stable name the topology uses
+  "$ENGINE" tag "$2" "bgpflat/$1:lab"
+  printf '%s %s\n' "$1" "$2"
+}
+
+# Lab nodes: Debian's own FRR (8.4) and BIRD (1.6, as in calico/node), and an office host.
+tag tor "$(bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/lab-frr frr iproute2 iputils-ping procps)"
+tag node "$(bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/lab-bird bird iproute2 iputils-ping procps)"
+tag office "$(bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/lab-office iproute2 iputils-ping curl)"
+
+# The peer: this checkout's wheel and its dependencies' on the Debian Python base. The wheel is
+# built from a copy of the sources, so that setuptools leaves no build/lib or egg-info behind.
+BASE="$(bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/debian-python python3 python3-venv ca-certificates iproute2 procps)"
+CONTEXT="$(mktemp -d "${TMPDIR:-/tmp}/bgpflat-image.XXXXXX")"
+trap 'rm -rf "$CONTEXT"' EXIT
+mkdir -p "$CONTEXT/src" "$CONTEXT/wheels"
+cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/bgpflat" "$CONTEXT/src/"
+step "peer: wheel of $REPO"
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$CONTEXT/wheels" "$CONTEXT/src" >&2
+# The tag names what the image is made of (the wheel's files, the Containerfile, the base), so an
+# unchanged checkout reuses its image; the dependencies are the ones resolved when it was built.
+KEY="$( (cat "$HERE/Containerfile"; echo "$BASE"; "$PYTHON" -c 'import glob, sys, zipfile
+wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/bgpflat-*.whl")[0])
+for entry in sorted(wheel.infolist(), key=lambda e: e.filename):
+    print(entry.filename, entry.CRC)' "$CONTEXT/wheels") | sha256sum | cut -c1-12)"
+PEER="bgpflat/peer:$KEY"
+if "$ENGINE" image inspect "$PEER" >/dev/null 2>&1; then
+  step "$PEER: present"
+else
+  step "$PEER: dependencies as wheels for Python $IMAGE_PYTHON"
+  # Released wheels for the image's Python, whatever Python runs this script.
+  "$PYTHON" -m pip download --quiet --only-binary=:all: --python-version "$IMAGE_PYTHON" \
+    --dest "$CONTEXT/wheels" "$CONTEXT"/wheels/bgpflat-*.whl >&2
+  step "$PEER: building on $BASE"
+  # Docker's classic builder: Debian's docker.io has no buildx plugin.
+  DOCKER_BUILDKIT=0 "$ENGINE" build --quiet --build-arg "BASE=$BASE" -t "$PEER" \
+    -f "$HERE/Containerfile" "$CONTEXT" >&2
+fi
+tag peer "$PEER"

@@ -24,16 +24,26 @@ tag() {  # tag ROLE IMAGE: the stable name the topology uses
   printf '%s %s\n' "$1" "$2"
 }
 
-# Lab nodes: Debian's own FRR (8.4) and BIRD (1.6, as in calico/node), and an office host.
-tag tor "$(bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/lab-frr frr iproute2 iputils-ping procps)"
-tag node "$(bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/lab-bird bird iproute2 iputils-ping procps)"
-tag office "$(bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/lab-office iproute2 iputils-ping curl)"
+# The two bases, made at the same time (mostly downloads): the lab nodes' (Debian's own FRR 8.4,
+# BIRD 1.6 as in calico/node, ping and curl for the office host; one root filesystem serves the
+# three roles) and the peer's (Python 3.11 with venv).
+OUTPUT="$(mktemp -d "${TMPDIR:-/tmp}/bgpflat-bases.XXXXXX")"
+trap 'rm -rf "$OUTPUT"' EXIT
+bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/lab-node frr bird iproute2 iputils-ping curl procps >"$OUTPUT/lab" &
+LAB_PID=$!
+bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/debian-python python3 python3-venv ca-certificates iproute2 procps \
+  >"$OUTPUT/python" &
+PYTHON_PID=$!
+wait "$LAB_PID" || { echo "build.sh: the lab nodes' base failed" >&2; exit 1; }
+wait "$PYTHON_PID" || { echo "build.sh: the peer's base failed" >&2; exit 1; }
+LAB="$(cat "$OUTPUT/lab")"; BASE="$(cat "$OUTPUT/python")"
+tag tor "$LAB"
+tag node "$LAB"
+tag office "$LAB"
 
 # The peer: this checkout's wheel and its dependencies' on the Debian Python base. The wheel is
 # built from a copy of the sources, so that setuptools leaves no build/lib or egg-info behind.
-BASE="$(bash "$HERE/rootfs.sh" "$ENGINE" bgpflat/debian-python python3 python3-venv ca-certificates iproute2 procps)"
-CONTEXT="$(mktemp -d "${TMPDIR:-/tmp}/bgpflat-image.XXXXXX")"
-trap 'rm -rf "$CONTEXT"' EXIT
+CONTEXT="$OUTPUT/context"
 mkdir -p "$CONTEXT/src" "$CONTEXT/wheels"
 cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/bgpflat" "$CONTEXT/src/"
 step "peer: wheel of $REPO"

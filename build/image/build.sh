@@ -68,3 +68,6 @@ else
     -f "$HERE/Containerfile" "$CONTEXT" >&2
 fi
 tag peer "$PEER"
+# Earlier peer images (of other checkouts) would pile up, 400 MB each: only the current one stays.
+"$ENGINE" images bgpflat/peer --format '{{.Repository}}:{{.Tag}}' \
+  | { grep -vxF -e "$PEER" -e bgpflat/peer:lab || true; } | xargs -r "$ENGINE" rmi >/dev/null

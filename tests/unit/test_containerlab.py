@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 CLAB = REPO / "containerlab"
 SCHEMA = REPO / "tests" / "data" / "containerlab" / "clab.schema.json"
 SCENARIOS = ("calico-bgp", "ipip-migration")
+# The topology that deploys without a registry (images from toolchain/image/build.sh); the tests in
+# tests/integration/test_containerlab_peer.py deploy it.
+PEER_LAB = "peer-lab"
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -49,7 +52,7 @@ def addresses(node: dict[str, Any]) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("scenario", (*SCENARIOS, PEER_LAB))
 def test_topology_validates_against_the_containerlab_schema(scenario: str, validator: Any) -> None:
     errors = sorted(validator.iter_errors(load(scenario)), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors)
@@ -136,3 +139,37 @@ def test_the_kind_cluster_uses_the_scenarios_ranges(scenario: str) -> None:
     installation = next(yaml.safe_load_all((CLAB / scenario / "installation.yaml").read_text()))
     installed_pools = {p["cidr"] for p in installation["spec"]["calicoNetwork"]["ipPools"]}
     assert installed_pools == pools
+
+
+def test_the_peer_lab_is_scenario_d_as_confd_rendered_it() -> None:
+    """Node, peer and ToR addresses of peer-lab.clab.yml agree with the snapshot the peer reads,
+    with the BIRD configs the nodes run, and with the namespace lab's topology."""
+    topology = load_topology(REPO / "labs" / "calico-bgp")
+    assert topology.verifier is not None
+    nodes = load(PEER_LAB)["topology"]["nodes"]
+    for name, node in nodes.items():
+        for bind in node.get("binds") or ():
+            assert (CLAB / bind.split(":", 1)[0]).exists(), f"{name}: bind source {bind} is missing"
+    snapshot = yaml.safe_load((CLAB / PEER_LAB / "cluster.yaml").read_text())["items"]
+    annotated = {
+        d["metadata"]["name"]: d["metadata"]["annotations"]["projectcalico.org/IPv4Address"].split("/")[0]
+        for d in snapshot
+        if d["kind"] == "Node"
+    }
+    for name, address in annotated.items():
+        assert addresses(nodes[name]) == {address}
+        bird = (CLAB / PEER_LAB / name / "bird.cfg").read_text()
+        assert f"router id {address};" in bird
+        # The peer's address is a BGP neighbour of every node's BIRD.
+        assert f"neighbor {topology.verifier.address} as {topology.verifier.asn};" in bird
+    peers = {d["metadata"]["name"]: d["spec"] for d in snapshot if d["kind"] == "BGPPeer"}
+    verifier = peers["bgpflat-verifier"]
+    assert (verifier["peerIP"], verifier["asNumber"]) == (topology.verifier.address, topology.verifier.asn)
+    assert addresses(nodes["peer"]) == {topology.verifier.address}
+    arguments = nodes["peer"]["cmd"].split()
+    assert arguments[arguments.index("--listen") + 1] == topology.verifier.address
+    assert arguments[arguments.index("--local-as") + 1] == str(topology.verifier.asn)
+    tor_ips = addresses(nodes["tor"])
+    assert {s.router for s in topology.segments} | {s.gateway for s in topology.segments} <= tor_ips
+    assert topology.office.router in tor_ips
+    assert addresses(nodes["office"]) == {topology.office.developer}

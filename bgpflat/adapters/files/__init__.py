@@ -1,11 +1,11 @@
 """Reading and writing bgpflat's files: manifests, flat specs, snapshots, plans and backups.
 
 Everything here turns YAML/JSON/OS errors into ``SpecError``/``PlanError`` that name the file and,
-when the parser knows it, the line. Writes are atomic (temporary file in the same directory, fsync,
-rename): a crash or a full disk never leaves half a plan or half a backup behind, which matters
-because a backup is what ``rollback`` trusts. The one exception is a backup's record of writes,
-appended and fsynced line by line while apply runs (one ``write`` each, so a kill cannot split one;
-a line cut off by a power loss is refused on reading with the fix).
+when the parser knows it, the line. Files are written by ``output`` (atomic replacement of regular
+files, devices and FIFOs written in place): a crash or a full disk never leaves half a plan or half
+a backup behind, which matters because a backup is what ``rollback`` trusts. The one exception
+is a backup's record of writes, appended and fsynced line by line while apply runs (one ``write``
+each, so a kill cannot split one; a line cut off by a power loss is refused on reading with the fix).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import gc
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from bgpflat.adapters.files.output import write_chunks_atomic as write_chunks_atomic
+from bgpflat.adapters.files.output import write_text_atomic as write_text_atomic
 from bgpflat.core.calico.models import format_path
 from bgpflat.errors import PlanError, SpecError
 
@@ -307,40 +308,6 @@ def dump_yaml(data: Any) -> str:
 
 def dump_yaml_documents(documents: Iterable[Any]) -> str:
     return yaml.dump_all(list(documents), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
-
-
-def write_text_atomic(path: str | Path, text: str, *, mode: int = 0o644) -> Path:
-    """Write ``text`` so that readers see either the old file or the whole new one, never a part."""
-    return write_chunks_atomic(path, (text,), mode=mode)
-
-
-def write_chunks_atomic(path: str | Path, chunks: Iterable[str], *, mode: int = 0o644) -> Path:
-    """Like ``write_text_atomic`` for text produced piece by piece (a snapshot of 50,000 objects
-    is streamed, never held whole in memory)."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise SpecError(f"cannot write: {exc.strerror}", file=str(target)) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise SpecError(f"cannot write: {exc.strerror}", file=str(target)) from None
-    except BaseException:
-        # Whatever stopped the producer (a KubeError mid-read, Ctrl-C): no partial file remains.
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    return target
 
 
 def write_json(path: str | Path, data: Any) -> Path:

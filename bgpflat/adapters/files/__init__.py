@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from bgpflat.adapters.files.bounds import check_json_depth, check_yaml_node, json_error, too_deep
 from bgpflat.adapters.files.output import write_chunks_atomic as write_chunks_atomic
 from bgpflat.adapters.files.output import write_text_atomic as write_text_atomic
 from bgpflat.core.calico.models import format_path
@@ -183,7 +184,10 @@ def parse_documents(text: str, *, file: str, line_depth: int | None = None) -> t
             if file.endswith(".json"):
                 raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno) from None
             # A YAML flow mapping also starts with "{"; let the YAML parser have its say.
+        except (ValueError, RecursionError) as exc:
+            raise json_error(exc, file) from None
         else:
+            check_json_depth(data, file)
             return (Document(data=data, file=file, line=1, lines=_json_list_lines(text, data)),)
     loader = _Loader(text)
     try:
@@ -191,6 +195,9 @@ def parse_documents(text: str, *, file: str, line_depth: int | None = None) -> t
             documents = _parse_yaml(loader, file, line_depth)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, file, text) from None
+    except RecursionError:
+        # The pure-Python composer (without libyaml) recurses per level, before any bound is checked.
+        raise too_deep(file) from None
     finally:
         loader.dispose()
     return tuple(documents)
@@ -202,9 +209,15 @@ def _parse_yaml(loader: Any, file: str, line_depth: int | None) -> list[Document
         node = loader.get_node()
         if node is None:
             continue
+        check_yaml_node(node, file)
         lines: dict[NodePath, int] = {}
         _line_map(node, (), lines, line_depth, file)
-        data = loader.construct_document(node)
+        try:
+            data = loader.construct_document(node)
+        except ValueError as exc:
+            # A value PyYAML resolves but cannot build: an integer of thousands of digits, a date
+            # like 2024-13-45.
+            raise SpecError(f"invalid value: {exc}", file=file, line=node.start_mark.line + 1) from None
         if data is None:
             continue
         documents.append(Document(data=data, file=file, line=node.start_mark.line + 1, lines=lines))
@@ -316,14 +329,23 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
-    text = _read_text(path)
+    """A JSON file (saved plans, learned routes): bad JSON is a ``SpecError`` with file and line."""
+    return parse_json(_read_text(path), file=str(path))
+
+
+def parse_json(text: str, *, file: str) -> Any:
+    """JSON text within the bounds of every input (``bounds``), or a ``SpecError`` naming ``file``."""
     if not text.strip():
-        raise SpecError("empty file, expected JSON", file=str(path))
+        raise SpecError("empty file, expected JSON", file=file)
     try:
         with without_cyclic_gc():
-            return json.loads(text)
+            data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+        raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno) from None
+    except (ValueError, RecursionError) as exc:
+        raise json_error(exc, file) from None
+    check_json_depth(data, file)
+    return data
 
 
 _JSON_SNAPSHOT_START = '{"bgpflat": '

@@ -32,6 +32,13 @@ BAD_INPUT = "bad-input"
 
 ESTABLISHED_STATES = frozenset({"up", "established"})
 
+NOTHING_LEARNED_MESSAGE = "the verification peer has learned no route"
+
+
+def no_expectations_message(expected: ExpectedRoutes) -> str:
+    """Why nothing is expected: no node peers with the address (a typo in it, or no BGPPeer)."""
+    return "no Calico node peers with " + expected.peer.address
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionState:
@@ -146,9 +153,7 @@ def evaluate(*, expected: ExpectedRoutes, learned: LearnedState, strict: bool = 
         return VerifyResult(expected=expected, learned=learned, **fields)
 
     if not expected.sessions:
-        return make(
-            status=CANNOT_VERIFY, reason=NO_EXPECTATIONS, message="no Calico node peers with " + expected.peer.address
-        ), False
+        return make(status=CANNOT_VERIFY, reason=NO_EXPECTATIONS, message=no_expectations_message(expected)), False
     sessions_down: tuple[str, ...] = ()
     end_of_rib = False
     if learned.sessions is not None:
@@ -168,7 +173,7 @@ def evaluate(*, expected: ExpectedRoutes, learned: LearnedState, strict: bool = 
             status=CANNOT_VERIFY,
             reason=NOTHING_LEARNED,
             sessions_down=sessions_down,
-            message="the verification peer has learned no route",
+            message=NOTHING_LEARNED_MESSAGE,
         ), end_of_rib
     diff = diff_routes(expected=expected, learned=learned.routes, strict=strict)
     if learned.sent is not None:

@@ -26,7 +26,8 @@ import yaml
 from bgpflat.adapters.files.bounds import check_json_depth, check_yaml_node, json_error, too_deep
 from bgpflat.adapters.files.output import write_chunks_atomic as write_chunks_atomic
 from bgpflat.adapters.files.output import write_text_atomic as write_text_atomic
-from bgpflat.core.calico.models import format_path
+from bgpflat.core.calico.models import format_path, parse_path
+from bgpflat.core.state.snapshot import ObjectKey, check_snapshot_object, object_key
 from bgpflat.errors import PlanError, SpecError
 
 # The C loader/dumper are an order of magnitude faster on snapshots of thousands of objects.
@@ -278,12 +279,15 @@ def load_objects(path: str | Path) -> tuple[Document, ...]:
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
-    """Read a cluster snapshot: object dicts as the API serves them, and its ``bgpflat:`` header."""
+    """Read a cluster snapshot: object dicts as the API serves them, and its ``bgpflat:`` header.
+
+    Each object gets the checks of ``-f`` (``core.state.snapshot``), with its file and line.
+    """
     with without_cyclic_gc():
-        return _load_snapshot(str(path))
+        return _load_snapshot(str(path), check=True)
 
 
-def _load_snapshot(file: str) -> Snapshot:
+def _load_snapshot(file: str, *, check: bool) -> Snapshot:
     documents = load_documents(file, line_depth=2)
     if not documents:
         # An empty cluster still gives a header and "items: []"; an empty file is a mistake.
@@ -294,6 +298,7 @@ def _load_snapshot(file: str) -> Snapshot:
             header = doc.data[SNAPSHOT_HEADER_KEY]
             break
     objects: list[dict[str, Any]] = []
+    seen: dict[ObjectKey, int | None] = {}
     for index, obj in enumerate(split_objects(documents)):
         data = obj.data
         if index == 0 and data and set(data) <= _FLAT_SPEC_KEYS:
@@ -310,8 +315,31 @@ def _load_snapshot(file: str) -> Snapshot:
                 line=obj.line,
                 fix="a snapshot holds Kubernetes objects as `kubectl get -o yaml` prints them",
             )
+        if check:
+            _check_object(obj, seen)
         objects.append(dict(data))
     return Snapshot(header=dict(header), objects=tuple(objects), file=file)
+
+
+def _check_object(obj: Document, seen: dict[ObjectKey, int | None]) -> None:
+    """The checks of ``-f`` for one object of a snapshot, with the file and line of the object."""
+    try:
+        check_snapshot_object(obj.data)
+    except SpecError as exc:
+        line = obj.line_of(parse_path(exc.path)) if exc.path else obj.line
+        _, kind, _, name = object_key(obj.data)
+        message = f"{kind}/{name}: {exc.message}" if exc.path != "kind" else exc.message
+        raise SpecError(message, file=obj.file, line=line, path=exc.path, fix=exc.fix) from None
+    key = object_key(obj.data)
+    if key in seen:
+        first = seen[key]
+        raise SpecError(
+            f"{key[1]} {key[3]!r} is given twice" + (f" (first at line {first})" if first is not None else ""),
+            file=obj.file,
+            line=obj.line,
+            fix="keep one of them",
+        )
+    seen[key] = obj.line
 
 
 def dump_yaml(data: Any) -> str:
@@ -496,7 +524,10 @@ def load_backup(path: str | Path) -> Snapshot:
             file=str(path),
             fix="delete the incomplete last line; that write was never confirmed, so check its object by hand",
         )
-    snapshot = load_snapshot(path)
+    # Not checked as a snapshot is: a backup holds what the cluster held, and rollback restores
+    # it as it was, even an object the checks of -f would refuse.
+    with without_cyclic_gc():
+        snapshot = _load_snapshot(str(path), check=False)
     if not snapshot.header.get("backup"):
         raise PlanError(
             f"{path}: not a bgpflat backup (no 'bgpflat.backup' header); "

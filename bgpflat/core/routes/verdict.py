@@ -8,7 +8,8 @@ polling loop that waits for convergence is ``bgpflat.workflows.verify``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,12 +67,47 @@ class LearnedState:
     router: str = ""
 
 
+# The fields of a learned route: ``Route.to_dict``'s, what the BMP station adds to each, and what
+# `routes expected -o json` adds (its table, given as learned routes, is a dry run of verify).
+LEARNED_FIELDS = frozenset(
+    {"prefix", "next_hop", "session", "as_path", "origin", "communities", "large_communities", "path_id"}
+    | {"router", "peer", "policy"}
+    | {"node", "reasons", "explanation"}
+)
+
+
 def routes_from_records(records: Iterable[Any], *, source: str) -> RouteTable:
-    """The routes of a learned-route file; a bad record is an error naming the file and the record."""
+    """The routes of a learned-route file; a bad record is an error naming the file and the record.
+
+    A field bgpflat does not know (``nexthop`` for ``next_hop``) or a route without its session is
+    bad input, not a route that fails to match: the check could not run as written.
+    """
     try:
-        return RouteTable.from_records(records)
+        return RouteTable.from_records(_checked(records))
     except SpecError as exc:
         raise SpecError(exc.message, file=source, path=exc.path, fix=exc.fix) from None
+
+
+def _checked(records: Iterable[Any]) -> Iterator[Any]:
+    known = LEARNED_FIELDS
+    for index, record in enumerate(records):
+        if isinstance(record, Mapping):
+            if not record.keys() <= known:
+                name = sorted(str(key) for key in record.keys() - known)[0]
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                raise SpecError(
+                    f"unknown field {name!r}",
+                    path=f"routes[{index}].{name}",
+                    fix=f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}",
+                )
+            if "prefix" in record and not record.get("session"):  # no prefix: from_dict says so
+                raise SpecError(
+                    "a route without its session",
+                    path=f"routes[{index}].session",
+                    fix="each learned route names the session (the node's address) it came from, "
+                    "as `bgpflat peer routes -o json` writes it",
+                )
+        yield record
 
 
 def learned_from_json(data: Any, *, source: str, routes: RouteTable | None = None) -> LearnedState:

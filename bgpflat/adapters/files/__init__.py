@@ -23,7 +23,14 @@ from typing import Any
 
 import yaml
 
-from bgpflat.adapters.files.bounds import check_json_depth, check_yaml_node, json_error, too_deep
+from bgpflat.adapters.files.bounds import (
+    check_json_depth,
+    check_yaml_node,
+    huge_number,
+    is_huge_number,
+    json_error,
+    too_deep,
+)
 from bgpflat.adapters.files.output import write_chunks_atomic as write_chunks_atomic
 from bgpflat.adapters.files.output import write_text_atomic as write_text_atomic
 from bgpflat.core.calico.models import format_path, parse_path
@@ -218,7 +225,12 @@ def _parse_yaml(loader: Any, file: str, line_depth: int | None) -> list[Document
         except ValueError as exc:
             # A value PyYAML resolves but cannot build: an integer of thousands of digits, a date
             # like 2024-13-45.
-            raise SpecError(f"invalid value: {exc}", file=file, line=node.start_mark.line + 1) from None
+            line = node.start_mark.line + 1
+            raise (
+                huge_number(file, line)
+                if is_huge_number(exc)
+                else SpecError(f"invalid value: {exc}", file=file, line=line)
+            ) from None
         if data is None:
             continue
         documents.append(Document(data=data, file=file, line=node.start_mark.line + 1, lines=lines))

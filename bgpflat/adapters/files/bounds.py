@@ -34,14 +34,26 @@ def too_deep(file: str, line: int | None = None) -> SpecError:
     return SpecError(f"nested more than {MAX_DEPTH} levels deep", file=file, line=line, fix=_DEPTH_FIX)
 
 
+def is_huge_number(exc: ValueError) -> bool:
+    """Python's refusal to convert a number of more than ``sys.get_int_max_str_digits()`` digits."""
+    return "integer string conversion" in str(exc)
+
+
+def huge_number(file: str, line: int | None = None) -> SpecError:
+    return SpecError(
+        "a number with thousands of digits",
+        file=file,
+        line=line,
+        fix="numbers in bgpflat's files are at most 20 digits long",
+    )
+
+
 def json_error(exc: ValueError | RecursionError, file: str) -> SpecError:
     """``json.loads``'s own failures other than bad syntax, as one line naming the file."""
     if isinstance(exc, RecursionError):
         return too_deep(file)
-    if "integer string conversion" in str(exc):
-        return SpecError(
-            "a number with thousands of digits", file=file, fix="numbers in bgpflat's files are at most 20 digits long"
-        )
+    if is_huge_number(exc):
+        return huge_number(file)
     return SpecError(f"invalid JSON: {exc}", file=file)
 
 

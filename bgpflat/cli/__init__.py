@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TextIO, cast
 
 from bgpflat import __version__
 from bgpflat.cli import (
@@ -26,7 +27,7 @@ from bgpflat.cli import (
 )
 from bgpflat.cli.arguments.examples import HelpFormatter, command_path, epilog
 from bgpflat.cli.arguments.parser import Parser, add_global_options, subcommand_parsers
-from bgpflat.cli.output import EXIT_ERROR, configure_output, error_line
+from bgpflat.cli.output import EXIT_ERROR, GuardedStdout, configure_output, error_line
 from bgpflat.errors import BgpflatError
 
 COMMAND_GROUPS = (
@@ -67,8 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     configure_output(color=args.color)
+    stdout = sys.stdout
+    guarded = GuardedStdout(stdout)
+    sys.stdout = cast(TextIO, guarded)
     try:
         code: int = args.func(args)
+        # Output smaller than the buffer meets a full disk only here, not at interpreter exit.
+        guarded.flush()
         return code
     except BgpflatError as exc:
         if args.debug:
@@ -78,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("interrupted")
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m bgpflat.cli

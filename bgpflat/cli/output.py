@@ -54,6 +54,49 @@ def console(*, stderr: bool = False) -> Console:
     return Console(file=stream, highlight=False, soft_wrap=True, width=width)
 
 
+class GuardedStdout:
+    """``sys.stdout`` while a command runs: a reader that stops early (``| head``) is not an error,
+    and a stdout that cannot be written (a full disk) is one error line.
+
+    After a broken pipe, the rest of the output goes to /dev/null and the command finishes with its
+    own exit code (a ``verify -o json | head`` in CI keeps its verdict). Any other write error
+    becomes a ``BgpflatError``, which ``main`` prints as one line with exit 2.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self._failed(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        from bgpflat.errors import BgpflatError
+
+        # What is still buffered would fail again at exit (Python's "Exception ignored" lines):
+        # point the descriptor at /dev/null so that it drains there.
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+        except (OSError, ValueError):
+            pass  # not a real descriptor (an in-memory stream in tests)
+        if not isinstance(exc, BrokenPipeError):
+            raise BgpflatError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
 def error_line(message: str) -> None:
     """One line on stderr, prefixed so that it stands out in CI logs."""
     print(f"bgpflat: error: {message}", file=sys.stderr)

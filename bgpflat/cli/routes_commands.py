@@ -166,12 +166,15 @@ def _as_number(text: str) -> int:
 
 
 def _calico_version(text: str) -> str:
-    from bgpflat.core.routes.cluster import parse_calico_version
+    from bgpflat.core.calico import release_for
 
     # A version read from the cluster may be a dev build ("master") and only draws a note; one
-    # typed here is a choice, and a typo must not quietly model another release.
-    if parse_calico_version(text) is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a Calico version (use e.g. v3.30.7)")
+    # typed here is a choice, and a typo must not quietly model another release: the rule of
+    # `validate --calico-version` (3.x, a version that parses).
+    try:
+        release_for(text, source="--calico-version")
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.message} (fix: {exc.fix})") from None
     return text
 
 

@@ -22,6 +22,8 @@ import datetime as dt
 import fcntl
 import json
 import os
+import stat
+import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,6 +33,17 @@ FORMAT_VERSION = 1
 # One line per UPDATE: a busy neighbor would otherwise fill the disk over weeks of running.
 EVENTS_MAX_BYTES = 64 * 1024 * 1024
 EVENTS_GENERATIONS = 3
+
+
+# Files in a state directory are opened without following a symlink (O_NOFOLLOW): run as root,
+# a link planted there would otherwise have bgpflat write over whatever file it names.
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_append(path: Path, *, mode: int = 0o644) -> IO[bytes]:
+    """``path`` opened for appending (created if missing), never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, mode)
+    return os.fdopen(fd, "ab")
 
 
 def iso_time(epoch: float) -> str:
@@ -58,15 +71,35 @@ class StateDir:
         self._lock_file: IO[str] | None = None
 
     def create(self) -> None:
+        """Make the directory (mode 0700) or check the one that is there: it must be a directory of
+        the user running bgpflat that nobody else can write to, so that nobody else can plant or
+        swap the files bgpflat writes in it."""
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            found = os.stat(self.path)
         except OSError as exc:
             raise self.error(f"cannot create state directory {self.path}: {exc.strerror}") from None
+        if not stat.S_ISDIR(found.st_mode):
+            raise self.error(f"state directory {self.path} is not a directory; give a directory")
+        if found.st_uid != os.geteuid():
+            raise self.error(
+                f"state directory {self.path} belongs to uid {found.st_uid}, not to this user (uid {os.geteuid()}); "
+                "give a directory of your own with --state-dir"
+            )
+        if found.st_mode & stat.S_IWOTH:
+            raise self.error(
+                f"state directory {self.path} is writable by every user; "
+                f"fix: chmod o-w {self.path}, or give a directory of your own with --state-dir"
+            )
 
     def acquire(self) -> None:
         """Take the directory for one running service; a second one on it is refused."""
         self.create()
-        handle = self.lock.open("a+")
+        try:
+            fd = os.open(self.lock, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise self.error(f"cannot open {self.lock}: {exc.strerror} (a symlink is never followed there)") from None
+        handle = os.fdopen(fd, "r+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -87,7 +120,10 @@ class StateDir:
             self._lock_file = None
 
     def write_private(self, path: Path, text: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise self.error(f"cannot write {path}: {exc.strerror} (a symlink is never followed there)") from None
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
         os.chmod(path, 0o600)
@@ -119,7 +155,12 @@ class StateDir:
         if self._events_file is None:
             # Binary, so that the size counted is the size on disk; appending keeps what an
             # earlier run wrote, and counts it towards the limit.
-            self._events_file = self.events.open("ab")
+            try:
+                self._events_file = open_append(self.events)
+            except OSError as exc:
+                raise self.error(
+                    f"cannot write {self.events}: {exc.strerror} (a symlink is never followed there)"
+                ) from None
             self._events_size = self._events_file.tell()
         return self._events_file
 
@@ -138,16 +179,23 @@ class StateDir:
 
     def write_snapshot(self, data: dict[str, Any]) -> None:
         """Write, fsync, then rename over the old snapshot: a reader sees the old or the new one."""
-        tmp = self.snapshot.with_name(f".{self.snapshot.name}.{os.getpid()}.tmp")
         # json.dumps, not json.dump: only the one-shot encoder is C; streaming 100k routes through
         # the pure-Python one took ~0.7 s of CPU.
         text = json.dumps(data, separators=(",", ":"))
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.snapshot)
+        # A name nobody can guess, created exclusively (mkstemp): never a file someone put there.
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.snapshot.name}.", suffix=".tmp", dir=self.path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)  # readers of the state directory (peer status) as before
+            os.replace(tmp, self.snapshot)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def read_snapshot(self) -> dict[str, Any]:
         try:

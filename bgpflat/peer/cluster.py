@@ -122,22 +122,11 @@ def flatten_objects(documents: Iterable[Any]) -> list[dict[str, Any]]:
 
 
 def load_objects(path: Path) -> list[dict[str, Any]]:
-    """Kubernetes/Calico objects from a YAML (or JSON) file: a ``kind: List`` or multi-document."""
-    import yaml
+    """Kubernetes/Calico objects from a YAML (or JSON) file: a ``kind: List`` or multi-document,
+    read by the one loader every input goes through (bounded, errors with file and line)."""
+    from bgpflat.adapters.files import load_documents
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    try:
-        return flatten_objects(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}",
-            file=str(path),
-            line=None if mark is None else mark.line + 1,
-        ) from None
+    return flatten_objects(doc.data for doc in load_documents(path))
 
 
 def read_cluster_objects(*, kubeconfig: str | None = None, context: str | None = None) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bgpflat.daemon.state import open_append
 from bgpflat.errors import PeerError
 from bgpflat.peer.state import iso_time
 
@@ -72,7 +73,7 @@ class ExabgpChild:
     def start(self) -> int:
         self.restart_at = None
         self._rotate_log()
-        with self.log.open("ab") as log:
+        with open_append(self.log) as log:
             log.write(f"--- bgpflat: starting {' '.join(self.command)} at {iso_time(time.time())}\n".encode())
             log.flush()
             try:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bgpflat.testing.assertions import RouteAssertionError, RouteAssertionWarning, as_table
+from bgpflat.testing.assertions import RouteAssertionError, RouteAssertionWarning, as_table, cannot_verify
 from bgpflat.testing.assertions import assert_routes as _assert_routes
 
 if TYPE_CHECKING:
@@ -57,9 +57,11 @@ class RouteCheck:
         from bgpflat.views.reports import diff_text
 
         wanted = expected if isinstance(expected, ExpectedRoutes) else as_table(expected)
-        diff = diff_routes(expected=wanted, learned=as_table(learned), strict=strict)
-        if not diff.complies:
-            self.failures.append((f"{label}: " if label else "") + diff_text(diff))
+        table = as_table(learned)
+        diff = diff_routes(expected=wanted, learned=table, strict=strict)
+        text = cannot_verify(wanted, table)
+        if text is not None or not diff.complies:
+            self.failures.append((f"{label}: " if label else "") + (text or diff_text(diff)))
         return diff
 
     def check(self) -> None:

@@ -178,7 +178,7 @@ def test_flat_spec_given_as_snapshot(capsys: pytest.CaptureFixture[str]) -> None
 def test_broken_object_in_a_snapshot_names_the_snapshot(capsys: pytest.CaptureFixture[str]) -> None:
     Path("cluster.yaml").write_text(CLUSTER.read_text().replace("cidr: 10.233.64.0/18", "cidr: 10.233.64.0/33"))
     assert only_error(capsys, "plan", "-f", str(SPEC), "--snapshot", "cluster.yaml") == (
-        "cluster.yaml: spec.cidr: IPPool/default-pool after this change: '10.233.64.0/33' has an invalid prefix "
+        "cluster.yaml:20: spec.cidr: IPPool/default-pool: '10.233.64.0/33' has an invalid prefix "
         "length (fix: use a length from 0 to 32)"
     )
 
@@ -326,7 +326,14 @@ def test_routes_context_with_snapshot(capsys: pytest.CaptureFixture[str]) -> Non
         (
             "--calico-version",
             "banana",
-            "argument --calico-version: 'banana' is not a Calico version (use e.g. v3.30.7)",
+            "argument --calico-version: 'banana' is not a Calico version (fix: use e.g. v3.31.0 or 3.31)",
+        ),
+        (
+            # what `validate --calico-version` refuses too
+            "--calico-version",
+            "v9.9",
+            "argument --calico-version: Calico v9.9 is not a 3.x release; bgpflat knows the rules of Calico 3.x only "
+            "(fix: give the Calico 3.x version the cluster runs)",
         ),
     ],
 )

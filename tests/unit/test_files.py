@@ -195,7 +195,8 @@ def test_json_snapshot_object_without_kind_names_its_line(tmp_path: Path) -> Non
 def test_yaml_snapshots_written_before_still_load_with_lines(tmp_path: Path) -> None:
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
     path = tmp_path / "old.yaml"
-    path.write_text(files.snapshot_text(header={"context": "lab"}, objects=[node, node, {"kind": "Node"}]))
+    other = {**node, "metadata": {"name": "n2"}}
+    path.write_text(files.snapshot_text(header={"context": "lab"}, objects=[node, other, {"kind": "Node"}]))
     with pytest.raises(SpecError) as err:
         files.load_snapshot(path)
     assert "object #3 has no apiVersion/kind" in str(err.value)

@@ -213,7 +213,7 @@ def test_cli_bad_spec_points_at_the_file_and_line(tmp_path: Path, capsys: pytest
 
 
 def test_cli_output_file(tmp_path: Path) -> None:
-    target = tmp_path / "out" / "Corefile"
+    target = tmp_path / "Corefile"  # in a directory that exists: bgpflat creates none
     assert main(["render", "dns", "--coredns", "--scenario", str(LAB), "--output-file", str(target)]) == 0
     assert "forward . 10.233.0.3" in target.read_text()
 

@@ -98,3 +98,40 @@ def test_route_table_equality_explains_itself(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["*route tables differ (left: learned, right: expected)*", "*10.244.0.128/26 missing via 10.0.0.3*"]
     )
+
+
+def test_nothing_expected_or_nothing_learned_fails_naming_why(project: pytest.Pytester) -> None:
+    # Each would "comply" vacuously, a CI check that can never fail; `bgpflat verify` exits 2 for them.
+    Path(project.path, "empty.json").write_text(json.dumps({"routes": []}))
+    project.makepyfile(
+        """
+        from bgpflat.testing.pytest_plugin import assert_routes
+
+        def test_wrong_peer_address(bgpflat_expected, bgpflat_learned):
+            expected = bgpflat_expected("cluster.yaml", peer="10.0.0.253")
+            assert_routes(expected=expected, learned=bgpflat_learned("good.json"))
+
+        def test_nothing_learned(bgpflat_expected, bgpflat_learned):
+            expected = bgpflat_expected("cluster.yaml", peer="10.0.0.254")
+            assert_routes(expected=expected, learned=bgpflat_learned("empty.json"))
+
+        def test_learned_an_empty_list(bgpflat_expected):
+            assert_routes(expected=bgpflat_expected("cluster.yaml", peer="10.0.0.254"), learned=[])
+
+        def test_nothing_expected(bgpflat_learned):
+            assert_routes(expected=[], learned=bgpflat_learned("good.json"))
+
+        def test_collected(bgpflat_expected, route_check):
+            route_check.routes(expected=bgpflat_expected("cluster.yaml", peer="10.0.0.254"), learned=[], label="x")
+        """
+    )
+    result = project.runpytest("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1, failed=4, errors=1)  # route_check fails at teardown: an error
+    result.stdout.fnmatch_lines_random(
+        [
+            "*RouteAssertionError: could not verify (no-expectations): no Calico node peers with 10.0.0.253",
+            "*RouteAssertionError: could not verify (nothing-learned): the verification peer has learned no route",
+            "*RouteAssertionError: could not verify (no-expectations): the expected table is empty",
+            "*RouteAssertionError: x: could not verify (nothing-learned)*",
+        ]
+    )

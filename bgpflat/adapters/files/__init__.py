@@ -1,11 +1,11 @@
 """Reading and writing bgpflat's files: manifests, flat specs, snapshots, plans and backups.
 
 Everything here turns YAML/JSON/OS errors into ``SpecError``/``PlanError`` that name the file and,
-when the parser knows it, the line. Writes are atomic (temporary file in the same directory, fsync,
-rename): a crash or a full disk never leaves half a plan or half a backup behind, which matters
-because a backup is what ``rollback`` trusts. The one exception is a backup's record of writes,
-appended and fsynced line by line while apply runs (one ``write`` each, so a kill cannot split one;
-a line cut off by a power loss is refused on reading with the fix).
+when the parser knows it, the line. Files are written by ``output`` (atomic replacement of regular
+files, devices and FIFOs written in place): a crash or a full disk never leaves half a plan or half
+a backup behind, which matters because a backup is what ``rollback`` trusts. The one exception
+is a backup's record of writes, appended and fsynced line by line while apply runs (one ``write``
+each, so a kill cannot split one; a line cut off by a power loss is refused on reading with the fix).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,18 @@ from typing import Any
 
 import yaml
 
-from bgpflat.core.calico.models import format_path
+from bgpflat.adapters.files.bounds import (
+    check_json_depth,
+    check_yaml_node,
+    huge_number,
+    is_huge_number,
+    json_error,
+    too_deep,
+)
+from bgpflat.adapters.files.output import write_chunks_atomic as write_chunks_atomic
+from bgpflat.adapters.files.output import write_text_atomic as write_text_atomic
+from bgpflat.core.calico.models import format_path, parse_path
+from bgpflat.core.state.snapshot import ObjectKey, check_snapshot_object, object_key
 from bgpflat.errors import PlanError, SpecError
 
 # The C loader/dumper are an order of magnitude faster on snapshots of thousands of objects.
@@ -183,7 +193,10 @@ def parse_documents(text: str, *, file: str, line_depth: int | None = None) -> t
             if file.endswith(".json"):
                 raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno) from None
             # A YAML flow mapping also starts with "{"; let the YAML parser have its say.
+        except (ValueError, RecursionError) as exc:
+            raise json_error(exc, file) from None
         else:
+            check_json_depth(data, file)
             return (Document(data=data, file=file, line=1, lines=_json_list_lines(text, data)),)
     loader = _Loader(text)
     try:
@@ -191,6 +204,9 @@ def parse_documents(text: str, *, file: str, line_depth: int | None = None) -> t
             documents = _parse_yaml(loader, file, line_depth)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, file, text) from None
+    except RecursionError:
+        # The pure-Python composer (without libyaml) recurses per level, before any bound is checked.
+        raise too_deep(file) from None
     finally:
         loader.dispose()
     return tuple(documents)
@@ -202,9 +218,20 @@ def _parse_yaml(loader: Any, file: str, line_depth: int | None) -> list[Document
         node = loader.get_node()
         if node is None:
             continue
+        check_yaml_node(node, file)
         lines: dict[NodePath, int] = {}
         _line_map(node, (), lines, line_depth, file)
-        data = loader.construct_document(node)
+        try:
+            data = loader.construct_document(node)
+        except ValueError as exc:
+            # A value PyYAML resolves but cannot build: an integer of thousands of digits, a date
+            # like 2024-13-45.
+            line = node.start_mark.line + 1
+            raise (
+                huge_number(file, line)
+                if is_huge_number(exc)
+                else SpecError(f"invalid value: {exc}", file=file, line=line)
+            ) from None
         if data is None:
             continue
         documents.append(Document(data=data, file=file, line=node.start_mark.line + 1, lines=lines))
@@ -272,12 +299,15 @@ def load_objects(path: str | Path) -> tuple[Document, ...]:
 
 
 def load_snapshot(path: str | Path) -> Snapshot:
-    """Read a cluster snapshot: object dicts as the API serves them, and its ``bgpflat:`` header."""
+    """Read a cluster snapshot: object dicts as the API serves them, and its ``bgpflat:`` header.
+
+    Each object gets the checks of ``-f`` (``core.state.snapshot``), with its file and line.
+    """
     with without_cyclic_gc():
-        return _load_snapshot(str(path))
+        return _load_snapshot(str(path), check=True)
 
 
-def _load_snapshot(file: str) -> Snapshot:
+def _load_snapshot(file: str, *, check: bool) -> Snapshot:
     documents = load_documents(file, line_depth=2)
     if not documents:
         # An empty cluster still gives a header and "items: []"; an empty file is a mistake.
@@ -290,6 +320,7 @@ def _load_snapshot(file: str) -> Snapshot:
             header = doc.data[SNAPSHOT_HEADER_KEY]
             break
     objects: list[dict[str, Any]] = []
+    seen: dict[ObjectKey, int | None] = {}
     for index, obj in enumerate(split_objects(documents)):
         data = obj.data
         if index == 0 and data and set(data) <= _FLAT_SPEC_KEYS:
@@ -306,8 +337,31 @@ def _load_snapshot(file: str) -> Snapshot:
                 line=obj.line,
                 fix="a snapshot holds Kubernetes objects as `kubectl get -o yaml` prints them",
             )
+        if check:
+            _check_object(obj, seen)
         objects.append(dict(data))
     return Snapshot(header=dict(header), objects=tuple(objects), file=file)
+
+
+def _check_object(obj: Document, seen: dict[ObjectKey, int | None]) -> None:
+    """The checks of ``-f`` for one object of a snapshot, with the file and line of the object."""
+    try:
+        check_snapshot_object(obj.data)
+    except SpecError as exc:
+        line = obj.line_of(parse_path(exc.path)) if exc.path else obj.line
+        _, kind, _, name = object_key(obj.data)
+        message = f"{kind}/{name}: {exc.message}" if exc.path != "kind" else exc.message
+        raise SpecError(message, file=obj.file, line=line, path=exc.path, fix=exc.fix) from None
+    key = object_key(obj.data)
+    if key in seen:
+        first = seen[key]
+        raise SpecError(
+            f"{key[1]} {key[3]!r} is given twice" + (f" (first at line {first})" if first is not None else ""),
+            file=obj.file,
+            line=obj.line,
+            fix="keep one of them",
+        )
+    seen[key] = obj.line
 
 
 def dump_yaml(data: Any) -> str:
@@ -319,54 +373,29 @@ def dump_yaml_documents(documents: Iterable[Any]) -> str:
     return yaml.dump_all(list(documents), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def write_text_atomic(path: str | Path, text: str, *, mode: int = 0o644) -> Path:
-    """Write ``text`` so that readers see either the old file or the whole new one, never a part."""
-    return write_chunks_atomic(path, (text,), mode=mode)
-
-
-def write_chunks_atomic(path: str | Path, chunks: Iterable[str], *, mode: int = 0o644) -> Path:
-    """Like ``write_text_atomic`` for text produced piece by piece (a snapshot of 50,000 objects
-    is streamed, never held whole in memory)."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise SpecError(f"cannot write: {exc.strerror}", file=str(target)) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise SpecError(f"cannot write: {exc.strerror}", file=str(target)) from None
-    except BaseException:
-        # Whatever stopped the producer (a KubeError mid-read, Ctrl-C): no partial file remains.
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    return target
-
-
 def write_json(path: str | Path, data: Any) -> Path:
     """Deterministic, human-diffable JSON (sorted keys, two-space indent), written atomically."""
     return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
-    text = _read_text(path)
+    """A JSON file (saved plans, learned routes): bad JSON is a ``SpecError`` with file and line."""
+    return parse_json(_read_text(path), file=str(path))
+
+
+def parse_json(text: str, *, file: str) -> Any:
+    """JSON text within the bounds of every input (``bounds``), or a ``SpecError`` naming ``file``."""
     if not text.strip():
-        raise SpecError("empty file, expected JSON", file=str(path))
+        raise SpecError("empty file, expected JSON", file=file)
     try:
         with without_cyclic_gc():
-            return json.loads(text)
+            data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc.msg}", file=str(path), line=exc.lineno) from None
+        raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno) from None
+    except (ValueError, RecursionError) as exc:
+        raise json_error(exc, file) from None
+    check_json_depth(data, file)
+    return data
 
 
 _JSON_SNAPSHOT_START = '{"bgpflat": '
@@ -517,7 +546,10 @@ def load_backup(path: str | Path) -> Snapshot:
             file=str(path),
             fix="delete the incomplete last line; that write was never confirmed, so check its object by hand",
         )
-    snapshot = load_snapshot(path)
+    # Not checked as a snapshot is: a backup holds what the cluster held, and rollback restores
+    # it as it was, even an object the checks of -f would refuse.
+    with without_cyclic_gc():
+        snapshot = _load_snapshot(str(path), check=False)
     if not snapshot.header.get("backup"):
         raise PlanError(
             f"{path}: not a bgpflat backup (no 'bgpflat.backup' header); "

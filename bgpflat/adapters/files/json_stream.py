@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bgpflat.adapters.files import read_json
+from bgpflat.adapters.files.bounds import check_json_depth
 from bgpflat.errors import SpecError
 
 
@@ -122,15 +123,18 @@ def read_json_streaming(path: str | Path, *, list_key: str, consume: Callable[[I
             first = stream.peek()
             if first == "[":
                 document: Any = []
-                result = consume(stream.items())
+                result = consume(_bounded(stream.items(), str(path)))
             elif first == "{":
-                document, result = _stream_object(stream, list_key, consume)
+                document, result = _stream_object(stream, list_key, lambda items: consume(_bounded(items, str(path))))
             else:
                 raise _NotStreamable
             if stream.peek():
                 raise _NotStreamable  # trailing data: json.loads says "Extra data"
+            check_json_depth(document, str(path))
             return document, result
-    except (_NotStreamable, SpecError, OSError, UnicodeDecodeError):
+    # ValueError and RecursionError: json's own refusals (a number of thousands of digits, nesting
+    # deeper than the interpreter recurses), which read_json words for the user.
+    except (_NotStreamable, SpecError, OSError, ValueError, RecursionError):
         pass
     data = read_json(path)
     if isinstance(data, list):
@@ -138,6 +142,20 @@ def read_json_streaming(path: str | Path, *, list_key: str, consume: Callable[[I
     if isinstance(data, Mapping) and isinstance(data.get(list_key), list):
         return {**data, list_key: []}, consume(iter(data[list_key]))
     return data, None
+
+
+def _bounded(items: Iterator[Any], file: str) -> Iterator[Any]:
+    """The items, each within the nesting bound of every input (``bounds``). A route record as
+    bgpflat writes it (scalars and lists of scalars) is told apart in a few steps; only anything
+    deeper is walked."""
+    containers = (dict, list)
+    for item in items:
+        values = item.values() if type(item) is dict else item if type(item) is list else ()
+        for value in values:
+            if type(value) is dict or (type(value) is list and any(type(v) in containers for v in value)):
+                check_json_depth(item, file)
+                break
+        yield item
 
 
 def _stream_object(stream: _JsonStream, list_key: str, consume: Callable[[Iterator[Any]], Any]) -> tuple[Any, Any]:

@@ -7,8 +7,13 @@ and the fix. ``Target`` is how a command names the cluster it talks to.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bgpflat.errors import KubeError
@@ -32,6 +37,51 @@ def new_configuration() -> Any:
     configuration = client.Configuration()
     configuration.retries = False
     return configuration
+
+
+# Credentials embedded in a kubeconfig (client-key-data and friends) must reach urllib3 as file
+# names. The kubernetes package writes them to files in the temporary directory and removes them
+# only at a clean exit, so a SIGTERM or SIGKILL left a copy of the client key behind. Here they are
+# written into a private directory that is removed as soon as the kubeconfig is loaded, and kept
+# in memory-only files (memfd) instead: /proc/self/fd/N names them for as long as bgpflat runs,
+# and they go with the process however it ends.
+_MEMORY_FILES: dict[bytes, str] = {}
+
+
+@contextlib.contextmanager
+def _credentials_in_memory(configuration: Any) -> Iterator[str]:
+    """Yields the private directory for the kubernetes package's files; moves what it wrote there
+    into memory files and removes the directory, whatever happens."""
+    private = tempfile.mkdtemp(prefix="bgpflat-kube-")  # mode 0700
+    try:
+        yield private
+        for attribute in ("key_file", "cert_file", "ssl_ca_cert"):
+            name = getattr(configuration, attribute, None)
+            if isinstance(name, str) and os.path.dirname(name) == private:
+                setattr(configuration, attribute, _memory_file(Path(name).read_bytes()))
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        _forget_files_in(private)
+
+
+def _memory_file(content: bytes) -> str:
+    found = _MEMORY_FILES.get(content)
+    if found is None:
+        fd = os.memfd_create("bgpflat-credential", os.MFD_CLOEXEC)
+        os.write(fd, content)
+        found = _MEMORY_FILES[content] = f"/proc/self/fd/{fd}"
+    return found
+
+
+def _forget_files_in(directory: str) -> None:
+    """The kubernetes package remembers the files it wrote by content and hands the same name out
+    again on the next load: forget the ones just removed."""
+    from kubernetes.config import kube_config
+
+    remembered: dict[str, str] = getattr(kube_config, "_temp_files", {})
+    for key, name in list(remembered.items()):
+        if os.path.dirname(name) == directory:
+            del remembered[key]
 
 
 def load_configuration(*, kubeconfig: str | None, context: str | None) -> tuple[Any, Target]:
@@ -60,7 +110,14 @@ def load_configuration(*, kubeconfig: str | None, context: str | None) -> tuple[
             if entry is None:
                 names = ", ".join(sorted(c.get("name", "") for c in contexts)) or "none"
                 raise KubeError(f"kubeconfig {path}: no context {chosen!r} (fix: pass --context with one of: {names})")
-            load_kube_config(config_file=path, context=chosen, client_configuration=configuration, persist_config=False)
+            with _credentials_in_memory(configuration) as private:
+                load_kube_config(
+                    config_file=path,
+                    context=chosen,
+                    client_configuration=configuration,
+                    persist_config=False,
+                    temp_file_path=private,
+                )
         except ConfigException as exc:
             raise KubeError(f"kubeconfig {path}: {exc} (fix: pass --kubeconfig FILE or --context NAME)") from None
         except OSError as exc:

@@ -56,14 +56,19 @@ def parse_line(line: str | bytes) -> PeerEvent:
     try:
         # json.loads takes bytes as they come from the socket: no decoded copy of a 20 kB line.
         data = json.loads(stripped)
-    except ValueError as exc:  # UnicodeDecodeError included
+    except ValueError as exc:  # UnicodeDecodeError and a number of thousands of digits included
         return MalformedEvent(reason=f"not JSON: {exc}", line=_quote(stripped))
+    except RecursionError:
+        return MalformedEvent(reason="not JSON: nested deeper than the parser goes", line=_quote(stripped))
     try:
         return _dispatch(data)
     except (BadLine, SpecError) as exc:
         return MalformedEvent(reason=str(exc), line=_quote(stripped))
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        return MalformedEvent(reason=f"unexpected shape: {type(exc).__name__}: {exc}", line=_quote(stripped))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as exc:
+        # RecursionError: a value nested hundreds deep where a scalar belongs, met by repr() in
+        # the message that describes it; its own text would be no better than the exception name.
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return MalformedEvent(reason=f"unexpected shape: {type(exc).__name__}: {detail}", line=_quote(stripped))
 
 
 def _quote(line: str | bytes) -> str:

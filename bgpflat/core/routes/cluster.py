@@ -335,7 +335,12 @@ class _Builder:
         spec = _spec(obj)
         cidr = self._cidr(spec.get("cidr"))
         affinity = spec.get("affinity")
-        self.blocks.append(Block(cidr=cidr, affinity=str(affinity) if affinity else None))
+        if affinity is not None and not isinstance(affinity, str):
+            # str(42) would make a block of no node that the model then quietly leaves out.
+            raise SpecError(
+                f"expected text like 'host:node-1', got {affinity!r}", path="spec.affinity", fix="host:<node name>"
+            )
+        self.blocks.append(Block(cidr=cidr, affinity=affinity or None))
         allocations = spec.get("allocations") or []
         attributes = spec.get("attributes") or []
         if not isinstance(allocations, list) or not isinstance(attributes, list):

@@ -9,7 +9,8 @@ polling loop that waits for convergence is ``bgpflat.workflows.verify``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,13 @@ NOTHING_LEARNED = "nothing-learned"
 BAD_INPUT = "bad-input"
 
 ESTABLISHED_STATES = frozenset({"up", "established"})
+
+NOTHING_LEARNED_MESSAGE = "the verification peer has learned no route"
+
+
+def no_expectations_message(expected: ExpectedRoutes) -> str:
+    """Why nothing is expected: no node peers with the address (a typo in it, or no BGPPeer)."""
+    return "no Calico node peers with " + expected.peer.address
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,12 +90,47 @@ def one_path_each(expected: RouteTable, learned: RouteTable) -> RouteTable:
     return RouteTable(kept)
 
 
+# The fields of a learned route: ``Route.to_dict``'s, what the BMP station adds to each, and what
+# `routes expected -o json` adds (its table, given as learned routes, is a dry run of verify).
+LEARNED_FIELDS = frozenset(
+    {"prefix", "next_hop", "session", "as_path", "origin", "communities", "large_communities", "path_id"}
+    | {"router", "peer", "policy"}
+    | {"node", "reasons", "explanation"}
+)
+
+
 def routes_from_records(records: Iterable[Any], *, source: str) -> RouteTable:
-    """The routes of a learned-route file; a bad record is an error naming the file and the record."""
+    """The routes of a learned-route file; a bad record is an error naming the file and the record.
+
+    A field bgpflat does not know (``nexthop`` for ``next_hop``) or a route without its session is
+    bad input, not a route that fails to match: the check could not run as written.
+    """
     try:
-        return RouteTable.from_records(records)
+        return RouteTable.from_records(_checked(records))
     except SpecError as exc:
         raise SpecError(exc.message, file=source, path=exc.path, fix=exc.fix) from None
+
+
+def _checked(records: Iterable[Any]) -> Iterator[Any]:
+    known = LEARNED_FIELDS
+    for index, record in enumerate(records):
+        if isinstance(record, Mapping):
+            if not record.keys() <= known:
+                name = sorted(str(key) for key in record.keys() - known)[0]
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                raise SpecError(
+                    f"unknown field {name!r}",
+                    path=f"routes[{index}].{name}",
+                    fix=f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}",
+                )
+            if "prefix" in record and not record.get("session"):  # no prefix: from_dict says so
+                raise SpecError(
+                    "a route without its session",
+                    path=f"routes[{index}].session",
+                    fix="each learned route names the session (the node's address) it came from, "
+                    "as `bgpflat peer routes -o json` writes it",
+                )
+        yield record
 
 
 def learned_from_json(data: Any, *, source: str, routes: RouteTable | None = None) -> LearnedState:
@@ -175,9 +218,7 @@ def evaluate(*, expected: ExpectedRoutes, learned: LearnedState, strict: bool = 
         return VerifyResult(expected=expected, learned=learned, **fields)
 
     if not expected.sessions:
-        return make(
-            status=CANNOT_VERIFY, reason=NO_EXPECTATIONS, message="no Calico node peers with " + expected.peer.address
-        ), False
+        return make(status=CANNOT_VERIFY, reason=NO_EXPECTATIONS, message=no_expectations_message(expected)), False
     sessions_down: tuple[str, ...] = ()
     end_of_rib = False
     if learned.sessions is not None:
@@ -197,7 +238,7 @@ def evaluate(*, expected: ExpectedRoutes, learned: LearnedState, strict: bool = 
             status=CANNOT_VERIFY,
             reason=NOTHING_LEARNED,
             sessions_down=sessions_down,
-            message="the verification peer has learned no route",
+            message=NOTHING_LEARNED_MESSAGE,
         ), end_of_rib
     if learned.single_path:
         expected = dataclasses.replace(expected, table=one_path_each(expected.table, learned.routes))

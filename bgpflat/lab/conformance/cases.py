@@ -44,8 +44,8 @@ EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 class BaseNode:
     name: str
     address: str
-    block: str  # its confirmed /26 in POOL
-    workload: str  # one pod's address inside that block
+    block: str = ""  # its confirmed /26 in POOL (the base cluster's nodes only)
+    workload: str = ""  # one pod's address inside that block (the base cluster's nodes only)
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -93,13 +93,18 @@ class Situation:
     # with its node's own AS, as a user runs it; needed when the nodes are not all in one AS.
     peer_from_snapshot: bool = False
     behaviour: str = ""
+    # The cluster's nodes (their namespaces and BIRDs); the base cluster's four unless generated.
+    nodes: tuple[BaseNode, ...] = NODES
+    # False: ``objects`` and ``workloads`` are the whole cluster (generated situations), and
+    # nothing of the base cluster (pool, blocks, BGPConfiguration, outside BGPPeer) is added.
+    base_cluster: bool = True
 
     @property
     def session_type(self) -> str:
         """iBGP or eBGP as the nodes see the outside peer; both when the nodes' AS differ."""
         seen = {
             int(annotations.get(AS_ANNOTATION, self.cluster_as_seen))
-            for annotations in (self.node_annotations.get(node.name, {}) for node in NODES)
+            for annotations in (self.node_annotations.get(node.name, {}) for node in self.nodes)
         }
         kinds = sorted({"iBGP" if self.peer_as == asn else "eBGP" for asn in seen})
         return "+".join(kinds)
@@ -132,7 +137,7 @@ def affinity(node: str, cidr: str, *, state: str = "confirmed") -> JsonObject:
     }
 
 
-def _ipam_block(cidr: str, affinity: str | None, holders: Sequence[Workload]) -> JsonObject:
+def ipam_block(cidr: str, affinity: str | None, holders: Sequence[Workload]) -> JsonObject:
     """An IPAMBlock whose allocations point at the workloads' attributes (node, namespace, pod)."""
     base_text, _, length_text = cidr.partition("/")
     size = 2 ** (32 - int(length_text))
@@ -178,14 +183,23 @@ def _to_int(address: str) -> int:
 
 def workloads_of(situation: Situation) -> tuple[Workload, ...]:
     """Every pod address in the cell: one per node in its own block, plus the situation's."""
+    if not situation.base_cluster:
+        return situation.workloads
     own = tuple(Workload(node=n.name, address=n.workload, block=n.block, name=f"pod-{n.name}") for n in NODES)
     return own + situation.workloads
 
 
-def build_objects(situation: Situation, *, service_range: str) -> list[JsonObject]:
+def build_objects(
+    situation: Situation, *, service_range: str, calico_version: str = CALICO_VERSION
+) -> list[JsonObject]:
     """The whole cluster of one cell, as the objects to create in the API server."""
+    information = calico_object(
+        "ClusterInformation", "default", {"calicoVersion": calico_version, "datastoreReady": True}
+    )
+    if not situation.base_cluster:
+        return [information, *(_with_service_range(o, service_range) for o in situation.objects)]
     objects: list[JsonObject] = [
-        calico_object("ClusterInformation", "default", {"calicoVersion": CALICO_VERSION, "datastoreReady": True}),
+        information,
         ip_pool("pods", POOL, **{"natOutgoing": True, **copy.deepcopy(dict(situation.pool_spec))}),
     ]
     config_spec: JsonObject = {"asNumber": CLUSTER_AS, "nodeToNodeMeshEnabled": situation.mesh, "listenPort": 179}
@@ -228,9 +242,22 @@ def build_objects(situation: Situation, *, service_range: str) -> list[JsonObjec
             objects.append(affinity(owner, cidr))
         blocks.append((cidr, owner))
     for cidr, owner in blocks:
-        objects.append(_ipam_block(cidr, owner, [w for w in workloads if w.block == cidr]))
+        objects.append(ipam_block(cidr, owner, [w for w in workloads if w.block == cidr]))
     objects.extend(copy.deepcopy(dict(o)) for o in situation.objects)
     return objects
+
+
+def _with_service_range(obj: Mapping[str, Any], service_range: str) -> JsonObject:
+    """A copy of ``obj``; a BGPConfiguration's ``serviceClusterIPs: "@services"`` becomes the server's range."""
+    copied = copy.deepcopy(dict(obj))
+    spec = copied.get("spec")
+    if (
+        copied.get("kind") == "BGPConfiguration"
+        and isinstance(spec, dict)
+        and spec.get("serviceClusterIPs") == "@services"
+    ):
+        spec["serviceClusterIPs"] = [{"cidr": service_range}]
+    return copied
 
 
 # -- the cells ------------------------------------------------------------------------------------

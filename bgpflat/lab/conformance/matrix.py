@@ -93,8 +93,19 @@ def _protocol_suffix(address: str) -> str:
 class ConformanceLab:
     """Namespaces (one per node plus the peer's), one BIRD per node, and the control plane they read."""
 
-    def __init__(self, netns: NetnsLab, plane: ControlPlane, *, confd: Path, templates: Path) -> None:
+    def __init__(
+        self,
+        netns: NetnsLab,
+        plane: ControlPlane,
+        *,
+        confd: Path,
+        templates: Path,
+        nodes: Sequence[cases.BaseNode] = cases.NODES,
+        calico_version: str = cases.CALICO_VERSION,
+    ) -> None:
         self.netns = netns
+        self.nodes = tuple(nodes)  # a namespace and a BIRD each; a cell uses some or all of them
+        self.calico_version = calico_version
         self.plane = plane
         self.confd = confd
         self.templates = templates
@@ -120,6 +131,8 @@ class ConformanceLab:
         state_dir: Path,
         confd: Path | None = None,
         templates_dir: Path | None = None,
+        nodes: Sequence[cases.BaseNode] = cases.NODES,
+        calico_version: str = cases.CALICO_VERSION,
         progress: Progress | None = None,
     ) -> ConformanceLab:
         """Build the namespaces; BIRDs start with the first cell. On failure nothing is left."""
@@ -128,7 +141,7 @@ class ConformanceLab:
         templates = templates_dir or default_templates_dir()
         netns = NetnsLab.create(state_dir, lab=LAB_NAME)
         try:
-            lab = cls(netns, plane, confd=binary, templates=templates)
+            lab = cls(netns, plane, confd=binary, templates=templates, nodes=nodes, calico_version=calico_version)
             lab._build()
         except BaseException:
             netns.teardown()
@@ -147,7 +160,7 @@ class ConformanceLab:
                 "link set br0 up",
             ],
         )
-        for index, node in enumerate(cases.NODES):
+        for index, node in enumerate(self.nodes):
             namespace = lab.attach_host(
                 f"node-{node.name}",
                 bridge_ns=peer_ns,
@@ -173,7 +186,7 @@ class ConformanceLab:
                 ],
             )
             self.bird_dir(node.name).mkdir(parents=True, exist_ok=True)
-        lab.state.info["nodes"] = [n.name for n in cases.NODES]
+        lab.state.info["nodes"] = [n.name for n in self.nodes]
         # The peers' state directories (their unix sockets) live under a short temporary path,
         # recorded for teardown, whatever the length of the lab's own state directory.
         peer_root = Path(tempfile.mkdtemp(prefix="bgpflat-cf-"))
@@ -216,12 +229,14 @@ class ConformanceLab:
                 lap("peer")
             self._reset()
             lap("reset")
-            objects = cases.build_objects(situation, service_range=self.plane.state.service_cluster_ip_range)
+            objects = cases.build_objects(
+                situation, service_range=self.plane.state.service_cluster_ip_range, calico_version=self.calico_version
+            )
             self._created = [self._object_key(o) for o in objects]
             seed_objects(self.kube, objects, flavour=self.plane.flavour, scenario=situation.name)
             lap("seed")
             self._program_workloads(situation)
-            calico_sessions = self._render_all()
+            calico_sessions = self._render_all(situation)
             lap("confd")
             expected, cluster_objects = self._expected(situation)
             lap("model")
@@ -282,7 +297,7 @@ class ConformanceLab:
         by_node: dict[str, list[str]] = {}
         for workload in cases.workloads_of(situation):
             by_node.setdefault(workload.node, []).append(workload.address)
-        for node in cases.NODES:
+        for node in self.nodes:
             commands = [f"route flush dev {WORKLOAD_INTERFACE}", f"addr flush dev {TUNNEL_INTERFACE}"]
             commands += [
                 f"route add {address}/32 dev {WORKLOAD_INTERFACE} scope link" for address in by_node.get(node.name, ())
@@ -292,8 +307,14 @@ class ConformanceLab:
                 commands.append(f"addr add {tunnel}/32 dev {TUNNEL_INTERFACE}")
             self.netns.ip(self.namespace(node.name), commands)
 
-    def _render_all(self) -> set[str]:
-        """confd for every node (in parallel); returns the nodes whose config peers with the peer."""
+    def _render_all(self, situation: cases.Situation) -> set[str]:
+        """confd for every node of the cell (in parallel); returns the nodes whose config peers with
+        the peer. The lab's other nodes get a BIRD configuration without any protocol that speaks."""
+        for idle in self._idle_nodes(situation):
+            directory = self.bird_dir(idle.name)
+            for stale in directory.glob("*.cfg"):
+                stale.unlink()
+            (directory / "bird.cfg").write_text(f"router id {idle.address};\nprotocol device {{ }}\n")
 
         def render(node: cases.BaseNode) -> bool:
             rendered = self.netns.state_dir / "confd" / node.name
@@ -309,9 +330,16 @@ class ConformanceLab:
             text = (self.bird_dir(node.name) / "bird.cfg").read_text()
             return f"neighbor {cases.PEER_ADDRESS} as " in text
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(cases.NODES)) as pool:
-            peers = list(pool.map(render, cases.NODES))
-        return {node.address for node, peers_here in zip(cases.NODES, peers, strict=True) if peers_here}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(situation.nodes)) as pool:
+            peers = list(pool.map(render, situation.nodes))
+        return {node.address for node, peers_here in zip(situation.nodes, peers, strict=True) if peers_here}
+
+    def _idle_nodes(self, situation: cases.Situation) -> list[cases.BaseNode]:
+        used = {node.name for node in situation.nodes}
+        unknown = used - {node.name for node in self.nodes}
+        if unknown:
+            raise LabError(f"situation {situation.name} names nodes the lab has none for: {', '.join(sorted(unknown))}")
+        return [node for node in self.nodes if node.name not in used]
 
     def _expected(self, situation: cases.Situation) -> tuple[ExpectedRoutes, list[dict[str, Any]]]:
         """``expected_routes`` from the objects as the API serves them (the ``routes expected``
@@ -333,7 +361,7 @@ class ConformanceLab:
         its peer a moment ago may be waiting out BIRD's connect-retry timer.
         """
         if not self._birds_started:
-            for node in cases.NODES:
+            for node in self.nodes:
                 directory = self.bird_dir(node.name)
                 self.netns.start(
                     f"bird:{node.name}",
@@ -343,7 +371,7 @@ class ConformanceLab:
                     cwd=directory,
                 )
             deadline = time.monotonic() + 10
-            for node in cases.NODES:
+            for node in self.nodes:
                 while not (self.bird_dir(node.name) / "bird.ctl").exists():
                     self.netns.check_alive(f"bird:{node.name}")
                     if time.monotonic() > deadline:
@@ -352,7 +380,7 @@ class ConformanceLab:
             self._birds_started = True
             return
         suffix = _protocol_suffix(cases.PEER_ADDRESS)
-        for node in cases.NODES:
+        for node in self.nodes:
             self.netns.check_alive(f"bird:{node.name}")
             answer = self.birdc(node.name, "configure")
             if "Reconfigur" not in answer:  # stock BIRD refused confd's files: say why
@@ -374,7 +402,7 @@ class ConformanceLab:
         """BGP sessions of the nodes' BIRDs (mesh, route reflection, the peer) not Established, with BIRD's reason."""
         return [
             f"{node.name} {name} ({info or state})"
-            for node in cases.NODES
+            for node in self.nodes
             for name, state, info in self._protocols(node.name)
             if not info.startswith("Established")
         ]
@@ -437,13 +465,32 @@ def run_conformance(
     state_dir: Path,
     situations: Sequence[cases.Situation] = SITUATIONS,
     progress: Progress | None = None,
+    calico_version: str = cases.CALICO_VERSION,
+    confd: Path | None = None,
+    templates_dir: Path | None = None,
 ) -> ConformanceReport:
-    """Build the lab on ``plane``, run ``situations``, tear the lab down; the report of every cell."""
+    """Build the lab on ``plane``, run ``situations``, tear the lab down; the report of every cell.
+
+    ``calico_version`` goes into ClusterInformation (the model follows it); ``confd`` and
+    ``templates_dir`` should be that release's (default: the pinned release's).
+    """
     started = time.monotonic()
-    lab = ConformanceLab.up(plane=plane, state_dir=state_dir, progress=progress)
+    roster = {node.name: node for s in situations for node in s.nodes}
+    nodes = sorted(roster.values(), key=lambda n: address_sort_key(n.address))
+    lab = ConformanceLab.up(
+        plane=plane,
+        state_dir=state_dir,
+        confd=confd,
+        templates_dir=templates_dir,
+        nodes=nodes,
+        calico_version=calico_version,
+        progress=progress,
+    )
     try:
         setup = time.monotonic() - started
         cells = lab.run(situations, progress)
     finally:
         lab.down()
-    return ConformanceReport(cells=tuple(cells), seconds=time.monotonic() - started, setup_seconds=setup)
+    return ConformanceReport(
+        cells=tuple(cells), seconds=time.monotonic() - started, setup_seconds=setup, calico_version=calico_version
+    )

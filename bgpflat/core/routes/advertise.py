@@ -162,6 +162,12 @@ class AdvertisementModel(NodeExports):
             path = REFLECTED if session.reflects else MESH
             learned_sets.append((self.mesh_out(other, version), path, mesh_ibgp))
         add_path = self.options.add_path
+        if add_path:
+            # Without ADD-PATH the peer gets the best path, never one relayed through another AS
+            # (a longer AS path than the direct copy).
+            transit = self.mesh_transit(node, version)
+            if transit:
+                learned_sets.append((transit, MESH, False))
         if not rules and add_path:
             # The common case, kept free of per-route tuples beyond the routes themselves:
             # without filters the peer sees exactly what the node sends over the mesh.

@@ -333,6 +333,41 @@ class NodeExports:
                 communities = add_communities(node, prefix, _NO_COMMUNITIES) if index else _NO_COMMUNITIES
                 yield prefix, why, interface, communities
 
+    def mesh_transit(self, node: NodeInfo, version: int) -> list[Candidate]:
+        """Routes ``node`` holds through a full mesh of three or more AS: another node's route
+        passed on by nodes of other AS, each adding its AS (``as_tail``), distinct ones once.
+
+        Calico's mesh sessions run ``add paths on`` and export with ``calico_export_to_bgp_peers``
+        whatever the route's source, so a node sends its neighbours every path it holds, learned
+        ones included; BIRD drops a path carrying its own AS. With one AS per rack, node X in AS 1
+        then holds node Y's (AS 2) block as ``[2]`` and, through each AS 3 node, as ``[3 2]``. Every
+        node shares the subnet, so BIRD keeps the origin's next hop on each hop (``origin_address``
+        stays Y's). With two AS or fewer a relayed path has the direct one's AS path (nothing new).
+        """
+        if not self.cluster.mesh_enabled:
+            return []
+        node_as = self.cluster.node_as(node)
+        relays = [m for m in self.bgp_neighbours(node, version) if self.cluster.node_as(m) != node_as]
+        if len({self.cluster.node_as(m) for m in relays}) < 2:
+            return []
+        found: dict[tuple[Prefix, tuple[int, ...], Communities, str], Candidate] = {}
+        frontier = [c for m in relays for c in self.mesh_out(m, version)]
+        while frontier:
+            passed: list[Candidate] = []
+            for candidate in frontier:
+                for relay in relays:
+                    relay_as = self.cluster.node_as(relay)
+                    if relay_as in candidate.as_tail or not self.calico_export(relay, candidate.prefix):
+                        continue
+                    communities = self.add_communities(relay, candidate.prefix, candidate.communities)
+                    moved = candidate._replace(as_tail=(relay_as, *candidate.as_tail), communities=communities)
+                    key = (moved.prefix, moved.as_tail, moved.communities, moved.origin_address)
+                    if key not in found:
+                        found[key] = moved
+                        passed.append(moved)
+            frontier = passed
+        return list(found.values())
+
     def speakers(self, version: int) -> list[NodeInfo]:
         """Nodes that run BGP in this address family (they have a BGP address)."""
         found = self._speakers.get(version)

@@ -251,6 +251,16 @@ SITUATIONS: tuple[Situation, ...] = (
         "other's; rack 2 nodes send every block",
     ),
     Situation(
+        name="mesh-three-as",
+        description="full mesh across three AS (node-c and node-d in AS of their own), eBGP, nextHopMode Keep",
+        peer_as=EXTERNAL_AS,
+        peer_spec={"nextHopMode": "Keep"},
+        node_annotations={**_RACK_AS_ANNOTATIONS, "node-d": {AS_ANNOTATION: "64603"}},
+        peer_from_snapshot=True,
+        behaviour="mesh sessions run ADD-PATH: a block also arrives relayed through the third AS, "
+        "a second AS path kept to the origin's next hop",
+    ),
+    Situation(
         name="next-hop-keep",
         description="full mesh, eBGP, nextHopMode Keep",
         peer_as=EXTERNAL_AS,

@@ -178,8 +178,10 @@ def _run(args: argparse.Namespace, chosen: list[Any]) -> list[ConformanceReport]
     from bgpflat.lab.conformance.matrix import check_prerequisites, run_conformance
     from bgpflat.lab.controlplane.server import ControlPlane
 
-    check_prerequisites()
     versions = list(releases.RELEASES) if args.all_releases else [args.calico_version or releases.PINNED]
+    for version in versions:
+        releases.pin_for(version)  # an unknown release fails before anything starts
+    check_prerequisites()
     builds = [releases.confd_for(v, build=True, progress=info) for v in versions]
 
     def run_all(plane: ControlPlane, tmp: Path) -> list[ConformanceReport]:

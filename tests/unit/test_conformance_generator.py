@@ -132,3 +132,21 @@ def test_a_file_that_is_no_snapshot_is_named_with_the_fix(tmp_path: Path, capsys
     assert main(["lab", "conformance", "--situation-file", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "kind/format_version" in err and "--random" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seed", "5"], "--seed goes with --random N"),
+        (["--random", "0"], "--random 0: give the number of situations to draw"),
+        (
+            ["--calico-version", "v3.29.0"],
+            "--calico-version v3.29.0: no confd recipe for it; use one of v3.30.1, v3.31.0",
+        ),
+    ],
+)
+def test_conformance_flags_that_cannot_work_fail_in_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["lab", "conformance", *argv]) == 2
+    assert message in capsys.readouterr().err

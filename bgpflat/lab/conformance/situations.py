@@ -430,6 +430,9 @@ SITUATIONS: tuple[Situation, ...] = (
         peer_as=EXTERNAL_AS,
         cluster_as_seen=64600,
         peer_spec={"localASNumber": 64600},
+        # The peer takes each node's AS from the model's sessions: before v3.31 confd ignores
+        # localASNumber and the nodes connect from their own AS.
+        peer_from_snapshot=True,
         behaviour="the peer sees, and the AS path carries, the BGPPeer's localASNumber",
     ),
     Situation(

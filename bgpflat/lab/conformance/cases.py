@@ -197,7 +197,8 @@ def build_objects(
         "ClusterInformation", "default", {"calicoVersion": calico_version, "datastoreReady": True}
     )
     if not situation.base_cluster:
-        return [information, *(_with_service_range(o, service_range) for o in situation.objects)]
+        drawn = [information, *(_with_service_range(o, service_range) for o in situation.objects)]
+        return drawn + endpoints_beside(drawn)
     objects: list[JsonObject] = [
         information,
         ip_pool("pods", POOL, **{"natOutgoing": True, **copy.deepcopy(dict(situation.pool_spec))}),
@@ -244,7 +245,42 @@ def build_objects(
     for cidr, owner in blocks:
         objects.append(ipam_block(cidr, owner, [w for w in workloads if w.block == cidr]))
     objects.extend(copy.deepcopy(dict(o)) for o in situation.objects)
-    return objects
+    return objects + endpoints_beside(objects)
+
+
+def endpoints_beside(objects: Sequence[Mapping[str, Any]]) -> list[JsonObject]:
+    """The v1 Endpoints a cluster's endpoints controller keeps beside each EndpointSlice.
+
+    The lab runs no kube-controller-manager, so nothing else writes them, and confd up to v3.30
+    reads Endpoints (ready addresses only), not EndpointSlices.
+    """
+    out: list[JsonObject] = []
+    for obj in objects:
+        if obj.get("kind") != "EndpointSlice":
+            continue
+        meta = obj["metadata"]
+        ready: list[JsonObject] = []
+        not_ready: list[JsonObject] = []
+        for endpoint in obj.get("endpoints") or ():
+            ready_now = (endpoint.get("conditions") or {}).get("ready") is not False
+            for address in endpoint.get("addresses") or ():
+                entry = {"ip": address, **({"nodeName": endpoint["nodeName"]} if endpoint.get("nodeName") else {})}
+                (ready if ready_now else not_ready).append(entry)
+        subset: JsonObject = {"ports": [{"port": p["port"], "protocol": p["protocol"]} for p in obj.get("ports") or ()]}
+        if ready:
+            subset["addresses"] = ready
+        if not_ready:
+            subset["notReadyAddresses"] = not_ready
+        service = meta["labels"]["kubernetes.io/service-name"]
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": service, "namespace": meta["namespace"]},
+                "subsets": [subset] if ready or not_ready else [],
+            }
+        )
+    return out
 
 
 def _with_service_range(obj: Mapping[str, Any], service_range: str) -> JsonObject:

@@ -10,12 +10,13 @@ confd is already in the cache, or when asked for (``--calico-version``, ``--all-
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from bgpflat.errors import LabError
 from bgpflat.lab import go_build
-from bgpflat.lab.confd import CALICO_CONFD, default_templates_dir, ensure_confd, find_confd
+from bgpflat.lab.confd import BINARY_ENV, CALICO_CONFD, default_templates_dir, ensure_confd, find_confd
 from bgpflat.lab.conformance.cases import CALICO_VERSION
 from bgpflat.lab.versions import CALICO_V3_30_1, ModulePin
 
@@ -41,6 +42,8 @@ def pin_for(version: str) -> ModulePin:
 def confd_for(version: str, *, build: bool, progress: go_build.Progress | None = None) -> ReleaseConfd | None:
     """``version``'s confd and templates: built first when ``build``, else only when already cached."""
     pin = pin_for(version)
+    if version != PINNED and os.environ.get(BINARY_ENV):
+        raise LabError(f"{BINARY_ENV} names one confd binary, taken for {PINNED}; unset it to run Calico {version}")
     binary = ensure_confd(calico=pin, progress=progress) if build else find_confd(calico=pin)
     if binary is None:
         return None
@@ -48,5 +51,8 @@ def confd_for(version: str, *, build: bool, progress: go_build.Progress | None =
 
 
 def cached_releases() -> list[str]:
-    """The releases besides ``PINNED`` whose confd is already built."""
+    """The releases besides ``PINNED`` whose confd is already built (none when ``BGPFLAT_CONFD``
+    names a binary: that one stands for the pinned release)."""
+    if os.environ.get(BINARY_ENV):
+        return []
     return [v for v, pin in RELEASES.items() if v != PINNED and find_confd(calico=pin) is not None]

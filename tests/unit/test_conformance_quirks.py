@@ -338,6 +338,14 @@ def test_mixed_as_mesh_sends_every_block_with_the_other_racks_as_on_the_path() -
     assert as_paths(result, c_block)["node-a"] == {rack1 + rack2}
 
 
+def test_single_address_match_sends_the_cluster_ip_and_needs_an_endpoint_slice() -> None:
+    name = "single-address-all-routes"
+    result = expect(name)
+    assert senders(result, "10.79.1.1/32") == ALL
+    assert senders(result, f"{service_ip(name, 'single-match')}/32") == ALL
+    assert senders(result, f"{service_ip(name, 'no-slice')}/32") == set()
+
+
 def test_three_as_mesh_relays_blocks_through_the_third_as() -> None:
     """Lab (seed 982665367, situation 18): with one AS per rack and three racks, the peer learned
     every block from a node of another AS twice: ``[A B]`` straight from B's node and ``[A C B]``

@@ -338,6 +338,24 @@ SITUATIONS: tuple[Situation, ...] = (
         behaviour="v3.31.0 matches a /32 LB entry on spec.loadBalancerIP only, not on status ingress (PR #11917)",
     ),
     Situation(
+        name="single-address-all-routes",
+        description="serviceClusterIPs and a /32 serviceExternalIPs entry; LoadBalancer ETP Cluster services, iBGP",
+        peer_as=CLUSTER_AS,
+        bgp_config={
+            "serviceClusterIPs": "@services",
+            "serviceExternalIPs": [{"cidr": EXTERNAL_RANGE}, {"cidr": "10.79.1.1/32"}],
+        },
+        objects=(
+            # The /32 match advertises the Service: its cluster IP /32 goes out too.
+            service_object("single-match", etp="Cluster", external_ip="10.79.1.1"),
+            endpoint_slice("single-match", []),
+            # The same without any EndpointSlice: confd never asks, nothing beyond the ranges.
+            service_object("no-slice", etp="Cluster", external_ip="10.79.1.1"),
+        ),
+        behaviour="a single-address match sends every route of the Service (cluster IP included), "
+        "and none without an EndpointSlice",
+    ),
+    Situation(
         name="lb-aggregation-disabled",
         description="serviceLoadBalancerAggregation Disabled with service ranges, iBGP",
         peer_as=CLUSTER_AS,

@@ -167,10 +167,18 @@ def _keep_mismatches(report: ConformanceReport, args: argparse.Namespace) -> Non
         )
         path.write_text(json.dumps(data, indent=2) + "\n")
         info(
-            f"MISMATCH {situation.name} (Calico {report.calico_version}, seed {args.seed}): {situation.description}\n"
+            f"MISMATCH {situation.name} (Calico {report.calico_version}, seed {data['seed']}): "
+            f"{situation.description}\n"
             + "".join(f"  {line}\n" for line in cell.findings + list(cell.notes))
             + f"  situation written to {path}; replay: bgpflat lab conformance --situation-file {path}"
         )
+
+
+def _state_dir(given: Path | None, tmp: Path, version: str, *, several: bool) -> Path:
+    """``--state-dir`` (a subdirectory per release when there are several), else a temporary one."""
+    if given is None:
+        return tmp / f"lab-{version}"
+    return given / version if several else given
 
 
 def _run(args: argparse.Namespace, chosen: list[Any]) -> list[ConformanceReport]:
@@ -193,7 +201,7 @@ def _run(args: argparse.Namespace, chosen: list[Any]) -> list[ConformanceReport]
             reports.append(
                 run_conformance(
                     plane=plane,
-                    state_dir=args.state_dir or tmp / f"lab-{build.version}",
+                    state_dir=_state_dir(args.state_dir, tmp, build.version, several=len(builds) > 1),
                     situations=chosen,
                     progress=info,
                     calico_version=build.version,

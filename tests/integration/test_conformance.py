@@ -98,13 +98,16 @@ def _failures(results: list[CellResult], seed: int, keep: Path) -> str:
     return "\n".join(lines)
 
 
-def test_every_situation_matches_confd_configured_bird(kube_v1: ControlPlane, tmp_path: Path) -> None:
+def test_every_situation_matches_confd_configured_bird(
+    kube_v1: ControlPlane, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The fixed matrix, and a few situations drawn from a fresh seed (printed), on the pinned release."""
     build = _confd()
     fixed = _chosen()
     seed = int(os.environ.get("BGPFLAT_CONFORMANCE_SEED") or secrets.randbelow(2**31))
     drawn = generator.generate(seed, RANDOM_COUNT) if not os.environ.get("BGPFLAT_CONFORMANCE") else []
-    print(f"random situations: --random {len(drawn)} --seed {seed}", file=sys.__stderr__, flush=True)
+    with capsys.disabled():  # in the CI log whether the run passes or not
+        print(f"\nrandom situations: --random {len(drawn)} --seed {seed}", flush=True)
     results, elapsed = _run_matrix(kube_v1, tmp_path / "lab", fixed + drawn, build)
 
     failures = _failures(results, seed, tmp_path)

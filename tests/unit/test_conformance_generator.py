@@ -6,6 +6,7 @@ draws are checked without any daemon.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from collections import Counter
@@ -150,3 +151,20 @@ def test_conformance_flags_that_cannot_work_fail_in_one_line(
 ) -> None:
     assert main(["lab", "conformance", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_mismatch_is_written_with_its_seed_and_replays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bgpflat.cli.conformance_commands import _keep_mismatches
+    from bgpflat.lab.conformance.results import CellResult, ConformanceReport
+
+    drawn = generator.draw(4242, 7)
+    cells = (CellResult(situation=drawn, match=False, seconds=1.0, error="10.244.0.0/26 missing"),)
+    _keep_mismatches(
+        ConformanceReport(cells=cells, seconds=1.0, setup_seconds=0.0), argparse.Namespace(mismatch_dir=tmp_path)
+    )
+    err = capsys.readouterr().err
+    path = tmp_path / "random-4242-7.json"
+    assert "MISMATCH random-4242-7" in err and "seed 4242" in err and "10.244.0.0/26 missing" in err
+    assert f"--situation-file {path}" in err
+    replayed = generator.from_snapshot(json.loads(path.read_text()), source=str(path))
+    assert _cluster(replayed) == _cluster(drawn)

@@ -361,6 +361,18 @@ def test_three_as_mesh_relays_blocks_through_the_third_as() -> None:
     assert next_hops(result, c_block)["node-a"] == {cases.NODES[2].address}
 
 
+def test_a_relay_adds_its_own_communities_to_a_second_copy() -> None:
+    """Lab (seed 912313666, situation 9): node-b passes node-a's block (iBGP-learned) on to rack 2
+    over eBGP, adding its ``node.node-b`` communities; node-c holds and sends both copies."""
+    result = expect("mesh-relay-communities")
+    a_block = cases.NODES[0].block
+    sent = {r.communities for r in result.table if str(r.prefix) == a_block and result.node_of(r.session) == "node-c"}
+    assert sent == {(), ((65000, 222),)}
+    # node-a's own copy carries no community: only the global prefixAdvertisements would add one.
+    own = {r.communities for r in result.table if str(r.prefix) == a_block and result.node_of(r.session) == "node-a"}
+    assert own == {()}
+
+
 def test_without_add_path_a_three_as_mesh_sends_only_the_direct_path() -> None:
     situation = dataclasses.replace(situations.situation("mesh-three-as"), add_path=False)
     result = expected_routes(

@@ -261,6 +261,15 @@ SITUATIONS: tuple[Situation, ...] = (
         "a second AS path kept to the origin's next hop",
     ),
     Situation(
+        name="mesh-relay-communities",
+        description="full mesh across two AS, node.node-b prefixAdvertisements (rack 1), eBGP",
+        peer_as=EXTERNAL_AS,
+        node_annotations=_RACK_AS_ANNOTATIONS,
+        objects=(_NODE_B_COMMUNITIES,),
+        peer_from_snapshot=True,
+        behaviour="node-b relays node-a's block to rack 2 with its own communities: a second copy there",
+    ),
+    Situation(
         name="next-hop-keep",
         description="full mesh, eBGP, nextHopMode Keep",
         peer_as=EXTERNAL_AS,

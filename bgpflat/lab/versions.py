@@ -48,6 +48,17 @@ CALICO_V3_31_0 = ModulePin(
     ),
 )
 
+CALICO_V3_30_1 = ModulePin(
+    path="github.com/projectcalico/calico",
+    version="v0.0.0-20250529224300-393b14e729a6",
+    sum="h1:iUTtfUaoPN0CZvo8XyFvnIcaXll+F98p4RdI3FUyLuI=",
+    note=(
+        "projectcalico/calico v3.30.1, commit 393b14e729a67f9bc9a96eba65ff0be5f2f7b94a, by pseudo-version; "
+        "the only v3.30 release the module proxy serves. Not listed in sum.golang.org, hence the pinned "
+        "hash (the same pin as build/confd/projectcalico.sum)."
+    ),
+)
+
 CALICO_V3_32_1 = ModulePin(
     path="github.com/projectcalico/calico",
     version="0ca9d1b93644778cafdf1812f3dda02ac0c361e8",

@@ -73,9 +73,12 @@ def test_a_single_address_match_advertises_the_cluster_ip_too() -> None:
     # IPv4 cluster IP sent by bird from every node, though only an IPv6 range was configured.
     config = {"serviceClusterIPs": [{"cidr": "fd00:96::/112"}], "serviceExternalIPs": [{"cidr": "203.0.113.7/32"}]}
     svc = service("web", etp="Cluster", external_ips=("203.0.113.7",))
-    result = expect([*base(config=config, calico="v3.31.0"), svc])
+    # confd decides only for a Service with an endpoints object (routes.go setRouteForSvc).
+    result = expect([*base(config=config, calico="v3.31.0"), svc, slice_of("web", "a", family="IPv4")])
     for name in "abc":
         assert {"10.96.0.10/32", "203.0.113.7/32"} <= from_node(result, name)
+    without = expect([*base(config=config, calico="v3.31.0"), svc])
+    assert "10.96.0.10/32" not in from_node(without, "a")
     route = next(r for r in result.table if str(r.prefix) == "10.96.0.10/32" and r.session == ADDR["a"])
     assert "matching a single-address range" in result.explain(route)
 

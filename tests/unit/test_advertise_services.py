@@ -132,16 +132,30 @@ def test_endpoints_object_is_what_releases_before_v3_31_read() -> None:
 def test_external_ips_range_global_and_single_address_entries_by_release() -> None:
     config = {"serviceExternalIPs": [{"cidr": "198.51.100.0/24"}, {"cidr": "203.0.113.7/32"}]}
     svc = service("web", type="NodePort", etp="Cluster", external_ips=("203.0.113.7", "198.51.100.9", "192.0.2.1"))
-    new = expect(cluster(config, svc, calico="v3.30.0"))
-    # The single-address match advertises the Service, and then every allowed address of it gets
-    # its /32 (confd's getAllRoutesForService), the one inside the /24 range too.
+    # The empty EndpointSlice the EndpointSlice controller writes for a Service with a selector.
+    new = expect(cluster(config, svc, endpoints_slice("web", {}), calico="v3.30.0"))
+    # The single-address match advertises the Service: every external IP in an allowed range gets
+    # its /32 (getAllRoutesForService), 198.51.100.9 too; 192.0.2.1 is in none.
     assert from_node(new, "a") == {BLOCK["a"], "198.51.100.0/24", "203.0.113.7/32", "198.51.100.9/32"}
     route = next(r for r in new.table if str(r.prefix) == "203.0.113.7/32" and r.session == ADDR["a"])
     assert "matching a single-address range" in new.explain(route)
-    old = expect(cluster(config, svc, calico="v3.29.3"))
+    old = expect(cluster(config, svc, endpoints_slice("web", {}), calico="v3.29.3"))
     assert from_node(old, "a") == {BLOCK["a"], "198.51.100.0/24", "203.0.113.7/32"}
     old_route = next(r for r in old.table if str(r.prefix) == "203.0.113.7/32" and r.session == ADDR["a"])
     assert old.explain(old_route).startswith("service range (serviceExternalIPs)")
+
+
+def test_a_single_address_match_advertises_the_cluster_ip_too_and_needs_an_endpoints_object() -> None:
+    """Lab (random seed 489317029, situation 11): a NodePort Service, ETP Cluster, whose external IP
+    matched a /32 serviceExternalIPs entry was sent with its cluster IP /32 as well: once
+    ``advertiseThisService`` says yes, confd sets every route of the Service (routes.go,
+    ``getAllRoutesForService``). Without any EndpointSlice ``setRouteForSvc`` returns first."""
+    config = {**CLUSTER_RANGE, "serviceExternalIPs": [{"cidr": "203.0.113.7/32"}]}
+    svc = service("web", type="NodePort", etp="Cluster", external_ips=("203.0.113.7",))
+    result = expect(cluster(config, svc, endpoints_slice("web", {}), calico="v3.31.0"))
+    assert {"203.0.113.7/32", "10.96.0.10/32"} <= from_node(result, "c")
+    without_slice = expect(cluster(config, svc, calico="v3.31.0"))
+    assert not {"203.0.113.7/32", "10.96.0.10/32"} & from_node(without_slice, "c")
 
 
 def test_clusterip_service_with_only_a_single_address_external_ip_is_not_advertised_on_v3_30() -> None:
@@ -171,18 +185,20 @@ def test_etp_local_external_and_load_balancer_ips_only_inside_the_allow_lists() 
 def test_load_balancer_single_address_entry_by_release() -> None:
     config = {"serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}, {"cidr": "192.0.2.200/32"}]}
     from_status = service("lb", etp="Cluster", ingress=("192.0.2.200",))
-    # spec.loadBalancerIP makes the match; the /32 comes from status (what a controller fills in).
+    # A controller sets the ingress; spec.loadBalancerIP is the deprecated request for it.
     from_spec = service("lb2", cluster_ip="10.96.0.12", etp="Cluster", lb_ip="192.0.2.200", ingress=("192.0.2.200",))
-    spec_without_status = service("lb3", cluster_ip="10.96.0.13", etp="Cluster", lb_ip="192.0.2.200")
-    before = expect(cluster(config, from_status, calico="v3.31.4"))
+    slices = (endpoints_slice("lb", {}), endpoints_slice("lb2", {}))
+    before = expect(cluster(config, from_status, *slices, calico="v3.31.4"))
     assert "192.0.2.200/32" not in from_node(before, "a")  # only spec.loadBalancerIP was checked
     assert "192.0.2.0/24" in from_node(before, "a")
-    after = expect(cluster(config, from_status, calico="v3.31.5"))
+    after = expect(cluster(config, from_status, *slices, calico="v3.31.5"))
     assert {n for n in "abc" if "192.0.2.200/32" in from_node(after, n)} == {"a", "b", "c"}
-    spec_only = expect(cluster(config, from_spec, calico="v3.30.7"))
-    assert {n for n in "abc" if "192.0.2.200/32" in from_node(spec_only, n)} == {"a", "b", "c"}
-    # confd routes only status.loadBalancer.ingress addresses: a match without them routes nothing.
-    assert "192.0.2.200/32" not in from_node(expect(cluster(config, spec_without_status, calico="v3.30.7")), "a")
+    spec_match = expect(cluster(config, from_spec, *slices, calico="v3.30.7"))
+    assert {n for n in "abc" if "192.0.2.200/32" in from_node(spec_match, n)} == {"a", "b", "c"}
+    # The routes come from status.loadBalancer.ingress only (getAllRoutesForService): a matching
+    # spec.loadBalancerIP with no ingress yet advertises the Service with no LB route.
+    spec_only = service("lb2", cluster_ip="10.96.0.12", etp="Cluster", lb_ip="192.0.2.200")
+    assert "192.0.2.200/32" not in from_node(expect(cluster(config, spec_only, *slices, calico="v3.30.7")), "a")
 
 
 def test_single_address_load_balancer_entry_was_global_before_v3_28() -> None:

@@ -9,13 +9,14 @@ runs here; the integration test ``tests/integration/test_conformance.py`` runs t
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from typing import Any
 
 import pytest
 
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.routes.advertise import expected_routes_for_peers
+from bgpflat.core.routes.advertise import expected_routes, expected_routes_for_peers
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.diff import diff_routes
 from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer, merge_expected
@@ -341,6 +342,51 @@ def test_mixed_as_mesh_sends_every_block_with_the_other_racks_as_on_the_path() -
         "node-d": {rack2 + rack1},
     }
     assert as_paths(result, c_block)["node-a"] == {rack1 + rack2}
+
+
+def test_single_address_match_sends_the_cluster_ip_and_needs_an_endpoint_slice() -> None:
+    name = "single-address-all-routes"
+    result = expect(name)
+    assert senders(result, "10.79.1.1/32") == ALL
+    assert senders(result, f"{service_ip(name, 'single-match')}/32") == ALL
+    assert senders(result, f"{service_ip(name, 'no-slice')}/32") == set()
+
+
+def test_three_as_mesh_relays_blocks_through_the_third_as() -> None:
+    """Lab (seed 982665367, situation 18): with one AS per rack and three racks, the peer learned
+    every block from a node of another AS twice: ``[A B]`` straight from B's node and ``[A C B]``
+    relayed by C's. Calico's mesh sessions say ``add paths on`` and export learned routes too, so
+    each node passes on every path it holds; BIRD drops only a path carrying its own AS. Every node
+    shares the subnet, so the relayed path keeps the origin's next hop."""
+    result = expect("mesh-three-as")
+    a_block, c_block, d_block = cases.NODES[0].block, cases.NODES[2].block, cases.NODES[3].block
+    assert as_paths(result, d_block)["node-a"] == {(64601, 64603), (64601, 64602, 64603)}
+    assert as_paths(result, a_block)["node-c"] == {(64602, 64601), (64602, 64603, 64601)}
+    # node-b holds node-a's block over iBGP only: nothing relayed comes back into rack 1.
+    assert as_paths(result, a_block)["node-b"] == {(64601,)}
+    assert next_hops(result, c_block)["node-a"] == {cases.NODES[2].address}
+
+
+def test_a_relay_adds_its_own_communities_to_a_second_copy() -> None:
+    """Lab (seed 912313666, situation 9): node-b passes node-a's block (iBGP-learned) on to rack 2
+    over eBGP, adding its ``node.node-b`` communities; node-c holds and sends both copies."""
+    result = expect("mesh-relay-communities")
+    a_block = cases.NODES[0].block
+    sent = {r.communities for r in result.table if str(r.prefix) == a_block and result.node_of(r.session) == "node-c"}
+    assert sent == {(), ((65000, 222),)}
+    # node-a's own copy carries no community: only the global prefixAdvertisements would add one.
+    own = {r.communities for r in result.table if str(r.prefix) == a_block and result.node_of(r.session) == "node-a"}
+    assert own == {()}
+
+
+def test_without_add_path_a_three_as_mesh_sends_only_the_direct_path() -> None:
+    situation = dataclasses.replace(situations.situation("mesh-three-as"), add_path=False)
+    result = expected_routes(
+        cluster=ClusterState.from_objects(cluster_objects(situation.name)),
+        peer=OutsidePeer(address=cases.PEER_ADDRESS),
+        options=ModelOptions(add_path=situation.add_path),
+    )
+    assert as_paths(result, cases.NODES[3].block)["node-a"] == {(64601, 64603)}
 
 
 def test_outside_peer_in_one_racks_as_gets_no_ibgp_learned_blocks_from_that_rack() -> None:

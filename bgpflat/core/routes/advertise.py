@@ -162,6 +162,14 @@ class AdvertisementModel(NodeExports):
             path = REFLECTED if session.reflects else MESH
             learned_sets.append((self.mesh_out(other, version), path, mesh_ibgp))
         add_path = self.options.add_path
+        if add_path:
+            # Without ADD-PATH the peer gets the best path, never one relayed through another AS
+            # (a longer AS path than the direct copy).
+            over_ebgp, over_ibgp = self.mesh_transit(node, version)
+            if over_ebgp:
+                learned_sets.append((over_ebgp, MESH, False))
+            if over_ibgp and ebgp:  # iBGP-learned: never to an iBGP peer; ``as_tail`` is the path held
+                learned_sets.append((over_ibgp, MESH, False))
         if not rules and add_path:
             # The common case, kept free of per-route tuples beyond the routes themselves:
             # without filters the peer sees exactly what the node sends over the mesh.

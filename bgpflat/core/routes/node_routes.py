@@ -333,6 +333,71 @@ class NodeExports:
                 communities = add_communities(node, prefix, _NO_COMMUNITIES) if index else _NO_COMMUNITIES
                 yield prefix, why, interface, communities
 
+    def mesh_transit(self, node: NodeInfo, version: int) -> tuple[list[Candidate], list[Candidate]]:
+        """Copies of other nodes' routes that reach ``node`` through a relay of a mesh of several
+        AS, and differ from the direct copies: (arriving over eBGP, arriving over iBGP).
+
+        Calico's mesh sessions run ``add paths on`` and export with ``calico_export_to_bgp_peers``
+        whatever the route's source, so a node passes on every path it holds, adding its own
+        prefixAdvertisements communities, except that BIRD sends no iBGP-learned path to an iBGP
+        peer and drops a path carrying its own AS. With one AS per rack, node X in AS 1 then holds
+        node Y's (AS 2) block as ``[2]`` and, through each AS 3 node, as ``[3 2]``; a relay in AS 2
+        with a ``node.<name>`` BGPConfiguration adds its communities to a ``[2]`` copy. Every node
+        shares the subnet, so BIRD keeps the origin's next hop on each hop (``origin_address``).
+        ``as_tail`` is the AS path as ``node`` holds it.
+        """
+        if not self.cluster.mesh_enabled:
+            return [], []
+        node_as = self.cluster.node_as(node)
+        speakers = self.bgp_neighbours(node, version)
+        if len({self.cluster.node_as(m) for m in speakers} | {node_as}) < 2:
+            return [], []  # one AS: iBGP only, nothing is relayed
+        as_of = {m.name: self.cluster.node_as(m) for m in speakers}
+        direct = {
+            (c.prefix, c.as_tail, c.communities, c.origin_address) for m in speakers for c in self.mesh_out(m, version)
+        }
+        # A path as a holder keeps it: (candidate with the AS path held, holder, learned over iBGP?).
+        # The origins' own routes start with an empty path.
+        frontier = [(c._replace(as_tail=()), m, False) for m in speakers for c in self.mesh_out(m, version)]
+        seen: set[tuple[Prefix, tuple[int, ...], Communities, str, str, bool]] = set()
+        over_ebgp: dict[tuple[Prefix, tuple[int, ...], Communities, str], Candidate] = {}
+        over_ibgp: dict[tuple[Prefix, tuple[int, ...], Communities, str], Candidate] = {}
+        while frontier:
+            moved: list[tuple[Candidate, NodeInfo, bool]] = []
+            for candidate, holder, learned_ibgp in frontier:
+                holder_as = as_of[holder.name]
+                relayed = candidate.origin_address != holder.bgp_address(version)
+                if relayed:
+                    if not self.calico_export(holder, candidate.prefix):
+                        continue
+                    sent = candidate._replace(
+                        communities=self.add_communities(holder, candidate.prefix, candidate.communities)
+                    )
+                else:
+                    sent = candidate  # mesh_out already applied the origin's export filter and communities
+                for receiver_name, receiver_as in [(node.name, node_as), *as_of.items()]:
+                    if receiver_name == holder.name:
+                        continue
+                    ibgp = receiver_as == holder_as
+                    if ibgp and learned_ibgp:
+                        continue  # BIRD: no iBGP-learned path to an iBGP peer
+                    path = sent.as_tail if ibgp else (holder_as, *sent.as_tail)
+                    if receiver_as in path:
+                        continue  # BIRD drops a path carrying its own AS
+                    arrived = sent._replace(as_tail=path)
+                    if receiver_name == node.name:
+                        if relayed:
+                            key = (arrived.prefix, path, arrived.communities, arrived.origin_address)
+                            if key not in direct:  # a direct copy already says this
+                                (over_ibgp if ibgp else over_ebgp).setdefault(key, arrived)
+                        continue
+                    state = (arrived.prefix, path, arrived.communities, arrived.origin_address, receiver_name, ibgp)
+                    if state not in seen:
+                        seen.add(state)
+                        moved.append((arrived, next(m for m in speakers if m.name == receiver_name), ibgp))
+            frontier = moved
+        return list(over_ebgp.values()), list(over_ibgp.values())
+
     def speakers(self, version: int) -> list[NodeInfo]:
         """Nodes that run BGP in this address family (they have a BGP address)."""
         found = self._speakers.get(version)

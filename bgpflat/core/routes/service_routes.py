@@ -88,6 +88,8 @@ def service_statics(cluster: ClusterState, calico: tuple[int, int, int]) -> Serv
             continue
         if service.type == "ClusterIP":
             continue  # no ETP: the global ranges are all it gets (see calico-facts §3.4 corner case)
+        if not _has_endpoint_object(cluster, service, calico):
+            continue  # confd's setRouteForSvc returns before deciding (routes.go)
         singles: list[Prefix] = []
         lb_candidates = [service.load_balancer_ip] if service.load_balancer_ip else []
         if calico >= (3, 31, 5):
@@ -97,9 +99,9 @@ def service_statics(cluster: ClusterState, calico: tuple[int, int, int]) -> Serv
         if calico >= (3, 30, 0):
             singles += [a for a in (_host(ip) for ip in service.external_ips) if a is not None and a in single_external]
         if singles:
-            # One single-address match makes confd advertise the Service, and then it holds a
-            # /32 (/128) for every address of it (getAllRoutesForService): the cluster IPs when
-            # serviceClusterIPs is set, every allowed external and load-balancer IP.
+            # One single-address match makes confd advertise the Service, and then it sets every
+            # route of the Service (getAllRoutesForService): its cluster IPs when serviceClusterIPs
+            # is set, and each external and LB ingress IP inside an allowed range, not only the match.
             every.extend((a, SERVICE_SINGLE, service.key) for a in addresses)
     return ServiceStatics(
         ranges=unique_ranges,
@@ -175,6 +177,18 @@ def _nodes_with_ready_endpoints(cluster: ClusterState, service: Service, calico:
         }
     nodes.discard("")  # an endpoint that names no node is local to none
     return sorted(nodes)
+
+
+def _has_endpoint_object(cluster: ClusterState, service: Service, calico: tuple[int, int, int]) -> bool:
+    """Is there an EndpointSlice (v3.31+) or Endpoints (up to v3.30) for the Service, empty or not?
+
+    Without one confd's ``setRouteForSvc`` returns before ``advertiseThisService`` is asked. A
+    cluster's controllers write one for every Service with a selector; a snapshot without any
+    Endpoints is read through its slices, as ``_nodes_with_ready_endpoints`` does.
+    """
+    if calico < (3, 31, 0) and cluster.endpoints:
+        return service.key in cluster.endpoints
+    return service.key in cluster.slice_endpoints
 
 
 def _has_endpoints(cluster: ClusterState, service: Service, calico: tuple[int, int, int]) -> bool:

@@ -52,8 +52,8 @@ EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 class BaseNode:
     name: str
     address: str
-    block: str  # its confirmed /26 in POOL
-    workload: str  # one pod's address inside that block
+    block: str = ""  # its confirmed /26 in POOL (the base cluster's nodes only)
+    workload: str = ""  # one pod's address inside that block (the base cluster's nodes only)
     labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -110,13 +110,18 @@ class Situation:
     # with its node's own AS, as a user runs it; needed when the nodes are not all in one AS.
     peer_from_snapshot: bool = False
     behaviour: str = ""
+    # The cluster's nodes (their namespaces and BIRDs); the base cluster's four unless generated.
+    nodes: tuple[BaseNode, ...] = NODES
+    # False: ``objects`` and ``workloads`` are the whole cluster (generated situations), and
+    # nothing of the base cluster (pool, blocks, BGPConfiguration, outside BGPPeer) is added.
+    base_cluster: bool = True
 
     @property
     def session_type(self) -> str:
         """iBGP or eBGP as the nodes see the outside peer; both when the nodes' AS differ."""
         seen = {
             int(annotations.get(AS_ANNOTATION, self.cluster_as_seen))
-            for annotations in (self.node_annotations.get(node.name, {}) for node in NODES)
+            for annotations in (self.node_annotations.get(node.name, {}) for node in self.nodes)
         }
         kinds = sorted({"iBGP" if self.peer_as == asn else "eBGP" for asn in seen})
         return "+".join(kinds)
@@ -149,7 +154,7 @@ def affinity(node: str, cidr: str, *, state: str = "confirmed") -> JsonObject:
     }
 
 
-def _ipam_block(cidr: str, affinity: str | None, holders: Sequence[Workload]) -> JsonObject:
+def ipam_block(cidr: str, affinity: str | None, holders: Sequence[Workload]) -> JsonObject:
     """An IPAMBlock whose allocations point at the workloads' attributes (node, namespace, pod)."""
     base_text, _, length_text = cidr.partition("/")
     base_address = ipaddress.ip_address(base_text)
@@ -191,14 +196,24 @@ def _ipam_block(cidr: str, affinity: str | None, holders: Sequence[Workload]) ->
 
 def workloads_of(situation: Situation) -> tuple[Workload, ...]:
     """Every pod address in the cell: one per node in its own block, plus the situation's."""
+    if not situation.base_cluster:
+        return situation.workloads
     own = tuple(Workload(node=n.name, address=n.workload, block=n.block, name=f"pod-{n.name}") for n in NODES)
     return own + situation.workloads
 
 
-def build_objects(situation: Situation, *, service_range: str) -> list[JsonObject]:
+def build_objects(
+    situation: Situation, *, service_range: str, calico_version: str = CALICO_VERSION
+) -> list[JsonObject]:
     """The whole cluster of one cell, as the objects to create in the API server."""
+    information = calico_object(
+        "ClusterInformation", "default", {"calicoVersion": calico_version, "datastoreReady": True}
+    )
+    if not situation.base_cluster:
+        drawn = [information, *(_with_service_range(o, service_range) for o in situation.objects)]
+        return drawn + endpoints_beside(drawn)
     objects: list[JsonObject] = [
-        calico_object("ClusterInformation", "default", {"calicoVersion": CALICO_VERSION, "datastoreReady": True}),
+        information,
         ip_pool("pods", POOL, **{"natOutgoing": True, **copy.deepcopy(dict(situation.pool_spec))}),
     ]
     config_spec: JsonObject = {"asNumber": CLUSTER_AS, "nodeToNodeMeshEnabled": situation.mesh, "listenPort": 179}
@@ -242,9 +257,57 @@ def build_objects(situation: Situation, *, service_range: str) -> list[JsonObjec
             objects.append(affinity(owner, cidr))
         blocks.append((cidr, owner))
     for cidr, owner in blocks:
-        objects.append(_ipam_block(cidr, owner, [w for w in workloads if w.block == cidr]))
+        objects.append(ipam_block(cidr, owner, [w for w in workloads if w.block == cidr]))
     objects.extend(copy.deepcopy(dict(o)) for o in situation.objects)
-    return objects
+    return objects + endpoints_beside(objects)
+
+
+def endpoints_beside(objects: Sequence[Mapping[str, Any]]) -> list[JsonObject]:
+    """The v1 Endpoints a cluster's endpoints controller keeps beside each EndpointSlice.
+
+    The lab runs no kube-controller-manager, so nothing else writes them, and confd up to v3.30
+    reads Endpoints (ready addresses only), not EndpointSlices.
+    """
+    out: list[JsonObject] = []
+    for obj in objects:
+        if obj.get("kind") != "EndpointSlice":
+            continue
+        meta = obj["metadata"]
+        ready: list[JsonObject] = []
+        not_ready: list[JsonObject] = []
+        for endpoint in obj.get("endpoints") or ():
+            ready_now = (endpoint.get("conditions") or {}).get("ready") is not False
+            for address in endpoint.get("addresses") or ():
+                entry = {"ip": address, **({"nodeName": endpoint["nodeName"]} if endpoint.get("nodeName") else {})}
+                (ready if ready_now else not_ready).append(entry)
+        subset: JsonObject = {"ports": [{"port": p["port"], "protocol": p["protocol"]} for p in obj.get("ports") or ()]}
+        if ready:
+            subset["addresses"] = ready
+        if not_ready:
+            subset["notReadyAddresses"] = not_ready
+        service = meta["labels"]["kubernetes.io/service-name"]
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": service, "namespace": meta["namespace"]},
+                "subsets": [subset] if ready or not_ready else [],
+            }
+        )
+    return out
+
+
+def _with_service_range(obj: Mapping[str, Any], service_range: str) -> JsonObject:
+    """A copy of ``obj``; a BGPConfiguration's ``serviceClusterIPs: "@services"`` becomes the server's range."""
+    copied = copy.deepcopy(dict(obj))
+    spec = copied.get("spec")
+    if (
+        copied.get("kind") == "BGPConfiguration"
+        and isinstance(spec, dict)
+        and spec.get("serviceClusterIPs") == "@services"
+    ):
+        spec["serviceClusterIPs"] = [{"cidr": service_range}]
+    return copied
 
 
 # -- the cells ------------------------------------------------------------------------------------

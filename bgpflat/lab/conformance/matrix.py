@@ -97,8 +97,19 @@ def _protocol_suffix(address: str) -> str:
 class ConformanceLab:
     """Namespaces (one per node plus the peer's), bird and bird6 per node, and the control plane they read."""
 
-    def __init__(self, netns: NetnsLab, plane: ControlPlane, *, confd: Path, templates: Path) -> None:
+    def __init__(
+        self,
+        netns: NetnsLab,
+        plane: ControlPlane,
+        *,
+        confd: Path,
+        templates: Path,
+        nodes: Sequence[cases.BaseNode] = cases.NODES,
+        calico_version: str = cases.CALICO_VERSION,
+    ) -> None:
         self.netns = netns
+        self.nodes = tuple(nodes)  # a namespace and a BIRD each; a cell uses some or all of them
+        self.calico_version = calico_version
         self.plane = plane
         self.confd = confd
         self.templates = templates
@@ -124,6 +135,8 @@ class ConformanceLab:
         state_dir: Path,
         confd: Path | None = None,
         templates_dir: Path | None = None,
+        nodes: Sequence[cases.BaseNode] = cases.NODES,
+        calico_version: str = cases.CALICO_VERSION,
         progress: Progress | None = None,
     ) -> ConformanceLab:
         """Build the namespaces; BIRDs start with the first cell. On failure nothing is left."""
@@ -132,7 +145,7 @@ class ConformanceLab:
         templates = templates_dir or default_templates_dir()
         netns = NetnsLab.create(state_dir, lab=LAB_NAME)
         try:
-            lab = cls(netns, plane, confd=binary, templates=templates)
+            lab = cls(netns, plane, confd=binary, templates=templates, nodes=nodes, calico_version=calico_version)
             lab._build()
         except BaseException:
             netns.teardown()
@@ -153,7 +166,7 @@ class ConformanceLab:
                 "link set br0 up",
             ],
         )
-        for index, node in enumerate(cases.NODES):
+        for index, node in enumerate(self.nodes):
             namespace = lab.attach_host(
                 f"node-{node.name}",
                 bridge_ns=peer_ns,
@@ -180,7 +193,7 @@ class ConformanceLab:
                 ],
             )
             self.bird_dir(node.name).mkdir(parents=True, exist_ok=True)
-        lab.state.info["nodes"] = [n.name for n in cases.NODES]
+        lab.state.info["nodes"] = [n.name for n in self.nodes]
         # The peers' state directories (their unix sockets) live under a short temporary path,
         # recorded for teardown, whatever the length of the lab's own state directory.
         peer_root = Path(tempfile.mkdtemp(prefix="bgpflat-cf-"))
@@ -225,22 +238,30 @@ class ConformanceLab:
                 lap("peer")
             self._reset()
             lap("reset")
-            objects = cases.build_objects(situation, service_range=self.plane.state.service_cluster_ip_range)
+            objects = cases.build_objects(
+                situation, service_range=self.plane.state.service_cluster_ip_range, calico_version=self.calico_version
+            )
             self._created = [self._object_key(o) for o in objects]
             seed_objects(self.kube, objects, flavour=self.plane.flavour, scenario=situation.name)
             lap("seed")
             self._program_workloads(situation)
-            calico_sessions = self._render_all(situation.peer_addresses)
+            calico_sessions = self._render_all(situation)
             lap("confd")
             expected, cluster_objects = self._expected(situation)
             lap("model")
-            if situation.peer_from_snapshot:
+            # A peer taking its neighbours from the cluster refuses to run with none: when no node
+            # is to peer with it, there is no peer, nothing learned, and confd must agree.
+            silent = situation.peer_from_snapshot and not expected.sessions
+            if situation.peer_from_snapshot and not silent:
                 self.peer.start(situation, objects=cluster_objects)
                 lap("peer")
-            self.peer.wait_listening()
+            if not silent:
+                self.peer.wait_listening()
             self._load_birds()
             lap("load")
-            learned, converge_notes = self._converge(sessions=set(expected.sessions) | set(calico_sessions))
+            learned, converge_notes = RouteTable(), list[str]()
+            if not silent:
+                learned, converge_notes = self._converge(sessions=set(expected.sessions) | set(calico_sessions))
             lap("converge")
             notes.extend(converge_notes)
             diff = diff_routes(expected=expected, learned=learned, strict=True)
@@ -291,7 +312,7 @@ class ConformanceLab:
         by_node: dict[str, list[str]] = {}
         for workload in cases.workloads_of(situation):
             by_node.setdefault(workload.node, []).append(workload.address)
-        for node in cases.NODES:
+        for node in self.nodes:
             commands = [f"route flush dev {WORKLOAD_INTERFACE}", f"addr flush dev {TUNNEL_INTERFACE}"]
             commands += [
                 f"route add {address}/{128 if ':' in address else 32} dev {WORKLOAD_INTERFACE}"
@@ -305,9 +326,17 @@ class ConformanceLab:
             run(["ip", "-6", "-n", self.namespace(node.name), "route", "flush", "dev", WORKLOAD_INTERFACE])
             self.netns.ip(self.namespace(node.name), commands)
 
-    def _render_all(self, peer_addresses: Sequence[str]) -> set[str]:
-        """confd for every node (in parallel); returns the node addresses whose bird.cfg or
-        bird6.cfg peers with one of ``peer_addresses``."""
+    def _render_all(self, situation: cases.Situation) -> set[str]:
+        """confd for every node of the cell (in parallel); returns the node addresses whose bird.cfg
+        or bird6.cfg peers with one of the situation's peer addresses. The lab's other nodes get a
+        BIRD configuration (bird and bird6) without any protocol that speaks."""
+        for idle in self._idle_nodes(situation):
+            directory = self.bird_dir(idle.name)
+            for stale in directory.glob("*.cfg"):
+                stale.unlink()
+            for _, _, config in BIRDS:
+                (directory / config).write_text(f"router id {idle.address};\nprotocol device {{ }}\n")
+        peer_addresses = situation.peer_addresses
 
         def render(node: cases.BaseNode) -> set[str]:
             rendered = self.netns.state_dir / "confd" / node.name
@@ -328,8 +357,15 @@ class ConformanceLab:
                     found.add(node.address6 if v6 else node.address)
             return found
 
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(cases.NODES)) as pool:
-            return set().union(*pool.map(render, cases.NODES))
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(situation.nodes)) as pool:
+            return set().union(*pool.map(render, situation.nodes))
+
+    def _idle_nodes(self, situation: cases.Situation) -> list[cases.BaseNode]:
+        used = {node.name for node in situation.nodes}
+        unknown = used - {node.name for node in self.nodes}
+        if unknown:
+            raise LabError(f"situation {situation.name} names nodes the lab has none for: {', '.join(sorted(unknown))}")
+        return [node for node in self.nodes if node.name not in used]
 
     def _expected(self, situation: cases.Situation) -> tuple[ExpectedRoutes, list[dict[str, Any]]]:
         """``expected_routes`` from the objects as the API serves them (the ``routes expected``
@@ -351,7 +387,7 @@ class ConformanceLab:
         its peer a moment ago may be waiting out BIRD's connect-retry timer.
         """
         if not self._birds_started:
-            for node in cases.NODES:
+            for node in self.nodes:
                 directory = self.bird_dir(node.name)
                 for bird, _, config in BIRDS:
                     self.netns.start(
@@ -362,7 +398,7 @@ class ConformanceLab:
                         cwd=directory,
                     )
             deadline = time.monotonic() + 10
-            for node in cases.NODES:
+            for node in self.nodes:
                 for bird, _, _ in BIRDS:
                     while not (self.bird_dir(node.name) / f"{bird}.ctl").exists():
                         self.netns.check_alive(f"{bird}:{node.name}")
@@ -372,7 +408,7 @@ class ConformanceLab:
             self._birds_started = True
             return
         suffixes = tuple(_protocol_suffix(a) for a in (cases.PEER_ADDRESS, cases.PEER_ADDRESS6))
-        for node in cases.NODES:
+        for node in self.nodes:
             for bird, _, _ in BIRDS:
                 self.netns.check_alive(f"{bird}:{node.name}")
                 answer = self.birdc(node.name, "configure", bird=bird)
@@ -395,7 +431,7 @@ class ConformanceLab:
         """BGP sessions of the nodes' BIRDs (mesh, route reflection, the peer) not Established, with BIRD's reason."""
         return [
             f"{node.name} {bird} {name} ({info or state})"
-            for node in cases.NODES
+            for node in self.nodes
             for bird, _, _ in BIRDS
             for name, state, info in self._protocols(node.name, bird)
             if not info.startswith("Established")
@@ -459,13 +495,32 @@ def run_conformance(
     state_dir: Path,
     situations: Sequence[cases.Situation] = SITUATIONS,
     progress: Progress | None = None,
+    calico_version: str = cases.CALICO_VERSION,
+    confd: Path | None = None,
+    templates_dir: Path | None = None,
 ) -> ConformanceReport:
-    """Build the lab on ``plane``, run ``situations``, tear the lab down; the report of every cell."""
+    """Build the lab on ``plane``, run ``situations``, tear the lab down; the report of every cell.
+
+    ``calico_version`` goes into ClusterInformation (the model follows it); ``confd`` and
+    ``templates_dir`` should be that release's (default: the pinned release's).
+    """
     started = time.monotonic()
-    lab = ConformanceLab.up(plane=plane, state_dir=state_dir, progress=progress)
+    roster = {node.name: node for s in situations for node in s.nodes}
+    nodes = sorted(roster.values(), key=lambda n: address_sort_key(n.address))
+    lab = ConformanceLab.up(
+        plane=plane,
+        state_dir=state_dir,
+        confd=confd,
+        templates_dir=templates_dir,
+        nodes=nodes,
+        calico_version=calico_version,
+        progress=progress,
+    )
     try:
         setup = time.monotonic() - started
         cells = lab.run(situations, progress)
     finally:
         lab.down()
-    return ConformanceReport(cells=tuple(cells), seconds=time.monotonic() - started, setup_seconds=setup)
+    return ConformanceReport(
+        cells=tuple(cells), seconds=time.monotonic() - started, setup_seconds=setup, calico_version=calico_version
+    )

@@ -252,6 +252,25 @@ SITUATIONS: tuple[Situation, ...] = (
         "other's; rack 2 nodes send every block",
     ),
     Situation(
+        name="mesh-three-as",
+        description="full mesh across three AS (node-c and node-d in AS of their own), eBGP, nextHopMode Keep",
+        peer_as=EXTERNAL_AS,
+        peer_spec={"nextHopMode": "Keep"},
+        node_annotations={**_RACK_AS_ANNOTATIONS, "node-d": {AS_ANNOTATION: "64603"}},
+        peer_from_snapshot=True,
+        behaviour="mesh sessions run ADD-PATH: a block also arrives relayed through the third AS, "
+        "a second AS path kept to the origin's next hop",
+    ),
+    Situation(
+        name="mesh-relay-communities",
+        description="full mesh across two AS, node.node-b prefixAdvertisements (rack 1), eBGP",
+        peer_as=EXTERNAL_AS,
+        node_annotations=_RACK_AS_ANNOTATIONS,
+        objects=(_NODE_B_COMMUNITIES,),
+        peer_from_snapshot=True,
+        behaviour="node-b relays node-a's block to rack 2 with its own communities: a second copy there",
+    ),
+    Situation(
         name="next-hop-keep",
         description="full mesh, eBGP, nextHopMode Keep",
         peer_as=EXTERNAL_AS,
@@ -327,6 +346,24 @@ SITUATIONS: tuple[Situation, ...] = (
         bgp_config=_SINGLE_ADDRESS_CONFIG,
         objects=_SINGLE_ADDRESS_OBJECTS,
         behaviour="v3.31.0 matches a /32 LB entry on spec.loadBalancerIP only, not on status ingress (PR #11917)",
+    ),
+    Situation(
+        name="single-address-all-routes",
+        description="serviceClusterIPs and a /32 serviceExternalIPs entry; LoadBalancer ETP Cluster services, iBGP",
+        peer_as=CLUSTER_AS,
+        bgp_config={
+            "serviceClusterIPs": "@services",
+            "serviceExternalIPs": [{"cidr": EXTERNAL_RANGE}, {"cidr": "10.79.1.1/32"}],
+        },
+        objects=(
+            # The /32 match advertises the Service: its cluster IP /32 goes out too.
+            service_object("single-match", etp="Cluster", external_ip="10.79.1.1"),
+            endpoint_slice("single-match", []),
+            # The same without any EndpointSlice: confd never asks, nothing beyond the ranges.
+            service_object("no-slice", etp="Cluster", external_ip="10.79.1.1"),
+        ),
+        behaviour="a single-address match sends every route of the Service (cluster IP included), "
+        "and none without an EndpointSlice",
     ),
     Situation(
         name="lb-aggregation-disabled",
@@ -421,6 +458,9 @@ SITUATIONS: tuple[Situation, ...] = (
         peer_as=EXTERNAL_AS,
         cluster_as_seen=64600,
         peer_spec={"localASNumber": 64600},
+        # The peer takes each node's AS from the model's sessions: before v3.31 confd ignores
+        # localASNumber and the nodes connect from their own AS.
+        peer_from_snapshot=True,
         behaviour="the peer sees, and the AS path carries, the BGPPeer's localASNumber",
     ),
     Situation(

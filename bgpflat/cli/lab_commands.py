@@ -524,7 +524,7 @@ def _cmd_lab_check(args: argparse.Namespace) -> int:
 
     lab = Lab.attach(_known_lab_dir(args))
     if lab.fabric().topology.mode == MODE_MIGRATION:
-        from bgpflat.lab.migration import run_migration_check
+        from bgpflat.lab.setups.migration import run_migration_check
 
         report = run_migration_check(
             lab, verify_timeout=args.verify_timeout, progress=info, fault=args.fault, gate=not args.no_gate

@@ -114,6 +114,8 @@ def render_status(data: Mapping[str, Any], *, live: bool) -> RenderableType:
         state = str(session.get("state"))
         if stopped:
             last = f"was {state}" + (f" at {data['written_at']}" if data.get("written_at") else "")
+            if state == "connecting" and session.get("connect_attempts"):
+                last += f", {session['connect_attempts']} attempt(s)"
             table.add_row(
                 str(session.get("peer")),
                 str(session.get("peer_as") or ""),

@@ -250,6 +250,8 @@ SITUATIONS_V6: tuple[Situation, ...] = (
         peer_as=EXTERNAL_AS,
         cluster_as_seen=64600,
         peer_spec={"localASNumber": 64600},
+        # Before v3.31 confd ignores localASNumber: the peer takes each node's AS from the model.
+        peer_from_snapshot=True,
         behaviour="bird6 speaks the localASNumber to the peer, and the AS path carries it",
     ),
     dual_stack(

@@ -35,6 +35,11 @@ def render_frr(view: RouterView) -> str:
         out += policy_lines(view, f"  neighbor {n.address} ", inbound, outbound)
         if view.bmp is not None:
             out.append(f"  neighbor {n.address} soft-reconfiguration inbound")
+            # FRR's BMP carries no ADD-PATH path identifiers: with ADD-PATH from the nodes, the
+            # withdrawal of one of a node's paths reads at the station as the prefix withdrawn.
+            # One (best) path per node and prefix keeps BMP exact; the ToR still has a path from
+            # every node for ECMP.
+            out.append(f"  neighbor {n.address} disable-addpath-rx")
     out.append(" exit-address-family")
     if view.bmp is not None:
         out += frr_station_lines(view.bmp, view.version)

@@ -7,7 +7,9 @@ operator gives node-1's session a prefix list that refuses the service range: th
 pre-policy table still match (node-1 did send it), the post-policy step fails with
 ``filtered-by-router`` naming the ToR and node-1. With that prefix list in place, ``apply --gate
 bmp:DIR`` gated on what the ToR kept stops at the stage that advertises the service range and
-undoes it; gated on what the nodes sent (pre-policy) it goes through. ``lab down`` stops the
+undoes it (the gate passing on the ToR's view is ``test_lab_vxlan_migration``'s healthy run). Gating
+on the pre-policy table would not help here: FRR reports routes its policy refused only in a new BMP
+session's table dump, not as they arrive. ``lab down`` stops the
 station with the rest and leaves nothing behind.
 """
 
@@ -114,11 +116,6 @@ def test_lab_check_through_peer_and_bmp(tmp_path: Path) -> None:
         assert stopped["matched"] < stopped["expected"], stopped
         assert f"routes router {TOR} reports (post-policy) for peer {TOR}" in post.stderr
         assert f"{SERVICES}" in post.stderr  # the route the ToR refused, by node
-        pre = gated_apply(state_dir, tmp_path, "--gate-policy", "pre")  # the station's one router
-        gate = json.loads(pre.stdout or "{}").get("gate")
-        assert gate is not None, pre.stderr
-        assert pre.returncode == 0 and gate["status"] == "passed", pre.stderr
-        assert all(s["passed"] for s in gate["stages"]) and len(gate["stages"]) >= 2, gate
     finally:
         # `lab check` restarted the station (a new PID): `down` must stop the one recorded now.
         final = _recorded(state_dir) if (state_dir / "fabric" / "lab.json").is_file() else recorded

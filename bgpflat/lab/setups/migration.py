@@ -12,7 +12,9 @@ by name through the office resolver. Then the apply is rolled back, still under 
 Steps: ``lab healthy``; with ``--fault tor-drops-rack``, ``fault tor-drops-rack`` (an inbound
 prefix list on the ToR refusing the last rack's blocks from every node); ``probes ready`` (every
 probe answered once; a target that never answers, such as that rack's pods from the office under
-the fault, is excluded and listed); ``apply (gated)`` or, with ``--no-gate``, ``apply (no gate)``;
+the fault, is excluded and listed); ``ToR view`` (gated runs: the station restarted for a table
+dump, and without a fault the ToR's post-policy table matching the cluster); ``apply (gated)``
+or, with ``--no-gate``, ``apply (no gate)``;
 ``settle`` (probes keep running while the last change takes effect); ``revert`` and ``settle
 after revert``; ``probes`` (at least 100 sent and none failed); ``fault removed``.
 
@@ -173,6 +175,8 @@ class MigrationCheck(LabCheck):
             self.probes.start()
             if not self._step("probes ready", self._probes_ready):
                 return self.report
+            if self.gate and not self._step("ToR view", self._tor_view):
+                return self.report
             backup: list[str] = []
             gate: dict[str, Any] = {}
             name = "apply (gated)" if self.gate else "apply (no gate)"
@@ -276,6 +280,31 @@ class MigrationCheck(LabCheck):
         return f"probes ran {seconds:g} s more"
 
     # -- the change -------------------------------------------------------------------------------
+    def _tor_view(self) -> str:
+        """The gate's starting point: a fresh table dump from the ToR, complete before the change.
+
+        Right after ``lab up`` the station may have connected while the nodes' sessions were still
+        coming up, and FRR's BMP feed does not always re-send what changed since: a new BMP
+        session's table dump is the ToR's view as it is. Without a fault it must match the cluster.
+        """
+        lab = self.lab
+        lab.restart_station()
+        if self.fault is not None:
+            return "station restarted: the gate starts from the faulty ToR's table dump"
+        router = lab.record.bmp_router
+        result = self._bgpflat(
+            "verify tor",
+            "verify", "--peer", router, "--kubeconfig", str(lab.kubeconfig),
+            "--source", f"bmp:{lab.bmp_state}", "--router", router, "--policy", "post",
+            "--wait", "--timeout", f"{self.verify_timeout:g}", "--interval", "0.5", "--settle", "3",
+            "--no-github-summary", "-o", "json",
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise _StepFailed(
+                f"the ToR's view does not match the cluster before the change: {self._last_error(result)}"
+            )
+        return f"the ToR's post-policy table ({router}) matches the cluster before the change"
+
     def _apply(self, backup: list[str], gate: dict[str, Any]) -> str:
         lab = self.lab
         args = ["apply", "-f", str(lab.spec_file), "--yes", "--allow-crd-v1", "--kubeconfig", str(lab.kubeconfig)]

@@ -120,19 +120,19 @@ class CheckReport:
         }
 
 
-class _StepFailed(Exception):
+class StepFailed(Exception):
     pass
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Targets:
+class Targets:
     pod_ip: str
     pod_name: str
     cluster_ip: str
     name_url: str
 
 
-def _wait(probe: Callable[[], tuple[bool, str]], *, timeout: float) -> str:
+def wait_until(probe: Callable[[], tuple[bool, str]], *, timeout: float) -> str:
     """Run ``probe`` until it reports success or ``timeout`` passes; return its last message."""
     deadline = time.monotonic() + timeout
     while True:
@@ -140,7 +140,7 @@ def _wait(probe: Callable[[], tuple[bool, str]], *, timeout: float) -> str:
         if ok:
             return message
         if time.monotonic() > deadline:
-            raise _StepFailed(f"{message} (still after {timeout:g} s)")
+            raise StepFailed(f"{message} (still after {timeout:g} s)")
         time.sleep(0.25)
 
 
@@ -164,7 +164,7 @@ class LabCheck:
         started = time.monotonic()
         try:
             detail, ok = action(), True
-        except (_StepFailed, LabError, OSError) as exc:
+        except (StepFailed, LabError, OSError) as exc:
             detail, ok = str(exc), False
         step = Step(name=name, ok=ok, seconds=time.monotonic() - started, detail=detail)
         self.report.steps.append(step)
@@ -183,7 +183,7 @@ class LabCheck:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise _StepFailed(f"bgpflat {args[0]} did not finish within {COMMAND_TIMEOUT:g} s") from exc
+            raise StepFailed(f"bgpflat {args[0]} did not finish within {COMMAND_TIMEOUT:g} s") from exc
         log.write_text(f"$ bgpflat {' '.join(args)}\n--- exit {result.returncode}; stdout:\n{result.stdout}\n"
                        f"--- stderr:\n{result.stderr}")  # fmt: skip
         return result
@@ -205,10 +205,10 @@ class LabCheck:
         if plane is None or not plane["ready"]:
             dead.append("control plane (not ready)")
         if dead:
-            raise _StepFailed(f"not running: {', '.join(dead)}; `bgpflat lab down` and `up` again")
+            raise StepFailed(f"not running: {', '.join(dead)}; `bgpflat lab down` and `up` again")
         return f"{len(status['processes'])} processes, {len(status['namespaces'])} namespaces, API server ready"
 
-    def _targets(self) -> _Targets:
+    def _targets(self) -> Targets:
         plane = self.lab.control_plane()
         objects = api_source(plane.client(), plane.flavour)()
         namespace = (self.fabric.topology.office.search_domain or "default").split(".")[0]
@@ -218,7 +218,7 @@ class LabCheck:
                     break
                 pod_ip = sorted(service.endpoint_ips)[0]
                 pod_name = next((p["name"] for p in self.fabric.info.get("pods", []) if p["ip"] == pod_ip), "")
-                return _Targets(
+                return Targets(
                     pod_ip=pod_ip,
                     pod_name=pod_name,
                     cluster_ip=service.cluster_ips[0],
@@ -226,7 +226,7 @@ class LabCheck:
                 )
         raise LabError(f"the scenario has no Service {namespace}/{CHECK_SERVICE} with a cluster IP and endpoints")
 
-    def _unreachable(self, targets: _Targets, *, pod_only: bool, role: str = "developer") -> str:
+    def _unreachable(self, targets: Targets, *, pod_only: bool, role: str = "developer") -> str:
         urls = [f"http://{targets.pod_ip}/"]
         if not pod_only:
             urls += [f"http://{targets.cluster_ip}/", targets.name_url]
@@ -237,9 +237,9 @@ class LabCheck:
                 return False, f"still answering: {', '.join(answered)}"
             return True, f"no answer from {', '.join(urls)}"
 
-        return _wait(probe, timeout=CONVERGE_TIMEOUT)
+        return wait_until(probe, timeout=CONVERGE_TIMEOUT)
 
-    def _reachable(self, targets: _Targets, url: str, *, any_pod: bool = False, role: str = "developer") -> str:
+    def _reachable(self, targets: Targets, url: str, *, any_pod: bool = False, role: str = "developer") -> str:
         def probe() -> tuple[bool, str]:
             answer = self.fabric.http_get(role, url, timeout=PROBE_TIMEOUT)
             if not answer.ok:
@@ -250,7 +250,7 @@ class LabCheck:
                 return False, f"GET {url} answered by {served}, not {targets.pod_name}"
             return True, f"GET {url} → {answer.status} from {served}"
 
-        return _wait(probe, timeout=CONVERGE_TIMEOUT)
+        return wait_until(probe, timeout=CONVERGE_TIMEOUT)
 
 
 class BgpCheck(LabCheck):
@@ -299,10 +299,10 @@ class BgpCheck(LabCheck):
         if report.get("backup"):
             backup.append(str(report["backup"]))  # revert even a partial apply
         if result.returncode != 0 or not report.get("completed"):
-            raise _StepFailed(f"exit {result.returncode}: {report.get('error') or self._last_error(result)}")
+            raise StepFailed(f"exit {result.returncode}: {report.get('error') or self._last_error(result)}")
         results = report.get("results") or []
         if not results:
-            raise _StepFailed("nothing to apply: the lab is already flat (run `bgpflat rollback` or `lab down`/`up`)")
+            raise StepFailed("nothing to apply: the lab is already flat (run `bgpflat rollback` or `lab down`/`up`)")
         stages = list(dict.fromkeys(str(r.get("stage")) for r in results))  # in the order applied
         findings = sorted(set(re.findall(r"(?:warning|error|info): \[([a-z0-9-]+)\]", result.stderr)))
         return f"{len(results)} change(s) in {len(stages)} stage(s) ({', '.join(stages)})" + (
@@ -312,7 +312,7 @@ class BgpCheck(LabCheck):
     def _verify(self, applied_at: float) -> str:
         lab = self.lab
         if not lab.record.verifier_address:
-            raise _StepFailed(f"{self.fabric.topology.directory / 'topology.yaml'} places no verifier")
+            raise StepFailed(f"{self.fabric.topology.directory / 'topology.yaml'} places no verifier")
         result = self._bgpflat(
             "verify",
             "verify", "--peer", lab.record.verifier_address,
@@ -326,7 +326,7 @@ class BgpCheck(LabCheck):
         except json.JSONDecodeError:
             data = {}
         if result.returncode != 0:
-            raise _StepFailed(f"exit {result.returncode}: {data.get('message') or self._last_error(result)}")
+            raise StepFailed(f"exit {result.returncode}: {data.get('message') or self._last_error(result)}")
         self.report.apply_to_verify_green_seconds = round(green, 2)
         compliance = data.get("compliance") or {}
         counts = {k: len(v) for k, v in compliance.items() if isinstance(v, list)}
@@ -358,7 +358,7 @@ class BgpCheck(LabCheck):
         )
         if result.returncode != 0:
             message = data.get("message") or self._last_error(result)
-            raise _StepFailed(f"exit {result.returncode}: {message}" + (f" ({named})" if named else ""))
+            raise StepFailed(f"exit {result.returncode}: {message}" + (f" ({named})" if named else ""))
         counts = {k: len(v) for k, v in (data.get("compliance") or {}).items() if isinstance(v, list)}
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or data.get("message", "")
         return f"ToR {router} {policy}-policy: {summary}" + ("; station restarted for a table dump" if restart else "")
@@ -369,7 +369,7 @@ class BgpCheck(LabCheck):
             "revert", "rollback", backup, "--yes", "--kubeconfig", str(lab.kubeconfig)
         )  # fmt: skip
         if result.returncode != 0:
-            raise _StepFailed(f"exit {result.returncode}: {self._last_error(result)}")
+            raise StepFailed(f"exit {result.returncode}: {self._last_error(result)}")
         return f"rolled back from {Path(backup).name}"
 
     def _withdrawn(self, baseline: dict[str, list[str]], flat: dict[str, list[str]]) -> str:
@@ -384,7 +384,7 @@ class BgpCheck(LabCheck):
             extra = sorted(set(now) - set(baseline))
             return False, f"ToR still has {', '.join(extra) or 'changed next hops'}"
 
-        return _wait(probe, timeout=CONVERGE_TIMEOUT)
+        return wait_until(probe, timeout=CONVERGE_TIMEOUT)
 
 
 class StaticNatCheck(LabCheck):
@@ -418,7 +418,7 @@ class StaticNatCheck(LabCheck):
         try:
             configs = office.render(self.lab, directory, self._bgpflat)
         except LabError as exc:
-            raise _StepFailed(str(exc)) from exc
+            raise StepFailed(str(exc)) from exc
         rendered.append(configs)
         return f"static routes, nftables, sysctl and dnsmasq configs in {directory}"
 

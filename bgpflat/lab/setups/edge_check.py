@@ -52,8 +52,8 @@ from bgpflat.lab.fabric.check import (
     PROBE_TIMEOUT,
     CheckReport,
     LabCheck,
-    _Targets,
-    _wait,
+    Targets,
+    wait_until,
 )
 from bgpflat.lab.fabric.lifecycle import Lab
 from bgpflat.lab.setups import edge_node
@@ -96,7 +96,7 @@ class EdgeNodeCheck(LabCheck):
             self._step("unreachable after", lambda: self._unreachable_all([*urls, fqdn], dns=[edge_ip]))
         return self.report
 
-    def _probes(self, variant: str, client: str, targets: _Targets, urls: list[str]) -> bool:
+    def _probes(self, variant: str, client: str, targets: Targets, urls: list[str]) -> bool:
         """The three HTTP steps of one variant; the pod must see ``client`` as the source."""
         ok = self._step(f"{variant}: http pod IP", partial(self._client, urls[0], client))
         ok = ok and self._step(f"{variant}: http cluster IP", partial(self._reachable, targets, urls[1], any_pod=True))
@@ -175,7 +175,7 @@ class EdgeNodeCheck(LabCheck):
         edge_node.start_coredns(fabric, edge_node.OFFICE_DNS, "resolver", rendered.dns)
         name = f"{CHECK_SERVICE}.{fabric.topology.office.search_domain}"
         for server in (self._edge_address(), self.office.resolver):
-            _wait(partial(self._answers, server, name), timeout=CONVERGE_TIMEOUT)
+            wait_until(partial(self._answers, server, name), timeout=CONVERGE_TIMEOUT)
         done = office.install_forwarding(fabric, rendered)
         return f"CoreDNS on {fabric.topology.forwarding_node} and the office resolver answer {name}; {done}"
 
@@ -196,7 +196,7 @@ class EdgeNodeCheck(LabCheck):
                 return False, f"GET {url}: {fields.get('Hostname', '?')} saw client {seen}, not {client}"
             return True, f"GET {url} → {answer.status} from {fields.get('Hostname', '?')}, client {seen}"
 
-        return _wait(probe, timeout=CONVERGE_TIMEOUT)
+        return wait_until(probe, timeout=CONVERGE_TIMEOUT)
 
     def _outside_name(self, edge_ip: str) -> str:
         fabric, name = self.fabric, self.office.outside_name
@@ -208,7 +208,7 @@ class EdgeNodeCheck(LabCheck):
             wanted, cloud = self.office.outside_address, self.office.cluster_address
             view = " (the cluster DNS's answer: it went through the edge node)" if cloud and found == [cloud] else ""
             raise LabError(f"{name} resolved to {found or 'nothing'} on the developer host, not {wanted}{view}")
-        _wait(
+        wait_until(
             lambda: (
                 edge_node.queries_seen(upstream_log, name) > upstream_before,
                 "the office upstream logged no query",
@@ -225,7 +225,7 @@ class EdgeNodeCheck(LabCheck):
         cloud = self.office.cluster_address
         if cloud and answers != [cloud]:
             raise LabError(f"the edge node answered {name} with {rcode} {answers}, not the cluster DNS's {cloud}")
-        _wait(
+        wait_until(
             lambda: (
                 edge_node.queries_seen(cluster_log, name) > cluster_before,
                 f"the edge node answered {rcode} {' '.join(answers)} without asking the cluster DNS",
@@ -262,7 +262,7 @@ class EdgeNodeCheck(LabCheck):
                 return False, f"still answering: {', '.join(answered)}"
             return True, f"no answer from {', '.join([*urls, *(f'DNS at {s}' for s in servers)])}"
 
-        return _wait(probe, timeout=CONVERGE_TIMEOUT)
+        return wait_until(probe, timeout=CONVERGE_TIMEOUT)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _answers(self, server: str, name: str) -> tuple[bool, str]:

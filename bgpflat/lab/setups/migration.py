@@ -42,7 +42,7 @@ from typing import Any
 from bgpflat.errors import LabError
 from bgpflat.lab import prober
 from bgpflat.lab.fabric.check import VERIFY_TIMEOUT as CHECK_VERIFY_TIMEOUT
-from bgpflat.lab.fabric.check import CheckReport, LabCheck, _StepFailed, _wait
+from bgpflat.lab.fabric.check import CheckReport, LabCheck, StepFailed, wait_until
 from bgpflat.lab.fabric.flatlab import FlatLab
 from bgpflat.lab.fabric.lifecycle import Lab
 from bgpflat.lab.fabric.netns import ns_argv, run
@@ -220,7 +220,7 @@ class MigrationCheck(LabCheck):
         self.report.extra["probes"] = {"sent": 0, "failed": 0, "excluded": probes.excluded}
         answered = len(wanted) - len(probes.excluded)
         if not answered:
-            raise _StepFailed(f"none of the {len(wanted)} probes ever answered")
+            raise StepFailed(f"none of the {len(wanted)} probes ever answered")
         note = f"; excluded (never answered before the change): {', '.join(probes.excluded)}" if probes.excluded else ""
         return f"{answered} of {len(wanted)} probe targets answer from {len(probes.targets)} sources" + note
 
@@ -248,9 +248,9 @@ class MigrationCheck(LabCheck):
             if total["failed"]:
                 where = ", ".join(f"{k} ({n})" for k, n in total["failed_by_target"].items())
                 lead = "the outage the gate prevents: " if demonstration else ""
-                raise _StepFailed(f"{lead}{text}: {where}; first error: {total['first_error']}")
+                raise StepFailed(f"{lead}{text}: {where}; first error: {total['first_error']}")
             if total["sent"] < MIN_PROBES:
-                raise _StepFailed(f"only {text}; at least {MIN_PROBES} are needed to call it proven")
+                raise StepFailed(f"only {text}; at least {MIN_PROBES} are needed to call it proven")
             return text
 
         self._step("probes", verdict)
@@ -300,9 +300,7 @@ class MigrationCheck(LabCheck):
             "--no-github-summary", "-o", "json",
         )  # fmt: skip
         if result.returncode != 0:
-            raise _StepFailed(
-                f"the ToR's view does not match the cluster before the change: {self._last_error(result)}"
-            )
+            raise StepFailed(f"the ToR's view does not match the cluster before the change: {self._last_error(result)}")
         return f"the ToR's post-policy table ({router}) matches the cluster before the change"
 
     def _apply(self, backup: list[str], gate: dict[str, Any]) -> str:
@@ -322,7 +320,7 @@ class MigrationCheck(LabCheck):
         stages = list(dict.fromkeys(str(r.get("stage")) for r in report.get("results") or []))
         if not self.gate:
             if result.returncode != 0 or not report.get("completed"):
-                raise _StepFailed(f"exit {result.returncode}: {report.get('error') or self._last_error(result)}")
+                raise StepFailed(f"exit {result.returncode}: {report.get('error') or self._last_error(result)}")
             return f"applied without a gate: stages {', '.join(stages)}"
         found = report.get("gate") or {}
         gate.update(status=found.get("status"))
@@ -332,22 +330,20 @@ class MigrationCheck(LabCheck):
         )
         if self.fault is None:
             if result.returncode != 0 or found.get("status") != "passed":
-                raise _StepFailed(f"exit {result.returncode}: {report.get('error') or self._last_error(result)}")
+                raise StepFailed(f"exit {result.returncode}: {report.get('error') or self._last_error(result)}")
             return f"gate green at every stage ({timings})"
         # Under the fault the gate must stop before encapsulation goes off, and undo what it wrote.
         stopped = str(found.get("stopped_at") or "")
         undo = found.get("undo") or {}
         if found.get("status") != "stopped":
-            raise _StepFailed(f"exit {result.returncode}: the gate did not stop the apply ({timings})")
+            raise StepFailed(f"exit {result.returncode}: the gate did not stop the apply ({timings})")
         first_off = next((i for i, name in enumerate(stages) if name.startswith("pools")), len(stages))
         if stopped.removeprefix("before ") not in stages[: first_off + 1] or (
             stopped in stages[first_off:] and not stopped.startswith("before ")
         ):
-            raise _StepFailed(
-                f"the gate stopped at {stopped}, after encapsulation changed (stages {', '.join(stages)})"
-            )
+            raise StepFailed(f"the gate stopped at {stopped}, after encapsulation changed (stages {', '.join(stages)})")
         if undo.get("error"):
-            raise _StepFailed(f"the gate stopped at {stopped} but undoing it failed: {undo['error']}")
+            raise StepFailed(f"the gate stopped at {stopped} but undoing it failed: {undo['error']}")
         gate.update(undone=True)
         return f"gate stopped at {stopped or 'the first stage'} and undid it; encapsulation untouched ({timings})"
 
@@ -355,7 +351,7 @@ class MigrationCheck(LabCheck):
         lab = self.lab
         result = self._bgpflat("revert", "rollback", backup, "--yes", "--kubeconfig", str(lab.kubeconfig))
         if result.returncode != 0:
-            raise _StepFailed(f"exit {result.returncode}: {self._last_error(result)}")
+            raise StepFailed(f"exit {result.returncode}: {self._last_error(result)}")
         return f"rolled back from {Path(backup).name}"
 
     # -- the fault --------------------------------------------------------------------------------
@@ -401,7 +397,7 @@ class MigrationCheck(LabCheck):
             held = sorted(set(blocks) & set(self.fabric.tor_bgp_routes()))
             return (not held, f"the ToR still has {', '.join(held)}" if held else "")
 
-        _wait(gone, timeout=30.0)
+        wait_until(gone, timeout=30.0)
         return f"the ToR refuses {rack}'s blocks ({', '.join(blocks)}) from all {len(neighbours)} neighbours"
 
     def _remove_fault(self) -> str:

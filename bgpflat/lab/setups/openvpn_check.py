@@ -34,7 +34,7 @@ import re
 from pathlib import Path
 
 from bgpflat.errors import LabError
-from bgpflat.lab.fabric.check import CHECK_SERVICE, CheckReport, LabCheck, _Targets, _wait
+from bgpflat.lab.fabric.check import CHECK_SERVICE, CheckReport, LabCheck, Targets, wait_until
 from bgpflat.lab.fabric.flatlab import OFFICE_RESOLVER
 from bgpflat.lab.fabric.netns import ns_argv, run
 from bgpflat.lab.setups import openvpn
@@ -75,7 +75,7 @@ class OpenVpnCheck(LabCheck):
         client = openvpn.connect(self.lab, configs, site.vpn_client_name)
         return f"{client}; {openvpn.route_lan(self.lab, configs)}"
 
-    def _reach_all(self, label: str, targets: _Targets, role: str, site: openvpn.Site) -> bool:
+    def _reach_all(self, label: str, targets: Targets, role: str, site: openvpn.Site) -> bool:
         ok = self._step(f"{label}http pod IP", lambda: self._reachable(targets, f"http://{targets.pod_ip}/", role=role))
         ok = ok and self._step(
             f"{label}http cluster IP",
@@ -86,7 +86,7 @@ class OpenVpnCheck(LabCheck):
         )
         return ok and self._step(f"{label}outside name", lambda: self._outside_name(role, site))
 
-    def _nowhere(self, targets: _Targets, roles: tuple[str, ...]) -> str:
+    def _nowhere(self, targets: Targets, roles: tuple[str, ...]) -> str:
         return "; ".join(f"{role}: {self._unreachable(targets, pod_only=False, role=role)}" for role in roles)
 
     # -- DNS: which resolver answered ----------------------------------------------------------------
@@ -112,7 +112,7 @@ class OpenVpnCheck(LabCheck):
             expected = site.outside_address
             return answer == expected, f"{name} → {answer} (the public resolver says {expected})"
 
-        message = _wait(probe, timeout=10.0)
+        message = wait_until(probe, timeout=10.0)
         cluster = self._queries("dns:cluster:", name) - cluster_before
         public = self._queries(OFFICE_RESOLVER, name) - public_before
         if cluster:

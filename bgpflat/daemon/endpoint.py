@@ -18,6 +18,7 @@ import ipaddress
 import json
 import socket
 import socketserver
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -77,11 +78,21 @@ def _handler(provider: Provider, role: str) -> type[http.server.BaseHTTPRequestH
     return Handler
 
 
-class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _QuietDisconnects:
+    """A client that goes away mid-request (a reset, a timeout) is its own business: no traceback
+    in the service's log for it. Anything else is reported as socketserver reports it."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[misc]
+
+
+class _UnixHTTPServer(_QuietDisconnects, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-class _TCPHTTPServer(http.server.ThreadingHTTPServer):
+class _TCPHTTPServer(_QuietDisconnects, http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 

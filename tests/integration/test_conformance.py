@@ -90,7 +90,7 @@ def _failures(results: list[CellResult], seed: int, keep: Path) -> str:
             path = keep / f"{result.situation.name}.json"
             path.write_text(json.dumps(generator.snapshot(result.situation, seed=seed)))
             where = f" [seed {seed}; replay: bgpflat lab conformance --situation-file {path}]"
-        lines.append(f"{result.situation.name}{where}: " + "; ".join((result.findings + list(result.notes))[:6]))
+        lines.append(f"{result.situation.name}{where}: " + "; ".join((list(result.notes) + result.findings)[:6]))
     return "\n".join(lines)
 
 

@@ -68,6 +68,14 @@ WORKLOAD_INTERFACE = "caliwl0"  # "cali*": excluded from protocol direct, as Fel
 CONVERGE_TIMEOUT = 90.0
 SETTLE_SECONDS = 0.6
 POLL_SECONDS = 0.15
+# A session to the peer that is not up this long after the restart in ``_load_birds`` is restarted
+# again. Up to then it takes BIRD's 5 s connect delay and a few milliseconds of handshake, but a
+# BIRD that reached the new peer on the previous cell's configuration, was restarted, and came back
+# while ExaBGP was still closing the first connection can sit in OpenSent for its 240 s hold time
+# (seen in CI, and reproduced by refusing port 179 during the restart); a refused connection waits
+# out the 120 s connect-retry time. Both are longer than CONVERGE_TIMEOUT. When a session comes up
+# says nothing about routes; what it then learns is what the cell compares.
+NUDGE_SECONDS = 15.0
 DAEMONS = ("bird", "birdc", "bird6", "birdc6", "ss")
 # calico-node runs bird (bird.cfg) and bird6 (bird6.cfg) side by side; so does every lab node.
 BIRDS = (("bird", "birdc", "bird.cfg"), ("bird6", "birdc6", "bird6.cfg"))
@@ -407,16 +415,32 @@ class ConformanceLab:
                         time.sleep(0.02)
             self._birds_started = True
             return
-        suffixes = tuple(_protocol_suffix(a) for a in (cases.PEER_ADDRESS, cases.PEER_ADDRESS6))
         for node in self.nodes:
             for bird, _, _ in BIRDS:
                 self.netns.check_alive(f"{bird}:{node.name}")
                 answer = self.birdc(node.name, "configure", bird=bird)
                 if "Reconfigur" not in answer:  # stock BIRD refused confd's files: say why
                     raise LabError(f"{bird} on {node.name} did not take the new configuration: {answer.strip()}")
-                for name, _, _ in self._protocols(node.name, bird):
-                    if name.endswith(suffixes):
+                for name, _, _ in self._peer_protocols(node.name, bird):
+                    self.birdc(node.name, "restart", name, bird=bird)
+
+    def _peer_protocols(self, node: str, bird: str) -> list[tuple[str, str, str]]:
+        """``node``'s ``bird`` protocols toward the verification peer: (name, state, info)."""
+        suffixes = tuple(_protocol_suffix(a) for a in (cases.PEER_ADDRESS, cases.PEER_ADDRESS6))
+        return [p for p in self._protocols(node, bird) if p[0].endswith(suffixes)]
+
+    def _peer_sessions_waiting(self, *, restart: bool) -> list[str]:
+        """The nodes' sessions to the peer not Established, with BIRD's reason; ``restart`` restarts them."""
+        waiting = []
+        for node in self.nodes:
+            for bird, _, _ in BIRDS:
+                for name, state, info in self._peer_protocols(node.name, bird):
+                    if info.startswith("Established"):
+                        continue
+                    waiting.append(f"{node.name} {bird} {name} ({info or state})")
+                    if restart:
                         self.birdc(node.name, "restart", name, bird=bird)
+        return waiting
 
     def _protocols(self, node: str, bird: str = "bird") -> list[tuple[str, str, str]]:
         """The BGP protocols of ``node``'s ``bird`` (or ``bird6``): (name, state, info)."""
@@ -444,6 +468,8 @@ class ConformanceLab:
         wanted = set(sessions)
         socket_path = self.peer.state_dir() / "peer.sock"
         deadline = time.monotonic() + CONVERGE_TIMEOUT
+        nudge_at = time.monotonic() + NUDGE_SECONDS
+        waiting: list[str] = []
         previous: RouteTable | None = None
         last_reason = "nothing read yet"
         table = RouteTable()
@@ -460,7 +486,12 @@ class ConformanceLab:
                 peer for peer, session in (state.sessions or {}).items() if session.established and session.end_of_rib
             }
             if not wanted <= done:
+                if time.monotonic() >= nudge_at:  # not every poll: a birdc per node and family
+                    waiting = self._peer_sessions_waiting(restart=True)
+                    nudge_at = time.monotonic() + NUDGE_SECONDS
                 last_reason = f"End-of-RIB missing from {', '.join(sorted(wanted - done, key=address_sort_key))}"
+                if waiting:
+                    last_reason += "; restarted BGP sessions to the peer not Established: " + ", ".join(waiting)
                 previous = None
                 time.sleep(POLL_SECONDS)
                 continue

@@ -174,3 +174,40 @@ def test_bad_updates_say_what_is_wrong(pdu: bytes, error: str) -> None:
     rib = RouterRib(address="192.0.2.1")
     with pytest.raises(BmpError, match=error):
         feed(rib, w.peer_up(NODE), w.route_monitoring(NODE, pdu))
+
+
+def test_loc_rib_paths_name_the_node_whose_path_the_router_selected() -> None:
+    """GoBGP's Loc-RIB (peer type 3, address 0.0.0.0, no Peer Up): each best path goes under the node
+    whose post-policy path it is, else the monitored peer that is its next hop, else the router."""
+    rib = RouterRib(address="192.0.2.1")
+    other = "10.0.0.2"
+    feed(
+        rib,
+        w.initiation(sys_name="GoBGP", sys_descr="3.10.0"),
+        w.peer_up(NODE),
+        w.peer_up(other),
+        w.route_monitoring(NODE, w.update([P1], next_hop=NODE)),
+        w.route_monitoring(other, w.update([P1], next_hop=other, as_path=(64512, 64513))),
+        w.route_monitoring(other, w.update([P1], next_hop=other, as_path=(64512, 64513)), post=True),
+        w.route_monitoring("0.0.0.0", w.update([P1], next_hop=other, as_path=(64512, 64513)), loc_rib=True),
+        w.route_monitoring("0.0.0.0", w.update([P2], next_hop=NODE), loc_rib=True),  # in no Adj-RIB-In
+        w.route_monitoring("0.0.0.0", w.update([P6], next_hop="fd00::9"), loc_rib=True),
+    )
+    assert {(r.prefix, r.session) for r in table(rib, "loc-rib")} == {(P1, other), (P2, NODE), (P6, "192.0.2.1")}
+    # The same answer whichever way the station reads it: ``routes`` filtered to Loc-RIB or not.
+    assert {r.session for _, p, r in rib.routes() if p == "loc-rib"} == {other, NODE, "192.0.2.1"}
+
+
+@pytest.mark.parametrize(("sys_name", "complete"), [("GoBGP", True), ("tor1", False)])
+def test_gobgp_tables_are_complete_without_end_of_rib(sys_name: str, complete: bool) -> None:
+    """GoBGP sends End-of-RIB only in a new BMP session's table dump, and never for Loc-RIB."""
+    rib = RouterRib(address="192.0.2.1")
+    feed(
+        rib,
+        w.initiation(sys_name=sys_name, sys_descr="3.10.0"),
+        w.peer_up(NODE),
+        w.route_monitoring(NODE, w.update([P1])),
+        w.route_monitoring("0.0.0.0", w.update([P1]), loc_rib=True),
+    )
+    tables = {policy: t["complete"] for peer in rib.to_dict()["peers"] for policy, t in peer["tables"].items()}
+    assert tables == {"pre": complete, "loc-rib": complete}

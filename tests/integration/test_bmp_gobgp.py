@@ -194,6 +194,14 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 service_cidrs=(SERVICES,),
             )
             lab.start(ns, ["bird", "-f", "-c", str(conf), "-s", str(tmp / name / "bird.ctl")], log=tmp / f"{name}.out")
+        # Each node sends both blocks (one by mesh re-export) and the service range, once its mesh
+        # session is up too: the tests start from that whole table.
+        wait_for(
+            lambda: all(len(setup.gobgp_table("pre", node)) == 3 for node in (NODE1, NODE2)),
+            timeout=90,
+            interval=0.5,
+            what="GoBGP to receive every node's routes",
+        )
         yield setup
 
 
@@ -246,7 +254,8 @@ def verify(setup: Setup, policy: str) -> tuple[int, dict[str, Any]]:
 def test_verify_reads_each_table(setup: Setup) -> None:
     """What the nodes sent GoBGP matches; what it kept lacks node-2's refused service range; its
     Loc-RIB still has a best path for every expected prefix (node-1's for the service range)."""
-    assert verify(setup, "pre")[0] == 0
+    code, result = verify(setup, "pre")
+    assert code == 0, result
     code, result = verify(setup, "post")
     assert code == 1, result
     [finding] = [f for f in result["diff"]["findings"] if f["fails"]]

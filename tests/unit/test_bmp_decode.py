@@ -88,6 +88,7 @@ def test_add_path_as_negotiated_in_the_peer_up() -> None:
         w.route_monitoring(NODE, w.update([P1, P1], path_ids=[1, 2], next_hop="10.0.0.1")),
     )
     assert sorted(r.path_id for r in table(rib, "pre")) == [1, 2]
+    assert rib.to_dict()["peers"][0]["tables"]["pre"]["prefixes"] == 1  # two paths of one prefix
 
 
 def test_frr_sends_no_path_ids_and_prepends_its_own_as() -> None:

@@ -107,7 +107,9 @@ class MonitoredPeer:
             "tables": {
                 policy: {
                     "paths": len(paths),
-                    "prefixes": len({prefix for prefix, _ in paths}),
+                    # Without ADD-PATH every path is its prefix's only one: no set of 100,000
+                    # prefixes each time a status is asked for (verify --wait polls it).
+                    "prefixes": len({prefix for prefix, _ in paths}) if self.add_path else len(paths),
                     "eor": sorted(FAMILY_NAMES[f] for f in self.eor.get(policy, ())),
                     "complete": complete_without_eor or bool(self.eor.get(policy)),
                 }

@@ -2,7 +2,8 @@
 
 Two calico/node-style BIRD 1.6 nodes (the cluster of ``test_expected_routes_bird.py``: full mesh,
 eBGP to 10.0.0.100) peer with GoBGP (``gobgpd``, AS 65000) whose global import policy refuses
-node-2's service range; GoBGP streams every table (``route-monitoring-policy = "all"``) to the
+node-2's service range and which takes ADD-PATH from the nodes (as calico/node offers it); GoBGP
+streams every table (``route-monitoring-policy = "all"``) to the
 station in a third namespace. The station's tables must equal what GoBGP holds: pre-policy its
 ``neighbor X adj-in``, post-policy the paths from X in ``global rib``, Loc-RIB the best paths of
 ``global rib``. A node's withdrawal and a GoBGP restart (the station starts the router's tables
@@ -85,6 +86,11 @@ GOBGPD_TOML = f"""
   [neighbors.ebgp-multihop.config]
     enabled = true
     multihop-ttl = 64
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+    [neighbors.afi-safis.add-paths.config]
+      receive = true
 """
     for address, _ in NODES.values()
 )
@@ -96,17 +102,29 @@ Path_ = tuple[str, str, tuple[int, ...]]  # (prefix, next hop, AS path)
 class Setup:
     lab: Lab
     tor: Netns
+    mon: Netns
     nodes: dict[str, Netns]
     tmp: Path
     snapshot: Path
     state_dir: Path
     gobgpd: subprocess.Popen[Any] | None = None
+    station: subprocess.Popen[Any] | None = None
     bird_dirs: dict[str, Path] = field(default_factory=dict)
 
     def start_gobgpd(self) -> None:
         argv = ["gobgpd", "-f", str(self.tmp / "gobgpd.toml"), "-p", "--api-hosts", "127.0.0.1:50051"]
         self.gobgpd = self.lab.start(self.tor, [*argv, "--pprof-disable"], log=self.tmp / "gobgpd.log")
         wait_for(lambda: self.tor.run("gobgp", "global", check=False).returncode == 0, timeout=15, what="gobgpd")
+
+    def start_station(self) -> None:
+        argv = bgpflat_argv("bmp", "run", "--listen", f"{STATION}:{STATION_PORT}", "--state-dir", str(self.state_dir))
+        self.station = self.lab.start(self.mon, argv, log=self.tmp / "station.out", env=bgpflat_env())
+        wait_for(lambda: (self.state_dir / "bmp.sock").exists(), timeout=20, what="the station")
+
+    def announce(self, node: str, blocks: tuple[str, ...]) -> None:
+        """``node`` announces ``blocks`` (and the service range) and withdraws its other blocks."""
+        write_bird_statics(self.bird_dirs[node], blocks=blocks, service_cidrs=(SERVICES,))
+        self.nodes[node].run("birdc", "-s", str(self.bird_dirs[node] / "bird.ctl"), "configure")
 
     def gobgp(self, *args: str) -> Any:
         result = self.tor.run("gobgp", *args, "-j", check=False)
@@ -170,10 +188,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         tor.run("ip", "addr", "add", f"{PEER}/32", "dev", "lo")
         tor.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
         lab.veth(tor, "t-mon", [f"{TOR_MON}/24"], mon, "m-tor", [f"{STATION}/24"])
-        setup = Setup(lab, tor, {}, tmp, snapshot, tmp / "station")
-        argv = bgpflat_argv("bmp", "run", "--listen", f"{STATION}:{STATION_PORT}", "--state-dir", str(setup.state_dir))
-        lab.start(mon, argv, log=tmp / "station.out", env=bgpflat_env())
-        wait_for(lambda: (setup.state_dir / "bmp.sock").exists(), timeout=20, what="the station")
+        setup = Setup(lab, tor, mon, {}, tmp, snapshot, tmp / "station")
+        setup.start_station()
         setup.start_gobgpd()
         for index, (name, (address, block)) in enumerate(NODES.items(), start=1):
             ns = setup.nodes[name] = lab.netns(f"n{index}")
@@ -269,8 +285,7 @@ def test_verify_reads_each_table(setup: Setup) -> None:
 def test_a_withdrawal_reaches_every_table(setup: Setup) -> None:
     wait_converged(setup, "the station's tables")
     block = NODES["node-1"][1]
-    write_bird_statics(setup.bird_dirs["node-1"], blocks=(), service_cidrs=(SERVICES,))
-    setup.nodes["node-1"].run("birdc", "-s", str(setup.bird_dirs["node-1"] / "bird.ctl"), "configure")
+    setup.announce("node-1", ())
     wait_for(
         lambda: converged(setup) and block not in {p for p, _, _ in setup.station_table("loc-rib")},
         timeout=60,
@@ -287,8 +302,7 @@ def test_a_gobgp_restart_rebuilds_the_tables_from_scratch(setup: Setup) -> None:
     wait_for(lambda: setup.station_table("pre") == set(), timeout=30, what="the station to drop GoBGP's tables")
     assert [r["state"] for r in setup.status()["routers"]] == ["disconnected"]
     # Changed while the router was away: node-1 announces its block again.
-    write_bird_statics(setup.bird_dirs["node-1"], blocks=(NODES["node-1"][1],), service_cidrs=(SERVICES,))
-    setup.nodes["node-1"].run("birdc", "-s", str(setup.bird_dirs["node-1"] / "bird.ctl"), "configure")
+    setup.announce("node-1", (NODES["node-1"][1],))
     setup.start_gobgpd()
     wait_for(
         lambda: converged(setup) and len(setup.station_table("loc-rib")) == 3,
@@ -299,3 +313,29 @@ def test_a_gobgp_restart_rebuilds_the_tables_from_scratch(setup: Setup) -> None:
     assert verify(setup, "loc-rib")[0] == 0
     events = [json.loads(line)["event"] for line in (setup.state_dir / "events.jsonl").read_text().splitlines()]
     assert events.count("router-connected") == 2 and "router-disconnected" in events
+
+
+def test_a_new_station_session_gets_gobgps_table_dump(setup: Setup) -> None:
+    """A station that starts again beside a running GoBGP gets every table whole, End-of-RIB per
+    monitored peer and table included (none for Loc-RIB: GoBGP sends none), and the table dump's
+    paths without ADD-PATH identifier. GoBGP never reads its BMP socket, so it notices that the
+    station went away only when a write fails: node-1 announces a new block. (Not one it had
+    before: GoBGP 3.10 remembers across BMP sessions which post-policy paths it sent, and would
+    not send that one again.)"""
+    wait_converged(setup, "the station's tables")
+    assert setup.station is not None
+    setup.lab.stop(setup.station)
+    setup.start_station()
+    setup.announce("node-1", (NODES["node-1"][1], "10.244.1.0/26"))
+    wait_for(
+        lambda: converged(setup) and len(setup.station_table("loc-rib")) == 4,
+        timeout=60,
+        interval=0.5,
+        what="the table dump of a new BMP session",
+    )
+    [router] = setup.status()["routers"]
+    eor = {(p["peer"], policy): t["eor"] for p in router["peers"] for policy, t in p["tables"].items()}
+    assert eor == {
+        **{(node, policy): ["ipv4 unicast"] for node in (NODE1, NODE2) for policy in ("pre", "post")},
+        ("0.0.0.0", "loc-rib"): [],
+    }

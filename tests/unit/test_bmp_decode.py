@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
@@ -212,3 +213,31 @@ def test_gobgp_tables_are_complete_without_end_of_rib(sys_name: str, complete: b
     )
     tables = {policy: t["complete"] for peer in rib.to_dict()["peers"] for policy, t in peer["tables"].items()}
     assert tables == {"pre": complete, "loc-rib": complete}
+
+
+def test_gobgp_path_identifiers_only_in_its_live_pre_policy_feed() -> None:
+    """GoBGP with ADD-PATH toward the node: the node's UPDATEs as received carry path identifiers;
+    its own single-path messages (table dump, post-policy, Loc-RIB) do not. 10.244.0.0/26 is the
+    case that would read as an identifier and 0.0.0.0/0 if the station applied ADD-PATH to them."""
+    rib = RouterRib(address="192.0.2.1")
+    feed(
+        rib,
+        w.initiation(sys_name="GoBGP", sys_descr="3.10.0"),
+        w.peer_up(NODE, router_add_path=1, peer_add_path=3),
+        w.route_monitoring(NODE, w.update([P1])),  # the table dump: no identifier
+        w.route_monitoring(NODE, w.update([P1]), post=True),
+        w.route_monitoring("0.0.0.0", w.update([P1]), loc_rib=True),
+        w.route_monitoring(NODE, w.update([P2, P2], path_ids=[1, 2])),  # live, as the node sent it
+        w.route_monitoring(NODE, w.update([P2], path_ids=[1], next_hop="10.0.0.2")),
+    )
+    assert {(r.prefix, r.path_id) for r in table(rib, "pre")} == {(P1, None), (P2, 1), (P2, 2)}
+    assert {(r.prefix, r.path_id) for r in table(rib, "post")} == {(P1, None)}
+    assert {(r.prefix, r.path_id) for r in table(rib, "loc-rib")} == {(P1, None)}
+    # The live feed names P1's path: it replaces the dump's; a withdrawal by identifier goes too.
+    withdrawn = w.nlri(P2, path_id=1)
+    feed(
+        rib,
+        w.route_monitoring(NODE, w.update([P1], path_ids=[7])),
+        w.route_monitoring(NODE, w.bgp(2, struct.pack("!H", len(withdrawn)) + withdrawn + b"\0\0")),
+    )
+    assert {(r.prefix, r.path_id) for r in table(rib, "pre")} == {(P1, 7), (P2, 2)}

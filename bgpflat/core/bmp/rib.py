@@ -30,7 +30,14 @@ and its source:
   later, and never for its Loc-RIB: its tables count as complete without one, as FRR's do. Its
   Initiation names it by sys_name "GoBGP" (sys_descr is the bare version);
 - its Loc-RIB instance (peer type 3, address 0.0.0.0, flags 0) sends no Peer Up, only Route
-  Monitoring, and the station takes it as up from its first message.
+  Monitoring, and the station takes it as up from its first message;
+- with ADD-PATH negotiated toward a monitored peer, only its live pre-policy messages (the peer's
+  UPDATEs as received) carry path identifiers. What GoBGP encodes itself never does: post-policy,
+  Loc-RIB and the pre-policy table dump, one path per message. A pre-policy message that reads as
+  exactly one path without identifiers is taken as GoBGP's own (with them, an UPDATE as received
+  reads as several paths or not at all: identifiers are small numbers, so their leading zero bytes
+  read as /0 prefixes), and the dump's path without identifier stands for the prefix until the
+  live feed names that prefix's paths.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ from bgpflat.core.bmp.update import (
     MARKER,
     AttributeCache,
     Attributes,
+    BmpError,
     OpenMessage,
     PathKey,
     Update,
@@ -215,10 +223,15 @@ class RouterRib:
         return self.sys_descr.startswith("FRRouting")
 
     @property
+    def is_gobgp(self) -> bool:
+        """GoBGP, whose quirks (module docstring) the station allows for; its default sys_name."""
+        return self.sys_name == "GoBGP"
+
+    @property
     def eor_in_dump_only(self) -> bool:
         """A router that sends End-of-RIB only in a new BMP session's table dump (FRR, GoBGP): its
         tables count as complete without one, and verify's settle time decides."""
-        return self.is_frr or self.sys_name == "GoBGP"
+        return self.is_frr or self.is_gobgp
 
     def handle(self, message: Message) -> list[dict[str, Any]]:
         """Apply one message; raises ``BmpError`` (from the UPDATE decoder) on bad input."""
@@ -296,16 +309,28 @@ class RouterRib:
             self.skipped += 1
             return None
         peer = self._peer(header)
-        update = decode_update(
-            message.update, add_path=peer.add_path, two_octet_as=header.two_octet_as, cache=peer.cache
-        )
-        peer.updates += 1
         policy = header.policy
+        add_path = peer.add_path
+        update: Update | None = None
+        if add_path and self.is_gobgp:
+            if policy != PRE_POLICY:
+                add_path = frozenset()
+            else:
+                update = _gobgp_own(message, header, peer)
+        if update is None:
+            update = decode_update(
+                message.update, add_path=add_path, two_octet_as=header.two_octet_as, cache=peer.cache
+            )
+        peer.updates += 1
         table = peer.tables.get(policy)
         if table is None:
             table = peer.tables[policy] = {}
         for key in update.withdrawn:
             table.pop(key, None)
+        if add_path:
+            # Paths named by identifier replace the table dump's path without one (GoBGP).
+            for prefix, _ in (*update.withdrawn, *(key for _, keys in update.announced for key in keys)):
+                table.pop((prefix, None), None)
         strip = peer.strip_as
         stored: Attributes | None = None
         for attributes, keys in update.announced:
@@ -378,6 +403,16 @@ class RouterRib:
             "skipped": self.skipped,
             "peers": [p.to_dict(complete_without_eor=self.eor_in_dump_only) for p in self.peers.values()],
         }
+
+
+def _gobgp_own(message: RouteMonitoring, header: PeerHeader, peer: MonitoredPeer) -> Update | None:
+    """A GoBGP pre-policy message of one path without identifier (its own encoding: the table
+    dump), else None: the peer's UPDATE as received, with the negotiated ADD-PATH."""
+    try:
+        plain = decode_update(message.update, two_octet_as=header.two_octet_as, cache=peer.cache)
+    except BmpError:
+        return None
+    return plain if plain.paths + len(plain.withdrawn) == 1 else None
 
 
 def _open_dict(message: OpenMessage | None) -> dict[str, object] | None:

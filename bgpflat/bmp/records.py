@@ -72,6 +72,11 @@ def learned_from_station(data: Mapping[str, Any], *, router: str, policy: str, s
         )
     peers = found.get("peers") or []
     loc_rib = [p for p in peers if p.get("peer_type") == LOC_RIB_PEER]
+    if policy == LOC_RIB and not loc_rib:
+        raise StationError(
+            f"router {router} has sent the BMP station no Loc-RIB ({source}); FRR 8.4 streams none, "
+            'GoBGP does with route-monitoring-policy "local-rib" or "all"'
+        )
     sessions: dict[str, SessionState] = {}
     for peer in peers:
         if peer.get("peer_type") == LOC_RIB_PEER:

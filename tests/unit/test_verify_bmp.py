@@ -168,3 +168,12 @@ def test_loc_rib_waits_for_the_routers_loc_rib(
     _, data, _ = verify(capsys, snapshot, *argv, "--interval", "0.1")
     assert (data["status"], data["converged"]) == ("match", False)
     assert any("End-of-RIB not seen" in note for note in data["notes"])
+
+
+def test_loc_rib_from_a_router_that_streams_none_says_so(
+    capsys: pytest.CaptureFixture[str], snapshot: Path, tmp_path: Path
+) -> None:
+    station = station_snapshot(tmp_path, kept=RECORDS)
+    code, data, err = verify(capsys, snapshot, "--source", f"bmp:{station}", "--router", ROUTER, "--policy", "loc-rib")
+    assert (code, data["reason"]) == (2, "bad-input")
+    assert f"router {ROUTER} has sent the BMP station no Loc-RIB" in err

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bgpflat.core.bmp.messages import LOC_RIB_PEER, POST_POLICY, PRE_POLICY
+from bgpflat.core.bmp.messages import LOC_RIB, LOC_RIB_PEER, POST_POLICY, PRE_POLICY
 from bgpflat.core.bmp.rib import RouterRib
 from bgpflat.core.net.prefixes import parse_address
 from bgpflat.core.routes.table import RouteTable
@@ -51,12 +51,15 @@ def route_records(
 
 
 def learned_from_station(data: Mapping[str, Any], *, router: str, policy: str, source: str) -> LearnedState:
-    """What ``router`` reported in ``policy`` (pre or post), as verify's learned state.
+    """What ``router`` reported in ``policy`` (pre, post or loc-rib), as verify's learned state.
 
     Sessions are the router's monitored peers (each a node's session with the router), up when
-    the router says so and at End-of-RIB when that table is complete. With ``post``, the
-    pre-policy table rides along as ``sent``: a route the node sent but the router did not keep is
-    then reported as filtered by the router rather than missing.
+    the router says so and at End-of-RIB when that table is complete (for ``loc-rib``: when the
+    router's Loc-RIB is). With ``post`` and ``loc-rib``, the pre-policy table rides along as
+    ``sent``: a route the node sent but the router did not keep is then reported as filtered by
+    the router rather than missing. ``loc-rib`` is what the router selected as best across all its
+    peers: one path per prefix, each under the node whose path it is (``RouterRib.routes``), and a
+    prefix matches when its best path is one that a node was expected to send.
     """
     routers = {str(r.get("router")): r for r in data.get("routers") or []}
     found = routers.get(router)
@@ -67,11 +70,20 @@ def learned_from_station(data: Mapping[str, Any], *, router: str, policy: str, s
         raise StationError(
             f"router {router} has no BMP session with the station ({found.get('state')}: {found.get('reason')})"
         )
+    peers = found.get("peers") or []
+    loc_rib = [p for p in peers if p.get("peer_type") == LOC_RIB_PEER]
+    if policy == LOC_RIB and not loc_rib:
+        raise StationError(
+            f"router {router} has sent the BMP station no Loc-RIB ({source}); FRR 8.4 streams none, "
+            'GoBGP does with route-monitoring-policy "local-rib" or "all"'
+        )
     sessions: dict[str, SessionState] = {}
-    for peer in found.get("peers") or []:
+    for peer in peers:
         if peer.get("peer_type") == LOC_RIB_PEER:
             continue
         table = (peer.get("tables") or {}).get(policy) or {}
+        if policy == LOC_RIB:
+            table = {"complete": any((p.get("tables") or {}).get(LOC_RIB, {}).get("complete") for p in loc_rib)}
         address = str(peer.get("peer"))
         sessions[address] = SessionState(
             peer=address, state=str(peer.get("state")), end_of_rib=bool(table.get("complete"))
@@ -80,15 +92,21 @@ def learned_from_station(data: Mapping[str, Any], *, router: str, policy: str, s
     try:
         routes = RouteTable.from_records([r for r in records if r.get("policy") == policy])
         sent_records = [r for r in records if r.get("policy") == PRE_POLICY]
-        sent = RouteTable.from_records(sent_records) if policy == POST_POLICY and sent_records else None
+        if policy == LOC_RIB:
+            # A path the router kept but did not select is not filtered: only what its import
+            # policy refused (in pre-policy, not in post-policy) is, where post-policy is streamed.
+            kept = {(r.get("session"), r.get("prefix")) for r in records if r.get("policy") == POST_POLICY}
+            sent_records = [r for r in sent_records if (r.get("session"), r.get("prefix")) not in kept]
+        sent = RouteTable.from_records(sent_records) if policy in (POST_POLICY, LOC_RIB) and sent_records else None
     except SpecError as exc:
         raise SpecError(exc.message, file=source, path=exc.path, fix=exc.fix) from None
     return LearnedState(
         routes=routes,
         sessions=sessions,
-        source=f"{source} router {router} {policy}-policy",
+        source=f"{source} router {router} " + ("Loc-RIB" if policy == LOC_RIB else f"{policy}-policy"),
         sent=sent,
         router=router,
         # Without path identifiers a monitored peer's ADD-PATH paths overwrite each other.
         single_path=not any(r.get("path_id") is not None for r in records),
+        best_path_only=policy == LOC_RIB,
     )

@@ -79,10 +79,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     verify.add_argument(
         "--policy",
-        choices=("pre", "post"),
+        choices=("pre", "post", "loc-rib"),
         default="post",
-        help="with --source bmp:DIR: what the nodes sent the router (pre) or what it kept (post, the default; "
-        "a route sent but not kept is reported as filtered-by-router)",
+        help="with --source bmp:DIR: what the nodes sent the router (pre), what it kept (post, the default; "
+        "a route sent but not kept is reported as filtered-by-router) or what it selected as best across all "
+        "its peers (loc-rib: each prefix's best path must be one a node was expected to send)",
     )
     verify.add_argument("--endpoint", metavar="HOST:PORT", help="the running peer's TCP endpoint, if it has one")
     verify.add_argument(

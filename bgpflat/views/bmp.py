@@ -91,7 +91,9 @@ def render_routes(records: Sequence[Mapping[str, Any]]) -> RenderableType:
     rows = [
         [
             str(r.get("router")),
-            str(r.get("peer")),
+            # A Loc-RIB row's monitored peer is the Loc-RIB instance (0.0.0.0): show the node whose
+            # path the router selected instead.
+            str(r.get("session") if r.get("policy") == "loc-rib" else r.get("peer")),
             str(r.get("policy")),
             str(r.get("prefix")),
             str(r.get("next_hop")),

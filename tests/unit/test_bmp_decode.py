@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import sys
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def test_add_path_as_negotiated_in_the_peer_up() -> None:
         w.route_monitoring(NODE, w.update([P1, P1], path_ids=[1, 2], next_hop="10.0.0.1")),
     )
     assert sorted(r.path_id for r in table(rib, "pre")) == [1, 2]
+    assert rib.to_dict()["peers"][0]["tables"]["pre"]["prefixes"] == 1  # two paths of one prefix
 
 
 def test_frr_sends_no_path_ids_and_prepends_its_own_as() -> None:
@@ -174,3 +176,68 @@ def test_bad_updates_say_what_is_wrong(pdu: bytes, error: str) -> None:
     rib = RouterRib(address="192.0.2.1")
     with pytest.raises(BmpError, match=error):
         feed(rib, w.peer_up(NODE), w.route_monitoring(NODE, pdu))
+
+
+def test_loc_rib_paths_name_the_node_whose_path_the_router_selected() -> None:
+    """GoBGP's Loc-RIB (peer type 3, address 0.0.0.0, no Peer Up): each best path goes under the node
+    whose post-policy path it is, else the monitored peer that is its next hop, else the router."""
+    rib = RouterRib(address="192.0.2.1")
+    other = "10.0.0.2"
+    feed(
+        rib,
+        w.initiation(sys_name="GoBGP", sys_descr="3.10.0"),
+        w.peer_up(NODE),
+        w.peer_up(other),
+        w.route_monitoring(NODE, w.update([P1], next_hop=NODE)),
+        w.route_monitoring(other, w.update([P1], next_hop=other, as_path=(64512, 64513))),
+        w.route_monitoring(other, w.update([P1], next_hop=other, as_path=(64512, 64513)), post=True),
+        w.route_monitoring("0.0.0.0", w.update([P1], next_hop=other, as_path=(64512, 64513)), loc_rib=True),
+        w.route_monitoring("0.0.0.0", w.update([P2], next_hop=NODE), loc_rib=True),  # in no Adj-RIB-In
+        w.route_monitoring("0.0.0.0", w.update([P6], next_hop="fd00::9"), loc_rib=True),
+    )
+    assert {(r.prefix, r.session) for r in table(rib, "loc-rib")} == {(P1, other), (P2, NODE), (P6, "192.0.2.1")}
+    # The same answer whichever way the station reads it: ``routes`` filtered to Loc-RIB or not.
+    assert {r.session for _, p, r in rib.routes() if p == "loc-rib"} == {other, NODE, "192.0.2.1"}
+
+
+@pytest.mark.parametrize(("sys_name", "complete"), [("GoBGP", True), ("tor1", False)])
+def test_gobgp_tables_are_complete_without_end_of_rib(sys_name: str, complete: bool) -> None:
+    """GoBGP sends End-of-RIB only in a new BMP session's table dump, and never for Loc-RIB."""
+    rib = RouterRib(address="192.0.2.1")
+    feed(
+        rib,
+        w.initiation(sys_name=sys_name, sys_descr="3.10.0"),
+        w.peer_up(NODE),
+        w.route_monitoring(NODE, w.update([P1])),
+        w.route_monitoring("0.0.0.0", w.update([P1]), loc_rib=True),
+    )
+    tables = {policy: t["complete"] for peer in rib.to_dict()["peers"] for policy, t in peer["tables"].items()}
+    assert tables == {"pre": complete, "loc-rib": complete}
+
+
+def test_gobgp_path_identifiers_only_in_its_live_pre_policy_feed() -> None:
+    """GoBGP with ADD-PATH toward the node: the node's UPDATEs as received carry path identifiers;
+    its own single-path messages (table dump, post-policy, Loc-RIB) do not. 10.244.0.0/26 is the
+    case that would read as an identifier and 0.0.0.0/0 if the station applied ADD-PATH to them."""
+    rib = RouterRib(address="192.0.2.1")
+    feed(
+        rib,
+        w.initiation(sys_name="GoBGP", sys_descr="3.10.0"),
+        w.peer_up(NODE, router_add_path=1, peer_add_path=3),
+        w.route_monitoring(NODE, w.update([P1])),  # the table dump: no identifier
+        w.route_monitoring(NODE, w.update([P1]), post=True),
+        w.route_monitoring("0.0.0.0", w.update([P1]), loc_rib=True),
+        w.route_monitoring(NODE, w.update([P2, P2], path_ids=[1, 2])),  # live, as the node sent it
+        w.route_monitoring(NODE, w.update([P2], path_ids=[1], next_hop="10.0.0.2")),
+    )
+    assert {(r.prefix, r.path_id) for r in table(rib, "pre")} == {(P1, None), (P2, 1), (P2, 2)}
+    assert {(r.prefix, r.path_id) for r in table(rib, "post")} == {(P1, None)}
+    assert {(r.prefix, r.path_id) for r in table(rib, "loc-rib")} == {(P1, None)}
+    # The live feed names P1's path: it replaces the dump's; a withdrawal by identifier goes too.
+    withdrawn = w.nlri(P2, path_id=1)
+    feed(
+        rib,
+        w.route_monitoring(NODE, w.update([P1], path_ids=[7])),
+        w.route_monitoring(NODE, w.bgp(2, struct.pack("!H", len(withdrawn)) + withdrawn + b"\0\0")),
+    )
+    assert {(r.prefix, r.path_id) for r in table(rib, "pre")} == {(P1, 7), (P2, 2)}

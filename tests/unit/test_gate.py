@@ -253,3 +253,18 @@ def test_a_single_path_source_matches_any_one_of_the_expected_paths() -> None:
     other = paths[0]._replace(next_hop="10.0.0.9")
     assert sorted(one_path_each(expected, RouteTable([other]))) == sorted(paths)
     assert sorted(one_path_each(expected, RouteTable())) == sorted(paths)
+
+
+def test_a_loc_rib_source_matches_the_best_path_whichever_node_sent_it() -> None:
+    """A router's Loc-RIB holds one best path per prefix across all its peers: it is right when it is
+    one of the paths the nodes were expected to send, and every path stays expected otherwise."""
+    from bgpflat.core.routes.table import Route
+    from bgpflat.core.routes.verdict import best_path_each
+
+    prefix = Prefix.parse("10.96.0.0/12")
+    paths = [Route(prefix, node, node, (64512,), "igp", (), ()) for node in ("10.0.0.1", "10.0.0.2")]
+    expected = RouteTable(paths)
+    assert list(best_path_each(expected, RouteTable([paths[1]]))) == [paths[1]]
+    stranger = Route(prefix, "10.0.0.9", "10.0.0.9", (65001,), "igp", (), ())
+    assert sorted(best_path_each(expected, RouteTable([stranger]))) == sorted(paths)
+    assert sorted(best_path_each(expected, RouteTable())) == sorted(paths)

@@ -123,3 +123,15 @@ def test_learned_routes_never_cut_an_as_path_or_address_on_a_narrow_terminal() -
     assert "…" not in text
     assert "10.200.20.103" in text and "10.233.110.0/24" in text  # addresses whole
     assert all(str(a) in text for a in path)  # the AS path wraps at its spaces
+
+
+def test_bmp_loc_rib_rows_show_the_node_whose_path_was_selected() -> None:
+    from bgpflat.views.bmp import render_routes
+
+    base = {"router": "10.0.9.1", "prefix": "10.96.0.0/12", "next_hop": "10.0.1.1", "as_path": [64512]}
+    records = [
+        {**base, "peer": "10.0.2.2", "session": "10.0.2.2", "policy": "pre"},
+        {**base, "peer": "0.0.0.0", "session": "10.0.1.1", "policy": "loc-rib"},
+    ]
+    rows = [line.replace("│", " ").split() for line in printed(render_routes(records)).splitlines()]
+    assert [(row[1], row[2]) for row in rows if "10.96.0.0/12" in row] == [("10.0.2.2", "pre"), ("10.0.1.1", "loc-rib")]

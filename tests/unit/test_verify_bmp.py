@@ -18,7 +18,17 @@ RECORDS = expect(base(mesh=False)).table.to_records()
 ROUTER = "192.0.2.1"
 
 
-def station_snapshot(tmp_path: Path, *, kept: list[dict[str, Any]], state: str = "up") -> Path:
+def station_snapshot(
+    tmp_path: Path,
+    *,
+    kept: list[dict[str, Any]],
+    state: str = "up",
+    best: list[dict[str, Any]] | None = None,
+    best_complete: bool = True,
+) -> Path:
+    """A station's snapshot of ROUTER: every expected route pre-policy, ``kept`` post-policy and,
+    given ``best``, a Loc-RIB instance (peer type 3, as GoBGP streams it) holding those."""
+
     def tag(records: list[dict[str, Any]], policy: str) -> list[dict[str, Any]]:
         return [{**r, "router": ROUTER, "peer": r["session"], "policy": policy} for r in records]
 
@@ -33,6 +43,9 @@ def station_snapshot(tmp_path: Path, *, kept: list[dict[str, Any]], state: str =
         }
         for address in ADDR.values()
     ]
+    if best is not None:
+        loc = {"paths": len(best), "prefixes": len(best), "eor": [], "complete": best_complete}
+        peers.append({"peer": "0.0.0.0", "peer_as": 65000, "peer_type": 3, "state": "up", "tables": {"loc-rib": loc}})
     state_dir = StateDir(tmp_path / "bmp")
     state_dir.create()
     state_dir.write_snapshot(
@@ -41,7 +54,7 @@ def station_snapshot(tmp_path: Path, *, kept: list[dict[str, Any]], state: str =
             "routers": [
                 {"router": ROUTER, "state": state, "reason": "the router closed the connection", "peers": peers}
             ],
-            "routes": tag(RECORDS, "pre") + tag(kept, "post"),
+            "routes": tag(RECORDS, "pre") + tag(kept, "post") + tag(best or [], "loc-rib"),
         }
     )
     return state_dir.path
@@ -121,3 +134,46 @@ def test_source_flags_are_checked_first(
 ) -> None:
     code, _, err = verify(capsys, snapshot, *argv)
     assert code == 2 and message in err
+
+
+def test_loc_rib_is_what_the_router_selected_across_its_peers(
+    capsys: pytest.CaptureFixture[str], snapshot: Path, tmp_path: Path
+) -> None:
+    """``--policy loc-rib``: every expected prefix needs a best path that a node was expected to send;
+    one that the router's import policy refused is filtered by the router."""
+    kept = [r for r in RECORDS if r["session"] != ADDR["c"]]
+
+    def loc_rib(station: Path) -> tuple[int, dict[str, Any]]:
+        args = ("--source", f"bmp:{station}", "--router", ROUTER, "--policy", "loc-rib")
+        code, data, _ = verify(capsys, snapshot, *args)
+        return code, data
+
+    code, data = loc_rib(station_snapshot(tmp_path / "refused", kept=kept, best=kept))
+    assert code == 1 and data["source"].endswith(f"router {ROUTER} Loc-RIB")
+    failing = [(f["code"], f["session"], f["prefix"]) for f in data["diff"]["findings"] if f["fails"]]
+    assert ("filtered-by-router", ADDR["c"], BLOCK["c"]) in failing
+    # Kept but not selected (another path won): missing from the Loc-RIB, not filtered.
+    code, data = loc_rib(station_snapshot(tmp_path / "not-best", kept=RECORDS, best=kept))
+    codes = {f["code"] for f in data["diff"]["findings"] if f["fails"] and f["session"] == ADDR["c"]}
+    assert code == 1 and "filtered-by-router" not in codes and "route-missing" in codes
+    assert loc_rib(station_snapshot(tmp_path / "all", kept=RECORDS, best=RECORDS))[0] == 0
+
+
+def test_loc_rib_waits_for_the_routers_loc_rib(
+    capsys: pytest.CaptureFixture[str], snapshot: Path, tmp_path: Path
+) -> None:
+    """Each node's session is at End-of-RIB for loc-rib only once the router's Loc-RIB is complete."""
+    station = station_snapshot(tmp_path, kept=RECORDS, best=RECORDS, best_complete=False)
+    argv = ("--source", f"bmp:{station}", "--router", ROUTER, "--policy", "loc-rib", "--wait", "--timeout", "0.3")
+    _, data, _ = verify(capsys, snapshot, *argv, "--interval", "0.1")
+    assert (data["status"], data["converged"]) == ("match", False)
+    assert any("End-of-RIB not seen" in note for note in data["notes"])
+
+
+def test_loc_rib_from_a_router_that_streams_none_says_so(
+    capsys: pytest.CaptureFixture[str], snapshot: Path, tmp_path: Path
+) -> None:
+    station = station_snapshot(tmp_path, kept=RECORDS)
+    code, data, err = verify(capsys, snapshot, "--source", f"bmp:{station}", "--router", ROUTER, "--policy", "loc-rib")
+    assert (code, data["reason"]) == (2, "bad-input")
+    assert f"router {ROUTER} has sent the BMP station no Loc-RIB" in err

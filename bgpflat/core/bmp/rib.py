@@ -8,7 +8,9 @@ from an earlier session may survive. Adj-RIB-Out (RFC 8671) messages are counted
 
 Routes come out as ``core.routes.table.Route`` with ``session`` = the monitored peer's address
 (the node that sent them), so a table compares with the expected routes exactly like the
-verification peer's. Loc-RIB paths have no sending peer; their ``session`` is the router's address.
+verification peer's. A Loc-RIB path names no sending peer (RFC 9069): its ``session`` is the node
+whose path the router selected, the monitored peer whose post-policy (else pre-policy) table holds
+the very same path, else the one whose address is its next hop, else the router's own address.
 
 FRR quirks, checked against FRR 8.4 (bgpd_bmp.so) and its source:
 - it writes Route Monitoring UPDATEs without ADD-PATH path identifiers even when ADD-PATH was
@@ -20,6 +22,22 @@ FRR quirks, checked against FRR 8.4 (bgpd_bmp.so) and its source:
 - it sends End-of-RIB only at the end of the table dump of a new BMP session, never for a peer
   that comes up later, so a table from FRR counts as complete without one (``complete``);
   verify's settle time then decides when it has stopped changing.
+
+GoBGP quirks, checked against GoBGP 3.10 (``[[bmp-servers]]``, ``route-monitoring-policy = "all"``)
+and its source:
+- End-of-RIB, likewise, only in the table dump of a new BMP session (pre-policy per monitored peer
+  and family; post-policy only for a peer with paths in the RIB), never for a peer that comes up
+  later, and never for its Loc-RIB: its tables count as complete without one, as FRR's do. Its
+  Initiation names it by sys_name "GoBGP" (sys_descr is the bare version);
+- its Loc-RIB instance (peer type 3, address 0.0.0.0, flags 0) sends no Peer Up, only Route
+  Monitoring, and the station takes it as up from its first message;
+- with ADD-PATH negotiated toward a monitored peer, only its live pre-policy messages (the peer's
+  UPDATEs as received) carry path identifiers. What GoBGP encodes itself never does: post-policy,
+  Loc-RIB and the pre-policy table dump, one path per message. A pre-policy message that reads as
+  exactly one path without identifiers is taken as GoBGP's own (with them, an UPDATE as received
+  reads as several paths or not at all: identifiers are small numbers, so their leading zero bytes
+  read as /0 prefixes), and the dump's path without identifier stands for the prefix until the
+  live feed names that prefix's paths.
 """
 
 from __future__ import annotations
@@ -29,7 +47,10 @@ from typing import Any
 
 from bgpflat.core.bmp.messages import (
     LOC_RIB,
+    LOC_RIB_PEER,
     POLICIES,
+    POST_POLICY,
+    PRE_POLICY,
     ROUTE_MONITORING,
     STAT_NAMES,
     HeaderCache,
@@ -50,6 +71,7 @@ from bgpflat.core.bmp.update import (
     MARKER,
     AttributeCache,
     Attributes,
+    BmpError,
     OpenMessage,
     PathKey,
     Update,
@@ -93,7 +115,9 @@ class MonitoredPeer:
             "tables": {
                 policy: {
                     "paths": len(paths),
-                    "prefixes": len({prefix for prefix, _ in paths}),
+                    # Without ADD-PATH every path is its prefix's only one: no set of 100,000
+                    # prefixes each time a status is asked for (verify --wait polls it).
+                    "prefixes": len({prefix for prefix, _ in paths}) if self.add_path else len(paths),
                     "eor": sorted(FAMILY_NAMES[f] for f in self.eor.get(policy, ())),
                     "complete": complete_without_eor or bool(self.eor.get(policy)),
                 }
@@ -198,6 +222,17 @@ class RouterRib:
         """FRR, whose quirks (module docstring) the station undoes; its Initiation says so."""
         return self.sys_descr.startswith("FRRouting")
 
+    @property
+    def is_gobgp(self) -> bool:
+        """GoBGP, whose quirks (module docstring) the station allows for; its default sys_name."""
+        return self.sys_name == "GoBGP"
+
+    @property
+    def eor_in_dump_only(self) -> bool:
+        """A router that sends End-of-RIB only in a new BMP session's table dump (FRR, GoBGP): its
+        tables count as complete without one, and verify's settle time decides."""
+        return self.is_frr or self.is_gobgp
+
     def handle(self, message: Message) -> list[dict[str, Any]]:
         """Apply one message; raises ``BmpError`` (from the UPDATE decoder) on bad input."""
         self.messages += 1
@@ -274,16 +309,28 @@ class RouterRib:
             self.skipped += 1
             return None
         peer = self._peer(header)
-        update = decode_update(
-            message.update, add_path=peer.add_path, two_octet_as=header.two_octet_as, cache=peer.cache
-        )
-        peer.updates += 1
         policy = header.policy
+        add_path = peer.add_path
+        update: Update | None = None
+        if add_path and self.is_gobgp:
+            if policy != PRE_POLICY:
+                add_path = frozenset()
+            else:
+                update = _gobgp_own(message, header, peer)
+        if update is None:
+            update = decode_update(
+                message.update, add_path=add_path, two_octet_as=header.two_octet_as, cache=peer.cache
+            )
+        peer.updates += 1
         table = peer.tables.get(policy)
         if table is None:
             table = peer.tables[policy] = {}
         for key in update.withdrawn:
             table.pop(key, None)
+        if add_path:
+            # Paths named by identifier replace the table dump's path without one (GoBGP).
+            for prefix, _ in (*update.withdrawn, *(key for _, keys in update.announced for key in keys)):
+                table.pop((prefix, None), None)
         strip = peer.strip_as
         stored: Attributes | None = None
         for attributes, keys in update.announced:
@@ -307,6 +354,7 @@ class RouterRib:
     def routes(self, *, peer: str | None = None, policy: str | None = None) -> list[tuple[str, str, Route]]:
         """(monitored peer, policy, route) for every path kept, filtered by peer and policy."""
         out = []
+        sources: tuple[dict[tuple[Prefix, Attributes], str], dict[str, str]] | None = None
         for monitored in self.peers.values():
             address = monitored.header.address
             if peer is not None and address != peer:
@@ -314,13 +362,35 @@ class RouterRib:
             for table_policy, table in monitored.tables.items():
                 if policy is not None and table_policy != policy:
                     continue
-                session = self.address if table_policy == LOC_RIB else address
+                if table_policy == LOC_RIB and sources is None:
+                    sources = self._path_sources()
                 for (prefix, path_id), a in table.items():
+                    session = address
+                    if sources is not None and table_policy == LOC_RIB:
+                        paths, by_address = sources
+                        session = paths.get((prefix, a)) or by_address.get(a.next_hop, self.address)
                     route = Route(
                         prefix, a.next_hop, session, a.as_path, a.origin, a.communities, a.large_communities, path_id
                     )
                     out.append((address, table_policy, route))
         return out
+
+    def _path_sources(self) -> tuple[dict[tuple[Prefix, Attributes], str], dict[str, str]]:
+        """Where a Loc-RIB path came from: (prefix, attributes) -> the monitored peer whose
+        post-policy table (else pre-policy: post is what the router ranked, after an import policy
+        that may rewrite attributes) holds that path; and the monitored peers by address, for a
+        path found in neither (a router that streams Loc-RIB alone), by its next hop."""
+        paths: dict[tuple[Prefix, Attributes], str] = {}
+        by_address: dict[str, str] = {}
+        for monitored in self.peers.values():
+            if monitored.header.peer_type == LOC_RIB_PEER:
+                continue
+            address = monitored.header.address
+            by_address[address] = address
+            for policy in (PRE_POLICY, POST_POLICY):  # post last: it wins
+                for (prefix, _), attributes in monitored.tables.get(policy, {}).items():
+                    paths[(prefix, attributes)] = address
+        return paths, by_address
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -331,8 +401,18 @@ class RouterRib:
             "terminated": self.terminated or None,
             "messages": self.messages,
             "skipped": self.skipped,
-            "peers": [p.to_dict(complete_without_eor=self.is_frr) for p in self.peers.values()],
+            "peers": [p.to_dict(complete_without_eor=self.eor_in_dump_only) for p in self.peers.values()],
         }
+
+
+def _gobgp_own(message: RouteMonitoring, header: PeerHeader, peer: MonitoredPeer) -> Update | None:
+    """A GoBGP pre-policy message of one path without identifier (its own encoding: the table
+    dump), else None: the peer's UPDATE as received, with the negotiated ADD-PATH."""
+    try:
+        plain = decode_update(message.update, two_octet_as=header.two_octet_as, cache=peer.cache)
+    except BmpError:
+        return None
+    return plain if plain.paths + len(plain.withdrawn) == 1 else None
 
 
 def _open_dict(message: OpenMessage | None) -> dict[str, object] | None:

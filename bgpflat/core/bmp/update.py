@@ -212,7 +212,7 @@ def _as_path(data: memoryview, width: int, what: str) -> tuple[int, ...]:
     return tuple(asns)
 
 
-AttributeCache = dict[tuple[bytes, bool], "_Parsed"]
+AttributeCache = dict[tuple[bytes, bool, bool], "_Parsed"]
 _CACHE_LIMIT = 4096
 
 
@@ -238,7 +238,7 @@ def decode_update(
 
     ``add_path`` names the families whose NLRI carry a path identifier; ``two_octet_as`` is the
     per-peer header's A flag (AS_PATH in 2-octet form, AS4_PATH merged in per RFC 6793).
-    ``cache`` (one per ``add_path`` setting, i.e. per monitored peer) keeps decoded attribute
+    ``cache`` (one per monitored peer, whose ``add_path`` is on or off) keeps decoded attribute
     sections by their bytes: routers send one prefix per Route Monitoring message (FRR does) with
     the same attributes for thousands of them, and decoding those once is most of the speed.
     """
@@ -258,7 +258,7 @@ def decode_update(
     if cache is None:
         parsed = _attributes(attrs_raw, add_path, two_octet_as)
     else:
-        key = (bytes(attrs_raw), two_octet_as)
+        key = (bytes(attrs_raw), two_octet_as, bool(add_path))
         found = cache.get(key)
         if found is None:
             if len(cache) >= _CACHE_LIMIT:

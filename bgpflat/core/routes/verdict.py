@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.routes.diff import RouteDiff, diff_routes, mark_filtered
 from bgpflat.core.routes.expected import ExpectedRoutes
 from bgpflat.core.routes.table import Route, RouteTable, address_sort_key
@@ -69,6 +70,8 @@ class LearnedState:
     # The source keeps one path per session and prefix: a BMP feed without path identifiers
     # (FRR's, for one) holds only the last path a node sent for a prefix over an ADD-PATH session.
     single_path: bool = False
+    # The routes are one router's Loc-RIB (BMP): its best path per prefix across all sessions.
+    best_path_only: bool = False
 
 
 def one_path_each(expected: RouteTable, learned: RouteTable) -> RouteTable:
@@ -87,6 +90,27 @@ def one_path_each(expected: RouteTable, learned: RouteTable) -> RouteTable:
                 kept.append(same[0])
                 continue
         kept.extend(paths)
+    return RouteTable(kept)
+
+
+def best_path_each(expected: RouteTable, learned: RouteTable) -> RouteTable:
+    """``expected`` as a router's Loc-RIB can show it: one best path per prefix, whichever node sent it.
+
+    Where a learned path of a prefix is one of the expected paths (same node, same attributes),
+    those alone are expected; elsewhere every expected path of the prefix stays, so a prefix the
+    router has no path for, or a best path that no node was expected to send, is still reported.
+    """
+    seen: dict[Prefix, set[Route]] = {}
+    for route in learned:
+        seen.setdefault(route.prefix, set()).add(route._replace(path_id=None))
+    wanted: dict[Prefix, list[Route]] = {}
+    for route in expected:
+        wanted.setdefault(route.prefix, []).append(route)
+    kept: list[Route] = []
+    for prefix, paths in wanted.items():
+        best = seen.get(prefix, set())
+        chosen = [p for p in paths if p._replace(path_id=None) in best]
+        kept.extend(chosen or paths)
     return RouteTable(kept)
 
 
@@ -242,6 +266,8 @@ def evaluate(*, expected: ExpectedRoutes, learned: LearnedState, strict: bool = 
         ), end_of_rib
     if learned.single_path:
         expected = dataclasses.replace(expected, table=one_path_each(expected.table, learned.routes))
+    if learned.best_path_only:
+        expected = dataclasses.replace(expected, table=best_path_each(expected.table, learned.routes))
     diff = diff_routes(expected=expected, learned=learned.routes, strict=strict)
     if learned.sent is not None:
         diff = mark_filtered(diff, sent=learned.sent, router=learned.router)

@@ -20,8 +20,8 @@ For every situation of ``situations.SITUATIONS`` the same sequence runs:
 One control plane, one set of namespaces and a bird plus a bird6 per node (calico-node runs both;
 bird6 peers only where a situation gives the nodes IPv6 addresses) serve every cell; only the peer is
 restarted per cell (``peer.CellPeer``: a fresh state directory makes End-of-RIB mean "this cell's
-table is complete"). The situations are in ``situations``, what they are made of in ``cases``, the
-verdicts in ``results``.
+table is complete"); the BIRDs are ``birds.NodeBirds``. The situations are in ``situations``, what
+they are made of in ``cases``, the verdicts in ``results``.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from bgpflat.errors import BgpflatError, KubeError, LabError
 from bgpflat.lab.confd import default_templates_dir, ensure_confd, render_bird_config, without_krt_tunnel
 from bgpflat.lab.conformance import cases
 from bgpflat.lab.conformance.baseline import Baseline
+from bgpflat.lab.conformance.birds import BIRDS, NodeBirds
 from bgpflat.lab.conformance.peer import CellPeer
 from bgpflat.lab.conformance.results import CellResult, ConformanceReport
 from bgpflat.lab.conformance.situations import SITUATIONS
@@ -68,7 +69,7 @@ WORKLOAD_INTERFACE = "caliwl0"  # "cali*": excluded from protocol direct, as Fel
 CONVERGE_TIMEOUT = 90.0
 SETTLE_SECONDS = 0.6
 POLL_SECONDS = 0.15
-# A session to the peer that is not up this long after the restart in ``_load_birds`` is restarted
+# A session to the peer that is not up this long after the restart in ``NodeBirds.load`` is restarted
 # again. Up to then it takes BIRD's 5 s connect delay and a few milliseconds of handshake, but a
 # BIRD that reached the new peer on the previous cell's configuration, was restarted, and came back
 # while ExaBGP was still closing the first connection can sit in OpenSent for its 240 s hold time
@@ -77,8 +78,6 @@ POLL_SECONDS = 0.15
 # says nothing about routes; what it then learns is what the cell compares.
 NUDGE_SECONDS = 15.0
 DAEMONS = ("bird", "birdc", "bird6", "birdc6", "ss")
-# calico-node runs bird (bird.cfg) and bird6 (bird6.cfg) side by side; so does every lab node.
-BIRDS = (("bird", "birdc", "bird.cfg"), ("bird6", "birdc6", "bird6.cfg"))
 
 
 # -- the lab --------------------------------------------------------------------------------------
@@ -91,15 +90,6 @@ def check_prerequisites() -> None:
     missing = [d for d in DAEMONS if shutil.which(d) is None and shutil.which(d, path="/usr/sbin:/sbin") is None]
     if missing:
         raise LabError(f"the conformance lab needs {', '.join(missing)} (apt-get install bird iproute2)")
-
-
-def _tool(name: str) -> str:
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin") or name
-
-
-def _protocol_suffix(address: str) -> str:
-    """confd names a peer's BIRD protocol ``<Kind>_<address with _>``."""
-    return "_" + address.replace(".", "_").replace(":", "_")
 
 
 class ConformanceLab:
@@ -125,7 +115,7 @@ class ConformanceLab:
         self.baseline = Baseline.capture(self.kube)
         self.peer = CellPeer(netns, namespace=netns.namespace_name(PEER_ROLE))
         self._created: list[tuple[str, str, str | None, str]] = []  # the current cell's objects
-        self._birds_started = False
+        self.birds = NodeBirds(netns, self.nodes)
 
     @property
     def kube(self) -> KubeClient:
@@ -200,7 +190,7 @@ class ConformanceLab:
                     f"link set {TUNNEL_INTERFACE} up",
                 ],
             )
-            self.bird_dir(node.name).mkdir(parents=True, exist_ok=True)
+            self.birds.directory(node.name).mkdir(parents=True, exist_ok=True)
         lab.state.info["nodes"] = [n.name for n in self.nodes]
         # The peers' state directories (their unix sockets) live under a short temporary path,
         # recorded for teardown, whatever the length of the lab's own state directory.
@@ -208,21 +198,6 @@ class ConformanceLab:
         lab.record_path(peer_root)
         lab.state.info["peer_root"] = str(peer_root)
         lab.save()
-
-    def namespace(self, node: str) -> str:
-        return self.netns.namespace_name(f"node-{node}")
-
-    def bird_dir(self, node: str) -> Path:
-        return self.netns.state_dir / "bird" / node
-
-    def birdc(self, node: str, *command: str, bird: str = "bird") -> str:
-        """``birdc`` (``bird="bird6"``: ``birdc6``) on ``node``'s control socket."""
-        client = "birdc6" if bird == "bird6" else "birdc"
-        output = run([_tool(client), "-s", str(self.bird_dir(node) / f"{bird}.ctl"), *command])
-        lowered = output.lower()
-        if "syntax error" in lowered or "\nerror" in lowered or "parse error" in lowered:
-            raise LabError(f"{client} {' '.join(command)} on {node}: {output.strip()}")
-        return output
 
     # -- one cell ---------------------------------------------------------------------------------
     def run_cell(self, situation: cases.Situation, progress: Progress | None = None) -> CellResult:
@@ -265,7 +240,7 @@ class ConformanceLab:
                 lap("peer")
             if not silent:
                 self.peer.wait_listening()
-            self._load_birds()
+            self.birds.load()
             lap("load")
             learned, converge_notes = RouteTable(), list[str]()
             if not silent:
@@ -331,15 +306,15 @@ class ConformanceLab:
             if tunnel:
                 commands.append(f"addr add {tunnel}/32 dev {TUNNEL_INTERFACE}")
             # A plain ``route flush`` flushes IPv4 only, and ``ip -batch`` lines take no ``-6``.
-            run(["ip", "-6", "-n", self.namespace(node.name), "route", "flush", "dev", WORKLOAD_INTERFACE])
-            self.netns.ip(self.namespace(node.name), commands)
+            run(["ip", "-6", "-n", self.birds.namespace(node.name), "route", "flush", "dev", WORKLOAD_INTERFACE])
+            self.netns.ip(self.birds.namespace(node.name), commands)
 
     def _render_all(self, situation: cases.Situation) -> set[str]:
         """confd for every node of the cell (in parallel); returns the node addresses whose bird.cfg
         or bird6.cfg peers with one of the situation's peer addresses. The lab's other nodes get a
         BIRD configuration (bird and bird6) without any protocol that speaks."""
         for idle in self._idle_nodes(situation):
-            directory = self.bird_dir(idle.name)
+            directory = self.birds.directory(idle.name)
             for stale in directory.glob("*.cfg"):
                 stale.unlink()
             for _, _, config in BIRDS:
@@ -356,11 +331,11 @@ class ConformanceLab:
                 templates_dir=self.templates,
                 confd=self.confd,
             )
-            without_krt_tunnel(rendered, self.bird_dir(node.name))
+            without_krt_tunnel(rendered, self.birds.directory(node.name))
             found = set()
             for address in peer_addresses:
                 v6 = ":" in address
-                text = (self.bird_dir(node.name) / ("bird6.cfg" if v6 else "bird.cfg")).read_text()
+                text = (self.birds.directory(node.name) / ("bird6.cfg" if v6 else "bird.cfg")).read_text()
                 if f"neighbor {address} as " in text:
                     found.add(node.address6 if v6 else node.address)
             return found
@@ -386,80 +361,6 @@ class ConformanceLab:
             options=ModelOptions(add_path=situation.add_path),
         )
         return merge_expected(each), objects
-
-    def _load_birds(self) -> None:
-        """Start the BIRDs (first cell) or reload them; then restart their sessions to the peer.
-
-        A reload keeps unchanged sessions (the mesh) up. The sessions to the peer are restarted
-        either way: they must start from scratch against the new peer, and a protocol that lost
-        its peer a moment ago may be waiting out BIRD's connect-retry timer.
-        """
-        if not self._birds_started:
-            for node in self.nodes:
-                directory = self.bird_dir(node.name)
-                for bird, _, config in BIRDS:
-                    self.netns.start(
-                        f"{bird}:{node.name}",
-                        self.namespace(node.name),
-                        [_tool(bird), "-f", "-c", str(directory / config), "-s", str(directory / f"{bird}.ctl")],
-                        log=self.netns.state_dir / "logs" / f"{bird}-{node.name}.log",
-                        cwd=directory,
-                    )
-            deadline = time.monotonic() + 10
-            for node in self.nodes:
-                for bird, _, _ in BIRDS:
-                    while not (self.bird_dir(node.name) / f"{bird}.ctl").exists():
-                        self.netns.check_alive(f"{bird}:{node.name}")
-                        if time.monotonic() > deadline:
-                            raise LabError(f"{bird} on {node.name} has no control socket after 10 s")
-                        time.sleep(0.02)
-            self._birds_started = True
-            return
-        for node in self.nodes:
-            for bird, _, _ in BIRDS:
-                self.netns.check_alive(f"{bird}:{node.name}")
-                answer = self.birdc(node.name, "configure", bird=bird)
-                if "Reconfigur" not in answer:  # stock BIRD refused confd's files: say why
-                    raise LabError(f"{bird} on {node.name} did not take the new configuration: {answer.strip()}")
-                for name, _, _ in self._peer_protocols(node.name, bird):
-                    self.birdc(node.name, "restart", name, bird=bird)
-
-    def _peer_protocols(self, node: str, bird: str) -> list[tuple[str, str, str]]:
-        """``node``'s ``bird`` protocols toward the verification peer: (name, state, info)."""
-        suffixes = tuple(_protocol_suffix(a) for a in (cases.PEER_ADDRESS, cases.PEER_ADDRESS6))
-        return [p for p in self._protocols(node, bird) if p[0].endswith(suffixes)]
-
-    def _peer_sessions_waiting(self, *, restart: bool) -> list[str]:
-        """The nodes' sessions to the peer not Established, with BIRD's reason; ``restart`` restarts them."""
-        waiting = []
-        for node in self.nodes:
-            for bird, _, _ in BIRDS:
-                for name, state, info in self._peer_protocols(node.name, bird):
-                    if info.startswith("Established"):
-                        continue
-                    waiting.append(f"{node.name} {bird} {name} ({info or state})")
-                    if restart:
-                        self.birdc(node.name, "restart", name, bird=bird)
-        return waiting
-
-    def _protocols(self, node: str, bird: str = "bird") -> list[tuple[str, str, str]]:
-        """The BGP protocols of ``node``'s ``bird`` (or ``bird6``): (name, state, info)."""
-        out = []
-        for line in self.birdc(node, "show", "protocols", bird=bird).splitlines():
-            parts = line.split()
-            if len(parts) >= 4 and parts[1] == "BGP":
-                out.append((parts[0], parts[3], " ".join(parts[5:]) if len(parts) > 5 else ""))
-        return out
-
-    def _cluster_sessions_down(self) -> list[str]:
-        """BGP sessions of the nodes' BIRDs (mesh, route reflection, the peer) not Established, with BIRD's reason."""
-        return [
-            f"{node.name} {bird} {name} ({info or state})"
-            for node in self.nodes
-            for bird, _, _ in BIRDS
-            for name, state, info in self._protocols(node.name, bird)
-            if not info.startswith("Established")
-        ]
 
     def _converge(self, *, sessions: Iterable[str]) -> tuple[RouteTable, list[str]]:
         """Wait for End-of-RIB on ``sessions``, every cluster session up, and a table that stays put."""
@@ -487,7 +388,7 @@ class ConformanceLab:
             }
             if not wanted <= done:
                 if time.monotonic() >= nudge_at:  # not every poll: a birdc per node and family
-                    waiting = self._peer_sessions_waiting(restart=True)
+                    waiting = self.birds.peer_sessions_waiting(restart=True)
                     nudge_at = time.monotonic() + NUDGE_SECONDS
                 last_reason = f"End-of-RIB missing from {', '.join(sorted(wanted - done, key=address_sort_key))}"
                 if waiting:
@@ -495,7 +396,7 @@ class ConformanceLab:
                 previous = None
                 time.sleep(POLL_SECONDS)
                 continue
-            down = self._cluster_sessions_down()
+            down = self.birds.sessions_down()
             if down:
                 last_reason = "BGP sessions inside the cluster not Established: " + ", ".join(down)
                 previous = None

@@ -56,7 +56,6 @@ class Rule:
         return self.fired < self.times and method == self.method and self.path_contains in path
 
 
-@dataclass
 class _ProxyServer(ThreadingHTTPServer):
     # A kube client dropping a pooled connection resets it under a handler thread waiting for the
     # next request; that is not a fault of the proxy, and a traceback for it would land in
@@ -67,6 +66,7 @@ class _ProxyServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
+@dataclass
 class FaultProxy:
     upstream_host: str
     upstream_port: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
 from bgpflat.errors import SpecError
@@ -27,15 +27,16 @@ class FileSource:
 
     def read(self) -> LearnedState:
         from bgpflat.adapters.files import without_cyclic_gc
-        from bgpflat.adapters.files.json_stream import read_json_streaming
-        from bgpflat.core.routes.verdict import learned_from_json, routes_from_records
+        from bgpflat.adapters.files.json_stream import Batch, read_json_streaming
+        from bgpflat.core.routes.verdict import learned_from_json, routes_from_batches
 
-        def to_table(records: Iterator[Any]) -> RouteTable:
-            return routes_from_records(records, source=self.path)
+        def to_table(batches: Iterator[Batch]) -> RouteTable:
+            return routes_from_batches(batches, source=self.path)
 
-        # A million records become routes one by one (the file whole as dicts would be a gigabyte),
-        # without cyclic GC passes: none of them is garbage until the end.
-        with without_cyclic_gc():
+        # A million records become routes batch by batch (the file whole as dicts would be a
+        # gigabyte), without cyclic GC passes: none of them is garbage until the end, and the
+        # routes, plain tuples that refcounting frees, stay out of later passes too (freeze).
+        with without_cyclic_gc(freeze=True):
             data, routes = read_json_streaming(self.path, list_key="routes", consume=to_table)
             return learned_from_json(data, source=self.path, routes=routes)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from bgpflat.core.routes.table import Route, RouteTable, address_sort_key
+from bgpflat.core.routes.table import Route, RouteTable, address_sort_key, community_texts, large_community_texts
 
 # Fixed codes for the rule that makes a node originate a route (calico-facts §3).
 BLOCK = "block"  # §3.1.1 static blackhole of a confirmed affine block
@@ -181,6 +181,15 @@ def _path_text(path: str, session: SessionExpectation | None) -> str:
     return ", originated by the node itself" + (f" ({context})" if context else "")
 
 
+def _shown(texts: dict[Any, list[Any]], key: tuple[str, tuple[Any, ...]], make: Any) -> list[Any]:
+    """An attribute's list as ``Route.to_dict`` writes it, made once per distinct value and shared
+    between records (read-only, like the reasons)."""
+    found = texts.get(key)
+    if found is None:
+        found = texts[key] = make(key[1])
+    return found
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExpectedRoutes:
     """The routes an outside peer should learn, with a reason per route and per-session context."""
@@ -223,12 +232,25 @@ class ExpectedRoutes:
         lookup = reasons.stored if isinstance(reasons, Reasons) else reasons.get
         by_reasons: dict[Any, tuple[list[dict[str, str]], tuple[tuple[str, str], ...]]] = {}
         by_path: dict[tuple[str, str], str] = {}
+        # The text of each attribute, made once per distinct value and shared between records
+        # like the reasons (a few hundred prefixes and AS paths across a table of 250,000 routes).
+        texts_of: dict[Any, Any] = {}  # prefixes' texts, and (kind, value) -> list
         routes = []
         for route in self.table.sorted():
-            record = route.to_dict()
-            session = route.session
+            prefix, next_hop, session, as_path, origin, communities, large, path_id = route
+            record = {
+                "prefix": texts_of.get(prefix) or texts_of.setdefault(prefix, str(prefix)),
+                "next_hop": next_hop,
+                "session": session,
+                "as_path": _shown(texts_of, ("as_path", as_path), list),
+                "origin": origin,
+                "communities": _shown(texts_of, ("communities", communities), community_texts),
+                "large_communities": _shown(texts_of, ("large", large), large_community_texts),
+            }
+            if path_id is not None:
+                record["path_id"] = path_id
             record["node"] = nodes.get(session, "")
-            found = lookup(route if route.path_id is None else route._replace(path_id=None))
+            found = lookup(route if path_id is None else route._replace(path_id=None))
             shown = by_reasons.get(found)
             if shown is None:
                 whys = self.why(route)

@@ -189,3 +189,32 @@ def test_learned_routes_never_cut_an_as_path_or_address_on_a_narrow_terminal() -
     assert "…" not in text
     assert "10.200.20.103" in text and "10.233.110.0/24" in text  # addresses whole
     assert all(str(a) in text for a in path)  # the AS path wraps at its spaces
+
+
+@pytest.mark.parametrize("path_ids", ["none", "all", "some"])
+def test_expected_routes_json_records_are_each_routes_own_words(path_ids: str) -> None:
+    # Each record as the route says it of itself, whatever the table's mix of path identifiers:
+    # to_dict builds them column by column, sharing every repeated value.
+    import dataclasses
+
+    from bgpflat.core.routes.table import RouteTable
+
+    expected = _scenario_d_expected()
+    routes = list(expected.table)
+    if path_ids != "none":
+        routes = [r._replace(path_id=i + 1) if path_ids == "all" or i % 2 else r for i, r in enumerate(routes)]
+        routes.append(routes[0]._replace(path_id=99, next_hop="10.200.20.1"))  # a second path, no reason
+    expected = dataclasses.replace(expected, table=RouteTable(routes))
+    records = expected.to_dict()["routes"]
+    assert records == [
+        {
+            **route.to_dict(),
+            "node": expected.node_of(route.session),
+            "reasons": [w._asdict() for w in expected.why(route)],
+            "explanation": expected.explain(route),
+        }
+        for route in expected.table.sorted()
+    ]
+    assert [list(record) for record in records] == [
+        [*route.to_dict(), "node", "reasons", "explanation"] for route in expected.table.sorted()
+    ]

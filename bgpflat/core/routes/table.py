@@ -166,10 +166,8 @@ class RouteTable:
     __slots__ = ("_by_key",)
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
-        by_key: dict[tuple[str, Prefix], list[Route]] = defaultdict(list)
-        self._by_key = by_key
-        for route in routes:  # a local name and indexes: this loop runs a million times per table
-            by_key[(route[2], route[0])].append(route)
+        self._by_key: dict[tuple[str, Prefix], list[Route]] = defaultdict(list)
+        self._extend(routes if isinstance(routes, list) else list(routes))
 
     def add(self, route: Route) -> None:
         self._by_key[(route.session, route.prefix)].append(route)
@@ -209,24 +207,27 @@ class RouteTable:
 
     def sorted(self) -> list[Route]:
         """Deterministic order: session address, prefix, next hop, then the other attributes."""
+        # The sort keys built column by column in C (``zip`` of ``map``s), not by a lambda per route;
+        # the route's position last, so that equal keys keep the table's order as a stable sort does.
+        routes = list(self)
+        columns = list(zip(*routes, strict=True)) if routes else [()] * len(Route._fields)
+        prefixes, next_hops, sessions, as_paths, _, communities, large, path_ids = columns
         # Few distinct sessions and next hops: each address is parsed once, not once per route.
-        keys: dict[str, tuple[int, int, str]] = {}
-        for route in self:
-            for text in (route.session, route.next_hop):
-                if text not in keys:
-                    keys[text] = _address_sort_key(text)
-        return sorted(
-            self,
-            key=lambda r: (
-                keys[r.session],
-                r.prefix,
-                keys[r.next_hop],
-                r.as_path,
-                r.communities,
-                r.large_communities,
-                r.path_id or 0,
-            ),
+        keys = {text: _address_sort_key(text) for text in {*sessions, *next_hops}}
+        decorated = sorted(
+            zip(
+                map(keys.__getitem__, sessions),
+                prefixes,
+                map(keys.__getitem__, next_hops),
+                as_paths,
+                communities,
+                large,
+                map(_NO_PATH_ID.get, path_ids, path_ids),  # path_id or 0
+                range(len(routes)),
+                strict=False,
+            )
         )
+        return list(map(routes.__getitem__, map(itemgetter(-1), decorated)))
 
     def to_records(self) -> list[dict[str, Any]]:
         return [route.to_dict() for route in self.sorted()]
@@ -270,16 +271,20 @@ class RouteTable:
         routes = _flat_routes(records, shared)
         if routes is None:
             return False
+        self._extend(routes)
+        return True
+
+    def _extend(self, routes: list[Route]) -> None:
+        """Add routes; a table of a million is built in a few C passes, not a million steps."""
         by_key = self._by_key
         keys = list(map(_route_key, routes))
         fresh = dict(zip(keys, map(list, zip(routes)), strict=True))
         if len(fresh) == len(keys) and by_key.keys().isdisjoint(fresh):
             # The usual case, one path per session and prefix: each key's list made in one C pass.
             by_key.update(fresh)
-            return True
+            return
         for key, route in zip(keys, routes, strict=True):
             by_key[key].append(route)
-        return True
 
 
 # Records read column by column at a time: large enough that the per-batch work is nothing, small
@@ -291,6 +296,7 @@ _flat_fields = itemgetter(*_FLAT_FIELDS)
 _flat_fields_with_id = itemgetter(*_FLAT_FIELDS, "path_id")
 _ORIGINS = {origin: origin for origin in ORIGINS}
 _route_key = itemgetter(2, 0)  # (session, prefix), the key of RouteTable._by_key
+_NO_PATH_ID = {None: 0}
 
 
 def _flat_routes(records: list[Any], shared: dict[Any, Any]) -> list[Route] | None:

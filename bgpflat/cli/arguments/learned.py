@@ -49,16 +49,18 @@ class PeerSource:
         self.endpoint = endpoint
 
     def read(self) -> LearnedState:
+        from bgpflat.adapters.files import without_cyclic_gc
         from bgpflat.core.routes.verdict import learned_from_json
         from bgpflat.peer.endpoint import fetch_running
         from bgpflat.peer.state import StateDir
 
         state = StateDir(Path(self.state_dir))
         live = fetch_running(state, self.endpoint, "/snapshot")
-        if live is not None:
-            address, data = live
-            return learned_from_json(data, source=f"peer {address}")
-        return learned_from_json(state.read_snapshot(), source=str(state.snapshot))
+        with without_cyclic_gc(freeze=True):  # as for a file: routes, none of them garbage
+            if live is not None:
+                address, data = live
+                return learned_from_json(data, source=f"peer {address}")
+            return learned_from_json(state.read_snapshot(), source=str(state.snapshot))
 
 
 class BmpSource:

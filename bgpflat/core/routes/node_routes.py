@@ -55,6 +55,9 @@ class Candidate(NamedTuple):
     communities: Communities = _NO_COMMUNITIES
 
 
+_ExportFacts = tuple[bool, int, frozenset[str], bool]
+
+
 class NodeExports:
     """Cluster-wide indexes and the per-node export decisions."""
 
@@ -120,7 +123,7 @@ class NodeExports:
                     found_list.append(allocation)
         self._communities: dict[str, PrefixIndex[Communities]] = {}
         self._mesh_out: dict[tuple[str, int], list[Candidate]] = {}
-        self._export_facts: dict[Prefix, tuple[bool, tuple[int, str | tuple[str, ...]] | None, bool]] = {}
+        self._export_facts: dict[Prefix, _ExportFacts] = {}
         self._ranges: PrefixIndex[bool] = PrefixIndex((p, True) for p, _ in self.services.ranges)
         # Host routes every node has (single-address ranges, Services from every node); a node's
         # own ones are the few in ``services.by_node``.
@@ -260,20 +263,26 @@ class NodeExports:
         facts = self._export_facts.get(prefix)
         if facts is None:
             facts = self._export_facts[prefix] = self._prefix_export_facts(prefix)
-        no_export, found, in_pool = facts
+        no_export, block_length, owners, in_pool = facts
         if no_export:
             return False
-        if found is not None and _owned_by(found[1], node.name):
-            return found[0] == prefix.length  # the block itself; anything inside it is aggregated
+        if node.name in owners:
+            return block_length == prefix.length  # the block itself; anything inside it is aggregated
         # What is left is "static route, or a load-balancer range on a reflector, or a pool".
         if in_pool or self._static_covers(node, prefix):
             return True
         return node.is_route_reflector and self.lb_ranges.longest(prefix) is not None
 
-    def _prefix_export_facts(self, prefix: Prefix) -> tuple[bool, tuple[int, str | tuple[str, ...]] | None, bool]:
-        """(in a pool with BGP export disabled, the block holding it, in a pool) for ``calico_export``."""
+    def _prefix_export_facts(self, prefix: Prefix) -> _ExportFacts:
+        """For ``calico_export``: in a pool with BGP export disabled; the length and the owners of
+        the block holding it (none: no owner); in a pool."""
         no_export = self._any_no_export and self.no_export.longest(prefix) is not None
-        return no_export, self._aggr.holder(prefix), self.pools.longest(prefix) is not None
+        found = self._aggr.holder(prefix)
+        if found is None:
+            return no_export, 0, frozenset(), self.pools.longest(prefix) is not None
+        length, owners = found
+        owner_set = frozenset((owners,) if isinstance(owners, str) else owners)
+        return no_export, length, owner_set, self.pools.longest(prefix) is not None
 
     def add_communities(self, node: NodeInfo, prefix: Prefix, current: Communities) -> Communities:
         found = self.communities(node).covering(prefix)

@@ -410,7 +410,7 @@ def _large_communities_of(value: tuple[str, ...], shared: dict[Any, Any]) -> tup
     return _shared_communities(list(value), shared, large=True)
 
 
-def _make_route(fields: tuple[Any, ...]) -> Route:
+def make_route(fields: tuple[Any, ...]) -> Route:
     """``Route(*fields)`` without the named tuple's Python-level ``__new__``: a million calls a load."""
     route: Route = _new_tuple(Route, fields)
     return route
@@ -448,7 +448,7 @@ def _plain_record(record: Any, shared: dict[Any, Any]) -> Route | None:
         or not (path_id is None or type(path_id) is int)
     ):
         return None
-    return _make_route((prefix, next_hop, session, as_path, origin, communities, large, path_id))
+    return make_route((prefix, next_hop, session, as_path, origin, communities, large, path_id))
 
 
 def _shared_address(text: Any, shared: dict[Any, Any]) -> str | None:

@@ -367,7 +367,7 @@ def watch_command(args: argparse.Namespace) -> int:
                 fix="--watch follows a live cluster and never ends; drop one of them",
             )
     check_available(args.metrics_listen)
-    source = learned_source(args)
+    source = learned_source(args, forever=True)
     peer = outside_peer(args)
     options = model_options(args)
     desired = None

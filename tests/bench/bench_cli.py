@@ -212,7 +212,9 @@ def json_outputs(work: Path, tree: Path, repeat: int, expected: list[str], resul
 
 
 # What ``verify --learned FILE`` does before the diff: the file read into learned routes.
-READ_LEARNED = "import sys; from bgpflat.cli.routes_commands import FileSource; FileSource(sys.argv[1]).read()"
+READ_LEARNED = (
+    "import sys; from bgpflat.cli.routes_commands import FileSource; FileSource(sys.argv[1], freeze=True).read()"
+)
 
 
 def learned_figures(work: Path, tree: Path, repeat: int) -> None:

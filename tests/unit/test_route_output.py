@@ -218,3 +218,22 @@ def test_expected_routes_json_records_are_each_routes_own_words(path_ids: str) -
     assert [list(record) for record in records] == [
         [*route.to_dict(), "node", "reasons", "explanation"] for route in expected.table.sorted()
     ]
+
+
+def test_expected_routes_records_share_no_list_but_equal_reasons() -> None:
+    # -o yaml writes an object found twice as an anchor and an alias: records may share their
+    # reasons list (routes with the same reasons always have), and nothing else.
+    records = _scenario_d_expected().to_dict()["routes"]
+    seen: set[int] = set()
+    reason_lists: set[int] = set()
+    for record in records:
+        for key, value in record.items():
+            if key == "reasons":
+                if id(value) in reason_lists:
+                    continue  # a shared list, with its contents
+                reason_lists.add(id(value))
+            for part in value if key == "reasons" else [value]:
+                if isinstance(part, list | dict):
+                    assert id(part) not in seen, (key, part)
+                    seen.add(id(part))
+    assert len({id(record["reasons"]) for record in records}) < len(records)  # shared where equal

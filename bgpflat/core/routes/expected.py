@@ -197,6 +197,12 @@ def _each(column: Sequence[Any], make: Any) -> list[Any]:
     return list(map(made.__getitem__, column))
 
 
+def _each_list(column: Sequence[Any], make: Any) -> list[list[Any]]:
+    """``_each`` for values shown as lists, each record's a copy of its own: the same list in two
+    records would be an anchor and an alias in ``-o yaml``."""
+    return list(map(list.copy, _each(column, make)))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExpectedRoutes:
     """The routes an outside peer should learn, with a reason per route and per-session context."""
@@ -260,10 +266,10 @@ class ExpectedRoutes:
             _each(prefixes, str),
             next_hops,
             sessions,
-            _each(as_paths, list),
+            _each_list(as_paths, list),
             origins,
-            _each(communities, community_texts),
-            _each(large, large_community_texts),
+            _each_list(communities, community_texts),
+            _each_list(large, large_community_texts),
         ]
         if ids != {None}:
             columns.append(path_ids)
@@ -301,7 +307,8 @@ class ExpectedRoutes:
         """Per distinct set of reasons (and one route that has it): its records, shared between
         the routes' records (read-only, as the result is for output), and the first halves of its
         sentences with each reason's path. A set of reasons is often per session (a service range:
-        "local" on the node's own session, "mesh" on the others), its reasons are not: each made once."""
+        "local" on the node's own session, "mesh" on the others), its reasons are not: each record
+        made once, and copied into each set (a dict in two sets would be an alias in ``-o yaml``)."""
         by_why: dict[Why, tuple[dict[str, str], str]] = {}
         out: dict[Any, _Shown] = {}
         for found, route in routes_by_found.items():
@@ -309,7 +316,7 @@ class ExpectedRoutes:
             for w in whys:
                 if w not in by_why:
                     by_why[w] = ({"rule": w.rule, "owner": w.owner, "path": w.path, "detail": w.detail}, _rule_text(w))
-            out[found] = ([by_why[w][0] for w in whys], tuple((by_why[w][1], w.path) for w in whys))
+            out[found] = ([by_why[w][0].copy() for w in whys], tuple((by_why[w][1], w.path) for w in whys))
         return out
 
     def _explanations(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from json.encoder import encode_basestring_ascii as _encode_string
@@ -123,18 +124,80 @@ def write_json(data: Any, stream: TextIO | None = None) -> None:
     """``json.dump(data, stream, indent=2)`` and a newline, byte for byte, at the speed of the data.
 
     ``json`` indents in pure Python, one generator step and one ``write`` per token: 250,000 routes
-    took half a minute. Here strings go through json's C escaping, containers are joined per
-    element, and the text is written in pieces of a few thousand elements (never held whole).
+    took half a minute. Here the text is written in pieces of a few thousand elements (never held
+    whole): runs of list items encoded by orjson where it is installed (``_encoded_run``), else
+    strings through json's C escaping and containers joined per element.
     """
     out = sys.stdout if stream is None else stream
     pending: list[str] = []
+    size = 0
     for chunk in _chunks(data, "\n", {}):
         pending.append(chunk)
-        if len(pending) >= 4096:
+        size += len(chunk)
+        if len(pending) >= 4096 or size >= 1 << 20:
             out.write("".join(pending))
             pending.clear()
+            size = 0
     pending.append("\n")
     out.write("".join(pending))
+
+
+try:
+    import orjson as _orjson
+except ImportError:  # optional: json's own encoder then, the same text a few times slower
+    _orjson = None  # type: ignore[assignment]
+
+# Items encoded by one orjson call: a few hundred kilobytes of text.
+_RUN = 512
+
+
+def _encoded_run(items: list[Any], inner: str) -> str | None:
+    """List items as ``json.dumps(indent=2)`` writes them at the indent of ``inner``, separated by
+    ``","`` and ``inner``; None where orjson is not installed or refuses one of them (an integer
+    beyond 64 bits, a key that is not a string, a type json would refuse too), which the caller
+    then encodes with json.
+
+    orjson writes the same indentation and separators as json's ``indent=2``. What it writes
+    otherwise is put back as json writes it: characters outside printable ASCII (UTF-8 and DEL
+    to orjson) as ``\\uXXXX`` escapes. A float of magnitude 1e-9 to 1e-4 is spelled differently
+    (``0.00001`` for ``1e-05``; the same number when read), and NaN or an infinity becomes
+    ``null`` where json writes ``NaN``; bgpflat's outputs hold neither (times are rounded to
+    milliseconds).
+    """
+    if _orjson is None:
+        return None
+    try:
+        encoded = _orjson.dumps(items, option=_OPTIONS, default=_refuse)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return None
+    body = encoded[4:-2]  # without "[\n  " and "\n]": the items at an indent of two spaces
+    extra = len(inner) - 3
+    if extra:
+        body = body.replace(b"\n", b"\n" + b" " * extra)
+    if body.isascii() and b"\x7f" not in body:
+        return body.decode("ascii")
+    return _NOT_PRINTABLE_ASCII.sub(_escaped, body.decode("utf-8"))
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is json's to encode (or refuse)")
+
+
+_OPTIONS = (
+    (_orjson.OPT_INDENT_2 | _orjson.OPT_PASSTHROUGH_DATACLASS | _orjson.OPT_PASSTHROUGH_DATETIME)
+    if _orjson is not None
+    else 0
+)
+_NOT_PRINTABLE_ASCII = re.compile("[^\x00-\x7e]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    """One character as json's ``ensure_ascii`` writes it (a surrogate pair above U+FFFF)."""
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
 
 
 # Text already written for a list of containers, by id (every object in ``data`` lives until
@@ -152,10 +215,17 @@ def _chunks(value: Any, newline: str, shared: _Shared) -> Iterator[str]:
     if isinstance(value, list):
         yield "["
         separator = inner
-        for item in value:
-            yield separator
-            yield from _chunks(item, inner, shared)
-            separator = "," + inner
+        for start in range(0, len(value), _RUN):
+            run = value[start : start + _RUN]
+            text = _encoded_run(run, inner)
+            if text is not None:
+                yield separator + text
+                separator = "," + inner
+                continue
+            for item in run:
+                yield separator
+                yield from _chunks(item, inner, shared)
+                separator = "," + inner
         yield newline + "]"
         return
     if not all(isinstance(key, str) for key in value):

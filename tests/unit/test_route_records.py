@@ -130,3 +130,37 @@ def test_prefix_parse_accepts_and_refuses_exactly_what_the_full_parse_does(text:
         full = _outcome(Prefix._parse_in_full, text, strict)
         assert fast == full
         assert type(fast) is type(full)
+
+
+_addresses = st.sampled_from(["10.0.0.9", "10.0.0.10", "fd00::1", "fd00:0::1", "", "node-1", "10.0.0.2"])
+_routes = st.builds(
+    Route,
+    prefix=st.sampled_from([Prefix.parse(p) for p in ("10.0.0.0/24", "10.0.0.0/25", "9.0.0.0/8", "fd00::/64")]),
+    next_hop=_addresses,
+    session=_addresses,
+    as_path=st.sampled_from([(), (64512,), (64512, 65000)]),
+    communities=st.sampled_from([(), ((64512, 1),)]),
+    path_id=st.sampled_from([None, 0, 1, 2]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_routes, max_size=12))
+def test_sorted_orders_as_its_key_says(routes: list[Route]) -> None:
+    # Session address, prefix, next hop, AS path, communities, path id; ties in table order.
+    from bgpflat.core.routes.table import address_sort_key
+
+    table = RouteTable(routes)
+    expected = sorted(
+        table,
+        key=lambda r: (
+            address_sort_key(r.session),
+            r.prefix,
+            address_sort_key(r.next_hop),
+            r.as_path,
+            r.communities,
+            r.large_communities,
+            r.path_id or 0,
+        ),
+    )
+    assert [repr(r) for r in table.sorted()] == [repr(r) for r in expected]

@@ -48,6 +48,7 @@ from bgpflat.core.routes.table import (
     Route,
     RouteTable,
     address_sort_key,
+    make_route,
 )
 
 __all__ = ["ASSUMED_CALICO_VERSION", "AdvertisementModel", "expected_routes", "expected_routes_for_peers"]
@@ -247,7 +248,7 @@ class AdvertisementModel(NodeExports):
         add_route, add_why = routes.append, whys.append
         node_communities = bool(self.communities(node))
         calico_export = self.calico_export
-        route = Route
+        make = make_route  # tuple.__new__ in C: a named tuple's own __new__ is a Python call
         for candidates, path, mesh_ibgp in learned_sets:
             for candidate in candidates:
                 prefix = candidate.prefix
@@ -260,7 +261,7 @@ class AdvertisementModel(NodeExports):
                     if node_communities
                     else candidate.communities
                 )
-                add_route(route(prefix, next_hop, address, as_path, "igp", communities[0], communities[1]))
+                add_route(make((prefix, next_hop, address, as_path, "igp", communities[0], communities[1], None)))
                 rule, owner, _, detail = candidate.why
                 add_why((rule, owner, path, detail))
                 if origins is not None:

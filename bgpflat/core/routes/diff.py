@@ -233,8 +233,14 @@ class RouteDiff:
                 found = sessions[session] = {"present": [], "missing": [], "extra": [], "mismatched": []}
             return found
 
+        # A few thousand distinct prefixes across hundreds of thousands of present routes: each
+        # prefix's text is made once.
+        texts: dict[Prefix, str] = {}
         for session, prefix in self.present:
-            entry(session)["present"].append(str(prefix))
+            text = texts.get(prefix)
+            if text is None:
+                text = texts[prefix] = str(prefix)
+            entry(session)["present"].append(text)
         for finding in self.findings:
             if finding.prefix is None:
                 continue

@@ -55,6 +55,9 @@ class Candidate(NamedTuple):
     communities: Communities = _NO_COMMUNITIES
 
 
+_ExportFacts = tuple[bool, int, frozenset[str], bool]
+
+
 class NodeExports:
     """Cluster-wide indexes and the per-node export decisions."""
 
@@ -120,6 +123,7 @@ class NodeExports:
                     found_list.append(allocation)
         self._communities: dict[str, PrefixIndex[Communities]] = {}
         self._mesh_out: dict[tuple[str, int], list[Candidate]] = {}
+        self._export_facts: dict[Prefix, _ExportFacts] = {}
         self._ranges: PrefixIndex[bool] = PrefixIndex((p, True) for p, _ in self.services.ranges)
         # Host routes every node has (single-address ranges, Services from every node); a node's
         # own ones are the few in ``services.by_node``.
@@ -253,18 +257,32 @@ class NodeExports:
 
     def calico_export(self, node: NodeInfo, prefix: Prefix) -> bool:
         """``calico_export_to_bgp_peers`` minus communities: does the route leave the node?"""
-        # ``longest`` rather than ``covers``, and the blocks' index inline: this runs for every
-        # route a node does not export by shortcut, and for every mesh-learned route.
-        if self._any_no_export and self.no_export.longest(prefix) is not None:
+        # This runs for every route a node does not export by shortcut, and for every mesh-learned
+        # route (every node x every other node's blocks): what does not depend on the node is
+        # looked up once per prefix.
+        facts = self._export_facts.get(prefix)
+        if facts is None:
+            facts = self._export_facts[prefix] = self._prefix_export_facts(prefix)
+        no_export, block_length, owners, in_pool = facts
+        if no_export:
             return False
+        if node.name in owners:
+            return block_length == prefix.length  # the block itself; anything inside it is aggregated
+        # What is left is "static route, or a load-balancer range on a reflector, or a pool".
+        if in_pool or self._static_covers(node, prefix):
+            return True
+        return node.is_route_reflector and self.lb_ranges.longest(prefix) is not None
+
+    def _prefix_export_facts(self, prefix: Prefix) -> _ExportFacts:
+        """For ``calico_export``: in a pool with BGP export disabled; the length and the owners of
+        the block holding it (none: no owner); in a pool."""
+        no_export = self._any_no_export and self.no_export.longest(prefix) is not None
         found = self._aggr.holder(prefix)
-        if found is not None and _owned_by(found[1], node.name):
-            return found[0] == prefix.length  # the block itself; anything inside it is aggregated
-        if self._static_covers(node, prefix):
-            return True
-        if node.is_route_reflector and self.lb_ranges.longest(prefix) is not None:
-            return True
-        return self.pools.longest(prefix) is not None
+        if found is None:
+            return no_export, 0, frozenset(), self.pools.longest(prefix) is not None
+        length, owners = found
+        owner_set = frozenset((owners,) if isinstance(owners, str) else owners)
+        return no_export, length, owner_set, self.pools.longest(prefix) is not None
 
     def add_communities(self, node: NodeInfo, prefix: Prefix, current: Communities) -> Communities:
         found = self.communities(node).covering(prefix)

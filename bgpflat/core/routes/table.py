@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
+from itertools import chain, islice, repeat
+from operator import add, itemgetter, mul
 from typing import Any, NamedTuple
 
-from bgpflat.core.net.prefixes import Prefix, canonical_address, parse_address
+from bgpflat.core.net.prefixes import Prefix, canonical_address, parse_address, parse_canonical_v4
 from bgpflat.errors import SpecError
 
 Community = tuple[int, int]
@@ -50,8 +52,8 @@ class Route(NamedTuple):
             "session": self.session,
             "as_path": list(self.as_path),
             "origin": self.origin,
-            "communities": [f"{a}:{b}" for a, b in self.communities],
-            "large_communities": [f"{a}:{b}:{c}" for a, b, c in self.large_communities],
+            "communities": community_texts(self.communities),
+            "large_communities": large_community_texts(self.large_communities),
         }
         if self.path_id is not None:
             data["path_id"] = self.path_id
@@ -140,6 +142,15 @@ def parse_large_community(text: str) -> LargeCommunity:
     return (a, b, c)
 
 
+def community_texts(values: Iterable[Community]) -> list[str]:
+    """Communities as ``to_dict`` writes them (``aa:nn``)."""
+    return [f"{a}:{b}" for a, b in values]
+
+
+def large_community_texts(values: Iterable[LargeCommunity]) -> list[str]:
+    return [f"{a}:{b}:{c}" for a, b, c in values]
+
+
 def make_communities(values: Iterable[Community]) -> tuple[Community, ...]:
     """Communities as a set in canonical (sorted, unique) order: BGP gives them no order."""
     return tuple(sorted(set(values)))
@@ -155,10 +166,8 @@ class RouteTable:
     __slots__ = ("_by_key",)
 
     def __init__(self, routes: Iterable[Route] = ()) -> None:
-        by_key: dict[tuple[str, Prefix], list[Route]] = defaultdict(list)
-        self._by_key = by_key
-        for route in routes:  # a local name and indexes: this loop runs a million times per table
-            by_key[(route[2], route[0])].append(route)
+        self._by_key: dict[tuple[str, Prefix], list[Route]] = defaultdict(list)
+        self._extend(routes if isinstance(routes, list) else list(routes))
 
     def add(self, route: Route) -> None:
         self._by_key[(route.session, route.prefix)].append(route)
@@ -198,24 +207,40 @@ class RouteTable:
 
     def sorted(self) -> list[Route]:
         """Deterministic order: session address, prefix, next hop, then the other attributes."""
+        # The sort keys built column by column in C (``zip`` of ``map``s), not by a lambda per route;
+        # the route's position last, so that equal keys keep the table's order as a stable sort does.
+        routes = list(self)
+        columns = list(zip(*routes, strict=True)) if routes else [()] * len(Route._fields)
+        prefixes, next_hops, sessions, as_paths, _, communities, large, path_ids = columns
         # Few distinct sessions and next hops: each address is parsed once, not once per route.
-        keys: dict[str, tuple[int, int, str]] = {}
-        for route in self:
-            for text in (route.session, route.next_hop):
-                if text not in keys:
-                    keys[text] = _address_sort_key(text)
-        return sorted(
-            self,
-            key=lambda r: (
-                keys[r.session],
-                r.prefix,
-                keys[r.next_hop],
-                r.as_path,
-                r.communities,
-                r.large_communities,
-                r.path_id or 0,
-            ),
+        keys = {text: _address_sort_key(text) for text in {*sessions, *next_hops}}
+        # Usually one path per session and prefix: the two ranked and combined into one integer
+        # per route order the table as the whole keys do, and integers sort fastest.
+        session_ranks = _ranks(sessions, keys.__getitem__)
+        prefix_ranks = _ranks(prefixes, None)
+        primary = list(
+            map(
+                add,
+                map(mul, map(session_ranks.__getitem__, sessions), repeat(len(prefix_ranks))),
+                map(prefix_ranks.__getitem__, prefixes),
+            )
         )
+        if len(set(primary)) == len(primary):
+            return list(map(routes.__getitem__, sorted(range(len(routes)), key=primary.__getitem__)))
+        decorated = sorted(
+            zip(
+                map(keys.__getitem__, sessions),
+                prefixes,
+                map(keys.__getitem__, next_hops),
+                as_paths,
+                communities,
+                large,
+                map(_NO_PATH_ID.get, path_ids, path_ids),  # path_id or 0
+                range(len(routes)),
+                strict=False,
+            )
+        )
+        return list(map(routes.__getitem__, map(itemgetter(-1), decorated)))
 
     def to_records(self) -> list[dict[str, Any]]:
         return [route.to_dict() for route in self.sorted()]
@@ -224,23 +249,168 @@ class RouteTable:
     def from_records(cls, records: Iterable[Mapping[str, Any]], *, where: str = "routes") -> RouteTable:
         """Routes from ``Route.to_dict`` records; a bad record is a ``SpecError`` naming ``where[i]``.
 
-        A million records (a peer's whole table) load in a few seconds: records in the exact shape
-        ``to_dict`` writes take a short path that shares the repeated values (sessions, next hops,
-        AS paths, communities) between routes; any other record goes through ``Route.from_dict``,
-        which accepts the same and says what is wrong.
+        A million records (a peer's whole table) load in a second or two: records come in batches,
+        and a batch of records all in the exact shape ``to_dict`` writes is read column by column
+        (``add_flat_records``); any other record goes through ``Route.from_dict``, which accepts
+        the same and says what is wrong.
         """
         table = cls()
-        by_key = table._by_key
         shared: dict[Any, Any] = {}
-        for index, record in enumerate(records):
-            route = _plain_record(record, shared)
-            if route is None:
-                route = Route.from_dict(record, where=f"{where}[{index}]")
-            by_key[(route[2], route[0])].append(route)
+        index = 0
+        iterator = iter(records)
+        while batch := list(islice(iterator, FLAT_BATCH)):
+            if not table.add_flat_records(batch, shared):
+                for offset, record in enumerate(batch):
+                    table.add_record(record, shared, where=f"{where}[{index + offset}]")
+            index += len(batch)
         return table
 
+    def add_record(self, record: Any, shared: dict[Any, Any], *, where: str) -> None:
+        """One record as ``Route.from_dict`` reads it (``shared``: the values seen so far, to share)."""
+        route = _plain_record(record, shared)
+        if route is None:
+            route = Route.from_dict(record, where=where)
+        self._by_key[(route[2], route[0])].append(route)
 
-def _make_route(fields: tuple[Any, ...]) -> Route:
+    def add_flat_records(self, records: list[Any], shared: dict[Any, Any]) -> bool:
+        """Add ``records`` if every one is in the exact shape ``to_dict`` writes, with a session;
+        else add nothing and return False (read them one by one then).
+
+        A column at a time: the few distinct sessions, next hops, AS paths and community lists of a
+        batch are checked and parsed once each, and every value is checked by its exact type (a
+        ``True`` is not the AS number 1, a float is never a path id), so that what is accepted
+        here is exactly what ``Route.from_dict`` reads from the same record.
+        """
+        routes = _flat_routes(records, shared)
+        if routes is None:
+            return False
+        self._extend(routes)
+        return True
+
+    def _extend(self, routes: list[Route]) -> None:
+        """Add routes; a table of a million is built in a few C passes, not a million steps."""
+        by_key = self._by_key
+        keys = list(map(_route_key, routes))
+        fresh = dict(zip(keys, map(list, zip(routes)), strict=True))
+        if len(fresh) == len(keys) and by_key.keys().isdisjoint(fresh):
+            # The usual case, one path per session and prefix: each key's list made in one C pass.
+            by_key.update(fresh)
+            return
+        for key, route in zip(keys, routes, strict=True):
+            by_key[key].append(route)
+
+
+def _ranks(values: Iterable[Any], key: Any) -> dict[Any, int]:
+    """Each distinct value's place among them in ``key`` order (values of equal keys share one)."""
+    ranks: dict[Any, int] = {}
+    rank, previous = -1, object()
+    for value in sorted(set(values), key=key):
+        current = value if key is None else key(value)
+        if current != previous:
+            rank, previous = rank + 1, current
+        ranks[value] = rank
+    return ranks
+
+
+# Records read column by column at a time: large enough that the per-batch work is nothing, small
+# enough that a batch's dicts and columns stay a few megabytes.
+FLAT_BATCH = 4096
+
+_FLAT_FIELDS = ("prefix", "next_hop", "session", "as_path", "origin", "communities", "large_communities")
+_flat_fields = itemgetter(*_FLAT_FIELDS)
+_flat_fields_with_id = itemgetter(*_FLAT_FIELDS, "path_id")
+_ORIGINS = {origin: origin for origin in ORIGINS}
+_route_key = itemgetter(2, 0)  # (session, prefix), the key of RouteTable._by_key
+_NO_PATH_ID = {None: 0}
+
+
+def _flat_routes(records: list[Any], shared: dict[Any, Any]) -> list[Route] | None:
+    """The routes of ``records`` (``RouteTable.add_flat_records``), or None if one is not flat."""
+    if not records:
+        return []
+    if set(map(type, records)) != {dict}:
+        return None
+    sizes = set(map(len, records))
+    try:
+        if sizes == {len(_FLAT_FIELDS) + 1}:
+            rows = list(map(_flat_fields_with_id, records))
+        elif sizes == {len(_FLAT_FIELDS)}:
+            rows = list(map(_flat_fields, records))
+        else:
+            return None
+        columns = list(zip(*rows, strict=True))
+        texts, next_hops, sessions, as_paths, origins, communities, large = columns[:7]
+        path_ids: Iterable[Any] = columns[7] if len(columns) == 8 else repeat(None)
+        if len(columns) == 8 and not set(map(type, path_ids)) <= {int}:
+            return None
+        origin_column = list(map(_ORIGINS.__getitem__, origins))
+        hop_column = _address_column(next_hops, shared)
+        session_column = _address_column(sessions, shared)
+        if hop_column is None or session_column is None or "" in session_column:
+            return None
+        path_column = _list_column(as_paths, int, shared, _as_path_of)
+        community_column = _list_column(communities, str, shared, _communities_of)
+        large_column = _list_column(large, str, shared, _large_communities_of)
+        if path_column is None or community_column is None or large_column is None:
+            return None
+        prefixes = parse_canonical_v4(texts) or list(map(Prefix.parse, texts))
+    except (KeyError, TypeError, ValueError, SpecError):
+        return None  # read one by one: the same error (or the same acceptance) as from_dict's
+    fields = zip(
+        prefixes,
+        hop_column,
+        session_column,
+        path_column,
+        origin_column,
+        community_column,
+        large_column,
+        path_ids,
+        strict=False,  # path_ids may be repeat(None)
+    )
+    return list(map(_new_tuple, repeat(Route), fields))
+
+
+def _address_column(column: tuple[Any, ...], shared: dict[Any, Any]) -> list[str] | None:
+    found = {}
+    for text in set(column):
+        address = _shared_address(text, shared)
+        if address is None:
+            return None
+        found[text] = address
+    return list(map(found.__getitem__, column))
+
+
+def _list_column(column: tuple[Any, ...], kind: type, shared: dict[Any, Any], parse: Any) -> list[Any] | None:
+    """A column of lists of ``kind`` (exactly), each read once per distinct value by ``parse``."""
+    if set(map(type, column)) != {list}:
+        return None
+    if not any(column):
+        return [()] * len(column)  # the usual communities: none
+    if not set(map(type, chain.from_iterable(column))) <= {kind}:
+        return None
+    values = list(map(tuple, column))
+    found = {}
+    for value in set(values):
+        parsed = parse(value, shared)
+        if parsed is None:
+            return None
+        found[value] = parsed
+    return list(map(found.__getitem__, values))
+
+
+def _as_path_of(value: tuple[int, ...], shared: dict[Any, Any]) -> tuple[int, ...] | None:
+    return _shared_as_path(list(value), shared)
+
+
+def _communities_of(value: tuple[str, ...], shared: dict[Any, Any]) -> tuple[Any, ...] | None:
+    return _shared_communities(list(value), shared, large=False)
+
+
+def _large_communities_of(value: tuple[str, ...], shared: dict[Any, Any]) -> tuple[Any, ...] | None:
+    return _shared_communities(list(value), shared, large=True)
+
+
+def make_route(fields: tuple[Any, ...]) -> Route:
     """``Route(*fields)`` without the named tuple's Python-level ``__new__``: a million calls a load."""
     route: Route = _new_tuple(Route, fields)
     return route
@@ -278,7 +448,7 @@ def _plain_record(record: Any, shared: dict[Any, Any]) -> Route | None:
         or not (path_id is None or type(path_id) is int)
     ):
         return None
-    return _make_route((prefix, next_hop, session, as_path, origin, communities, large, path_id))
+    return make_route((prefix, next_hop, session, as_path, origin, communities, large, path_id))
 
 
 def _shared_address(text: Any, shared: dict[Any, Any]) -> str | None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from bgpflat.core.net.prefixes import Prefix
 from bgpflat.core.routes.diff import RouteDiff, diff_routes, mark_filtered
 from bgpflat.core.routes.expected import ExpectedRoutes
-from bgpflat.core.routes.table import Route, RouteTable, address_sort_key
+from bgpflat.core.routes.table import FLAT_BATCH, Route, RouteTable, address_sort_key
 from bgpflat.errors import SpecError
 
 FORMAT_VERSION = 1
@@ -123,38 +124,65 @@ LEARNED_FIELDS = frozenset(
 )
 
 
+# Records as a streaming reader hands them over: a batch as decoded fast, and a function that gives
+# the same batch exactly as ``json.loads`` decodes it and within the bounds of every input. The fast
+# decoding may differ only in what no flat record holds (an integer beyond 64 bits read as a float),
+# so it is used only for batches ``RouteTable.add_flat_records`` takes whole.
+RecordBatch = tuple[list[Any], Callable[[], list[Any]]]
+
+
 def routes_from_records(records: Iterable[Any], *, source: str) -> RouteTable:
     """The routes of a learned-route file; a bad record is an error naming the file and the record.
 
     A field bgpflat does not know (``nexthop`` for ``next_hop``) or a route without its session is
     bad input, not a route that fails to match: the check could not run as written.
     """
+    iterator = iter(records)
+    batches = iter(lambda: list(islice(iterator, FLAT_BATCH)), [])
+    return routes_from_batches(map(_exact_already, batches), source=source)
+
+
+def _exact_already(batch: list[Any]) -> RecordBatch:
+    return batch, lambda: batch
+
+
+def routes_from_batches(batches: Iterable[RecordBatch], *, source: str) -> RouteTable:
+    """``routes_from_records`` for records read in batches (``RecordBatch``)."""
+    table = RouteTable()
+    shared: dict[Any, Any] = {}
+    index = 0
     try:
-        return RouteTable.from_records(_checked(records))
+        for fast, exact in batches:
+            if not table.add_flat_records(fast, shared):
+                for record in exact():
+                    _check_record(record, index)
+                    table.add_record(record, shared, where=f"routes[{index}]")
+                    index += 1
+                continue
+            index += len(fast)
     except SpecError as exc:
         raise SpecError(exc.message, file=source, path=exc.path, fix=exc.fix) from None
+    return table
 
 
-def _checked(records: Iterable[Any]) -> Iterator[Any]:
-    known = LEARNED_FIELDS
-    for index, record in enumerate(records):
-        if isinstance(record, Mapping):
-            if not record.keys() <= known:
-                name = sorted(str(key) for key in record.keys() - known)[0]
-                close = difflib.get_close_matches(name, sorted(known), n=1)
-                raise SpecError(
-                    f"unknown field {name!r}",
-                    path=f"routes[{index}].{name}",
-                    fix=f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}",
-                )
-            if "prefix" in record and not record.get("session"):  # no prefix: from_dict says so
-                raise SpecError(
-                    "a route without its session",
-                    path=f"routes[{index}].session",
-                    fix="each learned route names the session (the node's address) it came from, "
-                    "as `bgpflat peer routes -o json` writes it",
-                )
-        yield record
+def _check_record(record: Any, index: int) -> None:
+    if isinstance(record, Mapping):
+        known = LEARNED_FIELDS
+        if not record.keys() <= known:
+            name = sorted(str(key) for key in record.keys() - known)[0]
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            raise SpecError(
+                f"unknown field {name!r}",
+                path=f"routes[{index}].{name}",
+                fix=f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}",
+            )
+        if "prefix" in record and not record.get("session"):  # no prefix: from_dict says so
+            raise SpecError(
+                "a route without its session",
+                path=f"routes[{index}].session",
+                fix="each learned route names the session (the node's address) it came from, "
+                "as `bgpflat peer routes -o json` writes it",
+            )
 
 
 def learned_from_json(data: Any, *, source: str, routes: RouteTable | None = None) -> LearnedState:

@@ -125,4 +125,4 @@ def take_snapshot(api: ClusterApi, *, taken_at: dt.datetime) -> tuple[dict[str, 
         **identity.to_header(),
         "takenAt": taken_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    return header, iter(api.read_everything())
+    return header, iter(api.stream_everything())

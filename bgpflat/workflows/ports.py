@@ -40,6 +40,10 @@ class ClusterApi(ObjectApi, Protocol):
 
     def read_everything(self) -> Iterable[dict[str, Any]]: ...
 
+    def stream_everything(self) -> Iterable[dict[str, Any]]:
+        """``read_everything`` as it is read, for writing straight to a file (bounded memory)."""
+        ...
+
 
 class ServiceReads(ObjectApi, Protocol):
     """What planning outside services reads; ``bgpflat.adapters.kube.ServiceApi``."""

@@ -9,8 +9,14 @@ scenario's Calico objects, then times, in the same run and on the same server:
   get`` of the same objects;
 * ``bgpflat snapshot`` against ``kubectl get`` of everything the snapshot holds.
 
-Wall time and peak RSS of each process (``wait4``); the goal is bgpflat ≤ 1.5× kubectl. Prints
-figures only; nothing here asserts a time.
+A third anchor, ``curl``, is the bare transfer of the lists bgpflat reads: one curl process
+fetching each of them (the adapter's own ``read_sources``, Nodes as metadata) in one request, as
+many at once as bgpflat reads (``READ_THREADS``), writing the bytes nowhere. kubectl reads more
+than bgpflat (whole Nodes, in pages of 500); curl reads the same bytes and decodes none, so
+bgpflat/curl is what bgpflat adds to what the API server and the wire cost.
+
+Wall time and peak RSS of each process (``wait4``); the goals are bgpflat ≤ 0.5× kubectl and
+≤ 3× the bare transfer. Prints figures only; nothing here asserts a time.
 
     python tests/bench/bench_plan.py [--nodes 5000] [--blocks 20000] [--services 2000] [--repeat 3] [--case plan]
 """
@@ -236,6 +242,66 @@ def measure(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, 
     return wall, peak_kib // 1024, size
 
 
+def client_credentials(kubeconfig: Path, work: Path) -> tuple[str, list[str]]:
+    """(server URL, curl's TLS options) of the kubeconfig's current context, client certificate only."""
+    import base64
+
+    import yaml
+
+    config = yaml.safe_load(kubeconfig.read_text())
+    context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+    user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+
+    def file_of(section: dict[str, Any], key: str, name: str) -> str:
+        if section.get(f"{key}-data"):
+            path = work / name
+            path.write_bytes(base64.b64decode(section[f"{key}-data"]))
+            path.chmod(0o600)
+            return str(path)
+        return str(Path(kubeconfig).parent / section[key])
+
+    options = [
+        "--cacert",
+        file_of(cluster, "certificate-authority", "ca.crt"),
+        "--cert",
+        file_of(user, "client-certificate", "client.crt"),
+        "--key",
+        file_of(user, "client-key", "client.key"),
+    ]
+    return str(cluster["server"]), options
+
+
+def bare_transfer(kubeconfig: Path, work: Path) -> list[str]:
+    """One curl process that GETs every list ``plan`` and ``snapshot`` read, each in one request,
+    ``READ_THREADS`` at a time.
+
+    The list comes from the adapter (``read_sources``) so that it is the same list; the user agent
+    is not curl's, for which the API server indents its JSON (2.2x the bytes for IPAMBlocks).
+    """
+    from bgpflat.adapters.kube.calico import read_sources
+    from bgpflat.adapters.kube.reads import READ_THREADS
+    from bgpflat.adapters.kube.storage import V1
+
+    server, tls = client_credentials(kubeconfig, work)
+    argv = [
+        shutil.which("curl") or "/usr/bin/curl",
+        "--silent",
+        "--show-error",
+        "--no-progress-meter",
+        "--parallel",
+        "--parallel-max",
+        str(READ_THREADS),
+    ]
+    for index, source in enumerate(read_sources(calico_api_version=V1, ipam_v1=True)):
+        path = source.path if source.name is None else f"{source.path}/{source.name}"
+        if index:
+            argv.append("--next")  # per-URL options; the connection is kept
+        argv += ["-sS", "-A", "bench", *tls, "-H", f"Accept: {source.accept()}", "-o", "/dev/null"]
+        argv += ["-w", "%{size_download}\n", server + path]
+    return argv
+
+
 def best(runs: list[tuple[float, int, int]]) -> tuple[float, int, int]:
     return min(runs, key=lambda r: r[0])
 
@@ -301,29 +367,37 @@ def run_cases(kubeconfig: Path, *, work: Path, repeat: int, only: list[str] | No
         "-o",
         "json",
     ]
+    bare = bare_transfer(kubeconfig, work)
     cases = {
         # With route impact, plan reads what the snapshot holds: the kubectl reference reads the same.
-        "plan": ([*BGPFLAT, "plan", "-f", str(SPEC), "-o", "json"], everything),
-        "snapshot": ([*BGPFLAT, "snapshot", "--output-file", str(work / "snap.yaml")], everything),
+        "plan": [*BGPFLAT, "plan", "-f", str(SPEC), "-o", "json"],
+        "snapshot": [*BGPFLAT, "snapshot", "--output-file", str(work / "snap.yaml")],
     }
-    print(f"\n{'case':<10} {'tool':<8} {'wall s':>8} {'peak MiB':>9} {'output MiB':>11}   ratio (bgpflat/kubectl)")
-    for name, (ours, theirs) in cases.items():
+    print(f"\n{'case':<10} {'tool':<8} {'wall s':>8} {'peak MiB':>9} {'output MiB':>11}   ratios (bgpflat/anchor)")
+    for name, ours in cases.items():
         if only and name not in only:
             continue
-        runs: dict[str, list[tuple[float, int, int]]] = {"kubectl": [], "bgpflat": []}
-        for _ in range(repeat):  # interleaved so that both see the same server and machine load
-            runs["kubectl"].append(measure(theirs, cwd=work, env=env))
-            runs["bgpflat"].append(measure(ours, cwd=work, env=env))
+        tools = {"kubectl": everything, "curl": bare, "bgpflat": ours}
+        runs: dict[str, list[tuple[float, int, int]]] = {tool: [] for tool in tools}
+        for _ in range(repeat):  # interleaved so that all see the same server and machine load
+            for tool, argv in tools.items():
+                runs[tool].append(measure(argv, cwd=work, env=env))
         results = {tool: best(r) for tool, r in runs.items()}
+        # curl's stdout is the size of each list; the bytes themselves went to /dev/null.
+        transferred = sum(int(n) for n in LAST_OUTPUT[" ".join(bare[:6])].split())
+        results["curl"] = (*results["curl"][:2], transferred)
         if name == "snapshot":
             size = (work / "snap.yaml").stat().st_size
             results["bgpflat"] = (*results["bgpflat"][:2], size)
-        for tool in ("kubectl", "bgpflat"):
+        for tool in tools:
             wall, rss, size = results[tool]
             line = f"{name:<10} {tool:<8} {wall:>8.2f} {rss:>9d} {size / 2**20:>11.1f}"
             if tool == "bgpflat":
-                ref = results["kubectl"]
-                line += f"   time {wall / ref[0]:.2f}x, memory {rss / ref[1]:.2f}x"
+                kubectl, curl = results["kubectl"], results["curl"]
+                line += (
+                    f"   time {wall / kubectl[0]:.2f}x kubectl, {wall / curl[0]:.2f}x bare transfer;"
+                    f" memory {rss / kubectl[1]:.2f}x kubectl"
+                )
             print(line)
         if name == "plan":
             plan = json.loads(LAST_OUTPUT[" ".join(ours[:6])] or b"{}")
@@ -332,8 +406,9 @@ def run_cases(kubeconfig: Path, *, work: Path, repeat: int, only: list[str] | No
                     f"{'':<10} route impact for {impact['peer']}: +{impact['added']} -{impact['withdrawn']} "
                     f"~{impact['changed']} ({impact['before_total']} -> {impact['after_total']} routes)"
                 )
-    print(f"\n(best of {repeat} runs each; bgpflat reads Nodes as metadata only, kubectl reads them whole;")
-    print(" output: kubectl's JSON on stdout, bgpflat's plan JSON or snapshot YAML file)")
+    print(f"\n(best of {repeat} runs each; kubectl reads whole Nodes in pages of 500, bgpflat and curl the")
+    print(" lists bgpflat reads, Nodes as metadata; output: kubectl's JSON on stdout, bytes curl received,")
+    print(" bgpflat's plan JSON or snapshot YAML file)")
 
 
 if __name__ == "__main__":

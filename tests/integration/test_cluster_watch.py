@@ -95,7 +95,8 @@ def test_gone_lists_again_and_errors_are_retried(kube_v1: Any, proxy: FaultProxy
     try:
 
         def lists() -> list[str]:
-            return [path for _, path, _ in proxy.log if "ipamblocks?limit" in path]
+            # A list is the collection's path alone (one request, no limit); a watch has a query.
+            return [path for _, path, _ in proxy.log if path.endswith("/ipamblocks")]
 
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not (len(lists()) == 2 and errors):

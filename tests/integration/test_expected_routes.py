@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faultproxy import FaultProxy, Rule
 from rawapi import raw_api
 
-from bgpflat.adapters.kube import CalicoApi
+from bgpflat.adapters.kube import CalicoApi, KubeClient
 from bgpflat.cli import main
 from bgpflat.core.routes.advertise import expected_routes
 from bgpflat.core.routes.cluster import ClusterState
@@ -109,3 +110,42 @@ def test_live_cluster_and_its_snapshot_give_the_same_routes(
         outputs.append(json.loads(capsys.readouterr().out))
     live, saved = outputs
     assert live["routes"] and live == saved
+
+
+def test_a_live_read_hands_out_what_a_paged_read_does_with_one_request_per_list(
+    kube_v1: Any, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """``plan``/``routes expected``/``verify`` read each list whole and all at once; a snapshot
+    reads them page by page. Both must hand out the same objects in the same order."""
+    kube_v1.seed_scenario("calico-bgp")
+    config = proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig")
+    with KubeClient.connect(kubeconfig=str(config)) as client:
+        api = CalicoApi(client)
+        api.read_sources()  # discovery first, so that the log below holds the reads alone
+        del proxy.log[:]
+        whole = list(api.read_everything())
+        whole_requests = [path for method, path, _ in proxy.log if method == "GET"]
+        del proxy.log[:]
+        paged = list(api.stream_everything(page_size=2))
+        paged_requests = [path for method, path, _ in proxy.log if method == "GET"]
+    assert whole == paged
+    assert {"Node", "IPAMBlock", "BlockAffinity", "IPPool", "Service"} <= {obj["kind"] for obj in whole}
+    nodes = [obj for obj in whole if obj["kind"] == "Node"]
+    assert len(nodes) > 2 and all("managedFields" not in node["metadata"] for node in nodes)
+    # One request per list, none of them continued; the paged read needed several for Nodes.
+    assert len(whole_requests) == len(set(whole_requests)) and not any("continue=" in p for p in whole_requests)
+    assert sum("/api/v1/nodes" in path for path in paged_requests) > 1
+
+
+def test_a_refused_list_is_one_clear_line_whatever_else_is_read_at_the_same_time(
+    kube_v1: Any, proxy: FaultProxy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kube_v1.seed_scenario("calico-bgp")
+    proxy.add(Rule("GET", "/blockaffinities", status=403))
+    proxy.add(Rule("GET", "/ipamblocks", drop_before=True))
+    config = proxy.write_kubeconfig(tmp_path / "proxied.kubeconfig")
+    assert main(["routes", "expected", "--peer", SWITCH, "--kubeconfig", str(config)]) == 2
+    err = capsys.readouterr().err
+    # IPAMBlocks come before BlockAffinities: the user hears of them, as when read one by one.
+    assert "list ipamblocks: cannot reach the API server" in err and "Traceback" not in err
+    assert "blockaffinities" not in err

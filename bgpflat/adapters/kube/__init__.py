@@ -5,6 +5,7 @@
   addressed by ``apiVersion``/``kind`` (what the lab's control plane needs);
 * ``calico``: the Calico API flavour and ``CalicoApi``, the surface the workflows use;
 * ``services``: ``ServiceApi``, the same surface for Services, EndpointSlices and Endpoints;
+* ``reads``: many lists read at once, in order, with the garbage collector paused while they decode;
 * ``storage``: Calico's ``crd.projectcalico.org/v1`` storage form and back;
 * ``errors``: every HTTP status and transport failure as a ``KubeError``.
 

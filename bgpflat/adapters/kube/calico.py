@@ -7,14 +7,17 @@ conversion of ``bgpflat.adapters.kube.storage``, so the core never sees the stor
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
-from bgpflat.adapters.kube.client import FIELD_MANAGER, MERGE_PATCH, KubeClient, api_base
+from bgpflat.adapters.kube.client import FIELD_MANAGER, MERGE_PATCH, PAGE_SIZE, WHOLE_LIST, KubeClient, api_base
 from bgpflat.adapters.kube.config import Target
+from bgpflat.adapters.kube.reads import collector_paused, in_order
 from bgpflat.adapters.kube.storage import V1, V1_GROUP, V3, V3_GROUP, v1_metadata_patch, v1_to_v3, v3_to_v1
 from bgpflat.core.plan.identity import ClusterIdentity
 from bgpflat.errors import KubeError, KubeForbidden, KubeNotFound
@@ -224,11 +227,13 @@ class CalicoApi:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def list_calico(self, kind: str, *, flavour: ApiFlavour | None = None) -> list[dict[str, Any]]:
+    def list_calico(
+        self, kind: str, *, flavour: ApiFlavour | None = None, page_size: int = PAGE_SIZE
+    ) -> list[dict[str, Any]]:
         """Calico objects of one kind as v3 manifests, sorted by name."""
         flavour = flavour or self.flavour
         try:
-            items = list(self.client.list_kind(flavour.api_version, kind, CALICO_PLURALS[kind]))
+            items = list(self.client.list_kind(flavour.api_version, kind, CALICO_PLURALS[kind], page_size=page_size))
         except KubeNotFound:
             return []  # BGPFilter is absent before Calico v3.26
         if flavour is ApiFlavour.V1_CRD:
@@ -256,8 +261,10 @@ class CalicoApi:
         data.setdefault("kind", "Installation")
         return dict(data)
 
-    def list_nodes(self) -> Iterator[dict[str, Any]]:
-        for item in self.client.list_path("/api/v1/nodes", action="list Nodes", accept=_METADATA_ONLY):
+    def list_nodes(self, *, page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        for item in self.client.list_path(
+            "/api/v1/nodes", action="list Nodes", accept=_METADATA_ONLY, page_size=page_size
+        ):
             item["apiVersion"] = "v1"
             item["kind"] = "Node"
             metadata = item.get("metadata") or {}
@@ -307,24 +314,59 @@ class CalicoApi:
     def read_everything(self) -> Iterator[dict[str, Any]]:
         """What a snapshot holds: ``read_state`` plus everything expected routes are computed from.
 
-        A generator, page by page, so that a snapshot streams to disk instead of sitting in memory.
+        For ``plan``, ``routes expected`` and ``verify``, which hold it all in memory anyway: the
+        resources are read at the same time (``reads.in_order``), each in one request.
+
+        Why whole lists: a list with no ``resourceVersion`` is a consistent read (it shows every
+        write that completed before it was sent), and since Kubernetes 1.31 the API server serves
+        it from its watch cache. The continuation pages of a paginated list are not: on v1.35 each
+        ``continue`` is a range read from etcd, decoded object by object on the server
+        (``apiserver_storage_list_total`` counts one per page), which made 20,000 IPAMBlocks in
+        pages of 500 take 2.5–5× as long as the same list in one request. Both are one read at one
+        resourceVersion, so nothing is given up in consistency. ``resourceVersion=0`` would be
+        cheaper still and is not used: it may be answered from a cache that has not yet seen the
+        user's last write (a plan right after an apply would plan the apply again).
+
+        The resources are read at the same time and not atomically together, exactly as one after
+        another were: each list is at least as new as the moment the read began, and apply writes
+        only with resourceVersion preconditions, so a change in between is caught there.
         """
+        sources = self.read_sources()
+        with collector_paused():  # decoded JSON has no cycles: see ``reads``
+            lists = list(in_order([partial(self._read_source, source, page_size=WHOLE_LIST) for source in sources]))
+        # Millions of acyclic objects that every caller keeps until it is done: kept out of the
+        # collector's walks from now on (walking them cost the next step, building the observed
+        # state of 5,000 nodes, 1.7 s of its 1.75 s).
+        gc.freeze()
+        for items in lists:
+            yield from items
+
+    def stream_everything(self, *, page_size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
+        """``read_everything``, one page at a time and one resource after another: for a snapshot
+        written to disk as it is read, in memory bounded by a page rather than by the cluster."""
         for source in self.read_sources():
-            if source.name is not None:
-                installation = self.get_installation()
-                if installation is not None:
-                    yield installation
-            elif source.calico:
-                yield from self.list_calico(source.kind)
-            elif source.metadata_only:
-                yield from self.list_nodes()
-            else:
-                try:
-                    for item in self.client.list_path(source.path, action=f"list {source.plural}"):
-                        yield source.normalise(item)
-                except KubeNotFound:
-                    if source.required:
-                        raise
+            yield from self._source_items(source, page_size=page_size)
+
+    def _read_source(self, source: Source, *, page_size: int) -> list[dict[str, Any]]:
+        return list(self._source_items(source, page_size=page_size))
+
+    def _source_items(self, source: Source, *, page_size: int) -> Iterator[dict[str, Any]]:
+        """The objects of one ``Source``, as ``read_everything`` hands them out."""
+        if source.name is not None:
+            installation = self.get_installation()
+            if installation is not None:
+                yield installation
+        elif source.calico:
+            yield from self.list_calico(source.kind, page_size=page_size)
+        elif source.metadata_only:
+            yield from self.list_nodes(page_size=page_size)
+        else:
+            try:
+                for item in self.client.list_path(source.path, action=f"list {source.plural}", page_size=page_size):
+                    yield source.normalise(item)
+            except KubeNotFound:
+                if source.required:
+                    raise
 
     # ``namespace``: the workflows' single-object surface is shared with namespaced kinds
     # (``ServiceApi``); every kind here is cluster-wide, so it is always "".

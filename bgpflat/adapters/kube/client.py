@@ -24,6 +24,7 @@ FIELD_MANAGER = "bgpflat"
 # (connect, read) seconds: a wedged API server must end in an error a person sees, not a hang.
 REQUEST_TIMEOUT = (10.0, 120.0)
 PAGE_SIZE = 500
+WHOLE_LIST = 0  # as a page size: the list in one request, no ``limit`` (see ``CalicoApi.read_everything``)
 # How long one request may spend waiting out 429 Too Many Requests (Retry-After) before it fails.
 MAX_THROTTLE_WAIT = 30.0
 MERGE_PATCH = "application/merge-patch+json"
@@ -325,11 +326,11 @@ class KubeClient:
     def list_path(
         self, path: str, *, action: str, page_size: int = PAGE_SIZE, accept: str = "application/json"
     ) -> Iterator[dict[str, Any]]:
-        """All items of a list endpoint, page by page (``limit``/``continue``)."""
+        """All items of a list endpoint, page by page (``limit``/``continue``; one request for ``WHOLE_LIST``)."""
         token: str | None = None
         while True:
             data = self.request(
-                "GET", path, query={"limit": page_size, "continue": token}, accept=accept, action=action
+                "GET", path, query={"limit": page_size or None, "continue": token}, accept=accept, action=action
             )
             yield from data.get("items") or []
             token = (data.get("metadata") or {}).get("continue") or None
@@ -337,7 +338,13 @@ class KubeClient:
                 return
 
     def list_versioned(
-        self, path: str, *, action: str, query: Mapping[str, Any] | None = None, accept: str = "application/json"
+        self,
+        path: str,
+        *,
+        action: str,
+        query: Mapping[str, Any] | None = None,
+        accept: str = "application/json",
+        page_size: int = PAGE_SIZE,
     ) -> tuple[list[dict[str, Any]], str]:
         """All items of a list endpoint and the list's resourceVersion, to start a watch from.
 
@@ -350,7 +357,7 @@ class KubeClient:
             data = self.request(
                 "GET",
                 path,
-                query={**(query or {}), "limit": PAGE_SIZE, "continue": token},
+                query={**(query or {}), "limit": page_size or None, "continue": token},
                 accept=accept,
                 action=action,
             )

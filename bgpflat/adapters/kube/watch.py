@@ -20,10 +20,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from bgpflat.adapters.kube.calico import CalicoApi, Source
-from bgpflat.adapters.kube.client import WatchStream
+from bgpflat.adapters.kube.client import WHOLE_LIST, WatchStream
+from bgpflat.adapters.kube.reads import collector_paused, in_order
 from bgpflat.errors import KubeError, KubeNotFound
 
 WATCH_SECONDS = 240
@@ -66,7 +68,9 @@ class ClusterWatch:
 
     def start(self) -> None:
         self._sources = self.api.read_sources()
-        versions = [self._list(index) for index in range(len(self._sources))]
+        # Listed as ``read_everything`` reads (all at once, each in one request), and for the same reasons.
+        with collector_paused():
+            versions = list(in_order([partial(self._list, index) for index in range(len(self._sources))]))
         for index, version in enumerate(versions):
             if version is None:
                 continue  # not served here (no operator, no BGPFilter before Calico 3.26)
@@ -114,7 +118,11 @@ class ClusterWatch:
         source = self._sources[index]
         try:
             items, version = self.api.client.list_versioned(
-                source.path, query=self._query(source), accept=source.accept(), action=f"list {source.plural}"
+                source.path,
+                query=self._query(source),
+                accept=source.accept(),
+                action=f"list {source.plural}",
+                page_size=WHOLE_LIST,
             )
         except KubeNotFound:
             if source.required:

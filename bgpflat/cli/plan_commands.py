@@ -314,10 +314,11 @@ def _make_plan(args: argparse.Namespace) -> Plan:
     peers = outside_peers(args.peers)
     desired = load_desired_files(args.files)
     if args.snapshot:
-        from bgpflat.adapters.files import load_snapshot, without_cyclic_gc
+        from bgpflat.adapters.collector import collector_paused
+        from bgpflat.adapters.files import load_snapshot
 
         # Thousands of long-lived objects: out of the cyclic collector's walks (see files).
-        with without_cyclic_gc(freeze=True):
+        with collector_paused(freeze=True):
             snapshot = load_snapshot(args.snapshot)
         try:
             return workflows.plan_snapshot(

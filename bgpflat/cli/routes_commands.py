@@ -219,16 +219,16 @@ def compute_expected(args: argparse.Namespace) -> ExpectedRoutes:
 
     peer = outside_peer(args)
     refuse_cluster_flags_with_snapshot(args)
-    from bgpflat.adapters.files import without_cyclic_gc
+    from bgpflat.adapters.collector import collector_paused
 
     # The loaded state is hundreds of thousands of long-lived objects on a big cluster; keeping
     # them out of the cyclic collector's walks halves the time of loading and of the route computation.
-    with without_cyclic_gc(freeze=True):
+    with collector_paused(freeze=True):
         cluster = load_cluster(args)
     # The same for the expected routes: a route, its key and its reasons per path (300,000 on a
     # mesh re-exported to an eBGP peer), none of them garbage; the collector's passes over them
     # were half the model's time.
-    with without_cyclic_gc(freeze=True):
+    with collector_paused(freeze=True):
         return expected_for(cluster, peer=peer, options=model_options(args))
 
 
@@ -249,9 +249,9 @@ def no_peering_message(args: argparse.Namespace) -> str:
 def expected_command(args: argparse.Namespace) -> int:
     result = compute_expected(args)
     if args.output in MACHINE_FORMATS:
-        from bgpflat.adapters.files import without_cyclic_gc
+        from bgpflat.adapters.collector import collector_paused
 
-        with without_cyclic_gc():  # a record per route, none of them garbage until the end
+        with collector_paused():  # a record per route, none of them garbage until the end
             write_data({"format_version": FORMAT_VERSION, **result.to_dict()}, args.output)
         for note in result.notes:  # in the JSON too; repeated where a person watching will see it
             info(f"note: {note}")

@@ -204,12 +204,12 @@ class StateDir:
             raise self.error(f"no {self.role} state in {self.path}: no snapshot.json") from None
         except OSError as exc:
             raise self.error(f"cannot read {self.snapshot}: {exc.strerror}") from None
-        from bgpflat.adapters.files import without_cyclic_gc
+        from bgpflat.adapters.collector import collector_paused
 
         try:
             # A snapshot of a million routes is millions of dicts and lists, none of them garbage:
             # the collector's passes over them while they are made would be most of the time.
-            with without_cyclic_gc():
+            with collector_paused():
                 data = json.loads(text)
         except ValueError as exc:
             raise self.error(f"{self.snapshot} is not valid JSON: {exc}") from None

@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_routes import calibration, cluster_objects  # noqa: E402
 
 from bgpflat.adapters import files  # noqa: E402
+from bgpflat.adapters.collector import collector_paused  # noqa: E402
 from bgpflat.core.routes.advertise import expected_routes  # noqa: E402
 from bgpflat.core.routes.cluster import ClusterState  # noqa: E402
 from bgpflat.core.routes.expected import ModelOptions, OutsidePeer  # noqa: E402
@@ -127,7 +128,7 @@ def best(function: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def model(objects: list[dict[str, Any]]) -> int:
-    with files.without_cyclic_gc():
+    with collector_paused():
         cluster = ClusterState.from_objects(objects)
     result = expected_routes(cluster=cluster, peer=OutsidePeer(address=PEER), options=ModelOptions())
     return len(result.table)
@@ -163,7 +164,7 @@ def output_figures(work: Path, tree: Path, repeat: int) -> None:
         )
         path = work / f"mesh-{nodes}.json"
         files.write_snapshot(path, header={"context": "bench"}, objects=objects)
-        with files.without_cyclic_gc():
+        with collector_paused():
             cluster = ClusterState.from_objects(objects)
         model_time, result = best(
             lambda cluster=cluster: expected_routes(

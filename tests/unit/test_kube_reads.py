@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bgpflat.adapters.kube.reads import collector_paused, in_order
+from bgpflat.adapters.collector import collector_paused
+from bgpflat.adapters.kube.reads import in_order
 from bgpflat.errors import KubeForbidden, KubeUnavailable
 
 

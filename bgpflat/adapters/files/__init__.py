@@ -10,9 +10,7 @@ each, so a kill cannot split one; a line cut off by a power loss is refused on r
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import json
 import os
 import re
@@ -24,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from bgpflat.adapters.collector import collector_paused
 from bgpflat.adapters.files.bounds import (
     check_json_depth,
     check_yaml_node,
@@ -147,27 +146,6 @@ def _looks_like_json(text: str, path: str) -> bool:
     return path.endswith(".json") or text.lstrip()[:1] in ("{", "[")
 
 
-@contextlib.contextmanager
-def without_cyclic_gc(*, freeze: bool = False) -> Iterator[None]:
-    """Load without the cyclic garbage collector; with ``freeze``, keep what was loaded out of its
-    sight afterwards (``gc.freeze``).
-
-    Loading a snapshot allocates millions of dicts, lists and model objects and frees none: the
-    collector would walk all of them again and again for nothing (its passes were half to three
-    quarters of the time of loading a 5,000-node snapshot). Plain data has no cycles to collect,
-    and freezing only stops the scans: objects are still freed when their last reference goes.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.freeze()
-        if enabled:
-            gc.enable()
-
-
 def _json_list_lines(text: str, data: Any) -> dict[NodePath, int]:
     """Item lines of a ``kind: List`` in the shape ``snapshot_chunks`` writes (one item per line
     between the header line and the closing one); nothing for any other JSON layout."""
@@ -187,7 +165,7 @@ def parse_documents(text: str, *, file: str, line_depth: int | None = None) -> t
     """
     if _looks_like_json(text, file):
         try:
-            with without_cyclic_gc():
+            with collector_paused():
                 data = json.loads(text)
         except json.JSONDecodeError as exc:
             if file.endswith(".json"):
@@ -200,7 +178,7 @@ def parse_documents(text: str, *, file: str, line_depth: int | None = None) -> t
             return (Document(data=data, file=file, line=1, lines=_json_list_lines(text, data)),)
     loader = _Loader(text)
     try:
-        with without_cyclic_gc():
+        with collector_paused():
             documents = _parse_yaml(loader, file, line_depth)
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, file, text) from None
@@ -303,7 +281,7 @@ def load_snapshot(path: str | Path) -> Snapshot:
 
     Each object gets the checks of ``-f`` (``core.state.snapshot``), with its file and line.
     """
-    with without_cyclic_gc():
+    with collector_paused():
         return _load_snapshot(str(path), check=True)
 
 
@@ -388,7 +366,7 @@ def parse_json(text: str, *, file: str) -> Any:
     if not text.strip():
         raise SpecError("empty file, expected JSON", file=file)
     try:
-        with without_cyclic_gc():
+        with collector_paused():
             data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError(f"invalid JSON: {exc.msg}", file=file, line=exc.lineno) from None
@@ -548,7 +526,7 @@ def load_backup(path: str | Path) -> Snapshot:
         )
     # Not checked as a snapshot is: a backup holds what the cluster held, and rollback restores
     # it as it was, even an object the checks of -f would refuse.
-    with without_cyclic_gc():
+    with collector_paused():
         snapshot = _load_snapshot(str(path), check=False)
     if not snapshot.header.get("backup"):
         raise PlanError(

@@ -15,9 +15,10 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote
 
+from bgpflat.adapters.collector import collector_paused
 from bgpflat.adapters.kube.client import FIELD_MANAGER, MERGE_PATCH, PAGE_SIZE, WHOLE_LIST, KubeClient, api_base
 from bgpflat.adapters.kube.config import Target
-from bgpflat.adapters.kube.reads import collector_paused, in_order
+from bgpflat.adapters.kube.reads import in_order
 from bgpflat.adapters.kube.storage import V1, V1_GROUP, V3, V3_GROUP, v1_metadata_patch, v1_to_v3, v3_to_v1
 from bgpflat.core.plan.identity import ClusterIdentity
 from bgpflat.errors import KubeError, KubeForbidden, KubeNotFound

@@ -6,18 +6,12 @@ of work done one after another: the API server encoding a list, the bytes crossi
 Python decoding them. Issued together, one list's decoding overlaps the next list's encoding on
 the server, so the read takes about as long as its longest part instead of their sum.
 
-The decoding itself was mostly the cyclic garbage collector: a list of 20,000 IPAMBlocks is
-millions of new dicts, lists and strings, each allocation counting towards another collection
-that walks every object built so far. ``json.loads`` builds trees without cycles (reference
-counting frees them), so the collector is paused while lists are read: 58 MB of IPAMBlocks
-decode in 0.45 s instead of 1.7–2.4 s.
+The decoding itself was mostly the cyclic garbage collector, paused while lists are read
+(``adapters.collector``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -27,32 +21,6 @@ T = TypeVar("T")
 # Requests in flight at once. The biggest list takes most of the time whatever the count; past
 # four, more threads only add contention for the interpreter (decoding holds the GIL).
 READ_THREADS = 4
-
-_pause_lock = threading.Lock()
-_pauses = 0  # nested or concurrent ``collector_paused`` blocks; the last one out restores it
-_was_enabled = False
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (as it was before, afterwards).
-
-    Only around code that builds acyclic data (decoded JSON): anything that creates cycles in
-    here keeps them until the collector runs again.
-    """
-    global _pauses, _was_enabled
-    with _pause_lock:
-        if _pauses == 0:
-            _was_enabled = gc.isenabled()
-            gc.disable()
-        _pauses += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pauses -= 1
-            if _pauses == 0 and _was_enabled:
-                gc.enable()
 
 
 def in_order(tasks: Sequence[Callable[[], T]], *, threads: int = READ_THREADS) -> Iterator[T]:

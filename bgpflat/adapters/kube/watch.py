@@ -23,9 +23,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from bgpflat.adapters.collector import collector_paused
 from bgpflat.adapters.kube.calico import CalicoApi, Source
 from bgpflat.adapters.kube.client import WHOLE_LIST, WatchStream
-from bgpflat.adapters.kube.reads import collector_paused, in_order
+from bgpflat.adapters.kube.reads import in_order
 from bgpflat.errors import KubeError, KubeNotFound
 
 WATCH_SECONDS = 240

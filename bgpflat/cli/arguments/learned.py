@@ -32,7 +32,7 @@ class FileSource:
         self.freeze = freeze
 
     def read(self) -> LearnedState:
-        from bgpflat.adapters.files import without_cyclic_gc
+        from bgpflat.adapters.collector import collector_paused
         from bgpflat.adapters.files.json_stream import Batch, read_json_streaming
         from bgpflat.core.routes.verdict import learned_from_json, routes_from_batches
 
@@ -42,7 +42,7 @@ class FileSource:
         # A million records become routes batch by batch (the file whole as dicts would be a
         # gigabyte), without cyclic GC passes: none of them is garbage until the end (frozen, no
         # later pass walks them either; the first one would have cost a sixth of the read).
-        with without_cyclic_gc(freeze=self.freeze):
+        with collector_paused(freeze=self.freeze):
             data, routes = read_json_streaming(self.path, list_key="routes", consume=to_table)
             return learned_from_json(data, source=self.path, routes=routes)
 
@@ -56,14 +56,14 @@ class PeerSource:
         self.freeze = freeze
 
     def read(self) -> LearnedState:
-        from bgpflat.adapters.files import without_cyclic_gc
+        from bgpflat.adapters.collector import collector_paused
         from bgpflat.core.routes.verdict import learned_from_json
         from bgpflat.peer.endpoint import fetch_running
         from bgpflat.peer.state import StateDir
 
         state = StateDir(Path(self.state_dir))
         live = fetch_running(state, self.endpoint, "/snapshot")
-        with without_cyclic_gc(freeze=self.freeze):  # as for a file: routes, none of them garbage
+        with collector_paused(freeze=self.freeze):  # as for a file: routes, none of them garbage
             if live is not None:
                 address, data = live
                 return learned_from_json(data, source=f"peer {address}")

@@ -488,8 +488,8 @@ def _update_record(event: UpdateEvent, stamp: str) -> dict[str, Any]:
         "withdrawn": len(event.withdrawn_keys),
     }
     if announced:
-        keys = itertools.chain.from_iterable(a.keys for a in event.announcements)
-        record["announced_sample"] = [text for text, _ in itertools.islice(keys, _SAMPLE)]
+        texts = itertools.chain.from_iterable(a.texts for a in event.announcements)
+        record["announced_sample"] = list(itertools.islice(texts, _SAMPLE))
     if event.withdrawn_keys:
         record["withdrawn_sample"] = [text for text, _ in event.withdrawn_keys[:_SAMPLE]]
     return record

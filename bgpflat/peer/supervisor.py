@@ -64,9 +64,11 @@ class RunOptions:
     python: str = sys.executable  # runs the collector; it needs only the standard library
     backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
     stable_after: float = 60.0  # an ExaBGP that ran this long resets the backoff
-    # Snapshots are written once the table is quiet; a table that never stops changing is
-    # still saved every snapshot_interval seconds. Writing 100k routes costs ~0.5 s of CPU, which
-    # must not land in the middle of a table dump.
+    # Snapshots are written once the table is quiet, and not while a session's table dump is
+    # under way (up, End-of-RIB not yet seen): a busy machine pauses a dump for longer than
+    # snapshot_quiet, and writing 500k routes costs seconds of CPU that hold up the rest of the
+    # dump and the endpoint. A table that never stops changing, or a dump that never ends, is
+    # still saved every snapshot_interval seconds.
     snapshot_quiet: float = 0.5
     snapshot_interval: float = 30.0
     stop_timeout: float = 10.0
@@ -464,10 +466,14 @@ class PeerRuntime:
         self._flush_log()
         if not self._dirty:
             return
-        quiet = now - self._last_change >= self.options.snapshot_quiet
+        quiet = now - self._last_change >= self.options.snapshot_quiet and not self._receiving_table()
         overdue = now - self._last_snapshot >= self.options.snapshot_interval
         if quiet or overdue:
             self._write_snapshot(now)
+
+    def _receiving_table(self) -> bool:
+        with self._lock:
+            return self.rib.receiving_table()
 
     def _write_snapshot(self, now: float) -> None:
         self._dirty = False

@@ -97,10 +97,7 @@ class SessionView:
     @property
     def eor_complete(self) -> bool:
         """End-of-RIB seen for every negotiated family (or at least one, if none were reported)."""
-        seen = {family for family, _ in self.eor}
-        if self.families:
-            return seen.issuperset(self.families)
-        return bool(seen)
+        return _eor_complete(self.families, [family for family, _ in self.eor])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,6 +148,12 @@ class SessionView:
             withdrawn=int(data.get("withdrawn", 0)),
             unknown_withdraws=int(data.get("unknown_withdraws", 0)),
         )
+
+
+def _eor_complete(families: tuple[str, ...], seen: Collection[str]) -> bool:
+    if families:
+        return set(seen).issuperset(families)
+    return bool(seen)
 
 
 class _Session:
@@ -496,6 +499,10 @@ class Rib:
             session.families = ()
             session.set_state(DOWN if was_up or flushed else session.state, now)
         return notices
+
+    def receiving_table(self) -> bool:
+        """Whether a session is up but has not sent End-of-RIB yet (its table dump is under way)."""
+        return any(s.state == UP and not _eor_complete(s.families, s.eor) for s in self._sessions.values())
 
     def sessions(self) -> list[SessionView]:
         return [self._sessions[p].view() for p in sorted(self._sessions, key=parse_address)]

@@ -64,13 +64,15 @@ class RunOptions:
     python: str = sys.executable  # runs the collector; it needs only the standard library
     backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
     stable_after: float = 60.0  # an ExaBGP that ran this long resets the backoff
-    # Snapshots are written once the table is quiet, and not while a session's table dump is
-    # under way (up, End-of-RIB not yet seen): a busy machine pauses a dump for longer than
-    # snapshot_quiet, and writing 500k routes costs seconds of CPU that hold up the rest of the
-    # dump and the endpoint. A table that never stops changing, or a dump that never ends, is
-    # still saved every snapshot_interval seconds.
+    # Snapshots are written once the table is quiet; a table that never stops changing is
+    # still saved every snapshot_interval seconds. Neither happens while a session's table dump
+    # is under way (up, End-of-RIB not yet seen, for at most dump_wait seconds): a 1M-route dump
+    # on a busy machine outlasts snapshot_interval and pauses for longer than snapshot_quiet, and
+    # writing 500k routes costs seconds of CPU in one json.dumps call, which holds up the rest of
+    # the dump and, holding the GIL, the endpoint's answers.
     snapshot_quiet: float = 0.5
     snapshot_interval: float = 30.0
+    dump_wait: float = 300.0
     stop_timeout: float = 10.0
     extra_env: tuple[tuple[str, str], ...] = ()
     events_max_bytes: int = EVENTS_MAX_BYTES  # events.jsonl is rotated past this size; 0: never
@@ -466,14 +468,14 @@ class PeerRuntime:
         self._flush_log()
         if not self._dirty:
             return
-        quiet = now - self._last_change >= self.options.snapshot_quiet and not self._receiving_table()
+        quiet = now - self._last_change >= self.options.snapshot_quiet
         overdue = now - self._last_snapshot >= self.options.snapshot_interval
-        if quiet or overdue:
+        if (quiet or overdue) and not self._receiving_table(now):
             self._write_snapshot(now)
 
-    def _receiving_table(self) -> bool:
+    def _receiving_table(self, now: float) -> bool:
         with self._lock:
-            return self.rib.receiving_table()
+            return self.rib.receiving_table(now=now, within=self.options.dump_wait)
 
     def _write_snapshot(self, now: float) -> None:
         self._dirty = False

@@ -500,9 +500,16 @@ class Rib:
             session.set_state(DOWN if was_up or flushed else session.state, now)
         return notices
 
-    def receiving_table(self) -> bool:
-        """Whether a session is up but has not sent End-of-RIB yet (its table dump is under way)."""
-        return any(s.state == UP and not _eor_complete(s.families, s.eor) for s in self._sessions.values())
+    def receiving_table(self, *, now: float, within: float) -> bool:
+        """Whether a session came up less than ``within`` seconds ago and has not sent End-of-RIB
+        yet: its table dump is under way (a peer that never sends End-of-RIB counts only so long)."""
+        return any(
+            s.state == UP
+            and s.up_since is not None
+            and now - s.up_since < within
+            and not _eor_complete(s.families, s.eor)
+            for s in self._sessions.values()
+        )
 
     def sessions(self) -> list[SessionView]:
         return [self._sessions[p].view() for p in sorted(self._sessions, key=parse_address)]

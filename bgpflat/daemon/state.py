@@ -24,6 +24,7 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,24 +55,32 @@ _ROUTES_PER_CALL = 20_000
 
 
 def encode(data: dict[str, Any]) -> str:
-    """Compact JSON of a status/snapshot document, the routes encoded a slice at a time.
+    """Compact JSON of a status/snapshot document (``encode_parts``, joined)."""
+    return "".join(encode_parts(data))
+
+
+def encode_parts(data: dict[str, Any]) -> Iterator[str]:
+    """Compact JSON of a status/snapshot document in pieces, the routes a slice at a time.
 
     json.dumps, not json.dump: only the one-shot encoder is C; streaming 100k routes through the
     pure-Python one took ~0.7 s of CPU. But one C call holds the GIL throughout, which for 1M
     routes is seconds in which the endpoint's thread cannot answer a /status; between slices it
-    can. The text is the same as json.dumps of the whole document.
+    can, and a writer of the pieces never holds the whole text. Joined, the pieces are the same
+    text as json.dumps of the whole document.
     """
     routes = data.get("routes")
     if type(routes) is not list or len(routes) <= _ROUTES_PER_CALL:
-        return json.dumps(data, separators=(",", ":"))
-    # A placeholder no value can contain by chance, replaced by the routes' text.
+        yield json.dumps(data, separators=(",", ":"))
+        return
+    # A placeholder no value can contain by chance, where the routes' text goes.
     token = f"routes-{os.urandom(16).hex()}"
-    head = json.dumps({**data, "routes": token}, separators=(",", ":"))
-    slices = (
-        json.dumps(routes[start : start + _ROUTES_PER_CALL], separators=(",", ":"))[1:-1]
-        for start in range(0, len(routes), _ROUTES_PER_CALL)
-    )
-    return head.replace(f'"{token}"', "[" + ",".join(slices) + "]", 1)
+    before, _, after = json.dumps({**data, "routes": token}, separators=(",", ":")).partition(f'"{token}"')
+    yield before + "["
+    for start in range(0, len(routes), _ROUTES_PER_CALL):
+        if start:
+            yield ","
+        yield json.dumps(routes[start : start + _ROUTES_PER_CALL], separators=(",", ":"))[1:-1]
+    yield "]" + after
 
 
 class StateDir:
@@ -203,12 +212,11 @@ class StateDir:
 
     def write_snapshot(self, data: dict[str, Any]) -> None:
         """Write, fsync, then rename over the old snapshot: a reader sees the old or the new one."""
-        text = encode(data)
         # A name nobody can guess, created exclusively (mkstemp): never a file someone put there.
         fd, tmp = tempfile.mkstemp(prefix=f".{self.snapshot.name}.", suffix=".tmp", dir=self.path)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+                handle.writelines(encode_parts(data))
                 handle.write("\n")
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bgpflat.daemon.state import encode
 from bgpflat.errors import PeerError
 from bgpflat.peer.state import StateDir
 
@@ -86,3 +87,4 @@ def test_snapshot_text_is_plain_compact_json_at_any_size(state: StateDir, count:
     data = {"format_version": 1, "sessions": [{"peer": "10.0.0.1", "note": "routes"}], "routes": routes, "at": "z"}
     state.write_snapshot(data)
     assert state.snapshot.read_text() == json.dumps(data, separators=(",", ":")) + "\n"
+    assert encode(data) == json.dumps(data, separators=(",", ":"))  # the endpoint's body

@@ -88,3 +88,6 @@ def test_snapshot_text_is_plain_compact_json_at_any_size(state: StateDir, count:
     state.write_snapshot(data)
     assert state.snapshot.read_text() == json.dumps(data, separators=(",", ":")) + "\n"
     assert encode(data) == json.dumps(data, separators=(",", ":"))  # the endpoint's body
+    # The peer's records built while they are written, into the place of "routes".
+    state.write_snapshot({**data, "routes": []}, routes=iter(routes))
+    assert state.snapshot.read_text() == json.dumps(data, separators=(",", ":")) + "\n"

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bgpflat.daemon.state import StateDir
+from bgpflat.daemon.state import StateDir, encode
 from bgpflat.errors import PeerError
 
 Provider = Callable[[str], dict[str, Any] | None]
@@ -64,7 +64,7 @@ def _handler(provider: Provider, role: str) -> type[http.server.BaseHTTPRequestH
         do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
 
         def _send(self, status: int, data: dict[str, Any]) -> None:
-            body = json.dumps(data, separators=(",", ":")).encode()
+            body = encode(data).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))

@@ -27,7 +27,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -65,10 +65,14 @@ class RunOptions:
     backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
     stable_after: float = 60.0  # an ExaBGP that ran this long resets the backoff
     # Snapshots are written once the table is quiet; a table that never stops changing is
-    # still saved every snapshot_interval seconds. Writing 100k routes costs ~0.5 s of CPU, which
-    # must not land in the middle of a table dump.
+    # still saved every snapshot_interval seconds. Neither happens while a session's table dump
+    # is under way (up, End-of-RIB not yet seen, for at most dump_wait seconds): a 1M-route dump
+    # on a busy machine outlasts snapshot_interval and pauses for longer than snapshot_quiet, and
+    # writing 500k routes costs seconds of CPU in one json.dumps call, which holds up the rest of
+    # the dump and, holding the GIL, the endpoint's answers.
     snapshot_quiet: float = 0.5
     snapshot_interval: float = 30.0
+    dump_wait: float = 300.0
     stop_timeout: float = 10.0
     extra_env: tuple[tuple[str, str], ...] = ()
     events_max_bytes: int = EVENTS_MAX_BYTES  # events.jsonl is rotated past this size; 0: never
@@ -92,7 +96,12 @@ def route_records(routes: Iterable[Route]) -> list[dict[str, Any]]:
 
 
 def path_records(items: Iterable[tuple[PathKey, PathAttributes]]) -> list[dict[str, Any]]:
-    """The RIB's stored paths as the same records, in the same order, as ``route_records``.
+    """The RIB's stored paths as the same records, in the same order, as ``route_records``."""
+    return list(iter_path_records(items))
+
+
+def iter_path_records(items: Iterable[tuple[PathKey, PathAttributes]]) -> Iterator[dict[str, Any]]:
+    """``path_records``, one at a time: a snapshot of 1M paths never holds 1M record dicts.
 
     Paths of one UPDATE share their attributes, so each attribute set is turned into a record
     once and copied per path: no ``Route`` per path, about half the time of ``route_records``.
@@ -109,7 +118,6 @@ def path_records(items: Iterable[tuple[PathKey, PathAttributes]]) -> list[dict[s
     # Keyed by identity: hashing the attribute tuples would cost more than the copying saves.
     # ``ordered`` keeps every attribute set alive, so no id is reused meanwhile.
     templates: dict[int, dict[str, Any]] = {}
-    records = []
     ordered = sorted(items, key=key)
     for (text, path_id), attributes in ordered:
         template = templates.get(id(attributes))
@@ -119,8 +127,7 @@ def path_records(items: Iterable[tuple[PathKey, PathAttributes]]) -> list[dict[s
         record["prefix"] = text
         if path_id is not None:
             record["path_id"] = path_id
-        records.append(record)
-    return records
+        yield record
 
 
 class _Connection:
@@ -466,14 +473,24 @@ class PeerRuntime:
             return
         quiet = now - self._last_change >= self.options.snapshot_quiet
         overdue = now - self._last_snapshot >= self.options.snapshot_interval
-        if quiet or overdue:
+        if (quiet or overdue) and not self._receiving_table(now):
             self._write_snapshot(now)
+
+    def _receiving_table(self, now: float) -> bool:
+        with self._lock:
+            return self.rib.receiving_table(now=now, within=self.options.dump_wait)
 
     def _write_snapshot(self, now: float) -> None:
         self._dirty = False
         self._last_snapshot = now
+        # ``snapshot()``'s document, with the route records built as they are written.
+        data = self.status()
+        with self._lock:
+            items = self.rib.path_items()
+        data["routes"] = []  # holds the key's place; the records go there
+        data["written_at"] = iso_time(time.time())
         try:
-            self.state.write_snapshot(self.snapshot())
+            self.state.write_snapshot(data, routes=iter_path_records(items))
         except OSError as exc:
             self._event(Notice(kind="snapshot-failed", peer=None, detail={"error": str(exc)}))
 
@@ -488,8 +505,8 @@ def _update_record(event: UpdateEvent, stamp: str) -> dict[str, Any]:
         "withdrawn": len(event.withdrawn_keys),
     }
     if announced:
-        keys = itertools.chain.from_iterable(a.keys for a in event.announcements)
-        record["announced_sample"] = [text for text, _ in itertools.islice(keys, _SAMPLE)]
+        texts = itertools.chain.from_iterable(a.texts for a in event.announcements)
+        record["announced_sample"] = list(itertools.islice(texts, _SAMPLE))
     if event.withdrawn_keys:
         record["withdrawn_sample"] = [text for text, _ in event.withdrawn_keys[:_SAMPLE]]
     return record

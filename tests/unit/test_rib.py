@@ -95,13 +95,18 @@ def test_end_of_rib_per_family_against_negotiated() -> None:
     rib.apply(
         NegotiatedEvent(peer=N1, families=("ipv6 unicast", "ipv4 unicast"), add_path_receive=(), hold_time=90), now=1
     )
+    assert not rib.receiving_table(now=1, within=300)  # connecting: no table dump yet
     rib.apply(state(N1, "up"), now=2)
     rib.apply(EndOfRibEvent(peer=N1, family="ipv4 unicast"), now=3)
     view = rib.session(N1)
     assert view is not None and not view.eor_complete and dict(view.eor) == {"ipv4 unicast": 3}
+    # The peer holds its snapshots back while a dump is under way, for so long at most.
+    assert rib.receiving_table(now=3, within=300)
+    assert not rib.receiving_table(now=302, within=300)
     rib.apply(EndOfRibEvent(peer=N1, family="ipv6 unicast"), now=4)
     view = rib.session(N1)
     assert view is not None and view.eor_complete
+    assert not rib.receiving_table(now=4, within=300)
 
 
 def test_active_mode_retries_are_one_connecting_state() -> None:

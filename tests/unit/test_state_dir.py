@@ -8,11 +8,13 @@ directory of another user, or one every user can write to, is refused before any
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
 
+from bgpflat.daemon.state import encode
 from bgpflat.errors import PeerError
 from bgpflat.peer.state import StateDir
 
@@ -75,3 +77,17 @@ def test_a_directory_of_another_user_is_refused(state: StateDir) -> None:
     with pytest.raises(PeerError, match=r"belongs to uid 65534, not to this user \(uid 0\)"):
         state.acquire()
     assert not state.lock.exists()
+
+
+@pytest.mark.parametrize("count", [0, 3, 45_001])
+def test_snapshot_text_is_plain_compact_json_at_any_size(state: StateDir, count: int) -> None:
+    # Large tables are encoded a slice at a time (the endpoint answers in between); what readers
+    # get must not tell the difference.
+    routes = [{"prefix": f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}/32", "path_id": i % 3} for i in range(count)]
+    data = {"format_version": 1, "sessions": [{"peer": "10.0.0.1", "note": "routes"}], "routes": routes, "at": "z"}
+    state.write_snapshot(data)
+    assert state.snapshot.read_text() == json.dumps(data, separators=(",", ":")) + "\n"
+    assert encode(data) == json.dumps(data, separators=(",", ":"))  # the endpoint's body
+    # The peer's records built while they are written, into the place of "routes".
+    state.write_snapshot({**data, "routes": []}, routes=iter(routes))
+    assert state.snapshot.read_text() == json.dumps(data, separators=(",", ":")) + "\n"

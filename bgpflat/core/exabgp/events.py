@@ -48,10 +48,16 @@ class PathAttributes(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
-    """Paths announced with one set of attributes; ``keys`` are validated and canonical."""
+    """Paths announced with one set of attributes: validated, canonical prefix texts and their
+    path-ids, in NLRI order (two parallel tuples: the RIB files paths by path-id, then text)."""
 
     attributes: PathAttributes
-    keys: tuple[PathKey, ...]
+    texts: tuple[str, ...]
+    path_ids: tuple[int | None, ...]
+
+    @property
+    def keys(self) -> tuple[PathKey, ...]:
+        return tuple(zip(self.texts, self.path_ids, strict=True))
 
     def routes(self) -> Iterator[Route]:
         return materialise(self.attributes, self.keys)
@@ -77,7 +83,7 @@ class UpdateEvent:
 
     @property
     def announced_count(self) -> int:
-        return sum(len(announcement.keys) for announcement in self.announcements)
+        return sum(len(announcement.texts) for announcement in self.announcements)
 
     @classmethod
     def from_routes(
@@ -95,7 +101,10 @@ class UpdateEvent:
             groups.setdefault(attributes, []).append((str(route.prefix), route.path_id))
         return cls(
             peer=peer,
-            announcements=tuple(Announcement(attributes, tuple(keys)) for attributes, keys in groups.items()),
+            announcements=tuple(
+                Announcement(attributes, tuple(text for text, _ in keys), tuple(path_id for _, path_id in keys))
+                for attributes, keys in groups.items()
+            ),
             withdrawn_keys=tuple((str(prefix), path_id) for prefix, path_id in withdrawn),
             unsupported=unsupported,
         )

@@ -8,7 +8,7 @@ reads it as a ``Route``; ``prefix_of`` turns the text back into a ``Prefix``.
 from __future__ import annotations
 
 import re
-from itertools import repeat
+from collections.abc import Iterable
 from operator import itemgetter
 from typing import Any
 
@@ -35,14 +35,24 @@ _GET_PATH_INFO = itemgetter("path-information")
 
 def path_keys(items: list[Any]) -> tuple[PathKey, ...]:
     """Validated, canonical path keys of a list of NLRI items (``{"nlri": …, "path-information"?: …}``)."""
+    texts, path_ids = path_texts(items)
+    return tuple(zip(texts, path_ids, strict=True))
+
+
+def path_texts(items: list[Any]) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
+    """``path_keys`` as two parallel tuples, canonical prefix texts and path-ids, in NLRI order.
+
+    The RIB files paths by path-id, then prefix text; building a key tuple per NLRI would cost
+    a quarter of the parse time and ~70 bytes per stored path.
+    """
     try:
         texts = list(map(_GET_NLRI, items))
         joined = "\n".join(texts)
     except (TypeError, KeyError):
-        return tuple(map(_key, items))
+        return _split(map(_key, items))
     count = len(texts)
     if not count or joined.count("\n") != count - 1 or _V4_LIST.fullmatch(joined) is None:
-        return tuple(map(_key, items))
+        return _split(map(_key, items))
     if joined.count("/32") != count:
         for text in texts:
             if not text.endswith("/32"):
@@ -54,8 +64,13 @@ def path_keys(items: list[Any]) -> tuple[PathKey, ...]:
     first = infos[0]
     # One path-id for a whole UPDATE is the common case (BIRD uses one per route source).
     if (first is None or type(first) is str) and infos.count(first) == count:
-        return tuple(zip(texts, repeat(None if first is None else parse_path_id(first))))
-    return tuple(zip(texts, [None if info is None else parse_path_id(info) for info in infos], strict=True))
+        return tuple(texts), (None if first is None else parse_path_id(first),) * count
+    return tuple(texts), tuple([None if info is None else parse_path_id(info) for info in infos])
+
+
+def _split(keys: Iterable[PathKey]) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
+    pairs = tuple(keys)
+    return tuple(text for text, _ in pairs), tuple(path_id for _, path_id in pairs)
 
 
 def _key(item: Any) -> PathKey:

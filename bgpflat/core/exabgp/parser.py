@@ -28,7 +28,7 @@ from bgpflat.core.exabgp.events import (
     SessionStateEvent,
     UpdateEvent,
 )
-from bgpflat.core.exabgp.nlri import BadLine, PathKey, nlri_count, path_keys
+from bgpflat.core.exabgp.nlri import BadLine, PathKey, nlri_count, path_keys, path_texts
 from bgpflat.core.net.prefixes import canonical_address
 from bgpflat.core.routes.table import (
     ORIGINS,
@@ -172,7 +172,7 @@ def _update(neighbor: Mapping[str, Any], peer: str) -> PeerEvent:
                 if type(items) is not list:
                     raise BadLine(f"announce[{family!r}][{next_hop_text!r}] is not a list")
                 attributes = _new(PathAttributes, (next_hop, peer, as_path, origin, communities, large))
-                announcements.append(Announcement(attributes, path_keys(items)))
+                announcements.append(Announcement(attributes, *path_texts(items)))
     withdraw = update.get("withdraw")
     if withdraw:
         if not isinstance(withdraw, dict):

@@ -3,10 +3,11 @@
 Paths are keyed by (prefix, path-id) inside a session, so ADD-PATH paths for one prefix stay apart
 and the same prefix from fifty nodes stays fifty entries (exabgp-lab-notes §5, parser notes).
 
-A path is stored as its key (canonical prefix text, path-id) and a reference to the attributes it
-shares with the rest of its UPDATE; ``Route`` objects are built only when the table is read. Taking
-in a 100k-route table dump is then a few dict updates per UPDATE instead of work per route, and the
-table takes less than half the memory (100k paths: ~18 MiB instead of ~47 MiB).
+A path is stored under its path-id, then its canonical prefix text, as a reference to the
+attributes it shares with the rest of its UPDATE; ``Route`` objects (and ``(text, path-id)`` keys)
+are built only when the table is read. Taking in a table dump is then a few dict updates per
+UPDATE instead of work per route, and a stored path costs one dict entry: 1M paths from one route
+source take ~110 MiB, where a key tuple per path and a set of prefix texts took ~240 MiB.
 
 Session states as a user sees them:
 
@@ -26,13 +27,13 @@ Time never comes from a clock here: callers pass ``now`` so that the core stays 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import itemgetter
 from typing import Any
 
 from bgpflat.core.exabgp.events import (
+    Announcement,
     EndOfRibEvent,
     IgnoredEvent,
     MalformedEvent,
@@ -49,8 +50,6 @@ from bgpflat.core.exabgp.events import (
 from bgpflat.core.exabgp.nlri import PathKey
 from bgpflat.core.net.prefixes import parse_address
 from bgpflat.core.routes.table import Route, RouteTable
-
-_PREFIX_TEXT = itemgetter(0)
 
 IDLE = "idle"
 CONNECTING = "connecting"
@@ -98,10 +97,7 @@ class SessionView:
     @property
     def eor_complete(self) -> bool:
         """End-of-RIB seen for every negotiated family (or at least one, if none were reported)."""
-        seen = {family for family, _ in self.eor}
-        if self.families:
-            return seen.issuperset(self.families)
-        return bool(seen)
+        return _eor_complete(self.families, [family for family, _ in self.eor])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +150,12 @@ class SessionView:
         )
 
 
+def _eor_complete(families: tuple[str, ...], seen: Collection[str]) -> bool:
+    if families:
+        return set(seen).issuperset(families)
+    return bool(seen)
+
+
 class _Session:
     __slots__ = (
         "announced",
@@ -162,13 +164,13 @@ class _Session:
         "families",
         "local",
         "local_as",
+        "paths",
         "peer",
         "peer_as",
+        "prefix_counted",
         "prefix_texts",
-        "prefix_texts_from",
         "reason",
         "router_id",
-        "routes",
         "since",
         "stale_families",
         "stale_keys",
@@ -189,14 +191,17 @@ class _Session:
         self.since: float | None = None
         self.up_since: float | None = None
         self.reason = ""
-        # (prefix text, path-id) -> the attributes shared with the path's UPDATE.
-        self.routes: dict[PathKey, PathAttributes] = {}
-        # The distinct prefixes (status output), folded in when asked for. A dict keeps insertion
-        # order and re-announcing a path does not move it, so until a path is removed the paths
-        # not yet counted are exactly those after the first ``prefix_texts_from``: status polled
-        # during a table dump costs the new paths, not the whole table. None: recount.
-        self.prefix_texts: set[str] | None = set()
-        self.prefix_texts_from = 0
+        # path-id -> prefix text -> the attributes shared with the path's UPDATE. No group is
+        # ever empty. A session without ADD-PATH, or whose peer has one route source, has one.
+        self.paths: dict[int | None, dict[str, PathAttributes]] = {}
+        # The distinct prefixes over several path-ids (status output), folded in when asked for:
+        # with one path-id they are simply its texts. A dict keeps insertion order and
+        # re-announcing a path does not move it, so until a path is removed the paths not yet
+        # counted are exactly those after the first ``prefix_counted[path_id]`` of each group:
+        # status polled during a table dump costs the new paths, not the whole table.
+        # None: recount.
+        self.prefix_texts: set[str] | None = None
+        self.prefix_counted: dict[int | None, int] = {}
         self.families: tuple[str, ...] = ()
         self.eor: dict[str, float] = {}
         self.stale_keys: set[PathKey] = set()
@@ -214,44 +219,79 @@ class _Session:
 
     @property
     def path_count(self) -> int:
-        return len(self.routes)
+        return sum(map(len, self.paths.values()))
 
-    def prefixes(self) -> int:
+    def items(self) -> Iterator[tuple[PathKey, PathAttributes]]:
+        for path_id, group in self.paths.items():
+            for text, attributes in group.items():
+                yield (text, path_id), attributes
+
+    def _prefix_texts(self) -> Collection[str]:
+        """The distinct prefix texts held (a live view: read it before the table changes)."""
+        groups = self.paths
+        if len(groups) <= 1:
+            self.prefix_texts = None
+            return next(iter(groups.values())).keys() if groups else ()
         texts = self.prefix_texts
         if texts is None:
-            texts = self.prefix_texts = set(map(_PREFIX_TEXT, self.routes))
-        elif self.prefix_texts_from < len(self.routes):
-            texts.update(map(_PREFIX_TEXT, islice(self.routes, self.prefix_texts_from, None)))
-        self.prefix_texts_from = len(self.routes)
-        return len(texts)
+            texts = self.prefix_texts = set()
+            self.prefix_counted = {}
+        counted = self.prefix_counted
+        for path_id, group in groups.items():
+            done = counted.get(path_id, 0)
+            if done < len(group):
+                texts.update(islice(group, done, None))
+                counted[path_id] = len(group)
+        return texts
+
+    def prefixes(self) -> int:
+        return len(self._prefix_texts())
 
     def family_prefixes(self) -> dict[str, int]:
         """Distinct prefixes per family (the metrics' view; ``prefixes`` is their sum)."""
-        self.prefixes()
         counts: dict[str, int] = {}
-        for text in self.prefix_texts or ():
+        for text in self._prefix_texts():
             family = family_of_key(text)
             counts[family] = counts.get(family, 0) + 1
         return counts
 
     def flush(self) -> int:
-        count = len(self.routes)
-        self.routes = {}
-        self.prefix_texts = set()
-        self.prefix_texts_from = 0
+        count = self.path_count
+        self.paths = {}
+        self.prefix_texts = None
         self.stale_keys = set()
         self.stale_families = set()
         self.eor = {}
         return count
 
     def mark_stale(self) -> None:
-        self.stale_keys = set(self.routes)
-        self.stale_families = {family_of_key(text) for text, _ in self.routes}
+        self.stale_keys = {key for key, _ in self.items()}
+        self.stale_families = {family_of_key(text) for text, _ in self.stale_keys}
         self.eor = {}
 
+    def add(self, announcement: Announcement) -> None:
+        texts, path_ids = announcement.texts, announcement.path_ids
+        if not texts:
+            return
+        first = path_ids[0]
+        if path_ids.count(first) == len(path_ids):
+            group = self.paths.get(first)
+            if group is None:
+                group = self.paths[first] = {}
+            # Both calls run in C; a re-announced path simply gets the new attributes.
+            group.update(dict.fromkeys(texts, announcement.attributes))
+        else:
+            attributes = announcement.attributes
+            for text, path_id in zip(texts, path_ids, strict=True):
+                self.paths.setdefault(path_id, {})[text] = attributes
+
     def remove(self, key: PathKey) -> bool:
-        if self.routes.pop(key, None) is None:
+        text, path_id = key
+        group = self.paths.get(path_id)
+        if group is None or group.pop(text, None) is None:
             return False
+        if not group:
+            del self.paths[path_id]
         self.prefix_texts = None
         return True
 
@@ -353,16 +393,13 @@ class Rib:
 
     def _update(self, event: UpdateEvent, now: float) -> None:
         session = self._session(event.peer, now)
-        routes = session.routes
         session.updates += 1
         self._unsupported += event.unsupported
         for announcement in event.announcements:
-            keys = announcement.keys
-            # Both calls run in C; a re-announced path simply gets the new attributes.
-            routes.update(dict.fromkeys(keys, announcement.attributes))
+            session.add(announcement)
             if session.stale_keys:
-                session.stale_keys.difference_update(keys)
-            session.announced += len(keys)
+                session.stale_keys.difference_update(announcement.keys)
+            session.announced += len(announcement.texts)
         for key in event.withdrawn_keys:
             # BIRD 1.6 answers a route refresh with withdraws for routes it never announced;
             # those are counted, not errors.
@@ -387,7 +424,7 @@ class Rib:
             session.reason = ""
             # Routes still held here came from an earlier connection: keep them until the peer
             # has re-sent its table (End-of-RIB), then sweep what it did not re-send.
-            if session.routes and not session.stale_families:
+            if session.paths and not session.stale_families:
                 session.mark_stale()
             session.eor = {}
             return Notice(kind="up", peer=event.peer, detail={"stale_paths": len(session.stale_keys)})
@@ -443,7 +480,7 @@ class Rib:
                         detail={"reason": reason, "flushed": 0, "stale": session.path_count},
                     )
                 )
-            if session.routes and not session.stale_families:
+            if session.paths and not session.stale_families:
                 session.mark_stale()
             session.reason = reason
             session.families = ()
@@ -463,6 +500,17 @@ class Rib:
             session.set_state(DOWN if was_up or flushed else session.state, now)
         return notices
 
+    def receiving_table(self, *, now: float, within: float) -> bool:
+        """Whether a session came up less than ``within`` seconds ago and has not sent End-of-RIB
+        yet: its table dump is under way (a peer that never sends End-of-RIB counts only so long)."""
+        return any(
+            s.state == UP
+            and s.up_since is not None
+            and now - s.up_since < within
+            and not _eor_complete(s.families, s.eor)
+            for s in self._sessions.values()
+        )
+
     def sessions(self) -> list[SessionView]:
         return [self._sessions[p].view() for p in sorted(self._sessions, key=parse_address)]
 
@@ -473,17 +521,17 @@ class Rib:
     def routes(self) -> Iterator[Route]:
         """Every path as a ``Route`` (built on the fly; the table must not change meanwhile)."""
         for session in self._sessions.values():
-            yield from routes_of(session.routes.items())
+            yield from routes_of(session.items())
 
     def path_items(self) -> list[tuple[PathKey, PathAttributes]]:
         """A copy of every (path key, attributes) pair: cheap to take under a lock, read later."""
-        return [item for session in self._sessions.values() for item in session.routes.items()]
+        return [item for session in self._sessions.values() for item in session.items()]
 
     def table(self) -> RouteTable:
         return RouteTable(self.routes())
 
     def path_count(self) -> int:
-        return sum(len(s.routes) for s in self._sessions.values())
+        return sum(s.path_count for s in self._sessions.values())
 
     def family_prefixes(self) -> dict[str, dict[str, int]]:
         """Session -> family -> distinct prefixes held."""

@@ -10,7 +10,7 @@ cheap to build, hash and compare.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from itertools import chain, islice, repeat
 from operator import add, itemgetter, mul
@@ -370,14 +370,19 @@ def _flat_routes(records: list[Any], shared: dict[Any, Any]) -> list[Route] | No
     return list(map(_new_tuple, repeat(Route), fields))
 
 
-def _address_column(column: tuple[Any, ...], shared: dict[Any, Any]) -> list[str] | None:
+def _each_distinct(values: Sequence[Any], parse: Callable[[Any], Any]) -> list[Any] | None:
+    """``parse`` of each of ``values``, called once per distinct value; None if it refuses one."""
     found = {}
-    for text in set(column):
-        address = _shared_address(text, shared)
-        if address is None:
+    for value in set(values):
+        parsed = parse(value)
+        if parsed is None:
             return None
-        found[text] = address
-    return list(map(found.__getitem__, column))
+        found[value] = parsed
+    return list(map(found.__getitem__, values))
+
+
+def _address_column(column: tuple[Any, ...], shared: dict[Any, Any]) -> list[str] | None:
+    return _each_distinct(column, lambda text: _shared_address(text, shared))
 
 
 def _list_column(column: tuple[Any, ...], kind: type, shared: dict[Any, Any], parse: Any) -> list[Any] | None:
@@ -388,14 +393,7 @@ def _list_column(column: tuple[Any, ...], kind: type, shared: dict[Any, Any], pa
         return [()] * len(column)  # the usual communities: none
     if not set(map(type, chain.from_iterable(column))) <= {kind}:
         return None
-    values = list(map(tuple, column))
-    found = {}
-    for value in set(values):
-        parsed = parse(value, shared)
-        if parsed is None:
-            return None
-        found[value] = parsed
-    return list(map(found.__getitem__, values))
+    return _each_distinct(list(map(tuple, column)), lambda value: parse(value, shared))
 
 
 def _as_path_of(value: tuple[int, ...], shared: dict[Any, Any]) -> tuple[int, ...] | None:

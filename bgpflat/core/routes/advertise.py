@@ -87,19 +87,28 @@ class AdvertisementModel(NodeExports):
         # Route -> its one reason, or a tuple of several (see ``Reasons``).
         reasons: dict[Route, Reason | tuple[Reason, ...]] = {}
         get = reasons.get
+        # Identical paths (the node's own static and mesh copies, all next hop self) are one route
+        # with several reasons, gathered here first: a service range every node exports reaches a
+        # re-exporting node from each of thousands of others, and growing a tuple per copy would
+        # cost the square of their number.
+        several: dict[Route, list[Reason]] = {}
         expectations: dict[str, SessionExpectation] = {}
         for session in sessions:
             expectation, parts = self._session_routes(session, version, notes)
             expectations[session.address] = expectation
             for routes, whys in parts:
                 for route, why in zip(routes, whys, strict=True):
-                    # Identical paths (the node's own static and mesh copies, all next hop self)
-                    # are one route with several reasons.
                     known = get(route)
                     if known is None:
                         reasons[route] = why
                     else:
-                        reasons[route] = (known, why) if type(known[0]) is str else (*known, why)
+                        found = several.get(route)
+                        if found is None:
+                            several[route] = [known, why]  # type: ignore[list-item]
+                        else:
+                            found.append(why)
+        for route, whys in several.items():
+            reasons[route] = tuple(whys)  # the route keeps its place: its key is already there
         return ExpectedRoutes(
             peer=peer,
             table=RouteTable(reasons),
@@ -249,10 +258,14 @@ class AdvertisementModel(NodeExports):
         node_communities = bool(self.communities(node))
         calico_export = self.calico_export
         make = make_route  # tuple.__new__ in C: a named tuple's own __new__ is a Python call
+        name = node.name
         for candidates, path, mesh_ibgp in learned_sets:
-            for candidate in candidates:
+            screened, owners = self.export_screen(candidates)
+            if name in owners:  # the node holds one of their blocks: ask about each candidate
+                screened = [(candidate, False) for candidate in candidates]
+            for candidate, everywhere in screened:
                 prefix = candidate.prefix
-                if not calico_export(node, prefix):
+                if not everywhere and not calico_export(node, prefix):
                     continue
                 as_path = local_path if mesh_ibgp else local_path + candidate.as_tail
                 next_hop = candidate.origin_address if keep else address

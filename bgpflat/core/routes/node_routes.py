@@ -130,6 +130,11 @@ class NodeExports:
         self._every_node_hosts = frozenset(
             [p for p, _ in self.services.ranges if p.is_host] + [p for p, _, _ in self.services.every_node]
         )
+        # Host routes some node has of its own: a learned route matching none of these, no range
+        # and no pool is refused on every node (``export_screen``).
+        self._some_node_hosts = frozenset(host for hosts in self.services.by_node.values() for host, _, _ in hosts)
+        self._mesh_out_ids: set[int] = set()
+        self._screens: dict[int, tuple[list[Candidate], tuple[list[tuple[Candidate, bool]], frozenset[str]]]] = {}
         self._speakers: dict[int, list[NodeInfo]] = {}
         self._node_statics: dict[str, list[tuple[Prefix, Why]]] = {}
         self._adjacencies: dict[int, dict[str, set[str]]] = {}
@@ -273,6 +278,45 @@ class NodeExports:
             return True
         return node.is_route_reflector and self.lb_ranges.longest(prefix) is not None
 
+    def export_screen(self, candidates: list[Candidate]) -> tuple[list[tuple[Candidate, bool]], frozenset[str]]:
+        """What ``calico_export`` decides on ``candidates`` for any node that owns none of their
+        blocks, and the nodes that do (those ask ``calico_export`` of each candidate).
+
+        For such a node only pools, service statics and load-balancer ranges matter: the
+        candidates (in order) it may let out, each with whether it lets it out whatever the node.
+        Kept per ``mesh_out`` list: every session of a node re-exporting the mesh walks those
+        lists, and nearly every candidate passes (or fails) alike on every node but its owner.
+        """
+        key = id(candidates)
+        found = self._screens.get(key)
+        if found is not None:
+            return found[1]
+        screened: list[tuple[Candidate, bool]] = []
+        owners: set[str] = set()
+        facts_of = self._export_facts
+        for candidate in candidates:
+            prefix = candidate.prefix
+            facts = facts_of.get(prefix)
+            if facts is None:
+                facts = facts_of[prefix] = self._prefix_export_facts(prefix)
+            no_export, _, block_owners, in_pool = facts
+            if no_export:
+                continue  # refused on every node
+            owners.update(block_owners)
+            if in_pool:
+                screened.append((candidate, True))
+            elif (
+                self._ranges.longest(prefix) is not None
+                or prefix in self._every_node_hosts
+                or prefix in self._some_node_hosts
+                or self.lb_ranges.longest(prefix) is not None
+            ):
+                screened.append((candidate, False))  # depends on the node: ``calico_export`` decides
+        result = (screened, frozenset(owners))
+        if key in self._mesh_out_ids:
+            self._screens[key] = (candidates, result)
+        return result
+
     def _prefix_export_facts(self, prefix: Prefix) -> _ExportFacts:
         """For ``calico_export``: in a pool with BGP export disabled; the length and the owners of
         the block holding it (none: no owner); in a pool."""
@@ -310,6 +354,7 @@ class NodeExports:
                 Candidate(prefix, why, interface, address, tail, communities)
                 for prefix, why, interface, communities in self.mesh_exports(node, version)
             ]
+            self._mesh_out_ids.add(id(found))  # the dict keeps the list: its id stays its own
         return found
 
     def mesh_exports(self, node: NodeInfo, version: int) -> Iterator[tuple[Prefix, Why, str, Communities]]:

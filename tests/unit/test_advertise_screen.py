@@ -17,7 +17,7 @@ import pytest
 from bgpflat.core.routes.advertise import AdvertisementModel
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.expected import ModelOptions, OutsidePeer, Why
-from bgpflat.core.routes.node_routes import Candidate
+from bgpflat.core.routes.node_routes import PASSES_OTHERS, Candidate
 from bgpflat.core.routes.table import Route
 from bgpflat.lab.conformance import cases, generator
 
@@ -29,8 +29,8 @@ PEER = OutsidePeer(address=cases.PEER_ADDRESS)
 class _EveryRouteAsked(AdvertisementModel):
     """Calico's export filter asked about every learned route on every node: no screen."""
 
-    def export_screen(self, candidates: list[Candidate]) -> tuple[list[tuple[Candidate, bool]], frozenset[str]]:
-        return [(candidate, False) for candidate in candidates], frozenset()
+    def export_screen(self, candidates: list[Candidate]) -> tuple[list[tuple[Candidate, int]], frozenset[str]]:
+        return [(candidate, 0) for candidate in candidates], frozenset()
 
 
 def _plain_reasons(model: AdvertisementModel) -> dict[Route, tuple[Why, ...]]:
@@ -67,13 +67,18 @@ def test_screened_export_gives_the_routes_reasons_and_order_of_asking_every_node
         assert list(result.reasons) == list(reference), name
         assert {r: result.reasons[r] for r in result.reasons} == reference, name
         assert result.sessions == expected.sessions and result.notes == expected.notes, name
-        # What the draws exercised: node-dependent candidates, a node re-exporting routes from
+        # What the draws exercised: candidates of each screen verdict, a node re-exporting routes from
         # inside its own blocks (borrowed addresses: it asks about each), routes with several reasons.
         nodes = [session.node for session in fast.peerings.sessions(PEER)[0]]
         for candidates, (screened, owners) in fast._screens.values():
-            seen["node-dependent"] += sum(1 for _, everywhere in screened if not everywhere)
+            for _, passes in screened:
+                seen[f"passes {passes}"] += 1
+                if passes == PASSES_OTHERS:  # a static route on every node but the excluded ones
+                    seen["excluded re-exports"] += sum(1 for n in nodes if n.excluded_from_load_balancers)
             origin = candidates[0].origin_address if candidates else None
             seen["owner re-exports"] += sum(1 for n in nodes if n.name in owners and n.bgp_address(4) != origin)
         seen["shared routes"] += sum(1 for r in result.reasons if len(result.reasons[r]) > 1)
-    wanted = ["node-dependent", "owner re-exports", *(["shared routes"] if add_path else [])]
+    wanted = ["passes 2", "passes 3", "excluded re-exports", "owner re-exports"]
+    if add_path:  # without ADD-PATH a prefix has one best path
+        wanted.append("shared routes")
     assert all(seen[k] for k in wanted), seen

@@ -42,7 +42,7 @@ from bgpflat.core.routes.expected import (
     SessionExpectation,
     Why,
 )
-from bgpflat.core.routes.node_routes import Candidate, NodeExports
+from bgpflat.core.routes.node_routes import PASSES_EXCLUDED, PASSES_OTHERS, Candidate, NodeExports
 from bgpflat.core.routes.sessions import Session
 from bgpflat.core.routes.table import (
     Route,
@@ -259,13 +259,14 @@ class AdvertisementModel(NodeExports):
         calico_export = self.calico_export
         make = make_route  # tuple.__new__ in C: a named tuple's own __new__ is a Python call
         name = node.name
+        surely = PASSES_EXCLUDED if node.excluded_from_load_balancers else PASSES_OTHERS
         for candidates, path, mesh_ibgp in learned_sets:
             screened, owners = self.export_screen(candidates)
             if name in owners:  # the node holds one of their blocks: ask about each candidate
-                screened = [(candidate, False) for candidate in candidates]
-            for candidate, everywhere in screened:
+                screened = [(candidate, 0) for candidate in candidates]
+            for candidate, passes in screened:
                 prefix = candidate.prefix
-                if not everywhere and not calico_export(node, prefix):
+                if not passes & surely and not calico_export(node, prefix):
                     continue
                 as_path = local_path if mesh_ibgp else local_path + candidate.as_tail
                 next_hop = candidate.origin_address if keep else address

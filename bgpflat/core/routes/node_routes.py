@@ -57,6 +57,10 @@ class Candidate(NamedTuple):
 
 _ExportFacts = tuple[bool, int, frozenset[str], bool]
 
+# ``export_screen``: a route surely leaves nodes with the exclude-from-load-balancers label, the others.
+PASSES_EXCLUDED = 1
+PASSES_OTHERS = 2
+
 
 class NodeExports:
     """Cluster-wide indexes and the per-node export decisions."""
@@ -134,7 +138,7 @@ class NodeExports:
         # and no pool is refused on every node (``export_screen``).
         self._some_node_hosts = frozenset(host for hosts in self.services.by_node.values() for host, _, _ in hosts)
         self._mesh_out_ids: set[int] = set()
-        self._screens: dict[int, tuple[list[Candidate], tuple[list[tuple[Candidate, bool]], frozenset[str]]]] = {}
+        self._screens: dict[int, tuple[list[Candidate], tuple[list[tuple[Candidate, int]], frozenset[str]]]] = {}
         self._speakers: dict[int, list[NodeInfo]] = {}
         self._node_statics: dict[str, list[tuple[Prefix, Why]]] = {}
         self._adjacencies: dict[int, dict[str, set[str]]] = {}
@@ -278,20 +282,22 @@ class NodeExports:
             return True
         return node.is_route_reflector and self.lb_ranges.longest(prefix) is not None
 
-    def export_screen(self, candidates: list[Candidate]) -> tuple[list[tuple[Candidate, bool]], frozenset[str]]:
+    def export_screen(self, candidates: list[Candidate]) -> tuple[list[tuple[Candidate, int]], frozenset[str]]:
         """What ``calico_export`` decides on ``candidates`` for any node that owns none of their
         blocks, and the nodes that do (those ask ``calico_export`` of each candidate).
 
         For such a node only pools, service statics and load-balancer ranges matter: the
-        candidates (in order) it may let out, each with whether it lets it out whatever the node.
-        Kept per ``mesh_out`` list: every session of a node re-exporting the mesh walks those
-        lists, and nearly every candidate passes (or fails) alike on every node but its owner.
+        candidates (in order) it may let out, each with the nodes it surely lets it out of
+        (``PASSES_EXCLUDED``: nodes with the exclude-from-load-balancers label; ``PASSES_OTHERS``:
+        the rest; neither: ask ``calico_export``). Kept per ``mesh_out`` list: every session of a
+        node re-exporting the mesh walks those lists, and nearly every candidate passes (or fails)
+        alike on every node but its owner.
         """
         key = id(candidates)
         found = self._screens.get(key)
         if found is not None:
             return found[1]
-        screened: list[tuple[Candidate, bool]] = []
+        screened: list[tuple[Candidate, int]] = []
         owners: set[str] = set()
         facts_of = self._export_facts
         for candidate in candidates:
@@ -304,14 +310,11 @@ class NodeExports:
                 continue  # refused on every node
             owners.update(block_owners)
             if in_pool:
-                screened.append((candidate, True))
-            elif (
-                self._ranges.longest(prefix) is not None
-                or prefix in self._every_node_hosts
-                or prefix in self._some_node_hosts
-                or self.lb_ranges.longest(prefix) is not None
-            ):
-                screened.append((candidate, False))  # depends on the node: ``calico_export`` decides
+                screened.append((candidate, PASSES_EXCLUDED | PASSES_OTHERS))
+            elif self._ranges.longest(prefix) is not None or prefix in self._every_node_hosts:
+                screened.append((candidate, PASSES_OTHERS))  # a static route on every node not excluded
+            elif prefix in self._some_node_hosts or self.lb_ranges.longest(prefix) is not None:
+                screened.append((candidate, 0))  # depends on the node: ``calico_export`` decides
         result = (screened, frozenset(owners))
         if key in self._mesh_out_ids:
             self._screens[key] = (candidates, result)

@@ -78,9 +78,10 @@ def _handler(provider: Provider, role: str) -> type[http.server.BaseHTTPRequestH
     return Handler
 
 
-class _QuietDisconnects:
-    """A client that goes away mid-request (a reset, a timeout) is its own business: no traceback
-    in the service's log for it. Anything else is reported as socketserver reports it."""
+class QuietDisconnects:
+    """A socketserver mixin: a client that goes away mid-request (a reset, a timeout) is its own
+    business, no traceback in the service's log for it. Anything else is reported as
+    socketserver reports it."""
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
@@ -88,11 +89,11 @@ class _QuietDisconnects:
         super().handle_error(request, client_address)  # type: ignore[misc]
 
 
-class _UnixHTTPServer(_QuietDisconnects, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class _UnixHTTPServer(QuietDisconnects, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-class _TCPHTTPServer(_QuietDisconnects, http.server.ThreadingHTTPServer):
+class _TCPHTTPServer(QuietDisconnects, http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 

@@ -25,7 +25,6 @@ import http.client
 import json
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
+
+from bgpflat.daemon.endpoint import QuietDisconnects
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
@@ -56,14 +57,11 @@ class Rule:
         return self.fired < self.times and method == self.method and self.path_contains in path
 
 
-class _ProxyServer(ThreadingHTTPServer):
+class _ProxyServer(QuietDisconnects, ThreadingHTTPServer):
     # A kube client dropping a pooled connection resets it under a handler thread waiting for the
     # next request; that is not a fault of the proxy, and a traceback for it would land in
     # whichever test's stderr runs at that moment.
-    def handle_error(self, request: object, client_address: object) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)  # type: ignore[arg-type]
+    pass
 
 
 @dataclass

@@ -8,7 +8,7 @@ reads are made only when a route is shown (``explain``), never in the computatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -100,10 +100,13 @@ class Reasons(Mapping[Route, tuple[Why, ...]]):
     each collection (a named tuple stays tracked for good).
     """
 
-    __slots__ = ("_store",)
+    __slots__ = ("_store", "stored")
 
     def __init__(self, store: Mapping[Route, Reason | tuple[Reason, ...]]) -> None:
         self._store = store  # a value whose first item is a string is one reason, else several
+        # The value kept for a route (hashable, equal for equal reasons), or None: the store's own
+        # ``get``, so that reading it for every route of a table is one C call each.
+        self.stored: Callable[[Route], Any] = store.get
 
     def __getitem__(self, route: Route) -> tuple[Why, ...]:
         found: Any = self._store[route]
@@ -113,10 +116,6 @@ class Reasons(Mapping[Route, tuple[Why, ...]]):
 
     def __contains__(self, route: object) -> bool:
         return route in self._store
-
-    def stored(self, route: Route) -> Any:
-        """The value kept for ``route`` (hashable, equal for equal reasons), or None."""
-        return self._store.get(route)
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._store)

@@ -166,14 +166,19 @@ def _encoded_run(items: list[Any], inner: str) -> str | None:
     """
     if _orjson is None:
         return None
+    # The items nested in as many lists as it takes for orjson to write them at the indent of
+    # ``inner`` (cheaper than indenting its text afterwards), then those lists' brackets cut off.
+    levels = (len(inner) - 1) // 2
+    nested: Any = items
+    for _ in range(levels - 1):
+        nested = [nested]
     try:
-        encoded = _orjson.dumps(items, option=_OPTIONS, default=_refuse)
+        encoded = _orjson.dumps(nested, option=_OPTIONS, default=_refuse)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return None
-    body = encoded[4:-2]  # without "[\n  " and "\n]": the items at an indent of two spaces
-    extra = len(inner) - 3
-    if extra:
-        body = body.replace(b"\n", b"\n" + b" " * extra)
+    opening = sum(2 + 2 * level for level in range(1, levels + 1))  # "[\n" and the indent, per level
+    closing = sum(2 + 2 * level for level in range(levels))  # "\n", the indent and "]", per level
+    body = encoded[opening:-closing]
     if body.isascii() and b"\x7f" not in body:
         return body.decode("ascii")
     return _NOT_PRINTABLE_ASCII.sub(_escaped, body.decode("utf-8"))

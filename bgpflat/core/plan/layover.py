@@ -19,7 +19,7 @@ from bgpflat.core.net.prefixes import Prefix, canonical_address
 from bgpflat.core.plan.impact import ADDED, CHANGED, MAX_LISTED, WITHDRAWN, PeerImpact, RouteChange
 from bgpflat.core.plan.model import Action, ResourceChange
 from bgpflat.core.routes.advertise import AdvertisementModel
-from bgpflat.core.routes.cluster import ClusterState
+from bgpflat.core.routes.cluster import ClusterState, ParseMemo
 from bgpflat.core.routes.expected import ExpectedRoutes, ModelOptions, OutsidePeer, explain_why
 from bgpflat.core.routes.table import Route, address_sort_key
 
@@ -180,8 +180,9 @@ def route_impact(
 ) -> tuple[PeerImpact, ...]:
     """Per outside peer (those the BGPPeers before or after name, and ``peers``): the routes it
     learns before ``changes`` and after them, compared."""
-    before = ClusterState.from_objects(objects)
-    after = ClusterState.from_objects(lay_over(objects, changes)) if changes else before
+    memo = ParseMemo()  # the objects the changes leave alone are read once for both states
+    before = ClusterState.from_objects(objects, memo=memo)
+    after = ClusterState.from_objects(lay_over(objects, changes), memo=memo) if changes else before
     chosen = outside_peers((before, after), peers)
     if not chosen:
         return ()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import is_not
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -148,9 +150,39 @@ class ClusterState:
         return node.as_number if node.as_number is not None else self.default_as_number
 
     @classmethod
-    def from_objects(cls, objects: Iterable[Mapping[str, Any]]) -> ClusterState:
-        """Build the state from Kubernetes objects (dicts as served); unknown kinds are ignored."""
-        return _Builder().build(objects)
+    def from_objects(cls, objects: Iterable[Mapping[str, Any]], *, memo: ParseMemo | None = None) -> ClusterState:
+        """Build the state from Kubernetes objects (dicts as served); unknown kinds are ignored.
+
+        ``memo``: shared by builds over mostly the same objects (the cluster before and after a
+        plan), so that an object in both is read once.
+        """
+        return _Builder(memo or ParseMemo()).build(objects)
+
+
+class ParseMemo:
+    """What the bulk objects of a cluster (Nodes, IPAM blocks, affinities) were read as, by object.
+
+    A plan's route impact builds the cluster twice, before and after its changes, from lists that
+    share all but the changed objects: with one memo the tens of thousands of IPAM blocks of a
+    large cluster are read once. An object is known by identity, and kept alive here so that its
+    identity cannot pass to another object.
+    """
+
+    __slots__ = ("_parsed", "cidrs")
+
+    def __init__(self) -> None:
+        self._parsed: dict[int, tuple[Mapping[str, Any], Any]] = {}
+        # Block CIDRs parsed once: each block's BlockAffinity and IPAMBlock share one object,
+        # which halves the block prefixes every garbage collection walks in a large cluster.
+        self.cidrs: dict[str, Prefix] = {}
+
+    def get(self, obj: Mapping[str, Any]) -> Any:
+        found = self._parsed.get(id(obj))
+        return found[1] if found is not None and found[0] is obj else None
+
+    def put(self, obj: Mapping[str, Any], parsed: Any) -> Any:
+        self._parsed[id(obj)] = (obj, parsed)
+        return parsed
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -177,7 +209,8 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, memo: ParseMemo) -> None:
+        self.memo = memo
         self.nodes: dict[str, NodeInfo] = {}
         self.pools: list[IPPool] = []
         self.peers: list[BGPPeer] = []
@@ -193,7 +226,6 @@ class _Builder:
         self.version: str | None = None
         self.strict_affinity: bool | None = None
         self.notes: list[str] = []
-        self.cidrs: dict[str, Prefix] = {}
 
     def build(self, objects: Iterable[Mapping[str, Any]]) -> ClusterState:
         for index, obj in enumerate(objects):
@@ -275,63 +307,45 @@ class _Builder:
                 self.notes.append(f"BGPConfiguration {resource.name!r} is ignored by Calico (not default/node.<name>)")
 
     def _node(self, obj: Mapping[str, Any], calico: bool) -> None:
-        meta = _meta(obj)
-        name = str(meta.get("name") or "")
-        if not name:
-            raise SpecError("a Node has no name", path="metadata.name")
-        labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
-        if calico:
-            # A projectcalico.org/v3 Node (calicoctl output): BGP data in spec.bgp.
-            bgp = _spec(obj).get("bgp") or {}
-            ipv4, ipv6 = bgp.get("ipv4Address"), bgp.get("ipv6Address")
-            asn, rr, ipip = bgp.get("asNumber"), bgp.get("routeReflectorClusterID"), bgp.get("ipv4IPIPTunnelAddr")
-        else:
-            annotations = meta.get("annotations") or {}
-            ipv4, ipv6 = annotations.get(ANNOTATION_IPV4), annotations.get(ANNOTATION_IPV6)
-            asn, rr = annotations.get(ANNOTATION_AS), annotations.get(ANNOTATION_RR)
-            ipip = annotations.get(ANNOTATION_IPIP)
-        address4, network4 = _interface_address(ipv4, f'metadata.annotations["{ANNOTATION_IPV4}"]')
-        address6, _ = _interface_address(ipv6, f'metadata.annotations["{ANNOTATION_IPV6}"]')
-        previous = self.nodes.get(name)
-        node = NodeInfo(
-            name=name,
-            labels=MappingProxyType(dict(sorted(labels.items()))),
-            ipv4_address=address4,
-            ipv4_network=network4,
-            ipv6_address=address6,
-            as_number=None
-            if asn in (None, "")
-            else parse_as_number(asn, path=("metadata", "annotations", ANNOTATION_AS)),
-            rr_cluster_id=str(rr) if rr else None,
-            ipip_tunnel_address=canonical_address(str(ipip)) if ipip else None,
-        )
-        if previous is not None and calico:
+        node: NodeInfo | None = self.memo.get(obj)
+        if node is None:
+            node = self.memo.put(obj, _node_info(obj, calico))
+        if node.name in self.nodes and calico:
             return  # the core v1 Node is the source of truth in KDD; a v3 copy adds nothing
-        self.nodes[name] = node
+        self.nodes[node.name] = node
 
     def _cidr(self, value: object) -> Prefix:
-        """A block CIDR, parsed once: each block's BlockAffinity and IPAMBlock share one object,
-        which halves the block prefixes every garbage collection walks in a large cluster."""
-        found = self.cidrs.get(value) if isinstance(value, str) else None
+        found = self.memo.cidrs.get(value) if isinstance(value, str) else None
         if found is None:
             found = _cidr(value, "spec.cidr")
-            self.cidrs[str(value)] = found
+            self.memo.cidrs[str(value)] = found
         return found
 
     def _affinity(self, obj: Mapping[str, Any]) -> None:
-        spec = _spec(obj)
-        deleted = spec.get("deleted")
-        self.affinities.append(
-            Affinity(
-                cidr=self._cidr(spec.get("cidr")),
-                node=str(spec.get("node") or ""),
-                state=str(spec.get("state") or "confirmed"),
-                deleted=deleted is True or str(deleted).lower() == "true",
-                type=str(spec.get("type") or "host"),
+        affinity: Affinity | None = self.memo.get(obj)
+        if affinity is None:
+            spec = _spec(obj)
+            deleted = spec.get("deleted")
+            affinity = self.memo.put(
+                obj,
+                Affinity(
+                    cidr=self._cidr(spec.get("cidr")),
+                    node=str(spec.get("node") or ""),
+                    state=str(spec.get("state") or "confirmed"),
+                    deleted=deleted is True or str(deleted).lower() == "true",
+                    type=str(spec.get("type") or "host"),
+                ),
             )
-        )
+        self.affinities.append(affinity)
 
     def _block(self, obj: Mapping[str, Any]) -> None:
+        parsed: tuple[Block, list[Allocation]] | None = self.memo.get(obj)
+        if parsed is None:
+            parsed = self.memo.put(obj, self._parse_block(obj))
+        self.blocks.append(parsed[0])
+        self.allocations.extend(parsed[1])
+
+    def _parse_block(self, obj: Mapping[str, Any]) -> tuple[Block, list[Allocation]]:
         spec = _spec(obj)
         cidr = self._cidr(spec.get("cidr"))
         affinity = spec.get("affinity")
@@ -340,16 +354,17 @@ class _Builder:
             raise SpecError(
                 f"expected text like 'host:node-1', got {affinity!r}", path="spec.affinity", fix="host:<node name>"
             )
-        self.blocks.append(Block(cidr=cidr, affinity=affinity or None))
         allocations = spec.get("allocations") or []
         attributes = spec.get("attributes") or []
         if not isinstance(allocations, list) or not isinstance(attributes, list):
             raise SpecError("allocations and attributes must be lists", path="spec.allocations")
-        host_length = cidr.max_length
-        base = cidr.value
-        for offset, attr_index in enumerate(allocations):
-            if attr_index is None:
-                continue
+        out: list[Allocation] = []
+        version, base, host_length = cidr.version, cidr.value, cidr.max_length
+        # Named tuples made by tuple.__new__ in C: their own __new__ is a Python call per address.
+        new_tuple: Any = tuple.__new__
+        # Most of a block's addresses are free (None): the used offsets picked out in one C pass.
+        for offset in compress(range(len(allocations)), map(is_not, allocations, repeat(None))):
+            attr_index = allocations[offset]
             if not isinstance(attr_index, int) or not 0 <= attr_index < len(attributes):
                 raise SpecError(f"allocation {offset} points at no attribute", path=f"spec.allocations[{offset}]")
             attribute = attributes[attr_index] or {}
@@ -360,9 +375,9 @@ class _Builder:
             kind = str(secondary.get("type") or "workload")
             pod = secondary.get("pod")
             owner = f"{secondary.get('namespace', '')}/{pod}" if pod else str(attribute.get("handle_id") or "")
-            self.allocations.append(
-                Allocation(Prefix(cidr.version, base + offset, host_length), str(node), kind, owner, cidr)
-            )
+            address = new_tuple(Prefix, (version, base + offset, host_length))
+            out.append(new_tuple(Allocation, (address, str(node), kind, owner, cidr)))
+        return Block(cidr=cidr, affinity=affinity or None), out
 
     def _service(self, obj: Mapping[str, Any]) -> None:
         meta, spec = _meta(obj), _spec(obj)
@@ -426,6 +441,37 @@ def _family(address: object) -> int | None:
     if not isinstance(address, str) or not address:
         return None
     return 6 if ":" in address else 4
+
+
+def _node_info(obj: Mapping[str, Any], calico: bool) -> NodeInfo:
+    """A Node as the model reads it: a core v1 Node, or a projectcalico.org/v3 one (``calico``)."""
+    meta = _meta(obj)
+    name = str(meta.get("name") or "")
+    if not name:
+        raise SpecError("a Node has no name", path="metadata.name")
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    if calico:
+        # A projectcalico.org/v3 Node (calicoctl output): BGP data in spec.bgp.
+        bgp = _spec(obj).get("bgp") or {}
+        ipv4, ipv6 = bgp.get("ipv4Address"), bgp.get("ipv6Address")
+        asn, rr, ipip = bgp.get("asNumber"), bgp.get("routeReflectorClusterID"), bgp.get("ipv4IPIPTunnelAddr")
+    else:
+        annotations = meta.get("annotations") or {}
+        ipv4, ipv6 = annotations.get(ANNOTATION_IPV4), annotations.get(ANNOTATION_IPV6)
+        asn, rr = annotations.get(ANNOTATION_AS), annotations.get(ANNOTATION_RR)
+        ipip = annotations.get(ANNOTATION_IPIP)
+    address4, network4 = _interface_address(ipv4, f'metadata.annotations["{ANNOTATION_IPV4}"]')
+    address6, _ = _interface_address(ipv6, f'metadata.annotations["{ANNOTATION_IPV6}"]')
+    return NodeInfo(
+        name=name,
+        labels=MappingProxyType(dict(sorted(labels.items()))),
+        ipv4_address=address4,
+        ipv4_network=network4,
+        ipv6_address=address6,
+        as_number=None if asn in (None, "") else parse_as_number(asn, path=("metadata", "annotations", ANNOTATION_AS)),
+        rr_cluster_id=str(rr) if rr else None,
+        ipip_tunnel_address=canonical_address(str(ipip)) if ipip else None,
+    )
 
 
 def _cidr(value: object, path: str) -> Prefix:

@@ -9,7 +9,7 @@ import yaml
 from test_advertise import affinity, base, bgp_configuration, node
 
 from bgpflat.core.net.prefixes import Prefix
-from bgpflat.core.routes.cluster import ClusterState, parse_calico_version
+from bgpflat.core.routes.cluster import ClusterState, ParseMemo, parse_calico_version
 from bgpflat.errors import SpecError
 
 SCENARIO_D = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp" / "cluster.yaml"
@@ -100,3 +100,23 @@ def test_calico_version_text() -> None:
     assert parse_calico_version("v3.30.7") == (3, 30, 7)
     assert parse_calico_version("3.31") == (3, 31, 0)
     assert parse_calico_version("master") is None
+
+
+def test_a_shared_memo_reads_unchanged_objects_once_and_changed_ones_anew() -> None:
+    """A plan's route impact builds the cluster before and after its changes with one memo: an
+    object in both lists is read once, a changed one (a new dict) is read as it now is."""
+    objects = [o for o in yaml.safe_load_all(SCENARIO_D.read_text()) if o]
+    memo = ParseMemo()
+    before = ClusterState.from_objects(objects, memo=memo)
+    changed = [dict(o) for o in objects if o["kind"] == "Node" and o["metadata"]["name"] == "node-2"]
+    changed[0]["metadata"] = {
+        **changed[0]["metadata"],
+        "annotations": {**changed[0]["metadata"]["annotations"], "projectcalico.org/ASNumber": "65010"},
+    }
+    after_objects = [changed[0] if o["kind"] == "Node" and o["metadata"]["name"] == "node-2" else o for o in objects]
+    after = ClusterState.from_objects(after_objects, memo=memo)
+    assert before.nodes["node-2"].as_number is None
+    assert after.nodes["node-2"].as_number == 65010
+    assert after.nodes["node-1"] is before.nodes["node-1"]  # read once
+    assert after.allocations == before.allocations
+    assert ClusterState.from_objects(after_objects) == after

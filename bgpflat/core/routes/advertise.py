@@ -164,13 +164,17 @@ class AdvertisementModel(NodeExports):
         node_as = self.cluster.node_as(node)
         address = session.address
         local_path = (session.local_as,) if ebgp else ()
-        learned_sets: list[tuple[list[Candidate], str, bool]] = []
-        for other in self.bgp_neighbours(node, version):
-            mesh_ibgp = self.cluster.node_as(other) == node_as
-            if not ebgp and mesh_ibgp and not session.reflects:
-                continue  # BIRD never passes iBGP-learned routes to another iBGP peer
-            path = REFLECTED if session.reflects else MESH
-            learned_sets.append((self.mesh_out(other, version), path, mesh_ibgp))
+        reflects = session.reflects
+        path = REFLECTED if reflects else MESH
+        # (candidates, path, learned over iBGP?) per neighbour; BIRD never passes iBGP-learned
+        # routes to another iBGP peer, unless it reflects them. Without BGPFilters, a neighbour
+        # whose routes Calico's export filter keeps on every node but their owners is left out here.
+        name = node.name
+        learned_sets: list[tuple[list[Candidate], str, bool]] = [
+            (candidates, path, other_as == node_as)
+            for candidates, other_as, silent in self.mesh_senders(node, version)
+            if (ebgp or reflects or other_as != node_as) and (rules or silent is None or name in silent)
+        ]
         add_path = self.options.add_path
         if add_path:
             # Without ADD-PATH the peer gets the best path, never one relayed through another AS

@@ -183,6 +183,7 @@ def route_impact(
     memo = ParseMemo()  # the objects the changes leave alone are read once for both states
     before = ClusterState.from_objects(objects, memo=memo)
     after = ClusterState.from_objects(lay_over(objects, changes), memo=memo) if changes else before
+    del memo  # both states hold what they read; the index by object goes before the model runs
     chosen = outside_peers((before, after), peers)
     if not chosen:
         return ()

@@ -170,11 +170,13 @@ class AdvertisementModel(NodeExports):
         # routes to another iBGP peer, unless it reflects them. Without BGPFilters, a neighbour
         # whose routes Calico's export filter keeps on every node but their owners is left out here.
         name = node.name
-        learned_sets: list[tuple[list[Candidate], str, bool]] = [
-            (candidates, path, other_as == node_as)
-            for candidates, other_as, silent in self.mesh_senders(node, version)
-            if (ebgp or reflects or other_as != node_as) and (rules or silent is None or name in silent)
-        ]
+        learned_sets: list[tuple[list[Candidate], str, bool]] = []
+        if ebgp or reflects or self.several_as(version):  # else every neighbour is an iBGP one
+            learned_sets = [
+                (candidates, path, other_as == node_as)
+                for candidates, other_as, silent in self.mesh_senders(node, version)
+                if (ebgp or reflects or other_as != node_as) and (rules or silent is None or name in silent)
+            ]
         add_path = self.options.add_path
         if add_path:
             # Without ADD-PATH the peer gets the best path, never one relayed through another AS

@@ -8,12 +8,13 @@ are read here, keeping only the fields calico-facts §3 depends on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import compress, repeat
 from operator import is_not
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from bgpflat.core.calico import BGPConfiguration, BGPFilter, BGPPeer, IPPool, parse_as_number, parse_resource
 from bgpflat.core.calico.node import ANNOTATION_AS, ANNOTATION_IPIP, ANNOTATION_IPV4, ANNOTATION_IPV6, ANNOTATION_RR
@@ -156,7 +157,7 @@ class ClusterState:
         ``memo``: shared by builds over mostly the same objects (the cluster before and after a
         plan), so that an object in both is read once.
         """
-        return _Builder(memo or ParseMemo()).build(objects)
+        return _Builder(memo or ParseMemo(keep=False)).build(objects)
 
 
 class ParseMemo:
@@ -168,21 +169,28 @@ class ParseMemo:
     identity cannot pass to another object.
     """
 
-    __slots__ = ("_parsed", "cidrs")
+    __slots__ = ("_keep", "_parsed", "cidrs")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = True) -> None:
         self._parsed: dict[int, tuple[Mapping[str, Any], Any]] = {}
+        self._keep = keep  # False: a single build, which would only pay for the index
         # Block CIDRs parsed once: each block's BlockAffinity and IPAMBlock share one object,
         # which halves the block prefixes every garbage collection walks in a large cluster.
         self.cidrs: dict[str, Prefix] = {}
 
-    def get(self, obj: Mapping[str, Any]) -> Any:
+    def read(self, obj: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], _Parsed]) -> _Parsed:
+        """``parse(obj)``, or what it gave for this very object before."""
         found = self._parsed.get(id(obj))
-        return found[1] if found is not None and found[0] is obj else None
-
-    def put(self, obj: Mapping[str, Any], parsed: Any) -> Any:
-        self._parsed[id(obj)] = (obj, parsed)
+        if found is not None and found[0] is obj:
+            parsed: _Parsed = found[1]
+            return parsed
+        parsed = parse(obj)
+        if self._keep:
+            self._parsed[id(obj)] = (obj, parsed)
         return parsed
+
+
+_Parsed = TypeVar("_Parsed")
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -307,9 +315,7 @@ class _Builder:
                 self.notes.append(f"BGPConfiguration {resource.name!r} is ignored by Calico (not default/node.<name>)")
 
     def _node(self, obj: Mapping[str, Any], calico: bool) -> None:
-        node: NodeInfo | None = self.memo.get(obj)
-        if node is None:
-            node = self.memo.put(obj, _node_info(obj, calico))
+        node = self.memo.read(obj, partial(_node_info, calico=calico))
         if node.name in self.nodes and calico:
             return  # the core v1 Node is the source of truth in KDD; a v3 copy adds nothing
         self.nodes[node.name] = node
@@ -322,28 +328,23 @@ class _Builder:
         return found
 
     def _affinity(self, obj: Mapping[str, Any]) -> None:
-        affinity: Affinity | None = self.memo.get(obj)
-        if affinity is None:
-            spec = _spec(obj)
-            deleted = spec.get("deleted")
-            affinity = self.memo.put(
-                obj,
-                Affinity(
-                    cidr=self._cidr(spec.get("cidr")),
-                    node=str(spec.get("node") or ""),
-                    state=str(spec.get("state") or "confirmed"),
-                    deleted=deleted is True or str(deleted).lower() == "true",
-                    type=str(spec.get("type") or "host"),
-                ),
-            )
-        self.affinities.append(affinity)
+        self.affinities.append(self.memo.read(obj, self._parse_affinity))
+
+    def _parse_affinity(self, obj: Mapping[str, Any]) -> Affinity:
+        spec = _spec(obj)
+        deleted = spec.get("deleted")
+        return Affinity(
+            cidr=self._cidr(spec.get("cidr")),
+            node=str(spec.get("node") or ""),
+            state=str(spec.get("state") or "confirmed"),
+            deleted=deleted is True or str(deleted).lower() == "true",
+            type=str(spec.get("type") or "host"),
+        )
 
     def _block(self, obj: Mapping[str, Any]) -> None:
-        parsed: tuple[Block, list[Allocation]] | None = self.memo.get(obj)
-        if parsed is None:
-            parsed = self.memo.put(obj, self._parse_block(obj))
-        self.blocks.append(parsed[0])
-        self.allocations.extend(parsed[1])
+        block, allocations = self.memo.read(obj, self._parse_block)
+        self.blocks.append(block)
+        self.allocations.extend(allocations)
 
     def _parse_block(self, obj: Mapping[str, Any]) -> tuple[Block, list[Allocation]]:
         spec = _spec(obj)

@@ -140,7 +140,9 @@ class NodeExports:
         self._mesh_out_ids: set[int] = set()
         self._screens: dict[int, tuple[list[Candidate], tuple[list[tuple[Candidate, int]], frozenset[str]]]] = {}
         self._speakers: dict[int, list[NodeInfo]] = {}
+        self._several_as: dict[int, bool] = {}
         self._senders: dict[int, dict[str, tuple[list[Candidate], int, frozenset[str] | None]]] = {}
+        self._mesh_senders: dict[int, list[tuple[str, tuple[list[Candidate], int, frozenset[str] | None]]]] = {}
         self._node_statics: dict[str, list[tuple[Prefix, Why]]] = {}
         self._adjacencies: dict[int, dict[str, set[str]]] = {}
 
@@ -472,6 +474,13 @@ class NodeExports:
             found = self._speakers[version] = [n for n in self.cluster.nodes.values() if n.bgp_address(version)]
         return found
 
+    def several_as(self, version: int) -> bool:
+        """Whether the nodes that run BGP in this family are in more than one AS."""
+        found = self._several_as.get(version)
+        if found is None:
+            found = self._several_as[version] = len({self.cluster.node_as(n) for n in self.speakers(version)}) > 1
+        return found
+
     def mesh_senders(self, node: NodeInfo, version: int) -> list[tuple[list[Candidate], int, frozenset[str] | None]]:
         """What each of ``node``'s BGP neighbours (``bgp_neighbours``, in that order) sends it over
         the mesh, with the neighbour's AS and, where Calico's export filter lets none of it out of
@@ -480,19 +489,25 @@ class NodeExports:
         In a full mesh the list of every speaker's is made once per family: each session of each
         node re-exporting the mesh walks thousands of them.
         """
-        every = self._senders.get(version)
-        if every is None:
-            every = {n.name: self._sender(n, version) for n in self.speakers(version)}
-            self._senders[version] = every
+        known = self._senders.setdefault(version, {})
         if not self.cluster.mesh_enabled:
-            return list(map(every.__getitem__, [n.name for n in self.bgp_neighbours(node, version)]))
+            return [self._sender(n, version, known) for n in self.bgp_neighbours(node, version)]
+        every = self._mesh_senders.get(version)
+        if every is None:
+            every = [(n.name, self._sender(n, version, known)) for n in self.speakers(version)]
+            self._mesh_senders[version] = every
         name = node.name
-        return [sender for other, sender in every.items() if other != name]
+        return [sender for other, sender in every if other != name]
 
-    def _sender(self, node: NodeInfo, version: int) -> tuple[list[Candidate], int, frozenset[str] | None]:
-        candidates = self.mesh_out(node, version)
-        screened, owners = self.export_screen(candidates)
-        return candidates, self.cluster.node_as(node), None if screened else owners
+    def _sender(
+        self, node: NodeInfo, version: int, known: dict[str, tuple[list[Candidate], int, frozenset[str] | None]]
+    ) -> tuple[list[Candidate], int, frozenset[str] | None]:
+        found = known.get(node.name)
+        if found is None:
+            candidates = self.mesh_out(node, version)
+            screened, owners = self.export_screen(candidates)
+            found = known[node.name] = (candidates, self.cluster.node_as(node), None if screened else owners)
+        return found
 
     def bgp_neighbours(self, node: NodeInfo, version: int) -> list[NodeInfo]:
         """Nodes whose routes reach ``node`` over BGP: the whole mesh, or peerSelector peerings

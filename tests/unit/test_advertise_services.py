@@ -271,3 +271,20 @@ def test_endpoints_naming_no_node_count_only_as_existing_endpoints() -> None:
     result = expect(cluster(config, api, api_slice, local, local_slice, calico="v3.31.0"))
     assert {n for n in "abc" if "10.96.0.1/32" in from_node(result, n)} == {"a", "b", "c"}
     assert all("10.96.0.10/32" not in from_node(result, n) for n in "abc")  # Local: on no node
+
+
+def test_a_node_re_exports_another_nodes_host_route_outside_every_range_only_if_it_has_its_own() -> None:
+    # Aggregation off, ETP Local: the /32 is a static route of the nodes with an endpoint (b, c)
+    # and of no range. Over the mesh to an eBGP peer, c also sends b's copy (its own static route
+    # lets it out, next hop self: the same route with a second reason); a, with no endpoint and no
+    # reflector, refuses both copies.
+    config = {"serviceLoadBalancerIPs": [{"cidr": "192.0.2.0/24"}], "serviceLoadBalancerAggregation": "Disabled"}
+    objects = [
+        *base(config=config, calico="v3.31.0"),
+        service("lb", etp="Local", ingress=("192.0.2.10",)),
+        endpoints_slice("lb", {"b": True, "c": True}),
+    ]
+    result = expect(objects)
+    assert {(n, h) for n, p, h in seen(result) if p == "192.0.2.10/32"} == {("b", "b"), ("c", "c")}
+    from_c = next(r for r in result.table if str(r.prefix) == "192.0.2.10/32" and r.session == ADDR["c"])
+    assert sorted((why.owner, why.path) for why in result.why(from_c)) == [("b", "mesh"), ("c", "local")]

@@ -98,9 +98,10 @@ class _JsonStream:
 
         Items up to the last ``},`` of the text read so far are decoded in one call, as the array
         ``[`` + text + ``]``: that this parses as an array proves the text is a run of whole items
-        (a cut inside a string or a nested value would leave it unbalanced). Anything else (a
-        chunk's last item, items that are not objects, what the fast decoder refuses) goes one
-        item at a time.
+        (a cut inside a string or a nested value would leave it unbalanced); a chunk's last item,
+        cut off, is completed by the next chunk and goes with its run. Anything else (the list's
+        last item, items that are not objects, what the fast decoder refuses) goes one item at a
+        time.
         """
         self.take("[")
         if self.peek() == "]":
@@ -116,6 +117,10 @@ class _JsonStream:
                 if batch is not None:
                     self.pos = cut + 2
                     yield batch
+                    # What is left is at most the start of an item: read on, then cut again,
+                    # rather than fail to decode it alone (a failed decode counts the lines of
+                    # the whole text for its error message).
+                    self._more()
                     continue
             yield _one(self.value(), file)
             char = self.peek()

@@ -17,7 +17,8 @@ import pytest
 from bgpflat.core.routes.advertise import AdvertisementModel
 from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.core.routes.expected import ModelOptions, OutsidePeer, Why
-from bgpflat.core.routes.node_routes import PASSES_OTHERS, Candidate
+from bgpflat.core.routes.mesh_routes import PASSES_OTHERS
+from bgpflat.core.routes.node_routes import Candidate
 from bgpflat.core.routes.table import Route
 from bgpflat.lab.conformance import cases, generator
 

@@ -42,7 +42,8 @@ from bgpflat.core.routes.expected import (
     SessionExpectation,
     Why,
 )
-from bgpflat.core.routes.node_routes import PASSES_EXCLUDED, PASSES_OTHERS, Candidate, NodeExports
+from bgpflat.core.routes.mesh_routes import PASSES_EXCLUDED, PASSES_OTHERS, MeshExports
+from bgpflat.core.routes.node_routes import Candidate
 from bgpflat.core.routes.sessions import Session
 from bgpflat.core.routes.table import (
     Route,
@@ -66,7 +67,7 @@ def expected_routes(
     return AdvertisementModel(cluster, options or ModelOptions()).expected_routes(peer)
 
 
-class AdvertisementModel(NodeExports):
+class AdvertisementModel(MeshExports):
     """Cluster-wide indexes for the export model; ``expected_routes(peer)`` per outside peer."""
 
     def __init__(self, cluster: ClusterState, options: ModelOptions) -> None:

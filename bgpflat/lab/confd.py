@@ -51,7 +51,7 @@ from pathlib import Path
 from bgpflat.errors import LabError
 from bgpflat.lab import go_build
 from bgpflat.lab.controlplane.crds import module_dir
-from bgpflat.lab.processes import log_tail
+from bgpflat.lab.processes import find_program, log_tail
 from bgpflat.lab.versions import ModulePin
 
 CALICO_CONFD = ModulePin(
@@ -362,7 +362,7 @@ class BirdCheck:
 
 def check_with_bird(config: Path, *, bird: str = "bird", timeout: float = 60.0) -> BirdCheck:
     """Parse ``config`` (and what it includes, relative to its directory) with ``bird -p -c``."""
-    found = shutil.which(bird) or shutil.which(bird, path="/usr/sbin:/sbin")
+    found = find_program(bird)
     if found is None:
         raise LabError(f"{bird} not found; install BIRD 1.6 (Debian: apt-get install bird)")
     command = (found, "-p", "-c", config.name)

@@ -19,6 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def find_program(name: str) -> str | None:
+    """``name`` on PATH or in the sbin directories, where Debian puts BIRD and iproute2's ``ss``
+    (not on every user's PATH); None when it is in neither."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+
+
+def program(name: str) -> str:
+    """``find_program``, else ``name`` itself: running it then fails saying it is not installed."""
+    return find_program(name) or name
+
+
 def free_loopback_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -6,23 +6,19 @@ unchanged sessions (the mesh) stay up; only their sessions to the verification p
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from bgpflat.errors import LabError
 from bgpflat.lab.conformance import cases
-from bgpflat.lab.fabric.netns import NetnsLab, run
+from bgpflat.lab.fabric.bird_control import birdc
+from bgpflat.lab.fabric.netns import NetnsLab
+from bgpflat.lab.processes import program
 
 # calico-node runs bird (bird.cfg) and bird6 (bird6.cfg) side by side; so does every lab node.
 BIRDS = (("bird", "birdc", "bird.cfg"), ("bird6", "birdc6", "bird6.cfg"))
 START_TIMEOUT = 10.0
-
-
-def tool(name: str) -> str:
-    """``name`` on PATH or in the sbin directories, where Debian puts BIRD and iproute2's ss."""
-    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin") or name
 
 
 def _protocol_suffix(address: str) -> str:
@@ -48,11 +44,7 @@ class NodeBirds:
     def birdc(self, node: str, *command: str, bird: str = "bird") -> str:
         """``birdc`` (``bird="bird6"``: ``birdc6``) on ``node``'s control socket."""
         client = "birdc6" if bird == "bird6" else "birdc"
-        output = run([tool(client), "-s", str(self.directory(node) / f"{bird}.ctl"), *command])
-        lowered = output.lower()
-        if "syntax error" in lowered or "\nerror" in lowered or "parse error" in lowered:
-            raise LabError(f"{client} {' '.join(command)} on {node}: {output.strip()}")
-        return output
+        return birdc(self.directory(node) / f"{bird}.ctl", *command, client=client, where=f" on {node}")
 
     def load(self) -> None:
         """Start the BIRDs (first cell) or reload them; then restart their sessions to the peer.
@@ -80,7 +72,7 @@ class NodeBirds:
                 self.netns.start(
                     f"{bird}:{node.name}",
                     self.namespace(node.name),
-                    [tool(bird), "-f", "-c", str(directory / config), "-s", str(directory / f"{bird}.ctl")],
+                    [program(bird), "-f", "-c", str(directory / config), "-s", str(directory / f"{bird}.ctl")],
                     log=self.netns.state_dir / "logs" / f"{bird}-{node.name}.log",
                     cwd=directory,
                 )

@@ -54,6 +54,7 @@ from bgpflat.lab.conformance.situations import SITUATIONS
 from bgpflat.lab.controlplane.seed import for_flavour, seed_objects
 from bgpflat.lab.controlplane.server import ControlPlane
 from bgpflat.lab.fabric.netns import NetnsLab, run
+from bgpflat.lab.processes import find_program
 from bgpflat.workflows.routes import read_live_objects
 
 Progress = Callable[[str], None]
@@ -87,7 +88,7 @@ def check_prerequisites() -> None:
     """Raise ``LabError`` naming what is missing (root, BIRD, iproute2's ss)."""
     if os.geteuid() != 0:
         raise LabError("the conformance lab needs root (it creates network namespaces)")
-    missing = [d for d in DAEMONS if shutil.which(d) is None and shutil.which(d, path="/usr/sbin:/sbin") is None]
+    missing = [d for d in DAEMONS if find_program(d) is None]
     if missing:
         raise LabError(f"the conformance lab needs {', '.join(missing)} (apt-get install bird iproute2)")
 

@@ -21,6 +21,7 @@ from bgpflat.errors import LabError
 from bgpflat.lab.conformance import cases
 from bgpflat.lab.fabric.netns import NetnsLab, ns_argv, run
 from bgpflat.lab.fabric.node_confd import package_root
+from bgpflat.lab.processes import program
 
 LISTEN_TIMEOUT = 20.0
 # ``bgpflat peer run`` with only the peer's command group registered, so the verification peer
@@ -90,7 +91,7 @@ class CellPeer:
             raise LabError("the verification peer is not running")
         # ss writes an IPv6 socket address as [fd77::250]:179
         wanted = [f"[{a}]:179" if ":" in a else f"{a}:179" for a in self._listen]
-        ss = shutil.which("ss") or shutil.which("ss", path="/usr/sbin:/sbin") or "ss"
+        ss = program("ss")
         deadline = time.monotonic() + LISTEN_TIMEOUT
         while True:
             self.netns.check_alive(name)

@@ -27,6 +27,7 @@ from bgpflat.core.routes.cluster import ClusterState
 from bgpflat.errors import LabError
 from bgpflat.lab import vxlan
 from bgpflat.lab.fabric import node_confd, pods, services, tor
+from bgpflat.lab.fabric.bird_control import birdc
 from bgpflat.lab.fabric.netns import NetnsLab, ns_argv, run, wait_for
 from bgpflat.lab.fabric.topology import (
     BGP_MODES,
@@ -451,10 +452,7 @@ class FlatLab:
     # -- looking at it ----------------------------------------------------------------------------
     def birdc(self, node: str, *command: str) -> str:
         """A ``birdc`` command against the node's BIRD (its control socket needs no namespace)."""
-        output = run(["birdc", "-s", str(self.bird_dir(node) / node_confd.CONTROL_SOCKET), *command])
-        if "syntax error" in output.lower() or "\nerror" in output.lower():
-            raise LabError(f"birdc {' '.join(command)} on {node}: {output.strip()}")
-        return output
+        return birdc(self.bird_dir(node) / node_confd.CONTROL_SOCKET, *command, where=f" on {node}")
 
     def vtysh(self, *commands: str) -> str:
         return run(tor.vtysh_argv(self.frr_dir, *commands))

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import fcntl
 import shlex
-import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +37,7 @@ from pathlib import Path
 import bgpflat
 from bgpflat.errors import LabError
 from bgpflat.lab.confd import ConfdRun, default_templates_dir, ensure_confd, wait_settled, without_krt_tunnel
+from bgpflat.lab.fabric.bird_control import birdc
 from bgpflat.lab.fabric.netns import NetnsLab
 from bgpflat.lab.go_build import Progress
 
@@ -107,15 +106,11 @@ def install(staging: Path, bird_dir: Path) -> str | None:
         socket = bird_dir / CONTROL_SOCKET
         if not socket.exists():
             return None
-        birdc = shutil.which("birdc") or shutil.which("birdc", path="/usr/sbin:/sbin") or "birdc"
         try:
-            proc = subprocess.run(
-                [birdc, "-s", str(socket), "configure"], capture_output=True, text=True, timeout=BIRDC_TIMEOUT
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise LabError(f"birdc configure on {socket}: {exc}") from exc
-        answer = (proc.stdout + proc.stderr).strip()
-        if proc.returncode != 0 or "Reconfigur" not in answer:
+            answer = birdc(socket, "configure", timeout=BIRDC_TIMEOUT).strip()
+        except LabError as exc:
+            raise LabError(f"BIRD did not take confd's files in {bird_dir}: {exc}") from None
+        if "Reconfigur" not in answer:
             raise LabError(f"BIRD did not take confd's files in {bird_dir}: {answer}")
         return answer
 

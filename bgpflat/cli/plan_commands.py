@@ -362,21 +362,22 @@ class FileBackups:
         writes: Sequence[Mapping[str, Any]] = (),
     ) -> str:
         from bgpflat.adapters import files
+        from bgpflat.adapters.files import backups
 
         if path is None:
             taken_at = dt.datetime.now(dt.UTC)
             return str(
-                files.write_backup(
+                backups.write_backup(
                     self.directory, context=self.context, taken_at=taken_at, header=header, objects=objects
                 )
             )
-        text = files.backup_text(header=header, objects=objects, writes=writes)
+        text = backups.backup_text(header=header, objects=objects, writes=writes)
         return str(files.write_text_atomic(path, text, mode=0o600))
 
     def record(self, path: str, write: Mapping[str, Any]) -> None:
-        from bgpflat.adapters import files
+        from bgpflat.adapters.files import backups
 
-        files.append_backup_write(path, write)
+        backups.append_backup_write(path, write)
 
 
 def backup_writer(directory: str, context: str) -> FileBackups:
@@ -490,7 +491,7 @@ def _rollback_api(
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     from bgpflat import workflows
-    from bgpflat.adapters.files import load_backup
+    from bgpflat.adapters.files.backups import load_backup
 
     backup = load_backup(args.backup)
     if not args.yes and args.dry_run == "none" and not sys.stdin.isatty():

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bgpflat.adapters import files
-from bgpflat.adapters.files import json_stream
+from bgpflat.adapters.files import backups, json_stream
 from bgpflat.errors import PlanError, SpecError
 
 LAB = Path(__file__).resolve().parents[2] / "labs" / "calico-bgp"
@@ -151,16 +151,16 @@ def test_write_into_unwritable_place_is_a_spec_error(tmp_path: Path) -> None:
 def test_backup_paths_are_unique_and_named_after_context(tmp_path: Path) -> None:
     when = dt.datetime(2026, 11, 21, 6, 40, 0, tzinfo=dt.UTC)
     obj = {"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": "p"}}
-    first = files.write_backup(tmp_path, context="kind/lab:1", taken_at=when, header={"backup": True}, objects=[obj])
-    second = files.write_backup(tmp_path, context="kind/lab:1", taken_at=when, header={"backup": True}, objects=[obj])
+    first = backups.write_backup(tmp_path, context="kind/lab:1", taken_at=when, header={"backup": True}, objects=[obj])
+    second = backups.write_backup(tmp_path, context="kind/lab:1", taken_at=when, header={"backup": True}, objects=[obj])
     assert first.name == "20261121T064000Z-kind_lab_1.yaml"
     assert second != first
-    assert files.load_backup(second).objects[0]["metadata"]["name"] == "p"
+    assert backups.load_backup(second).objects[0]["metadata"]["name"] == "p"
 
 
 def test_rollback_refuses_a_file_that_is_not_a_backup() -> None:
     with pytest.raises(PlanError, match="not a bgpflat backup"):
-        files.load_backup(LAB / "cluster.yaml")
+        backups.load_backup(LAB / "cluster.yaml")
 
 
 def test_snapshot_is_written_as_json_one_object_per_line_that_yaml_tools_still_read(tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ def test_backups_taken_in_the_same_second_by_concurrent_applies_never_share_a_fi
     def take(number: int) -> None:
         obj = {"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": f"p{number}"}}
         start.wait()
-        paths[number] = files.write_backup(
+        paths[number] = backups.write_backup(
             tmp_path, context="lab", taken_at=when, header={"backup": True}, objects=[obj]
         )
 
@@ -286,18 +286,18 @@ def test_backups_taken_in_the_same_second_by_concurrent_applies_never_share_a_fi
         thread.join()
     assert len(set(paths.values())) == 8
     for number, path in paths.items():
-        assert files.load_backup(path).objects[0]["metadata"]["name"] == f"p{number}"
+        assert backups.load_backup(path).objects[0]["metadata"]["name"] == f"p{number}"
         assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
 def test_a_backup_keeps_the_writes_recorded_so_far_and_names_a_cut_off_record(tmp_path: Path) -> None:
     when = dt.datetime(2026, 11, 21, 6, 40, 0, tzinfo=dt.UTC)
     obj = {"apiVersion": "projectcalico.org/v3", "kind": "IPPool", "metadata": {"name": "p"}}
-    path = files.write_backup(tmp_path, context="lab", taken_at=when, header={"backup": True}, objects=[obj])
-    assert files.load_backup(path).header["writes"] == []
-    files.append_backup_write(path, {"intent": "create", "key": "BGPPeer/x"})
-    files.append_backup_write(path, {"done": "create", "key": "BGPPeer/x", "resourceVersion": "7"})
-    backup = files.load_backup(path)
+    path = backups.write_backup(tmp_path, context="lab", taken_at=when, header={"backup": True}, objects=[obj])
+    assert backups.load_backup(path).header["writes"] == []
+    backups.append_backup_write(path, {"intent": "create", "key": "BGPPeer/x"})
+    backups.append_backup_write(path, {"done": "create", "key": "BGPPeer/x", "resourceVersion": "7"})
+    backup = backups.load_backup(path)
     assert backup.header["writes"] == [
         {"intent": "create", "key": "BGPPeer/x"},
         {"done": "create", "key": "BGPPeer/x", "resourceVersion": "7"},
@@ -306,5 +306,5 @@ def test_a_backup_keeps_the_writes_recorded_so_far_and_names_a_cut_off_record(tm
     with path.open("a") as handle:
         handle.write('- {"intent": "upd')  # what a power cut in the middle of a record leaves
     with pytest.raises(SpecError, match="last write record is cut off") as refused:
-        files.load_backup(path)
+        backups.load_backup(path)
     assert "delete the incomplete last line" in str(refused.value)

@@ -3,17 +3,14 @@
 Everything here turns YAML/JSON/OS errors into ``SpecError``/``PlanError`` that name the file and,
 when the parser knows it, the line. Files are written by ``output`` (atomic replacement of regular
 files, devices and FIFOs written in place): a crash or a full disk never leaves half a plan or half
-a backup behind, which matters because a backup is what ``rollback`` trusts. The one exception
-is a backup's record of writes, appended and fsynced line by line while apply runs (one ``write``
-each, so a kill cannot split one; a line cut off by a power loss is refused on reading with the fix).
+a backup behind, which matters because a backup is what ``rollback`` trusts. Backups themselves,
+and the one exception to whole-file writes (their record of writes, appended while apply runs), are
+in ``backups``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import os
-import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +32,7 @@ from bgpflat.adapters.files.output import write_chunks_atomic as write_chunks_at
 from bgpflat.adapters.files.output import write_text_atomic as write_text_atomic
 from bgpflat.core.calico.models import format_path, parse_path
 from bgpflat.core.state.snapshot import ObjectKey, check_snapshot_object, object_key
-from bgpflat.errors import PlanError, SpecError
+from bgpflat.errors import SpecError
 
 # The C loader/dumper are an order of magnitude faster on snapshots of thousands of objects.
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -79,7 +76,8 @@ class Snapshot:
     file: str
 
 
-def _read_text(path: str | Path) -> str:
+def read_text(path: str | Path) -> str:
+    """A UTF-8 file's text; any failure is one ``SpecError`` naming the file."""
     try:
         return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -225,7 +223,7 @@ def load_documents(path: str | Path, *, line_depth: int | None = None) -> tuple[
         except UnicodeDecodeError as exc:
             raise SpecError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=STDIN_NAME) from None
         return parse_documents(text, file=STDIN_NAME, line_depth=line_depth)
-    return parse_documents(_read_text(path), file=str(path), line_depth=line_depth)
+    return parse_documents(read_text(path), file=str(path), line_depth=line_depth)
 
 
 def _item_lines(lines: Mapping[NodePath, int]) -> dict[int, dict[NodePath, int]]:
@@ -282,10 +280,12 @@ def load_snapshot(path: str | Path) -> Snapshot:
     Each object gets the checks of ``-f`` (``core.state.snapshot``), with its file and line.
     """
     with collector_paused():
-        return _load_snapshot(str(path), check=True)
+        return read_snapshot(str(path), check=True)
 
 
-def _load_snapshot(file: str, *, check: bool) -> Snapshot:
+def read_snapshot(file: str, *, check: bool) -> Snapshot:
+    """``load_snapshot`` (the collector left as the caller has it); ``check=False`` takes every
+    object as it is (a backup holds what the cluster held, even what ``-f`` would refuse)."""
     documents = load_documents(file, line_depth=2)
     if not documents:
         # An empty cluster still gives a header and "items: []"; an empty file is a mistake.
@@ -358,7 +358,7 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def read_json(path: str | Path) -> Any:
     """A JSON file (saved plans, learned routes): bad JSON is a ``SpecError`` with file and line."""
-    return parse_json(_read_text(path), file=str(path))
+    return parse_json(read_text(path), file=str(path))
 
 
 def parse_json(text: str, *, file: str) -> Any:
@@ -427,114 +427,6 @@ def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
 def write_snapshot(path: str | Path, *, header: Mapping[str, Any], objects: Iterable[Mapping[str, Any]]) -> Path:
     """Stream a snapshot to ``path`` atomically; ``objects`` may be a generator reading the cluster."""
     return write_chunks_atomic(path, snapshot_chunks(header=header, objects=objects))
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-# The last top-level key of a backup: one line per write, appended (and fsynced) as apply makes it,
-# so that a backup of an apply killed midway still says what was written.
-BACKUP_WRITES_KEY = "writes"
-
-
-def _backup_candidates(directory: Path, *, context: str, taken_at: dt.datetime) -> Iterator[Path]:
-    stamp = taken_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    name = _UNSAFE.sub("_", context).strip("_") or "cluster"
-    yield directory / f"{stamp}-{name}.yaml"
-    counter = 1
-    while True:
-        counter += 1
-        yield directory / f"{stamp}-{name}-{counter}.yaml"
-
-
-def backup_text(
-    *, header: Mapping[str, Any], objects: Iterable[Mapping[str, Any]], writes: Iterable[Mapping[str, Any]] = ()
-) -> str:
-    """A backup: a snapshot of the objects before the apply, then the writes it made so far."""
-    return snapshot_text(header=header, objects=objects) + f"{BACKUP_WRITES_KEY}:\n" + "".join(map(_write_line, writes))
-
-
-def _write_line(write: Mapping[str, Any]) -> str:
-    # One JSON flow mapping per line: valid YAML, and written by a single append.
-    return "- " + json.dumps(dict(write), sort_keys=True) + "\n"
-
-
-def write_backup(
-    directory: str | Path,
-    *,
-    context: str,
-    taken_at: dt.datetime,
-    header: Mapping[str, Any],
-    objects: Iterable[Mapping[str, Any]],
-) -> Path:
-    """Write the objects an apply is about to change to ``<dir>/<UTC timestamp>-<context>.yaml``
-    (mode 0600); the returned path is what ``rollback`` takes. The name is claimed with an exclusive
-    create, so two applies in the same second never share (or overwrite) one backup."""
-    base = Path(directory)
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SpecError(f"cannot write: {exc.strerror}", file=str(base)) from None
-    for candidate in _backup_candidates(base, context=context, taken_at=taken_at):
-        try:
-            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise SpecError(f"cannot write: {exc.strerror}", file=str(candidate)) from None
-        return write_text_atomic(candidate, backup_text(header=header, objects=objects), mode=0o600)
-    raise AssertionError("unreachable: the candidates never end")
-
-
-def append_backup_write(path: str | Path, write: Mapping[str, Any]) -> None:
-    """Record one write at the end of a backup and fsync it before apply goes on."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, _write_line(write).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise SpecError(f"cannot record a write in the backup: {exc.strerror}", file=str(path)) from None
-
-
-def _backup_writes(text: str, file: str) -> list[dict[str, Any]]:
-    start = text.rfind(f"\n{BACKUP_WRITES_KEY}:\n")
-    if start < 0:
-        return []  # a backup from before writes were recorded
-    writes: list[dict[str, Any]] = []
-    for line in text[start:].splitlines()[2:]:
-        try:
-            write = json.loads(line.removeprefix("- "))
-        except json.JSONDecodeError:
-            raise SpecError(f"unreadable write record: {line!r}", file=file, path=BACKUP_WRITES_KEY) from None
-        if isinstance(write, dict):
-            writes.append(write)
-    return writes
-
-
-def load_backup(path: str | Path) -> Snapshot:
-    """A backup; its header carries the recorded writes under ``writes`` (``[]`` if none)."""
-    text = _read_text(path)
-    if f"\n{BACKUP_WRITES_KEY}:\n" in text and not text.endswith("\n"):
-        # Each record is one append ending in a newline; a kill cannot split one, a power cut can.
-        raise SpecError(
-            "the last write record is cut off (the machine stopped while apply was recording a write)",
-            file=str(path),
-            fix="delete the incomplete last line; that write was never confirmed, so check its object by hand",
-        )
-    # Not checked as a snapshot is: a backup holds what the cluster held, and rollback restores
-    # it as it was, even an object the checks of -f would refuse.
-    with collector_paused():
-        snapshot = _load_snapshot(str(path), check=False)
-    if not snapshot.header.get("backup"):
-        raise PlanError(
-            f"{path}: not a bgpflat backup (no 'bgpflat.backup' header); "
-            "rollback only takes files that `bgpflat apply` wrote"
-        )
-    writes = _backup_writes(text, snapshot.file)
-    return Snapshot(header={**snapshot.header, BACKUP_WRITES_KEY: writes}, objects=snapshot.objects, file=snapshot.file)
 
 
 STDIN = "-"

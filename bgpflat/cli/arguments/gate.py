@@ -221,7 +221,7 @@ def after_gate_stop(
             info(f"Gate: undoing stage {stage}")
             undo = workflows.apply_plan(undo_plan, api, backup=None, progress=info, allow_crd_v1=args.allow_crd_v1)
             if report.backup and undo.error is None:
-                from bgpflat.adapters.files import load_backup
+                from bgpflat.adapters.files.backups import load_backup
 
                 saved = load_backup(report.backup)
                 backup(header=record_undo(dict(saved.header), undo), objects=saved.objects, path=report.backup)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bgpflat.core.bmp.messages import LOC_RIB, LOC_RIB_PEER, POST_POLICY, PRE_POLICY
+from bgpflat.core.bmp.messages import LOC_RIB, LOC_RIB_PEER, POST_POLICY, PRE_POLICY, policy_name
 from bgpflat.core.bmp.rib import RouterRib
 from bgpflat.core.net.prefixes import parse_address
 from bgpflat.core.routes.table import RouteTable
@@ -103,7 +103,7 @@ def learned_from_station(data: Mapping[str, Any], *, router: str, policy: str, s
     return LearnedState(
         routes=routes,
         sessions=sessions,
-        source=f"{source} router {router} " + ("Loc-RIB" if policy == LOC_RIB else f"{policy}-policy"),
+        source=f"{source} router {router} {policy_name(policy)}",
         sent=sent,
         router=router,
         # Without path identifiers a monitored peer's ADD-PATH paths overwrite each other.

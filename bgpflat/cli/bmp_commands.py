@@ -8,9 +8,9 @@ from typing import Any
 
 from bgpflat.cli.arguments.common import LISTING_FORMATS, add_metrics_listen, add_output_option
 from bgpflat.cli.output import EXIT_OK, MACHINE_FORMATS, console, info, write_data
+from bgpflat.core.bmp.messages import POLICIES
 
 DEFAULT_STATE_DIR = "bgpflat-bmp"
-POLICIES = ("pre", "post", "loc-rib")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -25,6 +25,7 @@ from bgpflat.cli.arguments.learned import BmpSource, FileSource, PeerSource, lea
 from bgpflat.cli.arguments.model import model_options, outside_peer
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, MACHINE_FORMATS, console, error_line, info, write_data, write_json
+from bgpflat.core.bmp.messages import POLICIES, POST_POLICY
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:
@@ -79,8 +80,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     verify.add_argument(
         "--policy",
-        choices=("pre", "post", "loc-rib"),
-        default="post",
+        choices=POLICIES,
+        default=POST_POLICY,
         help="with --source bmp:DIR: what the nodes sent the router (pre), what it kept (post, the default; "
         "a route sent but not kept is reported as filtered-by-router) or what it selected as best across all "
         "its peers (loc-rib: each prefix's best path must be one a node was expected to send)",

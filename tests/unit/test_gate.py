@@ -268,3 +268,69 @@ def test_a_loc_rib_source_matches_the_best_path_whichever_node_sent_it() -> None
     stranger = Route(prefix, "10.0.0.9", "10.0.0.9", (65001,), "igp", (), ())
     assert sorted(best_path_each(expected, RouteTable([stranger]))) == sorted(paths)
     assert sorted(best_path_each(expected, RouteTable())) == sorted(paths)
+
+
+def _loc_rib_station(tmp_path: Path, records: list[dict[str, Any]], best: list[dict[str, Any]]) -> str:
+    """A BMP station's state for one router (GoBGP's way: pre/post per node, and a Loc-RIB
+    instance of peer type 3 holding ``best``); returns its state directory."""
+    from bgpflat.bmp.state import StateDir
+    from bgpflat.daemon.state import FORMAT_VERSION
+
+    complete = {"paths": 1, "prefixes": 1, "eor": ["ipv4 unicast"], "complete": True}
+    sessions = sorted({r["session"] for r in records})
+    peers = [
+        {"peer": s, "peer_as": 64512, "peer_type": 0, "state": "up", "tables": {"pre": complete, "post": complete}}
+        for s in sessions
+    ]
+    peers.append({"peer": "0.0.0.0", "peer_as": 65200, "peer_type": 3, "state": "up", "tables": {"loc-rib": complete}})
+
+    def tag(rows: list[dict[str, Any]], policy: str) -> list[dict[str, Any]]:
+        return [{**r, "router": SWITCH, "peer": r["session"], "policy": policy} for r in rows]
+
+    state = StateDir(tmp_path / "bmp")
+    state.create()
+    state.write_snapshot(
+        {
+            "format_version": FORMAT_VERSION,
+            "routers": [{"router": SWITCH, "state": "up", "reason": "", "peers": peers}],
+            "routes": tag(records, "pre") + tag(records, "post") + tag(best, "loc-rib"),
+        }
+    )
+    return str(state.path)
+
+
+def test_gate_on_a_routers_loc_rib_waits_for_a_best_path_a_node_was_expected_to_send(tmp_path: Path) -> None:
+    from bgpflat.cli.arguments.learned import BmpSource
+
+    plan, objects = lab_plan()
+    state = [dict(o) for o in lay_over(objects, [c for s in plan.stages[:2] for c in s.changes])]
+    records = expected_routes(cluster=ClusterState.from_objects(state), peer=SWITCH).table.to_records()
+    best = list({r["prefix"]: r for r in records}.values())  # one expected path per prefix, as a router selects
+    for wanted, kept in (("passed", best), ("stopped", [r for r in best if r["prefix"] != "10.233.110.0/24"])):
+        source = BmpSource(_loc_rib_station(tmp_path / wanted, records, kept), None, router=SWITCH, policy="loc-rib")
+        clock = Clock()
+        gate = RouteGate(
+            plan=plan,
+            read_cluster=lambda: state,
+            source=source,
+            peer=SWITCH,
+            timeout=30,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        if wanted == "passed":
+            gate(plan.stages[1], api=None)  # type: ignore[arg-type]
+        else:
+            with pytest.raises(GateStopped) as stopped:
+                gate(plan.stages[1], api=None)  # type: ignore[arg-type]
+            assert "10.233.110.0/24" in str(stopped.value)
+        assert gate.to_dict()["status"] == wanted
+
+
+def test_gate_policy_takes_every_table_the_station_keeps(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from bgpflat.cli import main
+
+    spec = str(LAB / "bgpflat.yaml")
+    assert main(["apply", "-f", spec, "--yes", "--gate", "bmp:nowhere", "--gate-policy", "loc-rib"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" not in err and "--gate: no such directory" in err

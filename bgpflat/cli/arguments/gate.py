@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.arguments.learned import BmpSource, PeerSource
 from bgpflat.cli.output import info
+from bgpflat.core.bmp.messages import POLICIES, POST_POLICY, policy_name
 from bgpflat.errors import SpecError
 
 if TYPE_CHECKING:
@@ -53,10 +54,11 @@ def add_gate_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--gate-policy",
-        choices=("pre", "post"),
-        default="post",
-        help="with --gate bmp:DIR: wait for what the router kept (post, the default) or for what the nodes "
-        "sent it (pre)",
+        choices=POLICIES,
+        default=POST_POLICY,
+        help="with --gate bmp:DIR: wait for what the router kept (post, the default), for what the nodes "
+        "sent it (pre), or for what it selected as best across all its peers (loc-rib: each prefix's best "
+        "path must be one a node was expected to send)",
     )
     parser.add_argument(
         "--gate-timeout",
@@ -188,7 +190,7 @@ def make_gate(args: argparse.Namespace, plan: Plan, api: CalicoApi) -> RouteGate
 
     source, peer = _source(args)
     if isinstance(source, BmpSource):
-        seen = f"routes router {source.router} reports ({args.gate_policy}-policy) for peer {peer}"
+        seen = f"routes router {source.router} reports ({policy_name(args.gate_policy)}) for peer {peer}"
     else:
         seen = f"routes learned by {peer}"
     info(f"Gate: {seen} ({args.gate}), up to {args.gate_timeout:g} s per stage")

@@ -40,6 +40,12 @@ FLAG_V6, FLAG_POST, FLAG_2OCTET, FLAG_OUT = 0x80, 0x40, 0x20, 0x10
 PRE_POLICY, POST_POLICY, LOC_RIB = "pre", "post", "loc-rib"
 POLICIES = (PRE_POLICY, POST_POLICY, LOC_RIB)
 
+
+def policy_name(policy: str) -> str:
+    """A table as people say it: "pre-policy", "post-policy", "Loc-RIB"."""
+    return "Loc-RIB" if policy == LOC_RIB else f"{policy}-policy"
+
+
 _INFO_NAMES = {0: "string", 1: "sys_descr", 2: "sys_name"}
 _TERMINATION_REASONS = {
     0: "administratively closed",

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bgpflat.core.bmp.messages import LOC_RIB, LOC_RIB_PEER, POST_POLICY, PRE_POLICY, policy_name
+from bgpflat.core.bmp.messages import LOC_RIB_PEER
+from bgpflat.core.bmp.policies import LOC_RIB, POST_POLICY, PRE_POLICY, policy_name
 from bgpflat.core.bmp.rib import RouterRib
 from bgpflat.core.net.prefixes import parse_address
 from bgpflat.core.routes.table import RouteTable

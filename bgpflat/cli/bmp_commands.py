@@ -8,7 +8,7 @@ from typing import Any
 
 from bgpflat.cli.arguments.common import LISTING_FORMATS, add_metrics_listen, add_output_option
 from bgpflat.cli.output import EXIT_OK, MACHINE_FORMATS, console, info, write_data
-from bgpflat.core.bmp.messages import POLICIES
+from bgpflat.core.bmp.policies import POLICIES
 
 DEFAULT_STATE_DIR = "bgpflat-bmp"
 

@@ -25,7 +25,7 @@ from bgpflat.cli.arguments.learned import BmpSource, FileSource, PeerSource, lea
 from bgpflat.cli.arguments.model import model_options, outside_peer
 from bgpflat.cli.arguments.peer import DEFAULT_STATE_DIR
 from bgpflat.cli.output import EXIT_ERROR, EXIT_OK, MACHINE_FORMATS, console, error_line, info, write_data, write_json
-from bgpflat.core.bmp.messages import POLICIES, POST_POLICY
+from bgpflat.core.bmp.policies import POLICIES, POST_POLICY
 from bgpflat.errors import BgpflatError, SpecError
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bgpflat.cli.arguments.learned import BmpSource, PeerSource
 from bgpflat.cli.output import info
-from bgpflat.core.bmp.messages import POLICIES, POST_POLICY, policy_name
+from bgpflat.core.bmp.policies import POLICIES, POST_POLICY, policy_name
 from bgpflat.errors import SpecError
 
 if TYPE_CHECKING:

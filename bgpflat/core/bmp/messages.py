@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from bgpflat.core.bmp.policies import LOC_RIB, POST_POLICY, PRE_POLICY
 from bgpflat.core.bmp.update import BmpError, OpenMessage, decode_open, split_pdu
 from bgpflat.core.net.prefixes import format_address
 
@@ -36,14 +37,6 @@ MESSAGE_NAMES = {
 # Per-peer header: peer types and flags (RFC 7854 §4.2, RFC 8671, RFC 9069).
 LOC_RIB_PEER = 3
 FLAG_V6, FLAG_POST, FLAG_2OCTET, FLAG_OUT = 0x80, 0x40, 0x20, 0x10
-
-PRE_POLICY, POST_POLICY, LOC_RIB = "pre", "post", "loc-rib"
-POLICIES = (PRE_POLICY, POST_POLICY, LOC_RIB)
-
-
-def policy_name(policy: str) -> str:
-    """A table as people say it: "pre-policy", "post-policy", "Loc-RIB"."""
-    return "Loc-RIB" if policy == LOC_RIB else f"{policy}-policy"
 
 
 _INFO_NAMES = {0: "string", 1: "sys_descr", 2: "sys_name"}

@@ -46,11 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bgpflat.core.bmp.messages import (
-    LOC_RIB,
     LOC_RIB_PEER,
-    POLICIES,
-    POST_POLICY,
-    PRE_POLICY,
     ROUTE_MONITORING,
     STAT_NAMES,
     HeaderCache,
@@ -65,6 +61,7 @@ from bgpflat.core.bmp.messages import (
     Termination,
     decode,
 )
+from bgpflat.core.bmp.policies import LOC_RIB, POLICIES, POST_POLICY, PRE_POLICY
 from bgpflat.core.bmp.update import (
     FAMILY_NAMES,
     IPV4_UNICAST,

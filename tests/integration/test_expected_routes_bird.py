@@ -174,7 +174,29 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             env=bgpflat_env(),
         )
         wait_for(lambda: (state_dir / "peer.sock").exists(), timeout=30, what="the peer endpoint")
+        _wait_for_the_mesh(nodes, bird_dirs)
         yield Setup(nodes, bird_dirs, state_dir, snapshot, tmp)
+
+
+def _wait_for_the_mesh(nodes: dict[str, Netns], bird_dirs: dict[str, Path]) -> None:
+    """Until the two nodes' mesh session is Established: the verdicts below are about what BIRD
+    re-exports from it. A first connect that raced the other node's start leaves BIRD waiting out
+    its connect-retry time (120 s), so a session not up is restarted every 10 s meanwhile."""
+    mesh = {name: f"Mesh_{next(a for n, (a, _) in NODES.items() if n != name).replace('.', '_')}" for name in NODES}
+
+    def birdc(name: str, *args: str) -> str:
+        return nodes[name].run("birdc", "-s", str(bird_dirs[name] / "bird.ctl"), *args).stdout
+
+    deadline = time.monotonic() + 90
+    nudged = time.monotonic()
+    while not all("Established" in birdc(name, "show", "protocols", mesh[name]) for name in NODES):
+        assert time.monotonic() < deadline, {name: birdc(name, "show", "protocols", mesh[name]) for name in NODES}
+        if time.monotonic() - nudged > 10:
+            for name in NODES:
+                if "Established" not in birdc(name, "show", "protocols", mesh[name]):
+                    birdc(name, "restart", mesh[name])
+            nudged = time.monotonic()
+        time.sleep(0.5)
 
 
 def test_verify_matches_what_bird_really_sends(setup: Setup) -> None:

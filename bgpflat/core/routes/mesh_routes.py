@@ -155,12 +155,10 @@ class MeshExports(NodeExports):
         shares the subnet, so BIRD keeps the origin's next hop on each hop (``origin_address``).
         ``as_tail`` is the AS path as ``node`` holds it.
         """
-        if not self.cluster.mesh_enabled:
-            return [], []
+        if not self.cluster.mesh_enabled or not self.several_as(version):
+            return [], []  # one AS: iBGP only, nothing is relayed (the full mesh is every speaker)
         node_as = self.cluster.node_as(node)
         speakers = self.bgp_neighbours(node, version)
-        if len({self.cluster.node_as(m) for m in speakers} | {node_as}) < 2:
-            return [], []  # one AS: iBGP only, nothing is relayed
         as_of = {m.name: self.cluster.node_as(m) for m in speakers}
         direct = {
             (c.prefix, c.as_tail, c.communities, c.origin_address) for m in speakers for c in self.mesh_out(m, version)
